@@ -1,0 +1,135 @@
+//! What the buffer tells the caller to do: admissions, actions and deadlines.
+
+use core::time::Duration;
+
+use crate::error::BufferError;
+use crate::event::FailoverCause;
+use crate::shard::ShardId;
+use crate::stats::StopReason;
+use crate::ticket::Ticket;
+use crate::time::Timestamp;
+
+/// The answer to [`Buffer::request`](crate::Buffer::request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a Wait ticket must be kept until it is woken or cancelled"]
+pub enum Admission {
+    /// Send the request to the primary now.
+    Proceed,
+    /// The request is held. Park it until an [`Action::Wake`] names this ticket, or
+    /// [`cancel`](crate::Buffer::cancel) it if the client gives up first.
+    Wait(Ticket),
+    /// The request cannot be held; return this error to the client.
+    Fail(BufferError),
+}
+
+/// What a woken request should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the request to the primary now, then report
+    /// [`retry_done`](crate::Buffer::retry_done) (or [`cancel`](crate::Buffer::cancel)) when
+    /// the attempt has finished: the request keeps its slot until then, which paces a drain.
+    Retry,
+    /// Return this error to the client. The ticket has ended; report nothing more for it.
+    Fail(BufferError),
+}
+
+/// A consequence of an input, to be carried out by the caller.
+///
+/// Drain them with [`Buffer::poll_action`](crate::Buffer::poll_action) after every input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Release a held request.
+    Wake {
+        /// The request.
+        ticket: Ticket,
+        /// What it should do now.
+        verdict: Verdict,
+    },
+    /// A failover episode started on `shard`. A router that keeps its own view of health may
+    /// mark the shard not-serving here (Vitess `MarkShardNotServing`), waiting for a newer
+    /// term when `cause` [is a reparent](FailoverCause::is_reparent). Being an output rather
+    /// than a call made under a lock, this cannot deadlock (Vitess PR 20281).
+    FailoverStarted {
+        /// The shard.
+        shard: ShardId,
+        /// The error that started it.
+        cause: FailoverCause,
+    },
+    /// `shard` stopped buffering (or resumed a paused drain) and begins releasing its
+    /// `queued` requests, at most `drain_concurrency` at a time.
+    StartDrain {
+        /// The shard.
+        shard: ShardId,
+        /// Requests waiting to be released.
+        queued: usize,
+    },
+    /// An episode-level event for logs and metrics.
+    Metric(Metric),
+    /// [`shutdown`](crate::Buffer::shutdown) has finished: every ticket has ended. Emitted
+    /// once.
+    Closed,
+}
+
+/// Episode-level events. Per-request counts live in [`ShardStats`](crate::ShardStats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// A failover episode started (`BufferStarts`).
+    BufferingStarted {
+        /// The shard.
+        shard: ShardId,
+        /// The error that started it.
+        cause: FailoverCause,
+    },
+    /// An episode stopped buffering (`BufferStops`).
+    BufferingStopped {
+        /// The shard.
+        shard: ShardId,
+        /// Why.
+        reason: StopReason,
+        /// How long it buffered.
+        duration: Duration,
+        /// Its longest queue (`BufferLastRequestsInFlightMax`; the dry-run count on a dry-run
+        /// shard).
+        in_flight_max: u64,
+        /// `in_flight_max` as a whole percentage of `size`, truncated.
+        utilization_percent: u64,
+    },
+    /// A released request failed again with a failover error while the episode was young:
+    /// the drain is called off and the shard buffers again.
+    DrainPaused {
+        /// The shard.
+        shard: ShardId,
+        /// Requests still waiting, the one that paused the drain included.
+        queued: usize,
+    },
+    /// Every request of the episode has been released and has finished its retry.
+    DrainFinished {
+        /// The shard.
+        shard: ShardId,
+        /// From the (last) start of the drain to its end.
+        duration: Duration,
+    },
+}
+
+/// Why the buffer wants a [`tick`](crate::Buffer::tick).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// The oldest queued request of the shard reaches its window.
+    Window,
+    /// The shard's episode reaches `max_failover_duration`.
+    MaxFailoverDuration,
+    /// The shard's paused drain resumes.
+    DrainBackoff,
+}
+
+/// The next instant the buffer needs a [`tick`](crate::Buffer::tick), and why; see
+/// [`Buffer::next_deadline`](crate::Buffer::next_deadline).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    /// When.
+    pub at: Timestamp,
+    /// For which shard.
+    pub shard: ShardId,
+    /// For what.
+    pub kind: TimerKind,
+}

@@ -1,0 +1,459 @@
+//! The buffer: every shard, one global capacity, and the input/output contract.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::action::{Action, Admission, Deadline};
+use crate::config::{Config, ConfigError, Mode};
+use crate::error::InputError;
+use crate::event::{FailoverCause, HealthStamp, TopologyEvent};
+use crate::queue::{Pool, TicketStatus};
+use crate::shard::{ShardId, ShardState};
+use crate::shard_buffer::{Active, Ctx, Limits, ShardBuffer};
+use crate::stats::{InputStats, ShardStats, StopReason};
+use crate::ticket::{Ticket, TicketError};
+use crate::time::{Timestamp, duration_nanos};
+
+/// A failover buffer for any number of shards sharing one capacity.
+///
+/// `Buffer` is a pure state machine: it contains no I/O, no threads, no locks and no clock.
+/// The caller feeds it inputs, each with the current time, and carries out the [`Action`]s
+/// it queues in response. The same inputs always give the same outputs.
+///
+/// Methods fall into these categories:
+///
+/// * **Set-up**: [`new`](Self::new) and [`register_shard`](Self::register_shard), which names a
+///   `keyspace/shard` once and returns the dense [`ShardId`] the hot path uses.
+/// * **Inputs**, each taking `now` first: [`request`](Self::request) (a request is about to go
+///   to the primary), [`health`](Self::health), [`topology`](Self::topology),
+///   [`tick`](Self::tick), [`cancel`](Self::cancel), [`retry_done`](Self::retry_done) and
+///   [`shutdown`](Self::shutdown). Bad input is refused with an [`InputError`] and changes
+///   nothing; no input sequence panics.
+/// * **Outputs**: [`poll_action`](Self::poll_action) and [`poll_timeout`](Self::poll_timeout)
+///   (or [`next_deadline`](Self::next_deadline), which also says why).
+/// * **Getters**: state, counters ([`shard_stats`](Self::shard_stats),
+///   [`input_stats`](Self::input_stats)) and capacity, readable at any time.
+///
+/// After every input, call `poll_action` until it returns `None`, then `poll_timeout`, and
+/// arrange for `tick` to be called at that instant. The deadline can move with every input,
+/// so read it again after each one. `tick` is cheap when nothing is due: calling it early,
+/// late or twice is harmless, and a late call fires everything that became due since.
+///
+/// Time is a [`Timestamp`] on a monotonic clock of the caller's choosing. Time that goes
+/// backwards is clamped to the latest time seen and counted in
+/// [`InputStats::clock_regressions`].
+///
+/// ```
+/// use failover_buffer::{Action, Admission, Buffer, Config, FailoverCause, HealthStamp, PrimaryId, Timestamp, Verdict};
+///
+/// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+/// let shard = buffer.register_shard("commerce", "0");
+/// let t = Timestamp::from_secs;
+///
+/// // The primary is known and serving.
+/// buffer.health(t(1), shard, HealthStamp { primary: PrimaryId(100), term: 1, serving: true })?;
+/// // A first attempt on an idle shard proceeds at once.
+/// assert_eq!(buffer.request(t(2), shard, None)?, Admission::Proceed);
+/// // It failed because the primary is being demoted: hold its retry.
+/// let Admission::Wait(ticket) = buffer.request(t(2), shard, Some(FailoverCause::Reparent))? else {
+///     unreachable!()
+/// };
+/// assert!(matches!(buffer.poll_action(), Some(Action::FailoverStarted { .. })));
+///
+/// // The new primary serves, with a newer term: the held request is released to retry.
+/// buffer.health(t(4), shard, HealthStamp { primary: PrimaryId(101), term: 2, serving: true })?;
+/// let woken: Vec<_> = std::iter::from_fn(|| buffer.poll_action()).collect();
+/// assert!(woken.contains(&Action::Wake { ticket, verdict: Verdict::Retry }));
+///
+/// // The retry finished: its slot is free again.
+/// buffer.retry_done(t(4), ticket)?;
+/// assert_eq!(buffer.free_slots(), 1000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Buffer {
+    config: Config,
+    limits: Limits,
+    shards: Vec<ShardBuffer>,
+    names: BTreeMap<String, BTreeMap<String, ShardId>>,
+    pool: Pool,
+    active: Active,
+    actions: VecDeque<Action>,
+    now: Timestamp,
+    last_tick: Option<Timestamp>,
+    shut_down: bool,
+    closed: bool,
+    input_stats: InputStats,
+}
+
+impl Buffer {
+    /// A buffer with no shards, or the first problem with `config`.
+    pub fn new(config: Config) -> Result<Buffer, ConfigError> {
+        config.validate()?;
+        let limits = Limits {
+            size: config.size,
+            window: duration_nanos(config.window),
+            max_failover_duration: duration_nanos(config.max_failover_duration),
+            min_time_between_failovers: duration_nanos(config.min_time_between_failovers),
+            drain_concurrency: config.drain_concurrency,
+            drain_backoff: duration_nanos(config.drain_backoff),
+        };
+        Ok(Buffer {
+            // Room for a typical failover up front; the slab grows (amortised) if more wait.
+            pool: Pool::with_capacity(config.size.min(1024)),
+            config,
+            limits,
+            shards: Vec::new(),
+            names: BTreeMap::new(),
+            active: Active::default(),
+            actions: VecDeque::new(),
+            now: Timestamp::ZERO,
+            last_tick: None,
+            shut_down: false,
+            closed: false,
+            input_stats: InputStats::default(),
+        })
+    }
+
+    /// The configuration, as validated.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Registers `keyspace/shard` and returns its id, or the id it already has. Its
+    /// [`Mode`] is fixed now, from the config. A cold-path call: do it once per shard and
+    /// keep the id.
+    pub fn register_shard(&mut self, keyspace: &str, shard: &str) -> ShardId {
+        if let Some(id) = self.shard_id(keyspace, shard) {
+            return id;
+        }
+        // More than four billion shards is not a configuration anyone runs; ids saturate
+        // rather than wrap so they can never alias a smaller one.
+        let id = ShardId(u32::try_from(self.shards.len()).unwrap_or(u32::MAX));
+        let mode = self.config.mode_for(keyspace, shard);
+        self.shards
+            .push(ShardBuffer::new(keyspace.to_string(), shard.to_string(), mode));
+        self.active.register();
+        self.names
+            .entry(keyspace.to_string())
+            .or_default()
+            .insert(shard.to_string(), id);
+        id
+    }
+
+    /// The id of a registered shard.
+    pub fn shard_id(&self, keyspace: &str, shard: &str) -> Option<ShardId> {
+        self.names.get(keyspace)?.get(shard).copied()
+    }
+
+    /// Every registered shard, in order of registration.
+    pub fn shards(&self) -> impl ExactSizeIterator<Item = ShardId> + use<> {
+        (0..self.shards.len() as u32).map(ShardId)
+    }
+
+    /// A shard's `(keyspace, shard)` names.
+    pub fn shard_name(&self, id: ShardId) -> Option<(&str, &str)> {
+        self.shards
+            .get(id.index())
+            .map(|s| (s.keyspace.as_str(), s.shard.as_str()))
+    }
+
+    /// A shard's mode.
+    pub fn shard_mode(&self, id: ShardId) -> Option<Mode> {
+        self.shards.get(id.index()).map(|s| s.mode)
+    }
+
+    /// A shard's state.
+    pub fn shard_state(&self, id: ShardId) -> Option<ShardState> {
+        self.shards.get(id.index()).map(|s| s.state)
+    }
+
+    /// Requests waiting in a shard's queue (not those already released to retry).
+    pub fn queued(&self, id: ShardId) -> Option<usize> {
+        self.shards.get(id.index()).map(|s| s.queue.len())
+    }
+
+    /// Requests a shard's drain has released whose retries have not finished.
+    pub fn draining_in_flight(&self, id: ShardId) -> Option<usize> {
+        self.shards.get(id.index()).map(|s| s.drain_in_flight)
+    }
+
+    /// The highest health-stamp term seen for a shard.
+    pub fn highest_term(&self, id: ShardId) -> Option<u64> {
+        self.shards.get(id.index())?.highest_term()
+    }
+
+    /// A shard's counters.
+    pub fn shard_stats(&self, id: ShardId) -> Option<&ShardStats> {
+        self.shards.get(id.index()).map(|s| &s.stats)
+    }
+
+    /// Counts of refused inputs.
+    pub fn input_stats(&self) -> InputStats {
+        self.input_stats
+    }
+
+    /// Slots free for new requests, across all shards.
+    pub fn free_slots(&self) -> usize {
+        self.limits.size - self.pool.len()
+    }
+
+    /// Slots held: requests queued, plus requests released whose retries have not finished.
+    pub fn held_slots(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Where a live ticket is, or `None` if it has ended or was never issued.
+    pub fn ticket_status(&self, ticket: Ticket) -> Option<TicketStatus> {
+        self.pool.get(ticket).ok().map(|e| e.status)
+    }
+
+    /// The shard a live ticket belongs to.
+    pub fn ticket_shard(&self, ticket: Ticket) -> Option<ShardId> {
+        self.pool.get(ticket).ok().map(|e| e.shard)
+    }
+
+    /// The latest time any input carried.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    /// Whether shutdown has finished: every ticket has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Clamps time that goes backwards.
+    fn observe(&mut self, now: Timestamp) -> Timestamp {
+        if now < self.now {
+            self.input_stats.clock_regressions += 1;
+            self.now
+        } else {
+            self.now = now;
+            now
+        }
+    }
+
+    fn ctx(&mut self) -> (&mut Vec<ShardBuffer>, Ctx<'_>) {
+        (
+            &mut self.shards,
+            Ctx {
+                pool: &mut self.pool,
+                out: &mut self.actions,
+                active: &mut self.active,
+                limits: &self.limits,
+                shut_down: self.shut_down,
+            },
+        )
+    }
+
+    fn unknown_shard(&mut self) -> InputError {
+        self.input_stats.unknown_shards += 1;
+        InputError::UnknownShard
+    }
+
+    /// After a shutdown, announces once that the last ticket has ended.
+    fn settle(&mut self) {
+        if self.shut_down && !self.closed && self.pool.is_empty() {
+            self.closed = true;
+            self.actions.push_back(Action::Closed);
+        }
+    }
+
+    /// A request is about to go to `shard`'s primary.
+    ///
+    /// `cause` is `None` on a first attempt, or the [`FailoverCause`] the previous attempt
+    /// failed with. On an idle shard a first attempt is answered [`Admission::Proceed`]
+    /// without touching anything but the shard's state: no allocation, no counter.
+    ///
+    /// * Idle + failover cause: starts buffering ([`Action::FailoverStarted`]) unless the
+    ///   shard's last episode ended, or its primary changed, less than
+    ///   `min_time_between_failovers` ago (then `Proceed`, counted as skipped).
+    /// * Buffering: every request waits, evicting the shard's oldest if the buffer is full.
+    /// * Draining: requests proceed; but a failover cause within `max_failover_duration` of
+    ///   the episode's start calls the drain off and waits (DESIGN §5, drain back-off).
+    pub fn request(
+        &mut self,
+        now: Timestamp,
+        shard: ShardId,
+        cause: Option<FailoverCause>,
+    ) -> Result<Admission, InputError> {
+        let now = self.observe(now);
+        let Some(state) = self.shards.get(shard.index()).map(|s| s.state) else {
+            return Err(self.unknown_shard());
+        };
+        if cause.is_none() && state != ShardState::Buffering {
+            return Ok(Admission::Proceed);
+        }
+        let (shards, mut ctx) = self.ctx();
+        Ok(shards[shard.index()].request(shard, now, cause, &mut ctx))
+    }
+
+    /// What the health stream saw of `shard`'s primary.
+    ///
+    /// Tracks the primary (a change of primary starts the `min_time_between_failovers` clock)
+    /// and ends a buffering episode when the stamp proves the failover over: serving, with a
+    /// term above the one noted when the episode started, or serving after a not-serving
+    /// stamp seen during the episode. A stale "still serving" from the demoted primary never
+    /// ends it. A term below the highest seen is refused with
+    /// [`InputError::StaleHealthStamp`].
+    pub fn health(
+        &mut self,
+        now: Timestamp,
+        shard: ShardId,
+        stamp: HealthStamp,
+    ) -> Result<(), InputError> {
+        let now = self.observe(now);
+        if shard.index() >= self.shards.len() {
+            return Err(self.unknown_shard());
+        }
+        let (shards, mut ctx) = self.ctx();
+        let result = shards[shard.index()].health(shard, now, stamp, &mut ctx);
+        if let Err(highest) = result {
+            self.input_stats.stale_health_stamps += 1;
+            return Err(InputError::StaleHealthStamp {
+                term: stamp.term,
+                highest,
+            });
+        }
+        Ok(())
+    }
+
+    /// A topology change for `shard` (Vitess keyspace events): see [`TopologyEvent`].
+    pub fn topology(
+        &mut self,
+        now: Timestamp,
+        shard: ShardId,
+        event: TopologyEvent,
+    ) -> Result<(), InputError> {
+        let now = self.observe(now);
+        if shard.index() >= self.shards.len() {
+            return Err(self.unknown_shard());
+        }
+        let (shards, mut ctx) = self.ctx();
+        shards[shard.index()].topology(shard, now, event, &mut ctx);
+        self.settle();
+        Ok(())
+    }
+
+    /// Time passed: fires due window expiries, max-failover-duration stops and drain
+    /// back-offs. Visits only buffering shards, and only the expired entries of each.
+    pub fn tick(&mut self, now: Timestamp) {
+        let now = self.observe(now);
+        self.last_tick = Some(now);
+        let mut i = 0;
+        while let Some(&id) = self.active.list.get(i) {
+            let (shards, mut ctx) = self.ctx();
+            shards[id.index()].tick(id, now, &mut ctx);
+            // A shard that stopped left the list, and the last one took its place.
+            if self.active.list.get(i) == Some(&id) {
+                i += 1;
+            }
+        }
+        self.settle();
+    }
+
+    /// The client of `ticket` gave up (its future was dropped, its deadline passed).
+    ///
+    /// While queued, the request leaves the queue and frees its slot (counted `ContextDone`,
+    /// or drained if its drain had begun). After a [`Verdict::Retry`](crate::Verdict::Retry)
+    /// wake, it counts as the retry being done. No wake follows for this ticket.
+    pub fn cancel(&mut self, now: Timestamp, ticket: Ticket) -> Result<(), InputError> {
+        self.end_ticket(now, ticket, false)
+    }
+
+    /// The retry of a request woken with [`Verdict::Retry`](crate::Verdict::Retry) has
+    /// finished (whatever its outcome): its slot is freed, and a draining shard releases its
+    /// next request.
+    ///
+    /// If the retry failed again with a failover error, call this first, then
+    /// [`request`](Self::request) with the cause: that is how a drain learns it must back off.
+    pub fn retry_done(&mut self, now: Timestamp, ticket: Ticket) -> Result<(), InputError> {
+        self.end_ticket(now, ticket, true)
+    }
+
+    fn end_ticket(
+        &mut self,
+        now: Timestamp,
+        ticket: Ticket,
+        retry_done: bool,
+    ) -> Result<(), InputError> {
+        let now = self.observe(now);
+        let (shard, status) = match self.pool.get(ticket) {
+            Ok(entry) => (entry.shard, entry.status),
+            Err(e) => {
+                self.input_stats.stale_tickets += 1;
+                return Err(e.into());
+            }
+        };
+        if retry_done && status == TicketStatus::Queued {
+            self.input_stats.tickets_not_released += 1;
+            return Err(TicketError::NotReleased(ticket).into());
+        }
+        let (shards, mut ctx) = self.ctx();
+        shards[shard.index()].finish(shard, now, ticket.slot, status, &mut ctx);
+        self.settle();
+        Ok(())
+    }
+
+    /// Shuts the buffer down: every buffering shard stops (`Shutdown`) and drains its queue
+    /// with [`Verdict::Retry`](crate::Verdict::Retry), paced as usual; from now on every
+    /// request proceeds unbuffered and health and topology inputs are ignored. When the last
+    /// ticket has ended, [`Action::Closed`] is emitted. Calling it again does nothing.
+    pub fn shutdown(&mut self, now: Timestamp) {
+        let now = self.observe(now);
+        if self.shut_down {
+            return;
+        }
+        self.shut_down = true;
+        while let Some(&id) = self.active.list.first() {
+            let (shards, mut ctx) = self.ctx();
+            shards[id.index()].stop(id, now, StopReason::Shutdown, &mut ctx);
+        }
+        self.settle();
+    }
+
+    /// The next action to carry out, oldest first.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`tick`](Self::tick) is next due, if any timer is armed.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.next_deadline().map(|d| d.at)
+    }
+
+    /// The next timer: when it is due, for which shard and why. Visits only buffering shards.
+    pub fn next_deadline(&self) -> Option<Deadline> {
+        self.active
+            .list
+            .iter()
+            .filter_map(|&id| self.shards[id.index()].next_deadline(id, &self.pool, &self.limits))
+            .min_by_key(|d| (d.at, d.shard))
+    }
+
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        Parts {
+            limits: &self.limits,
+            shards: &self.shards,
+            pool: &self.pool,
+            active: &self.active,
+            last_tick: self.last_tick,
+        }
+    }
+}
+
+/// Read-only internals, for the invariant checker.
+pub(crate) struct Parts<'a> {
+    pub(crate) limits: &'a Limits,
+    pub(crate) shards: &'a [ShardBuffer],
+    pub(crate) pool: &'a Pool,
+    pub(crate) active: &'a Active,
+    pub(crate) last_tick: Option<Timestamp>,
+}

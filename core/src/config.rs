@@ -1,0 +1,206 @@
+//! Configuration, its Vitess defaults and its validation.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::filter::ShardFilter;
+
+/// How a shard treats failover errors, fixed when the shard is registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Requests are held during a failover.
+    Enabled,
+    /// The whole state machine runs and counts what it would have held, but holds nothing.
+    DryRun,
+    /// Failover errors are passed through (and counted as skipped `Disabled`).
+    Disabled,
+}
+
+/// The buffer's settings. [`Config::default`] has Vitess's flag defaults.
+///
+/// Build one with struct update syntax and check it with [`Config::validate`];
+/// [`Buffer::new`](crate::Buffer::new) validates too.
+///
+/// ```
+/// use core::time::Duration;
+/// use failover_buffer::Config;
+///
+/// let config = Config {
+///     enabled: true,
+///     size: 5_000,
+///     window: Duration::from_secs(5),
+///     drain_concurrency: 16,
+///     ..Config::default()
+/// };
+/// config.validate()?;
+/// # Ok::<(), failover_buffer::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Buffer for real (Vitess `--enable-buffer`). Default `false`.
+    pub enabled: bool,
+    /// Run the state machine without holding anything, for shards not buffered for real
+    /// (Vitess `--enable-buffer-dry-run`). Default `false`.
+    pub dry_run: bool,
+    /// Requests held at once across all shards (Vitess `--buffer-size`). Default 1000.
+    pub size: usize,
+    /// The longest one request is held (Vitess `--buffer-window`). Default 10 s.
+    pub window: Duration,
+    /// Buffering stops and drains if a failover lasts longer
+    /// (Vitess `--buffer-max-failover-duration`). Default 20 s.
+    pub max_failover_duration: Duration,
+    /// Per shard, the least time from the end of one failover (or a change of primary) to the
+    /// start of the next (Vitess `--buffer-min-time-between-failovers`). Default 1 min.
+    pub min_time_between_failovers: Duration,
+    /// Most released requests retrying at once while a shard drains
+    /// (Vitess `--buffer-drain-concurrency`). Default 1.
+    pub drain_concurrency: usize,
+    /// How long a drain stays paused after a released request failed again with a failover
+    /// error, unless a serving health stamp arrives first. Not in Vitess. Default 1 s.
+    pub drain_backoff: Duration,
+    /// Keyspaces and shards that buffer for real; empty means all when `enabled`
+    /// (Vitess `--buffer-keyspace-shards`). Default empty.
+    pub filter: ShardFilter,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: false,
+            dry_run: false,
+            size: 1000,
+            window: Duration::from_secs(10),
+            max_failover_duration: Duration::from_secs(20),
+            min_time_between_failovers: Duration::from_secs(60),
+            drain_concurrency: 1,
+            drain_backoff: Duration::from_secs(1),
+            filter: ShardFilter::new(),
+        }
+    }
+}
+
+/// Why a [`Config`] was rejected. Each variant is one of Vitess's `verifyFlags` checks (plus
+/// `drain_backoff`), checked in Vitess's order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `window` is zero.
+    WindowZero,
+    /// `window` is longer than `max_failover_duration`.
+    WindowExceedsMaxFailoverDuration {
+        /// The window.
+        window: Duration,
+        /// The max failover duration.
+        max_failover_duration: Duration,
+    },
+    /// `size` is zero.
+    SizeZero,
+    /// `size` does not fit the slot index (more than `u32::MAX - 1`).
+    SizeTooLarge(usize),
+    /// `min_time_between_failovers` is below one second.
+    MinTimeBetweenFailoversTooShort(Duration),
+    /// `drain_concurrency` is zero.
+    DrainConcurrencyZero,
+    /// `drain_backoff` is zero (a paused drain would resume in the same instant).
+    DrainBackoffZero,
+    /// A filter is set but `enabled` is not.
+    FilterRequiresEnabled,
+    /// `enabled` and `dry_run` are both set but no filter says which shards buffer for real.
+    DryRunAndEnabledWithoutFilter,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::WindowZero => f.write_str("buffer window must be > 0"),
+            ConfigError::WindowExceedsMaxFailoverDuration {
+                window,
+                max_failover_duration,
+            } => write!(
+                f,
+                "buffer window must be <= max failover duration: {window:?} vs. {max_failover_duration:?}"
+            ),
+            ConfigError::SizeZero => f.write_str("buffer size must be >= 1 (specified value: 0)"),
+            ConfigError::SizeTooLarge(n) => {
+                write!(f, "buffer size must be < {} (specified value: {n})", u32::MAX)
+            }
+            ConfigError::MinTimeBetweenFailoversTooShort(d) => write!(
+                f,
+                "min time between failovers must be >= 1s (specified value: {d:?})"
+            ),
+            ConfigError::DrainConcurrencyZero => {
+                f.write_str("buffer drain concurrency must be >= 1 (specified value: 0)")
+            }
+            ConfigError::DrainBackoffZero => f.write_str("buffer drain backoff must be > 0"),
+            ConfigError::FilterRequiresEnabled => {
+                f.write_str("a buffer keyspace/shard list also requires that buffering is enabled")
+            }
+            ConfigError::DryRunAndEnabledWithoutFilter => f.write_str(
+                "both the dry-run mode and actual buffering is enabled. To avoid ambiguity, \
+                 keyspaces and shards for actual buffering must be explicitly listed",
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks the settings, in Vitess's order, returning the first problem found.
+    ///
+    /// Filter entries themselves are checked when the [`ShardFilter`] is built or parsed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.window.is_zero() {
+            return Err(ConfigError::WindowZero);
+        }
+        if self.window > self.max_failover_duration {
+            return Err(ConfigError::WindowExceedsMaxFailoverDuration {
+                window: self.window,
+                max_failover_duration: self.max_failover_duration,
+            });
+        }
+        if self.size == 0 {
+            return Err(ConfigError::SizeZero);
+        }
+        if self.size >= u32::MAX as usize {
+            return Err(ConfigError::SizeTooLarge(self.size));
+        }
+        if self.min_time_between_failovers < Duration::from_secs(1) {
+            return Err(ConfigError::MinTimeBetweenFailoversTooShort(
+                self.min_time_between_failovers,
+            ));
+        }
+        if self.drain_concurrency == 0 {
+            return Err(ConfigError::DrainConcurrencyZero);
+        }
+        if self.drain_backoff.is_zero() {
+            return Err(ConfigError::DrainBackoffZero);
+        }
+        if !self.filter.is_empty() && !self.enabled {
+            return Err(ConfigError::FilterRequiresEnabled);
+        }
+        if self.enabled && self.dry_run && self.filter.is_empty() {
+            return Err(ConfigError::DryRunAndEnabledWithoutFilter);
+        }
+        Ok(())
+    }
+
+    /// The mode a shard gets when it is registered (Vitess `bufferingMode`).
+    ///
+    /// ```
+    /// use failover_buffer::{Config, Mode};
+    ///
+    /// let config = Config { enabled: true, dry_run: true, filter: "ks1/0".parse()?, ..Config::default() };
+    /// assert_eq!(config.mode_for("ks1", "0"), Mode::Enabled);
+    /// assert_eq!(config.mode_for("ks1", "-80"), Mode::DryRun);
+    /// # Ok::<(), failover_buffer::FilterError>(())
+    /// ```
+    pub fn mode_for(&self, keyspace: &str, shard: &str) -> Mode {
+        if self.enabled && (self.filter.is_empty() || self.filter.contains(keyspace, shard)) {
+            Mode::Enabled
+        } else if self.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Disabled
+        }
+    }
+}

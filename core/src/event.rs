@@ -1,0 +1,64 @@
+//! What the router tells the buffer about the world: failover errors, health, topology.
+
+/// Why the previous attempt of a request failed, as the router classified it.
+///
+/// Only failover-class errors reach the buffer (Vitess `CausedByFailover`: code
+/// `CLUSTER_EVENT`, or `FAILED_PRECONDITION` "disallowed due to rule"); a router passes any
+/// other error straight to its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailoverCause {
+    /// The primary is not serving: a reparent is in progress, or the server is read-only.
+    Reparent,
+    /// The keyspace is being resharded ("current keyspace is being resharded").
+    Resharding,
+    /// MoveTables is switching writes ("disallowed due to rule").
+    MoveTables,
+}
+
+impl FailoverCause {
+    /// Whether this cause is a reparent (Vitess `isErrorDueToReparenting`): a router that
+    /// marks the shard not-serving on [`Action::FailoverStarted`](crate::Action::FailoverStarted)
+    /// should then wait for a newer primary term.
+    pub fn is_reparent(self) -> bool {
+        matches!(self, FailoverCause::Reparent)
+    }
+}
+
+/// The identity of a primary server (a Vitess tablet alias, a Redis run id, a Postgres system
+/// identifier), as a number the router chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PrimaryId(pub u64);
+
+/// One observation from the health stream about a shard's primary.
+///
+/// `term` orders observations: it rises with every promotion (Vitess
+/// `PrimaryTermStartTime`, a Redis replication epoch, a Postgres timeline). A stamp with a
+/// term below the highest seen for its shard is stale and is ignored.
+///
+/// ```
+/// use failover_buffer::{HealthStamp, PrimaryId};
+///
+/// let promoted = HealthStamp { primary: PrimaryId(101), term: 7, serving: true };
+/// assert!(promoted.serving);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HealthStamp {
+    /// Which server the stream reports as primary.
+    pub primary: PrimaryId,
+    /// Its term; higher means a later promotion.
+    pub term: u64,
+    /// Whether it accepts writes.
+    pub serving: bool,
+}
+
+/// A topology change that ends a failover without a new primary (Vitess keyspace events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TopologyEvent {
+    /// The shard was resharded away: buffering stops (`ReshardingComplete`) and every request
+    /// released from now on fails with [`BufferError::ShardMissing`](crate::BufferError::ShardMissing),
+    /// so the router re-plans it.
+    ShardMissing,
+    /// MoveTables switched writes away from this shard: buffering stops
+    /// (`MoveTablesSwitchedTraffic`) and requests are retried, to be re-planned by the router.
+    TrafficSwitched,
+}

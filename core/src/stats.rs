@@ -1,0 +1,219 @@
+//! Counters a caller can read at any time, with Vitess's names and reasons.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::Index;
+use core::time::Duration;
+
+/// A reason label of a counter (stop, eviction, skip).
+pub trait Reason: Copy + fmt::Debug + 'static {
+    /// Every value, in the order counters list them.
+    const ALL: &'static [Self];
+    /// This value's position in [`Reason::ALL`].
+    fn index(self) -> usize;
+    /// Vitess's label for this reason, e.g. `"NewPrimarySeen"`.
+    fn as_str(self) -> &'static str;
+}
+
+macro_rules! reason_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $label:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl Reason for $name {
+            const ALL: &'static [Self] = &[$($name::$variant),+];
+
+            fn index(self) -> usize {
+                self as usize
+            }
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+reason_enum! {
+    /// Why a failover episode stopped buffering (Vitess `BufferStops` reasons).
+    StopReason {
+        /// A serving primary with a newer term, or the same primary serving again after a
+        /// not-serving stamp in this episode.
+        NewPrimarySeen = "NewPrimarySeen",
+        /// The episode lasted `max_failover_duration`.
+        MaxDurationExceeded = "MaxDurationExceeded",
+        /// The shard was resharded away ([`TopologyEvent::ShardMissing`](crate::TopologyEvent::ShardMissing)).
+        ReshardingComplete = "ReshardingComplete",
+        /// MoveTables switched writes ([`TopologyEvent::TrafficSwitched`](crate::TopologyEvent::TrafficSwitched)).
+        MoveTablesSwitchedTraffic = "MoveTablesSwitchedTraffic",
+        /// [`Buffer::shutdown`](crate::Buffer::shutdown).
+        Shutdown = "Shutdown",
+    }
+}
+
+reason_enum! {
+    /// Why a held request left the queue before its failover ended (Vitess
+    /// `BufferRequestsEvicted` reasons).
+    EvictReason {
+        /// The client gave up ([`Buffer::cancel`](crate::Buffer::cancel)) while queued.
+        ContextDone = "ContextDone",
+        /// Pushed out, as its shard's oldest, for a newer request: fails with
+        /// [`BufferError::Evicted`](crate::BufferError::Evicted).
+        BufferFull = "BufferFull",
+        /// Held for the whole `window`: released to retry. More than zero means the window is
+        /// shorter than your failovers.
+        WindowExceeded = "WindowExceeded",
+    }
+}
+
+reason_enum! {
+    /// Why a request with a failover cause was not held (Vitess `BufferRequestsSkipped`
+    /// reasons).
+    SkipReason {
+        /// Every slot is taken and the shard had nothing to evict.
+        BufferFull = "BufferFull",
+        /// The shard's mode is [`Mode::Disabled`](crate::Mode::Disabled).
+        Disabled = "Disabled",
+        /// The buffer was shut down.
+        Shutdown = "Shutdown",
+        /// The shard's primary changed less than `min_time_between_failovers` ago: the end of
+        /// this failover was probably already seen.
+        LastReparentTooRecent = "LastReparentTooRecent",
+        /// The shard's last episode ended less than `min_time_between_failovers` ago.
+        LastFailoverTooRecent = "LastFailoverTooRecent",
+    }
+}
+
+/// Counters labelled by a [`Reason`], indexed by it.
+///
+/// ```
+/// use failover_buffer::{ByReason, EvictReason};
+///
+/// let evicted = ByReason::<EvictReason>::default();
+/// assert_eq!(evicted[EvictReason::WindowExceeded], 0);
+/// assert_eq!(evicted.total(), 0);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ByReason<R> {
+    counts: [u64; 5],
+    reason: PhantomData<R>,
+}
+
+impl<R: Reason> ByReason<R> {
+    /// Adds one to `reason`'s counter.
+    pub(crate) fn bump(&mut self, reason: R) {
+        self.add(reason, 1);
+    }
+
+    /// Adds `n` to `reason`'s counter.
+    pub(crate) fn add(&mut self, reason: R, n: u64) {
+        let c = &mut self.counts[reason.index()];
+        *c = c.saturating_add(n);
+    }
+
+    /// The sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
+    }
+
+    /// Every reason with its count, in [`Reason::ALL`] order (zeros included, so an exporter
+    /// initialises every label as Vitess does).
+    pub fn iter(&self) -> impl Iterator<Item = (R, u64)> + '_ {
+        R::ALL.iter().map(|&r| (r, self.counts[r.index()]))
+    }
+}
+
+impl<R> Default for ByReason<R> {
+    fn default() -> Self {
+        ByReason {
+            counts: [0; 5],
+            reason: PhantomData,
+        }
+    }
+}
+
+impl<R: Reason> Index<R> for ByReason<R> {
+    type Output = u64;
+
+    fn index(&self, reason: R) -> &u64 {
+        &self.counts[reason.index()]
+    }
+}
+
+impl<R: Reason> fmt::Debug for ByReason<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(r, c)| (r.as_str(), c)))
+            .finish()
+    }
+}
+
+/// One shard's counters, with Vitess's metric names (`BufferStarts` is `starts`, and so on).
+///
+/// All counters start at zero when the shard is registered, so every label exists from the
+/// start (Vitess `initVariablesForShard`). Read them with
+/// [`Buffer::shard_stats`](crate::Buffer::shard_stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Episodes started (`BufferStarts`), dry-run included.
+    pub starts: u64,
+    /// Episodes stopped, by reason (`BufferStops`). A drain paused and resumed is one stop.
+    pub stops: ByReason<StopReason>,
+    /// Requests queued (`BufferRequestsBuffered`).
+    pub buffered: u64,
+    /// Requests a dry-run shard would have queued (`BufferRequestsBufferedDryRun`).
+    pub buffered_dry_run: u64,
+    /// Queued requests that left the queue in a drain: released to retry, or cancelled while
+    /// waiting for their turn (`BufferRequestsDrained`).
+    pub drained: u64,
+    /// Requests that left the queue before the drain, by reason (`BufferRequestsEvicted`).
+    pub evicted: ByReason<EvictReason>,
+    /// Failover requests not held, by reason (`BufferRequestsSkipped`).
+    pub skipped: ByReason<SkipReason>,
+    /// Drains called off because a released request failed again with a failover error while
+    /// the episode was younger than `max_failover_duration`. Not in Vitess.
+    pub drains_paused: u64,
+    /// The longest queue of the current or last episode (`BufferLastRequestsInFlightMax`).
+    pub last_requests_in_flight_max: u64,
+    /// Requests a dry-run shard saw in the current or last episode
+    /// (`BufferLastRequestsDryRunMax`, which is a count despite its name).
+    pub last_requests_dry_run_max: u64,
+    /// How long the last episode buffered, start to stop (`BufferLastFailoverDurationMs`).
+    pub last_failover_duration: Duration,
+    /// The sum of all episodes' durations. (Vitess's `BufferFailoverDurationSumMs` is reset
+    /// at every start and so only ever holds the last one; this one is a real sum.)
+    pub failover_duration_sum: Duration,
+    /// Sum over episodes of the peak queue as a whole percentage of `size`, truncated
+    /// (`BufferUtilizationSum`).
+    pub utilization_sum: u64,
+    /// The same for dry-run episodes, from the dry-run count (`BufferUtilizationDryRunSum`;
+    /// can exceed 100 per episode).
+    pub utilization_dry_run_sum: u64,
+}
+
+/// Refused inputs, by kind: each is also answered with an [`InputError`](crate::InputError)
+/// or, for time, clamped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputStats {
+    /// Inputs whose `now` was before an earlier input's; they were run at the earlier time.
+    pub clock_regressions: u64,
+    /// Inputs naming a [`ShardId`](crate::ShardId) this buffer never issued.
+    pub unknown_shards: u64,
+    /// `cancel` or `retry_done` of a ticket that had ended or was never issued.
+    pub stale_tickets: u64,
+    /// `retry_done` of a ticket still queued.
+    pub tickets_not_released: u64,
+    /// Health stamps with a term below the shard's highest.
+    pub stale_health_stamps: u64,
+}
