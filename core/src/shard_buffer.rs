@@ -404,7 +404,12 @@ impl ShardBuffer {
     /// Releases queued requests in FIFO order while fewer than `drain_concurrency` retries
     /// run, and goes idle once all have finished.
     fn release(&mut self, now: Timestamp, ctx: &mut Ctx<'_>, id: ShardId) {
-        while self.drain_in_flight < ctx.limits.drain_concurrency {
+        loop {
+            // A failure never reaches the primary, so it takes no share of the concurrency.
+            let retry = self.episode.release == Verdict::Retry;
+            if retry && self.drain_in_flight >= ctx.limits.drain_concurrency {
+                break;
+            }
             let Some(ticket) = ctx.pool.pop_front(&mut self.queue) else {
                 break;
             };
@@ -414,8 +419,7 @@ impl ShardBuffer {
                     ctx.pool.set_status(ticket.slot, TicketStatus::RetryingInDrain);
                     self.drain_in_flight += 1;
                 }
-                // A failure ends the ticket at once; it never reaches the primary, so it
-                // takes no share of the drain's concurrency.
+                // A failure ends the ticket at once.
                 Verdict::Fail(_) => ctx.pool.remove(ticket.slot),
             }
             ctx.out.push_back(Action::Wake {

@@ -55,6 +55,11 @@ impl Timestamp {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
+    /// `self - d`, saturating at [`Timestamp::ZERO`].
+    pub fn saturating_sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(duration_nanos(d)))
+    }
+
     /// `self + d`, saturating at [`Timestamp::MAX`].
     pub fn saturating_add(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(duration_nanos(d)))
@@ -84,6 +89,15 @@ impl core::ops::Add<Duration> for Timestamp {
     /// Saturating, like [`Timestamp::saturating_add`]: time never wraps.
     fn add(self, d: Duration) -> Timestamp {
         self.saturating_add(d)
+    }
+}
+
+impl core::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    /// Saturating at [`Timestamp::ZERO`]: time never wraps.
+    fn sub(self, d: Duration) -> Timestamp {
+        self.saturating_sub(d)
     }
 }
 
