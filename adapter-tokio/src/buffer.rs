@@ -1,0 +1,332 @@
+//! The handle a router holds: [`FailoverBuffer`] and its [`Shard`]s.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use failover_buffer::{
+    Admission, Buffer, BufferError, Config, ConfigError, FailoverCause, HealthStamp, InputError,
+    InputStats, ShardId, ShardState, ShardStats, TopologyEvent,
+};
+
+use crate::driver;
+use crate::shared::{ShardCell, Shared, Touched, Waiter};
+use crate::telemetry;
+use crate::wait::{RetryGuard, Wait};
+
+/// A failover buffer for any number of shards, driven by tokio.
+///
+/// Cloning is cheap (one reference count) and every clone is the same buffer. Its one
+/// driver task, spawned by [`new`](Self::new), ends when the last clone is dropped or after
+/// [`shutdown`](Self::shutdown) has finished.
+///
+/// See the [crate documentation](crate) for the calling pattern.
+#[derive(Clone)]
+pub struct FailoverBuffer {
+    handle: Arc<Handle>,
+}
+
+/// Owned only by [`FailoverBuffer`] clones, so that its drop means "the last buffer handle is
+/// gone" even while [`RetryGuard`]s (which hold [`Shared`] directly) are still out.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.handles_gone.store(true, Ordering::Release);
+        self.shared.driver.notify_one();
+    }
+}
+
+/// A registered `keyspace/shard`, as returned by [`FailoverBuffer::register_shard`].
+///
+/// Keep it and pass it on every request: it carries the shard's dense id and its "buffering"
+/// flag, so the idle fast path of
+/// [`wait_for_failover_end`](FailoverBuffer::wait_for_failover_end) is one atomic load, with
+/// no lookup and no lock. Cloning is one reference count. A `Shard` is meaningful only to
+/// the buffer that issued it; another buffer treats it as an unknown shard.
+#[derive(Clone)]
+pub struct Shard {
+    cell: Arc<ShardCell>,
+}
+
+impl Shard {
+    /// The shard's id in the core [`Buffer`], dense from 0 in order of registration.
+    pub fn id(&self) -> ShardId {
+        self.cell.id
+    }
+
+    /// The keyspace name.
+    pub fn keyspace(&self) -> &str {
+        &self.cell.keyspace
+    }
+
+    /// The shard name within the keyspace.
+    pub fn name(&self) -> &str {
+        &self.cell.name
+    }
+}
+
+impl fmt::Debug for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Shard({}/{}, {:?})",
+            self.cell.keyspace, self.cell.name, self.cell.id
+        )
+    }
+}
+
+impl fmt::Debug for FailoverBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared().lock();
+        f.debug_struct("FailoverBuffer")
+            .field("shards", &state.cells.len())
+            .field("held_slots", &state.core.held_slots())
+            .field("waiting", &state.waiters.len())
+            .field("closed", &state.closed)
+            .finish()
+    }
+}
+
+/// Numbers buffers, so a [`Shard`] knows which one issued it.
+static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(0);
+
+impl FailoverBuffer {
+    /// A buffer with no shards, or the first problem with `config` (see
+    /// [`Config::validate`]). Spawns the driver task that keeps the buffer's timer.
+    ///
+    /// Time is read from tokio's clock ([`tokio::time::Instant`]), from an origin taken now,
+    /// so tests under [`tokio::time::pause`] see exact, simulated time.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`tokio::spawn`] does. The runtime needs its timer
+    /// enabled ([`enable_time`](tokio::runtime::Builder::enable_time), which `#[tokio::main]`
+    /// and `#[tokio::test]` do).
+    pub fn new(config: Config) -> Result<FailoverBuffer, ConfigError> {
+        let core = Buffer::new(config)?;
+        let id = NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(Shared::new(core, id));
+        tokio::spawn(driver::run(Arc::clone(&shared)));
+        Ok(FailoverBuffer {
+            handle: Arc::new(Handle { shared }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Registers `keyspace/shard`, or returns the shard already registered under that name.
+    /// Its mode (enabled, dry-run, disabled) is fixed now, from the config.
+    ///
+    /// A cold-path call: register each shard once and keep the [`Shard`].
+    pub fn register_shard(&self, keyspace: &str, shard: &str) -> Shard {
+        let shared = self.shared();
+        let mut state = shared.lock();
+        let id = state.core.register_shard(keyspace, shard);
+        if let Some(cell) = state.cells.get(id.index()) {
+            return Shard {
+                cell: Arc::clone(cell),
+            };
+        }
+        let cell = Arc::new(ShardCell {
+            buffering: AtomicBool::new(false),
+            id,
+            owner: shared.id,
+            keyspace: keyspace.into(),
+            name: shard.into(),
+        });
+        let state = &mut *state;
+        state.telemetry.register(&state.core, &cell);
+        state.cells.push(Arc::clone(&cell));
+        Shard { cell }
+    }
+
+    /// The shard registered as `keyspace/shard`, if any.
+    pub fn shard(&self, keyspace: &str, shard: &str) -> Option<Shard> {
+        let state = self.shared().lock();
+        let id = state.core.shard_id(keyspace, shard)?;
+        state.cells.get(id.index()).map(|cell| Shard {
+            cell: Arc::clone(cell),
+        })
+    }
+
+    /// Call before sending a request to `shard`'s primary; returns once it may go.
+    ///
+    /// `cause` is `None` on a first attempt, or the [`FailoverCause`] the previous attempt
+    /// failed with (the router classifies errors; other errors never reach the buffer).
+    ///
+    /// * `Ok(None)`: send the request now. This is the answer on a shard that is not
+    ///   failing over; for a first attempt it costs one atomic load, with no lock and no
+    ///   allocation.
+    /// * `Ok(Some(guard))`: the request was held and is now released: send it now, and drop
+    ///   the [`RetryGuard`] when its answer is in (that paces the drain).
+    /// * `Err(e)`: return `e` to the client: the request was evicted for a newer one, the
+    ///   buffer is full, or the shard was resharded away (re-plan it).
+    ///
+    /// A `shard` issued by another buffer proceeds unbuffered (`Ok(None)`), and the core
+    /// counts it in [`InputStats::unknown_shards`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future is how a client gives up (a deadline, a closed connection), and
+    /// nothing is lost:
+    ///
+    /// * dropped before its first poll: nothing happened; the buffer never saw the request;
+    /// * dropped while the request is held: it leaves the queue and frees its slot at once
+    ///   (counted as evicted, `ContextDone`, or as drained if its shard's drain had begun);
+    /// * dropped after the buffer released it but before the future returned the
+    ///   [`RetryGuard`] (the wake-up raced with the drop): the release is handed back as if
+    ///   the retry had run and finished, so its slot is freed and the drain moves on to the
+    ///   next request; no release is ever lost;
+    /// * dropped after it returned: the future has nothing left; the guard, if any, is
+    ///   yours.
+    ///
+    /// Re-creating the future after dropping it starts a new request at the back of the
+    /// queue: the place in line is not kept.
+    pub async fn wait_for_failover_end(
+        &self,
+        shard: &Shard,
+        cause: Option<FailoverCause>,
+    ) -> Result<Option<RetryGuard>, BufferError> {
+        // The idle fast path: a first attempt on a shard the core does not have buffering.
+        if cause.is_none() && !shard.cell.buffering.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let shared = self.shared();
+        let cell = &shard.cell;
+        let id = shared.shard_id(cell);
+        let wait = shared.input(Touched::One(id), |state, now| {
+            let admission = match state.core.request(now, id, cause) {
+                Ok(admission) => admission,
+                // Only an unknown shard is refused: it is not ours to hold.
+                Err(_) => Admission::Proceed,
+            };
+            telemetry::admission(cell, cause, &admission);
+            match admission {
+                Admission::Proceed => Ok(None),
+                Admission::Fail(e) => Err(e),
+                Admission::Wait(ticket) => {
+                    // The waiter exists before this input's actions are carried out, so a
+                    // wake for this ticket always finds it.
+                    state.waiters.insert(ticket, Waiter::Waiting(None));
+                    Ok(Some(ticket))
+                }
+            }
+        });
+        match wait {
+            Ok(Some(ticket)) => Wait::new(shared, cell, ticket).await,
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the health stream saw of `shard`'s primary. A serving primary with a newer term
+    /// (or the same primary serving again after it was seen not serving) ends the shard's
+    /// failover and starts the drain. A stamp with a term below the highest seen is refused
+    /// with [`InputError::StaleHealthStamp`] and changes nothing.
+    pub fn health(&self, shard: &Shard, stamp: HealthStamp) -> Result<(), InputError> {
+        let shared = self.shared();
+        let id = shared.shard_id(&shard.cell);
+        shared.input(Touched::One(id), |state, now| {
+            state.core.health(now, id, stamp)
+        })
+    }
+
+    /// A topology change for `shard`: see [`TopologyEvent`].
+    pub fn topology(&self, shard: &Shard, event: TopologyEvent) -> Result<(), InputError> {
+        let shared = self.shared();
+        let id = shared.shard_id(&shard.cell);
+        shared.input(Touched::One(id), |state, now| {
+            state.core.topology(now, id, event)
+        })
+    }
+
+    /// Shuts the buffer down and waits until every held request has ended.
+    ///
+    /// Every failing-over shard stops and drains its queue, paced by `drain_concurrency` as
+    /// usual; from now on every request proceeds unbuffered. Returns once the last held
+    /// request has ended, which includes every [`RetryGuard`] having been dropped: a caller
+    /// that holds a guard while awaiting this waits for itself.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not undo the shutdown, which goes on; awaiting `shutdown`
+    /// again (from any clone) waits for the same end.
+    pub async fn shutdown(&self) {
+        let shared = self.shared();
+        shared.input(Touched::All, |state, now| {
+            telemetry::shutdown(&state.core);
+            state.core.shutdown(now);
+        });
+        loop {
+            let closed = shared.closed.notified();
+            tokio::pin!(closed);
+            // Registered before the check, so a close in between is not missed.
+            closed.as_mut().enable();
+            if shared.lock().closed {
+                return;
+            }
+            closed.await;
+        }
+    }
+
+    /// Whether a shutdown has finished: every held request has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared().lock().closed
+    }
+
+    /// `shard`'s counters, with Vitess's names (all zero for a shard of another buffer).
+    pub fn stats(&self, shard: &Shard) -> ShardStats {
+        let shared = self.shared();
+        let id = shared.shard_id(&shard.cell);
+        shared
+            .lock()
+            .core
+            .shard_stats(id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// `shard`'s state (`Idle` for a shard of another buffer).
+    pub fn state(&self, shard: &Shard) -> ShardState {
+        let shared = self.shared();
+        let id = shared.shard_id(&shard.cell);
+        shared
+            .lock()
+            .core
+            .shard_state(id)
+            .unwrap_or(ShardState::Idle)
+    }
+
+    /// Requests held in `shard`'s queue (not those released whose retries run).
+    pub fn queued(&self, shard: &Shard) -> usize {
+        let shared = self.shared();
+        let id = shared.shard_id(&shard.cell);
+        shared.lock().core.queued(id).unwrap_or(0)
+    }
+
+    /// Counts of inputs the core refused (stale health stamps, unknown shards, ...).
+    pub fn input_stats(&self) -> InputStats {
+        self.shared().lock().core.input_stats()
+    }
+
+    /// Slots free for new requests, across all shards.
+    pub fn free_slots(&self) -> usize {
+        self.shared().lock().core.free_slots()
+    }
+
+    /// Slots held: requests queued, plus requests released whose [`RetryGuard`]s are alive.
+    pub fn held_slots(&self) -> usize {
+        self.shared().lock().core.held_slots()
+    }
+
+    /// Checks the core's invariants ([`Buffer::check_invariants`]). O(held + shards); for
+    /// tests and debugging.
+    pub fn check_invariants(&self) -> Result<(), failover_buffer::InvariantViolation> {
+        self.shared().lock().core.check_invariants()
+    }
+}

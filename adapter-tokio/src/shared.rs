@@ -1,0 +1,275 @@
+//! The state every handle shares: the core behind one mutex, the per-ticket waiters, the
+//! per-shard flags, and the rule that wake-ups are delivered after the lock is released.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use failover_buffer::{Action, Buffer, Metric, ShardId, Ticket, Timestamp, Verdict};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::telemetry::Telemetry;
+
+/// One registered shard, shared by every [`Shard`](crate::Shard) handle naming it.
+#[derive(Debug)]
+pub(crate) struct ShardCell {
+    /// Mirrors "the core has this shard `Buffering`". Set on `FailoverStarted` and
+    /// `DrainPaused`, cleared on `StartDrain`, always under the state lock and in the core's
+    /// order. It is a hint for the idle fast path only: a stale `true` costs a lock and the
+    /// core answers `Proceed`; a stale `false` is indistinguishable from the request having
+    /// arrived a moment earlier, before the failover was seen.
+    pub(crate) buffering: AtomicBool,
+    pub(crate) id: ShardId,
+    /// The buffer that issued this shard (see `Shared::id`).
+    pub(crate) owner: u64,
+    pub(crate) keyspace: Arc<str>,
+    pub(crate) name: Arc<str>,
+}
+
+/// What a waiting request's future finds when it looks up its ticket.
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    /// Still queued; the waker of the task to wake, once the future has been polled.
+    Waiting(Option<Waker>),
+    /// Woken by the core, not yet collected by the future.
+    Woken(Verdict),
+}
+
+/// Hashes a [`Ticket`] for the waiter map. Ticket generations are unique for the life of the
+/// buffer, so a multiplicative mix (FxHash's) is enough and far cheaper than SipHash; no
+/// client chooses ticket values, so there is no hash-flooding concern.
+#[derive(Default)]
+pub(crate) struct TicketHasher(u64);
+
+impl Hasher for TicketHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+pub(crate) type WaiterMap = HashMap<Ticket, Waiter, BuildHasherDefault<TicketHasher>>;
+
+/// Which shards' counters an input may have changed, for the metrics exporter.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) enum Touched {
+    /// Only this shard (and any shard an action names).
+    One(ShardId),
+    /// Possibly any shard (a tick, a shutdown).
+    All,
+}
+
+/// Everything behind the lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) core: Buffer,
+    pub(crate) waiters: WaiterMap,
+    /// Indexed by `ShardId::index()`.
+    pub(crate) cells: Vec<Arc<ShardCell>>,
+    /// The deadline the driver is sleeping towards, as it last read it. An input that moves
+    /// the core's deadline earlier than this must wake the driver.
+    pub(crate) armed: Option<Timestamp>,
+    /// `Action::Closed` has been seen.
+    pub(crate) closed: bool,
+    pub(crate) telemetry: Telemetry,
+}
+
+/// Wake-ups collected under the lock, delivered by [`Wakeups::deliver`] after it is released,
+/// so a woken task never finds the lock still held by its waker.
+#[derive(Default)]
+pub(crate) struct Wakeups {
+    /// Empty, and so unallocated, on the paths that wake nobody.
+    wakers: Vec<Waker>,
+    driver: bool,
+    closed: bool,
+}
+
+impl Wakeups {
+    pub(crate) fn deliver(self, shared: &Shared) {
+        for waker in self.wakers {
+            waker.wake();
+        }
+        if self.closed {
+            shared.closed.notify_waiters();
+        }
+        if self.driver || self.closed {
+            shared.driver.notify_one();
+        }
+    }
+}
+
+/// The shared heart of a [`FailoverBuffer`](crate::FailoverBuffer).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Timestamp zero on tokio's clock.
+    origin: Instant,
+    /// Identifies this buffer, so a [`Shard`](crate::Shard) of another buffer is recognised.
+    pub(crate) id: u64,
+    /// Wakes the driver: the deadline moved earlier, the buffer closed, or the last
+    /// `FailoverBuffer` handle went away. `notify_one` keeps a permit, so no wake-up is lost
+    /// while the driver is busy.
+    pub(crate) driver: Notify,
+    /// Wakes `shutdown` callers once the core has closed.
+    pub(crate) closed: Notify,
+    /// Every `FailoverBuffer` handle has been dropped: the driver stops.
+    pub(crate) handles_gone: AtomicBool,
+}
+
+/// A shard id no buffer issues (ids are dense from 0, and four billion shards is not a
+/// configuration): inputs naming a [`Shard`](crate::Shard) of another buffer are
+/// given one no buffer issues, so the core refuses and counts them as unknown shards.
+fn foreign_shard() -> ShardId {
+    ShardId::from_index(u32::MAX)
+}
+
+impl Shared {
+    pub(crate) fn new(core: Buffer, id: u64) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                waiters: WaiterMap::default(),
+                cells: Vec::new(),
+                armed: None,
+                closed: false,
+                telemetry: Telemetry::default(),
+                core,
+            }),
+            origin: Instant::now(),
+            id,
+            driver: Notify::new(),
+            closed: Notify::new(),
+            handles_gone: AtomicBool::new(false),
+        }
+    }
+
+    /// The lock. Nothing panics while holding it (the core never panics), but a poisoned
+    /// lock is still usable: the state is only ever changed through the core's inputs, which
+    /// leave it consistent.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Now, on tokio's clock, as a core timestamp.
+    pub(crate) fn now(&self) -> Timestamp {
+        let since = Instant::now().saturating_duration_since(self.origin);
+        Timestamp::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// A core timestamp on tokio's clock.
+    pub(crate) fn instant(&self, at: Timestamp) -> Instant {
+        self.origin + at.saturating_duration_since(Timestamp::ZERO)
+    }
+
+    /// The id the core knows `cell`'s shard by, or one it refuses as unknown.
+    pub(crate) fn shard_id(&self, cell: &ShardCell) -> ShardId {
+        if cell.owner == self.id {
+            cell.id
+        } else {
+            foreign_shard()
+        }
+    }
+
+    /// Runs one input under the lock, carries out its actions, and delivers the wake-ups
+    /// after the lock is released.
+    pub(crate) fn input<R>(
+        &self,
+        touched: Touched,
+        f: impl FnOnce(&mut State, Timestamp) -> R,
+    ) -> R {
+        let mut wakeups = Wakeups::default();
+        let result = {
+            let mut state = self.lock();
+            // Read under the lock, so inputs reach the core in time order.
+            let now = self.now();
+            let result = f(&mut state, now);
+            state.settle(now, touched, &mut wakeups);
+            result
+        };
+        wakeups.deliver(self);
+        result
+    }
+}
+
+impl State {
+    /// Carries out every queued action, then checks whether the driver must re-arm.
+    pub(crate) fn settle(&mut self, now: Timestamp, touched: Touched, wakeups: &mut Wakeups) {
+        while let Some(action) = self.core.poll_action() {
+            self.apply(now, action, wakeups);
+        }
+        self.telemetry.export(&self.core, &self.cells, touched);
+        if let Some(next) = self.core.poll_timeout() {
+            if self.armed.is_none_or(|armed| next < armed) {
+                wakeups.driver = true;
+            }
+        }
+    }
+
+    fn apply(&mut self, now: Timestamp, action: Action, wakeups: &mut Wakeups) {
+        self.telemetry.action(&self.core, &self.cells, &action);
+        match action {
+            Action::Wake { ticket, verdict } => match self.waiters.get_mut(&ticket) {
+                Some(waiter) => {
+                    if let Waiter::Waiting(waker) =
+                        std::mem::replace(waiter, Waiter::Woken(verdict))
+                    {
+                        wakeups.wakers.extend(waker);
+                    }
+                }
+                None => {
+                    // Every `Wait` ticket gets a waiter before the actions of its input are
+                    // carried out, and a waiter leaves only by ending its ticket, so this is
+                    // unreachable. Should it happen, a released request nobody will run must
+                    // not hold its slot (and the drain) forever: hand it back.
+                    if verdict == Verdict::Retry {
+                        let _ = self.core.cancel(now, ticket);
+                    }
+                }
+            },
+            Action::FailoverStarted { shard, .. }
+            | Action::Metric(Metric::DrainPaused { shard, .. }) => {
+                self.set_buffering(shard, true);
+            }
+            Action::StartDrain { shard, .. } => self.set_buffering(shard, false),
+            Action::Metric(_) => {}
+            Action::Closed => {
+                self.closed = true;
+                wakeups.closed = true;
+            }
+        }
+    }
+
+    fn set_buffering(&self, shard: ShardId, buffering: bool) {
+        if let Some(cell) = self.cells.get(shard.index()) {
+            cell.buffering.store(buffering, Ordering::Release);
+        }
+    }
+
+    /// Ends a waiter whose future went away before collecting its verdict: a queued ticket
+    /// is cancelled; a ticket already released to retry is handed back (the retry will never
+    /// run, so it counts as done and the drain moves on); a failed ticket has ended already.
+    pub(crate) fn abandon(&mut self, now: Timestamp, ticket: Ticket) {
+        match self.waiters.remove(&ticket) {
+            Some(Waiter::Waiting(_)) | Some(Waiter::Woken(Verdict::Retry)) => {
+                let _ = self.core.cancel(now, ticket);
+            }
+            Some(Waiter::Woken(Verdict::Fail(_))) | None => {}
+        }
+    }
+}
