@@ -27,8 +27,8 @@ use crate::time::{Timestamp, duration_nanos};
 ///   `keyspace/shard` once and returns the dense [`ShardId`] the hot path uses.
 /// * **Inputs**, each taking `now` first: [`request`](Self::request) (a request is about to go
 ///   to the primary), [`health`](Self::health), [`topology`](Self::topology),
-///   [`tick`](Self::tick), [`cancel`](Self::cancel), [`retry_done`](Self::retry_done) and
-///   [`shutdown`](Self::shutdown). Bad input is refused with an [`InputError`] and changes
+///   [`tick`](Self::tick), [`cancel`](Self::cancel), [`retry_done`](Self::retry_done),
+///   [`retry_failed`](Self::retry_failed) and [`shutdown`](Self::shutdown). Bad input is refused with an [`InputError`] and changes
 ///   nothing; no input sequence panics.
 /// * **Outputs**: [`poll_action`](Self::poll_action) and [`poll_timeout`](Self::poll_timeout)
 ///   (or [`next_deadline`](Self::next_deadline), which also says why).
@@ -132,8 +132,11 @@ impl Buffer {
         // rather than wrap so they can never alias a smaller one.
         let id = ShardId(u32::try_from(self.shards.len()).unwrap_or(u32::MAX));
         let mode = self.config.mode_for(keyspace, shard);
-        self.shards
-            .push(ShardBuffer::new(keyspace.to_string(), shard.to_string(), mode));
+        self.shards.push(ShardBuffer::new(
+            keyspace.to_string(),
+            shard.to_string(),
+            mode,
+        ));
         self.active.register();
         self.names
             .entry(keyspace.to_string())
@@ -277,7 +280,9 @@ impl Buffer {
     ///   `min_time_between_failovers` ago (then `Proceed`, counted as skipped).
     /// * Buffering: every request waits, evicting the shard's oldest if the buffer is full.
     /// * Draining: requests proceed; but a failover cause within `max_failover_duration` of
-    ///   the episode's start calls the drain off and waits (DESIGN §5, drain back-off).
+    ///   the episode's start calls the drain off and waits (DESIGN §5, drain back-off). A
+    ///   released request whose retry failed should use [`retry_failed`](Self::retry_failed)
+    ///   instead, which also works once the drain has finished.
     pub fn request(
         &mut self,
         now: Timestamp,
@@ -292,7 +297,33 @@ impl Buffer {
             return Ok(Admission::Proceed);
         }
         let (shards, mut ctx) = self.ctx();
-        Ok(shards[shard.index()].request(shard, now, cause, &mut ctx))
+        Ok(shards[shard.index()].request(shard, now, cause, false, &mut ctx))
+    }
+
+    /// The retry of a request woken with [`Verdict::Retry`](crate::Verdict::Retry) failed
+    /// again with a failover error: the retry is done, and the request asks to be held again.
+    ///
+    /// This is [`retry_done`](Self::retry_done) followed by [`request`](Self::request) with
+    /// the cause, with one difference: it is evidence that the failover's end was seen too
+    /// early (typically, the new primary's read-only mode is not cleared yet). So, within
+    /// `max_failover_duration` of the episode's start, it calls off the shard's drain even
+    /// if that drain has just finished, and the request waits again at the back of the
+    /// queue (DESIGN §5, drain back-off). Past that, or for a plain `request`, Vitess's
+    /// rules apply.
+    ///
+    /// A ticket still queued is refused with [`TicketError::NotReleased`] and stays queued.
+    pub fn retry_failed(
+        &mut self,
+        now: Timestamp,
+        ticket: Ticket,
+        cause: FailoverCause,
+    ) -> Result<Admission, InputError> {
+        let now = self.observe(now);
+        let shard = self.end_retry(now, ticket, true)?;
+        let (shards, mut ctx) = self.ctx();
+        let admission = shards[shard.index()].request(shard, now, Some(cause), true, &mut ctx);
+        self.settle();
+        Ok(admission)
     }
 
     /// What the health stream saw of `shard`'s primary.
@@ -372,8 +403,8 @@ impl Buffer {
     /// finished (whatever its outcome): its slot is freed, and a draining shard releases its
     /// next request.
     ///
-    /// If the retry failed again with a failover error, call this first, then
-    /// [`request`](Self::request) with the cause: that is how a drain learns it must back off.
+    /// If the retry failed again with a failover error, call
+    /// [`retry_failed`](Self::retry_failed) instead: that is how a drain learns to back off.
     pub fn retry_done(&mut self, now: Timestamp, ticket: Ticket) -> Result<(), InputError> {
         self.end_ticket(now, ticket, true)
     }
@@ -385,6 +416,18 @@ impl Buffer {
         retry_done: bool,
     ) -> Result<(), InputError> {
         let now = self.observe(now);
+        self.end_retry(now, ticket, retry_done)?;
+        self.settle();
+        Ok(())
+    }
+
+    /// Ends a live ticket and returns its shard. `retry_done` refuses a queued ticket.
+    fn end_retry(
+        &mut self,
+        now: Timestamp,
+        ticket: Ticket,
+        retry_done: bool,
+    ) -> Result<ShardId, InputError> {
         let (shard, status) = match self.pool.get(ticket) {
             Ok(entry) => (entry.shard, entry.status),
             Err(e) => {
@@ -398,8 +441,7 @@ impl Buffer {
         }
         let (shards, mut ctx) = self.ctx();
         shards[shard.index()].finish(shard, now, ticket.slot, status, &mut ctx);
-        self.settle();
-        Ok(())
+        Ok(shard)
     }
 
     /// Shuts the buffer down: every buffering shard stops (`Shutdown`) and drains its queue

@@ -138,8 +138,7 @@ impl Buffer {
             return fail(1, None, "an entry belongs to no registered shard");
         }
         if p.active.list.len()
-            != p
-                .shards
+            != p.shards
                 .iter()
                 .filter(|s| s.state == ShardState::Buffering)
                 .count()

@@ -121,7 +121,11 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::SizeZero => f.write_str("buffer size must be >= 1 (specified value: 0)"),
             ConfigError::SizeTooLarge(n) => {
-                write!(f, "buffer size must be < {} (specified value: {n})", u32::MAX)
+                write!(
+                    f,
+                    "buffer size must be < {} (specified value: {n})",
+                    u32::MAX
+                )
             }
             ConfigError::MinTimeBetweenFailoversTooShort(d) => write!(
                 f,

@@ -22,7 +22,9 @@ impl fmt::Display for BufferError {
         f.write_str(match self {
             BufferError::BufferFull => "primary buffer is full",
             BufferError::Evicted => "buffer full: request evicted for newer request",
-            BufferError::ShardMissing => "destination shard is missing after a resharding operation",
+            BufferError::ShardMissing => {
+                "destination shard is missing after a resharding operation"
+            }
         })
     }
 }
@@ -52,7 +54,10 @@ impl fmt::Display for InputError {
             InputError::UnknownShard => f.write_str("unknown shard id"),
             InputError::Ticket(e) => fmt::Display::fmt(e, f),
             InputError::StaleHealthStamp { term, highest } => {
-                write!(f, "stale health stamp: term {term} is below the highest seen, {highest}")
+                write!(
+                    f,
+                    "stale health stamp: term {term} is below the highest seen, {highest}"
+                )
             }
         }
     }

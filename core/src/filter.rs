@@ -81,9 +81,14 @@ impl ShardFilter {
 
     /// Adds one shard. Returns an error if its keyspace is already listed whole.
     pub fn add_shard(&mut self, keyspace: &str, shard: &str) -> Result<(), FilterError> {
-        if keyspace.is_empty() || shard.is_empty() || !is_clean_name(keyspace) || !is_clean_name(shard)
+        if keyspace.is_empty()
+            || shard.is_empty()
+            || !is_clean_name(keyspace)
+            || !is_clean_name(shard)
         {
-            return Err(FilterError::InvalidShardPath(alloc::format!("{keyspace}/{shard}")));
+            return Err(FilterError::InvalidShardPath(alloc::format!(
+                "{keyspace}/{shard}"
+            )));
         }
         if self.keyspaces.contains(keyspace) {
             return Err(FilterError::Overlapping {
@@ -91,7 +96,8 @@ impl ShardFilter {
                 shard: alloc::format!("{keyspace}/{shard}"),
             });
         }
-        self.shards.insert((keyspace.to_string(), shard.to_string()));
+        self.shards
+            .insert((keyspace.to_string(), shard.to_string()));
         Ok(())
     }
 
@@ -140,12 +146,12 @@ impl core::str::FromStr for ShardFilter {
             let invalid = || FilterError::InvalidShardPath(entry.to_string());
             let parts = split_exactly_two(entry, '/').or_else(|| split_exactly_two(entry, ':'));
             match parts {
-                Some((keyspace, shard)) => filter
-                    .add_shard(keyspace, shard)
-                    .map_err(|e| match e {
+                Some((keyspace, shard)) => {
+                    filter.add_shard(keyspace, shard).map_err(|e| match e {
                         FilterError::InvalidShardPath(_) => invalid(),
                         overlap => overlap,
-                    })?,
+                    })?
+                }
                 None if entry.contains('/') || entry.contains(':') => return Err(invalid()),
                 None => filter.add_keyspace(entry).map_err(|e| match e {
                     FilterError::InvalidShardPath(_) => invalid(),
@@ -180,9 +186,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_entries() {
-        for bad in ["ks1//0", "ks1/", "/0", ",", "ks1,", "ks 1", "a/b/c", "a:b:c", "ks1/0:1"] {
+        for bad in [
+            "ks1//0", "ks1/", "/0", ",", "ks1,", "ks 1", "a/b/c", "a:b:c", "ks1/0:1",
+        ] {
             assert!(
-                matches!(bad.parse::<ShardFilter>(), Err(FilterError::InvalidShardPath(_))),
+                matches!(
+                    bad.parse::<ShardFilter>(),
+                    Err(FilterError::InvalidShardPath(_))
+                ),
                 "{bad:?} should be rejected"
             );
         }

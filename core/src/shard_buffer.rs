@@ -150,11 +150,16 @@ impl ShardBuffer {
 
     /// The slow path of [`Buffer::request`](crate::Buffer::request): anything but a first
     /// attempt on a shard that is not buffering.
+    ///
+    /// `after_retry` says the request is one this shard released whose retry just failed
+    /// again ([`Buffer::retry_failed`](crate::Buffer::retry_failed)): only such a request may
+    /// reopen an episode whose drain has already finished.
     pub(crate) fn request(
         &mut self,
         id: ShardId,
         now: Timestamp,
         cause: Option<FailoverCause>,
+        after_retry: bool,
         ctx: &mut Ctx<'_>,
     ) -> Admission {
         if ctx.shut_down {
@@ -173,6 +178,16 @@ impl ShardBuffer {
         match (self.state, cause) {
             (ShardState::Buffering, _) => {}
             (_, None) => return Admission::Proceed,
+            (ShardState::Idle, Some(_)) if after_retry && self.may_reopen(now, ctx.limits) => {
+                // The drain finished, but a released request failing again shows its end
+                // came too early, just as during the drain. With few requests held, the last
+                // retry ends the drain, so without this the back-off would never help a quiet
+                // shard. A fresh request's failover error is not such evidence (most likely
+                // it was sent to the old primary before the end), so it meets the min-time
+                // rules below, as in Vitess.
+                self.pause_drain(id, now, ctx);
+                paused = true;
+            }
             (ShardState::Idle, Some(cause)) => {
                 if let Some(reason) = self.too_recent(now, ctx.limits) {
                     self.stats.skipped.bump(reason);
@@ -222,6 +237,17 @@ impl ShardBuffer {
         }
     }
 
+    /// Whether a failover error may call off the episode whose drain just finished: it
+    /// stopped because the failover seemed over (not resharded away, not timed out) and is
+    /// younger than max failover duration, which bounds every hold as before.
+    fn may_reopen(&self, now: Timestamp, limits: &Limits) -> bool {
+        let seemed_over = matches!(
+            self.episode.stopped,
+            Some(StopReason::NewPrimarySeen | StopReason::MoveTablesSwitchedTraffic)
+        );
+        self.mode == Mode::Enabled && seemed_over && !self.past_max_duration(now, limits)
+    }
+
     fn past_max_duration(&self, now: Timestamp, limits: &Limits) -> bool {
         now >= self.max_duration_deadline(limits)
     }
@@ -238,11 +264,13 @@ impl ShardBuffer {
         self.stats.last_requests_in_flight_max = 0;
         self.stats.last_requests_dry_run_max = 0;
         ctx.active.insert(id);
-        ctx.out.push_back(Action::FailoverStarted { shard: id, cause });
+        ctx.out
+            .push_back(Action::FailoverStarted { shard: id, cause });
     }
 
-    /// Draining → Buffering, in the same episode: the entries not yet released stay queued in
-    /// order, and those released keep their slots until their retries finish.
+    /// Draining (or just drained) → Buffering, in the same episode: the entries not yet
+    /// released stay queued in order, and those released keep their slots until their
+    /// retries finish.
     fn pause_drain(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) {
         self.state = ShardState::Buffering;
         self.episode.resume_at = Some(now.plus_nanos(ctx.limits.drain_backoff));
@@ -416,7 +444,8 @@ impl ShardBuffer {
             self.stats.drained += 1;
             match self.episode.release {
                 Verdict::Retry => {
-                    ctx.pool.set_status(ticket.slot, TicketStatus::RetryingInDrain);
+                    ctx.pool
+                        .set_status(ticket.slot, TicketStatus::RetryingInDrain);
                     self.drain_in_flight += 1;
                 }
                 // A failure ends the ticket at once.
@@ -503,7 +532,12 @@ impl ShardBuffer {
     }
 
     /// This shard's next timer, if it is buffering.
-    pub(crate) fn next_deadline(&self, id: ShardId, pool: &Pool, limits: &Limits) -> Option<Deadline> {
+    pub(crate) fn next_deadline(
+        &self,
+        id: ShardId,
+        pool: &Pool,
+        limits: &Limits,
+    ) -> Option<Deadline> {
         if self.state != ShardState::Buffering {
             return None;
         }
@@ -514,13 +548,21 @@ impl ShardBuffer {
         };
         if let Some(at) = self.episode.resume_at {
             if at < next.at {
-                next = Deadline { at, shard: id, kind: TimerKind::DrainBackoff };
+                next = Deadline {
+                    at,
+                    shard: id,
+                    kind: TimerKind::DrainBackoff,
+                };
             }
         }
         if let Some(head) = self.queue.head() {
             let at = pool.entry(head).deadline;
             if at < next.at {
-                next = Deadline { at, shard: id, kind: TimerKind::Window };
+                next = Deadline {
+                    at,
+                    shard: id,
+                    kind: TimerKind::Window,
+                };
             }
         }
         Some(next)

@@ -52,7 +52,10 @@ impl fmt::Display for TicketError {
         match self {
             TicketError::Stale(t) => write!(f, "{t:?} has ended or was never issued"),
             TicketError::NotReleased(t) => {
-                write!(f, "retry_done for {t:?}, which is still queued and was never released")
+                write!(
+                    f,
+                    "retry_done for {t:?}, which is still queued and was never released"
+                )
             }
         }
     }

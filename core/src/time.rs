@@ -110,6 +110,11 @@ impl fmt::Debug for Timestamp {
 impl fmt::Display for Timestamp {
     /// Seconds since the origin with nanosecond precision, e.g. `12.000500000s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}s",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
     }
 }

@@ -294,10 +294,7 @@ fn test_eviction() {
     h.take_actions();
 
     let r3 = h.wait(shard, FAILOVER);
-    assert_eq!(
-        h.take_wakes(),
-        [(r1, Verdict::Fail(BufferError::Evicted))]
-    );
+    assert_eq!(h.take_wakes(), [(r1, Verdict::Fail(BufferError::Evicted))]);
     assert_eq!(
         BufferError::Evicted.to_string(),
         "buffer full: request evicted for newer request"
@@ -333,7 +330,10 @@ fn test_eviction_not_possible() {
         h.request(other, FAILOVER),
         Admission::Fail(BufferError::BufferFull)
     );
-    assert_eq!(BufferError::BufferFull.to_string(), "primary buffer is full");
+    assert_eq!(
+        BufferError::BufferFull.to_string(),
+        "primary buffer is full"
+    );
     assert_eq!(h.stats(other).starts, 1);
     assert_eq!(h.stats(other).skipped[SkipReason::BufferFull], 1);
 
@@ -443,16 +443,33 @@ fn test_verify_flags() {
         filter: "ks1/0".parse().unwrap(),
         ..Config::default()
     };
-    assert_eq!(only_filter.validate(), Err(ConfigError::FilterRequiresEnabled));
-    assert!(only_filter.validate().unwrap_err().to_string().contains("also requires that"));
+    assert_eq!(
+        only_filter.validate(),
+        Err(ConfigError::FilterRequiresEnabled)
+    );
+    assert!(
+        only_filter
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("also requires that")
+    );
 
     let both = Config {
         enabled: true,
         dry_run: true,
         ..Config::default()
     };
-    assert_eq!(both.validate(), Err(ConfigError::DryRunAndEnabledWithoutFilter));
-    assert!(both.validate().unwrap_err().to_string().contains("To avoid ambiguity"));
+    assert_eq!(
+        both.validate(),
+        Err(ConfigError::DryRunAndEnabledWithoutFilter)
+    );
+    assert!(
+        both.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("To avoid ambiguity")
+    );
 
     let invalid = "ks1//0".parse::<ShardFilter>().unwrap_err();
     assert!(matches!(invalid, FilterError::InvalidShardPath(_)));

@@ -3,8 +3,8 @@
 mod support;
 
 use failover_buffer::{
-    Action, Admission, BufferError, Config, ConfigError, EvictReason, FailoverCause, Metric,
-    Mode, ShardState, SkipReason, StopReason, TimerKind, Timestamp, TopologyEvent, Verdict,
+    Action, Admission, BufferError, Config, ConfigError, EvictReason, FailoverCause, Metric, Mode,
+    ShardState, SkipReason, StopReason, TimerKind, Timestamp, TopologyEvent, Verdict,
 };
 use support::*;
 
@@ -31,21 +31,51 @@ fn defaults_are_vitess_flag_defaults() {
 #[test]
 fn validate_rejects_each_bad_setting_with_a_typed_error() {
     let cases = [
-        (Config { window: secs(0), ..enabled() }, ConfigError::WindowZero),
         (
-            Config { window: secs(21), ..enabled() },
+            Config {
+                window: secs(0),
+                ..enabled()
+            },
+            ConfigError::WindowZero,
+        ),
+        (
+            Config {
+                window: secs(21),
+                ..enabled()
+            },
             ConfigError::WindowExceedsMaxFailoverDuration {
                 window: secs(21),
                 max_failover_duration: secs(20),
             },
         ),
-        (Config { size: 0, ..enabled() }, ConfigError::SizeZero),
         (
-            Config { min_time_between_failovers: ms(999), ..enabled() },
+            Config {
+                size: 0,
+                ..enabled()
+            },
+            ConfigError::SizeZero,
+        ),
+        (
+            Config {
+                min_time_between_failovers: ms(999),
+                ..enabled()
+            },
             ConfigError::MinTimeBetweenFailoversTooShort(ms(999)),
         ),
-        (Config { drain_concurrency: 0, ..enabled() }, ConfigError::DrainConcurrencyZero),
-        (Config { drain_backoff: secs(0), ..enabled() }, ConfigError::DrainBackoffZero),
+        (
+            Config {
+                drain_concurrency: 0,
+                ..enabled()
+            },
+            ConfigError::DrainConcurrencyZero,
+        ),
+        (
+            Config {
+                drain_backoff: secs(0),
+                ..enabled()
+            },
+            ConfigError::DrainBackoffZero,
+        ),
     ];
     for (config, error) in cases {
         assert_eq!(config.validate(), Err(error.clone()));
@@ -77,7 +107,10 @@ fn idle_failover_error_starts_buffering_and_announces_it() {
     assert_eq!(h.state(shard), ShardState::Buffering);
     assert_eq!(
         h.take_actions(),
-        [Action::FailoverStarted { shard, cause: FailoverCause::Resharding }]
+        [Action::FailoverStarted {
+            shard,
+            cause: FailoverCause::Resharding
+        }]
     );
     assert_eq!(h.buffer.ticket_shard(t), Some(shard));
     assert_eq!(h.stats(shard).starts, 1);
@@ -140,7 +173,10 @@ fn while_buffering_every_request_waits() {
 
 #[test]
 fn full_buffer_evicts_the_oldest_of_the_same_shard_and_hands_over_its_slot() {
-    let mut h = Harness::new(Config { size: 3, ..enabled() });
+    let mut h = Harness::new(Config {
+        size: 3,
+        ..enabled()
+    });
     let a = h.shard("ks", "a");
     let b = h.shard("ks", "b");
     let a1 = h.wait(a, FAILOVER);
@@ -160,18 +196,27 @@ fn full_buffer_evicts_the_oldest_of_the_same_shard_and_hands_over_its_slot() {
 
 #[test]
 fn full_buffer_with_nothing_of_its_own_to_evict_fails_buffer_full() {
-    let mut h = Harness::new(Config { size: 1, ..enabled() });
+    let mut h = Harness::new(Config {
+        size: 1,
+        ..enabled()
+    });
     let a = h.shard("ks", "a");
     let b = h.shard("ks", "b");
     h.wait(a, FAILOVER);
-    assert_eq!(h.request(b, FAILOVER), Admission::Fail(BufferError::BufferFull));
+    assert_eq!(
+        h.request(b, FAILOVER),
+        Admission::Fail(BufferError::BufferFull)
+    );
     assert_eq!(h.stats(b).skipped[SkipReason::BufferFull], 1);
     assert_eq!(h.queued(a), 1);
 }
 
 #[test]
 fn window_releases_the_head_exactly_at_its_deadline_and_keeps_its_slot_until_retry_done() {
-    let mut h = Harness::new(Config { window: secs(5), ..enabled() });
+    let mut h = Harness::new(Config {
+        window: secs(5),
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     let t1 = h.wait(shard, FAILOVER);
     h.now = h.now + secs(1);
@@ -197,7 +242,10 @@ fn window_releases_the_head_exactly_at_its_deadline_and_keeps_its_slot_until_ret
 
 #[test]
 fn max_failover_duration_drains_everything_to_retry() {
-    let mut h = Harness::new(Config { drain_concurrency: 10, ..enabled() });
+    let mut h = Harness::new(Config {
+        drain_concurrency: 10,
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     let start = h.now;
     // Windows (10 s) end at 10 s, 11 s, 22 s and 24 s; max duration at 20 s.
@@ -224,7 +272,10 @@ fn max_failover_duration_drains_everything_to_retry() {
 
 #[test]
 fn drain_releases_in_order_at_most_drain_concurrency_at_a_time() {
-    let mut h = Harness::new(Config { drain_concurrency: 3, ..enabled() });
+    let mut h = Harness::new(Config {
+        drain_concurrency: 3,
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     let tickets: Vec<_> = (0..10).map(|_| h.wait(shard, FAILOVER)).collect();
     h.take_actions();
@@ -268,7 +319,10 @@ fn cancel_while_queued_frees_the_slot_and_counts_context_done() {
     let t3 = h.wait(shard, FAILOVER);
     h.take_actions();
     h.cancel(t2).unwrap();
-    assert!(h.take_actions().is_empty(), "a cancelled request is not woken");
+    assert!(
+        h.take_actions().is_empty(),
+        "a cancelled request is not woken"
+    );
     assert_eq!(h.buffer.held_slots(), 2);
     assert_eq!(h.stats(shard).evicted[EvictReason::ContextDone], 1);
     h.health(shard, serving(1, 1)).unwrap();
@@ -308,7 +362,10 @@ fn cancel_after_release_counts_as_the_retry_being_done() {
 
 #[test]
 fn draining_goes_idle_only_when_the_last_retry_is_done() {
-    let mut h = Harness::new(Config { drain_concurrency: 2, ..enabled() });
+    let mut h = Harness::new(Config {
+        drain_concurrency: 2,
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     let t1 = h.wait(shard, FAILOVER);
     let t2 = h.wait(shard, FAILOVER);
@@ -321,7 +378,10 @@ fn draining_goes_idle_only_when_the_last_retry_is_done() {
 
 #[test]
 fn dry_run_runs_the_machine_and_holds_nothing() {
-    let mut h = Harness::new(Config { dry_run: true, ..Config::default() });
+    let mut h = Harness::new(Config {
+        dry_run: true,
+        ..Config::default()
+    });
     let shard = h.shard("ks", "0");
     assert_eq!(h.request(shard, FAILOVER), Admission::Proceed);
     assert_eq!(h.request(shard, None), Admission::Proceed);
@@ -364,7 +424,10 @@ fn resharding_during_a_drain_fails_those_not_yet_released() {
     h.health(shard, serving(1, 1)).unwrap();
     h.take_actions();
     h.topology(shard, TopologyEvent::ShardMissing);
-    assert_eq!(h.take_wakes(), [(t2, Verdict::Fail(BufferError::ShardMissing))]);
+    assert_eq!(
+        h.take_wakes(),
+        [(t2, Verdict::Fail(BufferError::ShardMissing))]
+    );
     h.retry_done(t1).unwrap();
     h.assert_quiet();
 }
@@ -377,7 +440,10 @@ fn move_tables_switch_releases_requests_to_retry() {
     h.take_actions();
     h.topology(shard, TopologyEvent::TrafficSwitched);
     assert_eq!(h.take_wakes(), [(t1, Verdict::Retry)]);
-    assert_eq!(h.stats(shard).stops[StopReason::MoveTablesSwitchedTraffic], 1);
+    assert_eq!(
+        h.stats(shard).stops[StopReason::MoveTablesSwitchedTraffic],
+        1
+    );
     h.complete_retries();
     h.assert_quiet();
 }
@@ -395,7 +461,10 @@ fn topology_event_on_an_idle_shard_changes_nothing() {
 
 #[test]
 fn stop_reports_duration_and_truncated_utilisation() {
-    let mut h = Harness::new(Config { size: 3, ..enabled() });
+    let mut h = Harness::new(Config {
+        size: 3,
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     h.wait(shard, FAILOVER);
     h.now = h.now + ms(1500);
@@ -442,7 +511,10 @@ fn shutdown_drains_every_shard_and_then_lets_everything_through() {
 
 #[test]
 fn poll_timeout_is_the_earliest_of_window_and_max_duration() {
-    let mut h = Harness::new(Config { window: secs(10), ..enabled() });
+    let mut h = Harness::new(Config {
+        window: secs(10),
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     assert_eq!(h.buffer.poll_timeout(), None);
     let start = h.now;
@@ -451,13 +523,19 @@ fn poll_timeout_is_the_earliest_of_window_and_max_duration() {
     h.advance(secs(10));
     // The queue is empty; only max duration remains.
     let next = h.buffer.next_deadline().unwrap();
-    assert_eq!((next.at, next.kind), (start + secs(20), TimerKind::MaxFailoverDuration));
+    assert_eq!(
+        (next.at, next.kind),
+        (start + secs(20), TimerKind::MaxFailoverDuration)
+    );
     h.complete_retries();
 }
 
 #[test]
 fn ticking_early_twice_or_late_is_harmless() {
-    let mut h = Harness::new(Config { window: secs(1), ..enabled() });
+    let mut h = Harness::new(Config {
+        window: secs(1),
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     let t1 = h.wait(shard, FAILOVER);
     h.tick();

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use failover_buffer::{
-    Action, Admission, Buffer, Config, FailoverCause, HealthStamp, InputError, PrimaryId,
-    ShardId, ShardState, ShardStats, Ticket, Timestamp, TopologyEvent, Verdict,
+    Action, Admission, Buffer, Config, FailoverCause, HealthStamp, InputError, PrimaryId, ShardId,
+    ShardState, ShardStats, Ticket, Timestamp, TopologyEvent, Verdict,
 };
 
 /// Vitess's `NewDefaultConfig()` as its tests use it: flag defaults but 10 slots.
@@ -113,7 +113,10 @@ impl Harness {
     }
 
     fn end(&mut self, ticket: Ticket) {
-        assert!(self.live.remove(&ticket).is_some(), "{ticket:?} ended twice");
+        assert!(
+            self.live.remove(&ticket).is_some(),
+            "{ticket:?} ended twice"
+        );
         self.ended.insert(ticket);
     }
 
@@ -176,6 +179,29 @@ impl Harness {
         r
     }
 
+    /// The retry of `ticket` failed again with a failover error.
+    pub fn retry_failed(&mut self, ticket: Ticket) -> Admission {
+        let admission = self
+            .buffer
+            .retry_failed(self.now, ticket, FailoverCause::Reparent)
+            .expect("retrying ticket");
+        assert_eq!(self.live.get(&ticket), Some(&Life::Retrying));
+        self.end(ticket);
+        if let Admission::Wait(t) = admission {
+            assert!(self.live.insert(t, Life::Queued).is_none(), "ticket reused");
+        }
+        self.after_input();
+        admission
+    }
+
+    /// Like `retry_failed`, for a request that must be held again.
+    pub fn retry_fails_and_waits(&mut self, ticket: Ticket) -> Ticket {
+        match self.retry_failed(ticket) {
+            Admission::Wait(t) => t,
+            other => panic!("expected Wait, got {other:?}"),
+        }
+    }
+
     pub fn cancel(&mut self, ticket: Ticket) -> Result<(), InputError> {
         let r = self.buffer.cancel(self.now, ticket);
         if r.is_ok() {
@@ -194,7 +220,11 @@ impl Harness {
     pub fn tick(&mut self) {
         self.buffer.tick(self.now);
         if let Some(next) = self.buffer.poll_timeout() {
-            assert!(next > self.now, "poll_timeout {next} not after tick at {}", self.now);
+            assert!(
+                next > self.now,
+                "poll_timeout {next} not after tick at {}",
+                self.now
+            );
         }
         self.after_input();
     }
