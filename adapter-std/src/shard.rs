@@ -1,0 +1,80 @@
+//! The shard handle: a registered shard's id and its lock-free "buffering" flag.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use failover_buffer::ShardId;
+
+/// The part of a shard handle the buffer keeps too.
+#[derive(Debug)]
+pub(crate) struct ShardInner {
+    pub(crate) id: ShardId,
+    /// Whether the core has this shard `Buffering`: set on `FailoverStarted` and
+    /// `DrainPaused`, cleared on `StartDrain`, always under the buffer's lock. Only an
+    /// optimisation: a first attempt that reads `false` proceeds without the lock, as the
+    /// core would answer; one that reads `true` asks the core, which has the last word.
+    pub(crate) buffering: AtomicBool,
+    pub(crate) keyspace: Arc<str>,
+    pub(crate) name: Arc<str>,
+}
+
+/// A registered `keyspace/shard`, as returned by
+/// [`FailoverBuffer::register_shard`](crate::FailoverBuffer::register_shard).
+///
+/// Keep it and pass it to every call for that shard: it carries the dense [`ShardId`] and
+/// the shard's "buffering" flag, so the idle fast path of
+/// [`wait_for_failover_end`](crate::FailoverBuffer::wait_for_failover_end) needs no lookup,
+/// no lock and no allocation. Cloning is an `Arc` clone. A handle is valid only with the
+/// buffer that issued it.
+#[derive(Clone)]
+pub struct Shard {
+    pub(crate) inner: Arc<ShardInner>,
+}
+
+impl Shard {
+    pub(crate) fn new(id: ShardId, keyspace: &str, shard: &str) -> Shard {
+        Shard {
+            inner: Arc::new(ShardInner {
+                id,
+                buffering: AtomicBool::new(false),
+                keyspace: Arc::from(keyspace),
+                name: Arc::from(shard),
+            }),
+        }
+    }
+
+    /// The core's id for this shard.
+    pub fn id(&self) -> ShardId {
+        self.inner.id
+    }
+
+    /// The keyspace name.
+    pub fn keyspace(&self) -> &str {
+        &self.inner.keyspace
+    }
+
+    /// The shard name within its keyspace.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+}
+
+impl fmt::Debug for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Shard({}/{}, {:?})",
+            self.keyspace(),
+            self.name(),
+            self.id()
+        )
+    }
+}
+
+impl fmt::Display for Shard {
+    /// `keyspace/shard`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.keyspace(), self.name())
+    }
+}

@@ -1,0 +1,426 @@
+//! What the handles share: the core under one mutex, the waiters, and the timer thread.
+//!
+//! Every input runs through [`Shared::run`]: it takes the lock, reads the clock, feeds the
+//! core, carries out every action the core queued, and collects the wake-ups; the waiting
+//! threads are woken only after the lock is released, so a woken thread never blocks on
+//! the lock its waker still holds.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use failover_buffer::{Action, BufferError, Metric, ShardId, Ticket, Timestamp, Verdict};
+
+use crate::clock::Clock;
+use crate::shard::ShardInner;
+use crate::telemetry;
+
+/// What a blocked caller is told when it is woken.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outcome {
+    /// Retry now; report `retry_done` when finished.
+    Retry(Ticket),
+    /// Return this error to the client; the ticket has ended.
+    Fail(BufferError),
+    /// The caller's deadline came first; the ticket has ended (cancelled).
+    TimedOut,
+}
+
+/// One blocked caller: its outcome, once decided, and the condvar it sleeps on. Each
+/// waiter has its own pair so waking one never contends with the buffer's lock.
+#[derive(Debug, Default)]
+pub(crate) struct Waiter {
+    outcome: Mutex<Option<Outcome>>,
+    ready: Condvar,
+}
+
+impl Waiter {
+    /// Blocks until an outcome is delivered.
+    pub(crate) fn wait(&self) -> Outcome {
+        let mut outcome = lock(&self.outcome);
+        loop {
+            if let Some(o) = *outcome {
+                return o;
+            }
+            outcome = self.ready.wait(outcome).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn deliver(&self, outcome: Outcome) {
+        *lock(&self.outcome) = Some(outcome);
+        self.ready.notify_one();
+    }
+}
+
+/// A held request, as the adapter tracks it.
+#[derive(Debug)]
+struct Waiting {
+    ticket: Ticket,
+    deadline: Option<Timestamp>,
+    waiter: Arc<Waiter>,
+}
+
+/// What the timer thread is doing, so an input knows whether it must wake it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TimerSleep {
+    /// Running a pass, or about to look at the deadlines again.
+    Busy,
+    /// Asleep until this instant.
+    Until(Timestamp),
+    /// Asleep with no deadline armed.
+    Forever,
+    /// Asleep because the clock does not move by itself (see `Clock::real_time_until`).
+    Manual,
+    /// Exited.
+    Gone,
+}
+
+/// Everything behind the lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) core: failover_buffer::Buffer,
+    /// Per shard index, the handle's shared part (its buffering flag).
+    pub(crate) shards: Vec<Arc<ShardInner>>,
+    /// Held requests by ticket id.
+    waiters: HashMap<u64, Waiting>,
+    /// Callers' deadlines, earliest first, by ticket id.
+    deadlines: BTreeSet<(Timestamp, u64)>,
+    timer: TimerSleep,
+    /// The last handle was dropped: the timer thread must exit.
+    stop: bool,
+    /// The core announced `Closed`.
+    pub(crate) closed: bool,
+}
+
+/// What an input leaves to do once the lock is released.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    wakes: Vec<(Arc<Waiter>, Outcome)>,
+    notify_timer: bool,
+    closed: bool,
+    pub(crate) telemetry: telemetry::Exports,
+}
+
+impl Effects {
+    /// Carries out the wake-ups, outside the lock.
+    fn deliver(self, shared: &Shared) {
+        for (waiter, outcome) in self.wakes {
+            waiter.deliver(outcome);
+        }
+        if self.notify_timer || self.closed {
+            shared.timer.notify_all();
+        }
+        if self.closed {
+            shared.closed.notify_all();
+        }
+        self.telemetry.emit();
+    }
+}
+
+/// The part of the buffer every handle, guard and the timer thread holds.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// The timer thread sleeps on this (with `state`).
+    timer: Condvar,
+    /// `shutdown` sleeps on this (with `state`) until the core is closed.
+    closed: Condvar,
+    clock: Arc<dyn Clock>,
+    /// The instant that maps to `Timestamp::ZERO`.
+    origin: Instant,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks, ignoring poison: the state behind every lock here is changed only by code that
+/// does not panic (the core never panics), so a panic elsewhere while it was held left it
+/// consistent, and a guard dropped during an unwind must still be able to report.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(core: failover_buffer::Buffer, clock: Arc<dyn Clock>) -> Shared {
+        let origin = clock.now();
+        Shared {
+            state: Mutex::new(State {
+                core,
+                shards: Vec::new(),
+                waiters: HashMap::new(),
+                deadlines: BTreeSet::new(),
+                timer: TimerSleep::Busy,
+                stop: false,
+                closed: false,
+            }),
+            timer: Condvar::new(),
+            closed: Condvar::new(),
+            clock,
+            origin,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// The clock's reading as a core timestamp.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.timestamp(self.clock.now())
+    }
+
+    /// An instant as a core timestamp; instants before the origin map to zero.
+    pub(crate) fn timestamp(&self, at: Instant) -> Timestamp {
+        let nanos = at.saturating_duration_since(self.origin).as_nanos();
+        Timestamp::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    fn instant(&self, at: Timestamp) -> Option<Instant> {
+        self.origin.checked_add(Duration::from_nanos(at.as_nanos()))
+    }
+
+    /// Runs one input: `f` feeds the core under the lock at the current time, then the
+    /// adapter expires callers' deadlines, carries out the core's actions, and, once the
+    /// lock is released, wakes whoever must be woken.
+    pub(crate) fn run<R>(&self, f: impl FnOnce(&mut State, Timestamp, &mut Effects) -> R) -> R {
+        let mut fx = Effects::default();
+        let result = {
+            let mut st = self.lock();
+            // Read under the lock, so the core sees inputs in time order.
+            let now = self.now();
+            let result = f(&mut st, now, &mut fx);
+            st.settle(now, &mut fx);
+            st.expire_deadlines(now, &mut fx);
+            fx.notify_timer = st.timer_must_wake();
+            fx.telemetry.snapshot(&st);
+            result
+        };
+        fx.deliver(self);
+        result
+    }
+
+    /// Fires everything due now: callers' deadlines, then the core's timers.
+    pub(crate) fn tick_now(&self) {
+        self.run(|st, now, fx| st.pass(now, fx));
+    }
+
+    /// Waits until the core has announced `Closed`.
+    pub(crate) fn wait_closed(&self) {
+        let mut st = self.lock();
+        while !st.closed {
+            st = self.closed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Tells the timer thread to exit (the last handle is gone).
+    pub(crate) fn stop_timer(&self) {
+        self.lock().stop = true;
+        self.timer.notify_all();
+    }
+
+    /// The timer thread: sleeps until the earliest deadline (the core's `poll_timeout` or a
+    /// caller's), runs a pass, and repeats; exits when told to stop or once the core has
+    /// closed (after which the core arms no timer and every caller's deadline has ended).
+    pub(crate) fn timer_loop(&self) {
+        let mut st = self.lock();
+        loop {
+            if st.stop || st.closed {
+                st.timer = TimerSleep::Gone;
+                return;
+            }
+            let now = self.now();
+            let next = st.next_deadline();
+            if next.is_some_and(|at| at <= now) {
+                let mut fx = Effects::default();
+                st.pass(now, &mut fx);
+                fx.telemetry.snapshot(&st);
+                drop(st);
+                fx.deliver(self);
+                st = self.lock();
+                continue;
+            }
+            let sleep = match next {
+                None => None,
+                Some(at) => match self.instant(at) {
+                    Some(at_instant) => match self.clock.real_time_until(at_instant) {
+                        Some(d) => Some((at, d)),
+                        None => {
+                            st.timer = TimerSleep::Manual;
+                            st = self.timer.wait(st).unwrap_or_else(|e| e.into_inner());
+                            st.timer = TimerSleep::Busy;
+                            continue;
+                        }
+                    },
+                    // Centuries away: as good as never.
+                    None => None,
+                },
+            };
+            st = match sleep {
+                Some((at, d)) => {
+                    st.timer = TimerSleep::Until(at);
+                    self.timer
+                        .wait_timeout(st, d)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => {
+                    st.timer = TimerSleep::Forever;
+                    self.timer.wait(st).unwrap_or_else(|e| e.into_inner())
+                }
+            };
+            st.timer = TimerSleep::Busy;
+        }
+    }
+}
+
+impl State {
+    /// The registered shard behind a handle, if the handle is this buffer's.
+    pub(crate) fn owns(&self, shard: &Arc<ShardInner>) -> bool {
+        self.shards
+            .get(shard.id.index())
+            .is_some_and(|s| Arc::ptr_eq(s, shard))
+    }
+
+    /// Tracks a request the core told to wait.
+    pub(crate) fn hold(&mut self, ticket: Ticket, deadline: Option<Timestamp>) -> Arc<Waiter> {
+        let waiter = Arc::new(Waiter::default());
+        if let Some(at) = deadline {
+            self.deadlines.insert((at, ticket.id()));
+        }
+        self.waiters.insert(
+            ticket.id(),
+            Waiting {
+                ticket,
+                deadline,
+                waiter: waiter.clone(),
+            },
+        );
+        waiter
+    }
+
+    /// A timer pass at `now`: callers' deadlines first, so a request whose caller has
+    /// given up is counted as cancelled (`ContextDone`) rather than released by a window
+    /// expiring at the same instant; then the core's timers.
+    fn pass(&mut self, now: Timestamp, fx: &mut Effects) {
+        self.expire_deadlines(now, fx);
+        self.core.tick(now);
+        fx.telemetry.touch_all();
+        self.settle(now, fx);
+    }
+
+    /// The earliest instant anything is due.
+    fn next_deadline(&self) -> Option<Timestamp> {
+        let caller = self.deadlines.first().map(|&(at, _)| at);
+        match (self.core.poll_timeout(), caller) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the timer thread sleeps past the earliest deadline.
+    fn timer_must_wake(&self) -> bool {
+        match (self.timer, self.next_deadline()) {
+            (TimerSleep::Until(at), Some(next)) => next < at,
+            (TimerSleep::Forever, Some(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Cancels every held request whose caller's deadline has come.
+    fn expire_deadlines(&mut self, now: Timestamp, fx: &mut Effects) {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(w) = self.waiters.remove(&id) else {
+                continue;
+            };
+            // The ticket is live: it leaves `waiters` when it is woken, and then its
+            // deadline entry goes with it.
+            let _ = self.core.cancel(now, w.ticket);
+            telemetry::timed_out(w.ticket);
+            fx.wakes.push((w.waiter, Outcome::TimedOut));
+            // Carry out what the cancel caused (a drain releases its next request) before
+            // looking at the next deadline, which may be that request's.
+            self.settle(now, fx);
+        }
+    }
+
+    /// Carries out every action the core queued.
+    fn settle(&mut self, now: Timestamp, fx: &mut Effects) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Wake { ticket, verdict } => self.wake(now, ticket, verdict, fx),
+                Action::FailoverStarted { shard, cause } => {
+                    self.set_buffering(shard, true);
+                    telemetry::failover_started(&self.shards[shard.index()], cause);
+                }
+                Action::StartDrain { shard, queued } => {
+                    self.set_buffering(shard, false);
+                    telemetry::drain_started(&self.shards[shard.index()], queued);
+                }
+                Action::Metric(metric) => {
+                    if let Metric::DrainPaused { shard, .. } = metric {
+                        self.set_buffering(shard, true);
+                    }
+                    telemetry::metric(&self.shards, metric, &mut fx.telemetry);
+                }
+                Action::Closed => {
+                    self.closed = true;
+                    fx.closed = true;
+                    telemetry::closed();
+                }
+            }
+        }
+    }
+
+    /// Mirrors the core's `Buffering` state into the shard's flag, which the idle fast path
+    /// reads without the lock. Written only here, under the lock, in the order the core
+    /// changed state, so it always matches the core once an input has been carried out.
+    fn set_buffering(&self, shard: ShardId, buffering: bool) {
+        if let Some(s) = self.shards.get(shard.index()) {
+            s.buffering.store(buffering, Ordering::Release);
+        }
+    }
+
+    /// Decides what a woken request's caller is told.
+    ///
+    /// The race between a wake and the caller's deadline is settled by one rule: the
+    /// deadline is compared with the clock reading of the input that woke the request. If
+    /// it has been reached, the caller gets `TimedOut` whatever the verdict, and a `Retry`
+    /// is handed straight back with `cancel`, so its slot and its turn in the drain pass
+    /// to the next request instead of being lost.
+    fn wake(&mut self, now: Timestamp, ticket: Ticket, verdict: Verdict, fx: &mut Effects) {
+        let Some(w) = self.waiters.remove(&ticket.id()) else {
+            // Every ticket this adapter is issued has a waiter until it is woken or
+            // cancelled, and a cancelled ticket is never woken; this is defence only. A
+            // retry nobody will make must not keep its slot.
+            if verdict == Verdict::Retry {
+                let _ = self.core.cancel(now, ticket);
+            }
+            return;
+        };
+        if let Some(at) = w.deadline {
+            self.deadlines.remove(&(at, ticket.id()));
+        }
+        let outcome = if w.deadline.is_some_and(|at| at <= now) {
+            if verdict == Verdict::Retry {
+                let _ = self.core.cancel(now, ticket);
+            }
+            telemetry::timed_out(ticket);
+            Outcome::TimedOut
+        } else {
+            match verdict {
+                Verdict::Retry => Outcome::Retry(ticket),
+                Verdict::Fail(e) => Outcome::Fail(e),
+            }
+        };
+        fx.wakes.push((w.waiter, outcome));
+    }
+}

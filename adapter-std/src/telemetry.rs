@@ -1,0 +1,246 @@
+//! Logs (`tracing` feature) and metrics (`metrics` feature). Without the features every
+//! function here is empty and compiles away.
+//!
+//! Logs of state changes are written under the buffer's lock, where the change is seen;
+//! they are rare (a few per failover). Metrics are read under the lock as snapshots of the
+//! core's counters and exported after it is released, as absolute values, so two exports
+//! that race cannot lose a count.
+
+#[cfg(feature = "metrics")]
+use std::sync::Arc;
+
+#[cfg(feature = "metrics")]
+use failover_buffer::ShardStats;
+use failover_buffer::{FailoverCause, Metric, ShardId, Ticket};
+
+use crate::shard::ShardInner;
+use crate::state::State;
+
+/// Metrics to export once the lock is released.
+#[derive(Debug, Default)]
+pub(crate) struct Exports {
+    #[cfg(feature = "metrics")]
+    touched: Vec<ShardId>,
+    #[cfg(feature = "metrics")]
+    all: bool,
+    #[cfg(feature = "metrics")]
+    snapshots: Vec<(Arc<ShardInner>, ShardStats)>,
+    #[cfg(feature = "metrics")]
+    stops: Vec<(Arc<ShardInner>, f64, u64, u64)>,
+}
+
+impl Exports {
+    /// The input may have changed `shard`'s counters.
+    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
+    pub(crate) fn touch(&mut self, shard: ShardId) {
+        #[cfg(feature = "metrics")]
+        self.touched.push(shard);
+        #[cfg(not(feature = "metrics"))]
+        let _ = shard;
+    }
+
+    /// The input may have changed any shard's counters (a tick, a shutdown).
+    pub(crate) fn touch_all(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            self.all = true;
+        }
+    }
+
+    /// Reads the touched shards' counters, under the lock.
+    pub(crate) fn snapshot(&mut self, st: &State) {
+        #[cfg(feature = "metrics")]
+        {
+            let mut ids = core::mem::take(&mut self.touched);
+            if self.all {
+                ids = st.core.shards().collect();
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                if let (Some(shard), Some(stats)) =
+                    (st.shards.get(id.index()), st.core.shard_stats(id))
+                {
+                    self.snapshots.push((shard.clone(), *stats));
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = st;
+    }
+
+    /// Exports, outside the lock.
+    pub(crate) fn emit(self) {
+        #[cfg(feature = "metrics")]
+        {
+            for (shard, stats) in &self.snapshots {
+                export_stats(shard, stats);
+            }
+            for (shard, duration_ms, in_flight_max, utilization) in &self.stops {
+                let labels = [
+                    ("keyspace", shard.keyspace.clone()),
+                    ("shard", shard.name.clone()),
+                ];
+                metrics::gauge!("failover_buffer_last_failover_duration_ms", &labels)
+                    .set(*duration_ms);
+                metrics::gauge!("failover_buffer_last_requests_in_flight_max", &labels)
+                    .set(*in_flight_max as f64);
+                metrics::gauge!("failover_buffer_last_utilization_percent", &labels)
+                    .set(*utilization as f64);
+            }
+        }
+    }
+}
+
+/// Exports a shard's counters with Vitess's names (`BufferRequestsEvicted` becomes
+/// `failover_buffer_requests_evicted`) and labels (`keyspace`, `shard`, `reason`).
+#[cfg(feature = "metrics")]
+fn export_stats(shard: &ShardInner, s: &ShardStats) {
+    use failover_buffer::Reason;
+
+    let ks = || shard.keyspace.clone();
+    let sh = || shard.name.clone();
+    let plain = |name: &'static str, value: u64| {
+        metrics::counter!(name, "keyspace" => ks(), "shard" => sh()).absolute(value);
+    };
+    plain("failover_buffer_starts", s.starts);
+    plain("failover_buffer_requests_buffered", s.buffered);
+    plain(
+        "failover_buffer_requests_buffered_dry_run",
+        s.buffered_dry_run,
+    );
+    plain("failover_buffer_requests_drained", s.drained);
+    plain("failover_buffer_drains_paused", s.drains_paused);
+    plain("failover_buffer_utilization_sum", s.utilization_sum);
+    fn by_reason<R: Reason>(
+        name: &'static str,
+        counts: &failover_buffer::ByReason<R>,
+        shard: &ShardInner,
+    ) {
+        for (reason, value) in counts.iter() {
+            metrics::counter!(
+                name,
+                "keyspace" => shard.keyspace.clone(),
+                "shard" => shard.name.clone(),
+                "reason" => reason.as_str()
+            )
+            .absolute(value);
+        }
+    }
+    by_reason("failover_buffer_stops", &s.stops, shard);
+    by_reason("failover_buffer_requests_evicted", &s.evicted, shard);
+    by_reason("failover_buffer_requests_skipped", &s.skipped, shard);
+}
+
+/// An episode-level event from the core.
+pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric, exports: &mut Exports) {
+    let shard_of = |id: ShardId| &shards[id.index()];
+    match metric {
+        Metric::BufferingStarted { .. } => {}
+        Metric::BufferingStopped {
+            shard,
+            reason,
+            duration,
+            in_flight_max,
+            utilization_percent,
+        } => {
+            let s = shard_of(shard);
+            #[cfg(feature = "tracing")]
+            tracing::info!(
+                keyspace = &*s.keyspace,
+                shard = &*s.name,
+                %reason,
+                ?duration,
+                in_flight_max,
+                utilization_percent,
+                "failover buffering stopped"
+            );
+            #[cfg(feature = "metrics")]
+            exports.stops.push((
+                s.clone(),
+                duration.as_secs_f64() * 1000.0,
+                in_flight_max,
+                utilization_percent,
+            ));
+            let _ = (
+                s,
+                reason,
+                duration,
+                in_flight_max,
+                utilization_percent,
+                &exports,
+            );
+        }
+        Metric::DrainPaused { shard, queued } => {
+            let s = shard_of(shard);
+            #[cfg(feature = "tracing")]
+            tracing::info!(
+                keyspace = &*s.keyspace,
+                shard = &*s.name,
+                queued,
+                "drain paused: a released request failed over again; buffering"
+            );
+            let _ = (s, queued);
+        }
+        Metric::DrainFinished { shard, duration } => {
+            let s = shard_of(shard);
+            #[cfg(feature = "tracing")]
+            tracing::info!(
+                keyspace = &*s.keyspace,
+                shard = &*s.name,
+                ?duration,
+                "drain finished"
+            );
+            let _ = (s, duration);
+        }
+    }
+}
+
+/// A shard started buffering.
+pub(crate) fn failover_started(shard: &ShardInner, cause: FailoverCause) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        keyspace = &*shard.keyspace,
+        shard = &*shard.name,
+        ?cause,
+        "failover detected: buffering requests"
+    );
+    let _ = (shard, cause);
+}
+
+/// A shard started (or resumed) releasing its queue.
+pub(crate) fn drain_started(shard: &ShardInner, queued: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        keyspace = &*shard.keyspace,
+        shard = &*shard.name,
+        queued,
+        "draining buffered requests"
+    );
+    let _ = (shard, queued);
+}
+
+/// Shutdown finished.
+pub(crate) fn closed() {
+    #[cfg(feature = "tracing")]
+    tracing::info!("failover buffer closed");
+}
+
+/// A held request's caller gave up at its deadline.
+pub(crate) fn timed_out(ticket: Ticket) {
+    #[cfg(feature = "tracing")]
+    tracing::trace!(ticket = ticket.id(), "held request timed out");
+    let _ = ticket;
+}
+
+/// What a request was told, per request.
+pub(crate) fn request(shard: &ShardInner, what: &'static str) {
+    #[cfg(feature = "tracing")]
+    tracing::trace!(
+        keyspace = &*shard.keyspace,
+        shard = &*shard.name,
+        what,
+        "buffered request"
+    );
+    let _ = (shard, what);
+}
