@@ -8,13 +8,6 @@ use failover_buffer::{
 };
 use support::*;
 
-fn enabled() -> Config {
-    Config {
-        enabled: true,
-        ..Config::default()
-    }
-}
-
 #[test]
 fn a_shard_id_this_buffer_never_issued_is_refused_on_every_input() {
     let mut b = Buffer::new(enabled()).unwrap();

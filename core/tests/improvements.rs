@@ -8,13 +8,6 @@ use failover_buffer::{
 };
 use support::*;
 
-fn enabled() -> Config {
-    Config {
-        enabled: true,
-        ..Config::default()
-    }
-}
-
 /// Vitess 16438: the demoted primary's last "still serving" report (old term) arrives after
 /// buffering started. A Vitess keyspace event saying "serving" stops buffering there, and the
 /// held writes fail against a read-only server.

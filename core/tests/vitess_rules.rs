@@ -8,13 +8,6 @@ use failover_buffer::{
 };
 use support::*;
 
-fn enabled() -> Config {
-    Config {
-        enabled: true,
-        ..Config::default()
-    }
-}
-
 #[test]
 fn defaults_are_vitess_flag_defaults() {
     let c = Config::default();

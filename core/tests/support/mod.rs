@@ -20,6 +20,14 @@ pub fn vitess_test_config() -> Config {
     }
 }
 
+/// Vitess's flag defaults with buffering enabled for every shard.
+pub fn enabled() -> Config {
+    Config {
+        enabled: true,
+        ..Config::default()
+    }
+}
+
 /// A serving stamp.
 pub fn serving(primary: u64, term: u64) -> HealthStamp {
     HealthStamp {
