@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use failover_buffer::{
     Admission, BufferError, Config, ConfigError, FailoverCause, HealthStamp, InputError,
-    InputStats, InvariantViolation, ShardState, ShardStats, Ticket, Timestamp, TopologyEvent,
+    InputStats, InvariantViolation, ShardId, ShardState, ShardStats, Ticket, Timestamp,
+    TopologyEvent,
 };
 
 use crate::clock::{Clock, SystemClock};
@@ -100,15 +101,104 @@ impl From<BufferError> for WaitError {
 /// cause: a young drain then backs off and holds the request again.
 #[must_use = "dropping the guard at once reports the retry finished before it was sent"]
 pub struct RetryGuard {
-    shared: Arc<Shared>,
+    /// `None` once [`retry_failed`](Self::retry_failed) has reported for it.
+    shared: Option<Arc<Shared>>,
     ticket: Ticket,
-    shard: failover_buffer::ShardId,
+    shard: ShardId,
 }
 
 impl RetryGuard {
     /// The core's ticket for this request, for logs.
     pub fn ticket(&self) -> Ticket {
         self.ticket
+    }
+
+    /// The shard the request is for.
+    pub fn shard_id(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The retry failed again with a failover error: report it and wait to be held again,
+    /// exactly as [`wait_for_failover_end`](FailoverBuffer::wait_for_failover_end) with
+    /// `Some(cause)` would, with one difference: this is evidence that the failover's end
+    /// was seen too early (the new primary not writable yet), so within
+    /// `max_failover_duration` of the episode's start the shard's drain backs off and holds
+    /// the request again even if that drain has just finished (DESIGN's drain back-off).
+    /// Dropping the guard and calling `wait_for_failover_end` instead loses that: once the
+    /// drain has finished, the new failover error meets the min-time rules and proceeds.
+    pub fn retry_failed(mut self, cause: FailoverCause) -> Result<Option<RetryGuard>, BufferError> {
+        let ticket = self.ticket;
+        let Some(shared) = self.shared.take() else {
+            return Ok(None);
+        };
+        block(&shared, self.shard, None, |st, now| {
+            // This guard is the ticket's only owner and reports once: the core cannot
+            // refuse the ticket.
+            st.core
+                .retry_failed(now, ticket, cause)
+                .unwrap_or(Admission::Proceed)
+        })
+        .map_err(untimed)
+    }
+}
+
+/// The error of a wait that had no deadline.
+fn untimed(e: WaitError) -> BufferError {
+    match e {
+        WaitError::Buffer(e) => e,
+        // Only a deadline times out, and none was given.
+        WaitError::TimedOut => unreachable!("a wait without a deadline timed out"),
+    }
+}
+
+/// Feeds one admission-producing input to the core and blocks until its outcome.
+fn block(
+    shared: &Arc<Shared>,
+    shard: ShardId,
+    deadline: Option<Timestamp>,
+    input: impl FnOnce(&mut crate::state::State, Timestamp) -> Admission,
+) -> Result<Option<RetryGuard>, WaitError> {
+    enum Admitted {
+        Proceed,
+        Fail(BufferError),
+        Wait(Arc<Waiter>),
+    }
+    let admitted = shared.run(|st, now, fx| {
+        fx.telemetry.touch(shard);
+        match input(st, now) {
+            Admission::Wait(ticket) => Admitted::Wait(st.hold(ticket, deadline)),
+            Admission::Fail(e) => Admitted::Fail(e),
+            Admission::Proceed => Admitted::Proceed,
+        }
+    });
+    let outcome = match admitted {
+        Admitted::Proceed => {
+            telemetry::request(shard, "proceed");
+            return Ok(None);
+        }
+        Admitted::Fail(e) => {
+            telemetry::request(shard, "failed");
+            return Err(WaitError::Buffer(e));
+        }
+        Admitted::Wait(waiter) => {
+            telemetry::request(shard, "held");
+            waiter.wait()
+        }
+    };
+    match outcome {
+        Outcome::Retry(ticket) => {
+            telemetry::request(shard, "released to retry");
+            Ok(Some(RetryGuard {
+                shared: Some(shared.clone()),
+                ticket,
+                shard,
+            }))
+        }
+        Outcome::Fail(e) => {
+            telemetry::request(shard, "released with an error");
+            Err(WaitError::Buffer(e))
+        }
+        Outcome::TimedOut => Err(WaitError::TimedOut),
     }
 }
 
@@ -124,7 +214,10 @@ impl fmt::Debug for RetryGuard {
 impl Drop for RetryGuard {
     fn drop(&mut self) {
         let (ticket, shard) = (self.ticket, self.shard);
-        self.shared.run(|st, now, fx| {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        shared.run(|st, now, fx| {
             // Only this guard ends a ticket woken with Retry, and it does so once: the
             // call cannot be refused.
             let _ = st.core.retry_done(now, ticket);
@@ -182,16 +275,19 @@ impl FailoverBuffer {
     /// A cold-path call (it takes the lock and may allocate): do it once per shard and
     /// keep the handle.
     pub fn register_shard(&self, keyspace: &str, shard: &str) -> Shard {
-        let mut st = self.shared().lock();
-        let id = st.core.register_shard(keyspace, shard);
-        if let Some(inner) = st.shards.get(id.index()) {
-            return Shard {
-                inner: inner.clone(),
-            };
-        }
-        let handle = Shard::new(id, keyspace, shard);
-        st.shards.push(handle.inner.clone());
-        handle
+        self.shared().run(|st, _now, fx| {
+            let id = st.core.register_shard(keyspace, shard);
+            if let Some(inner) = st.shards.get(id.index()) {
+                return Shard {
+                    inner: inner.clone(),
+                };
+            }
+            let handle = Shard::new(id, keyspace, shard);
+            st.shards.push(handle.inner.clone());
+            // Every metric exists, at zero, from registration, as in Vitess.
+            fx.telemetry.touch(id);
+            handle
+        })
     }
 
     /// The handle of a registered shard.
@@ -229,11 +325,7 @@ impl FailoverBuffer {
         shard: &Shard,
         cause: Option<FailoverCause>,
     ) -> Result<Option<RetryGuard>, BufferError> {
-        self.wait(shard, cause, None).map_err(|e| match e {
-            WaitError::Buffer(e) => e,
-            // Only a deadline times out, and none was given.
-            WaitError::TimedOut => unreachable!("a wait without a deadline timed out"),
-        })
+        self.wait(shard, cause, None).map_err(untimed)
     }
 
     /// [`wait_for_failover_end`](Self::wait_for_failover_end), giving up at `deadline` (the
@@ -280,52 +372,16 @@ impl FailoverBuffer {
         let shared = self.shared();
         let deadline = deadline.map(|d| shared.timestamp(d));
         let id = shard.id();
-        enum Admitted {
-            Proceed,
-            Fail(BufferError),
-            Wait(Arc<Waiter>),
-        }
-        let admitted = shared.run(|st, now, fx| {
+        block(shared, id, deadline, |st, now| {
             assert!(
                 st.owns(&shard.inner),
                 "{shard:?} was issued by another FailoverBuffer"
             );
-            fx.telemetry.touch(id);
             // The shard is this buffer's, so the core knows it and cannot refuse.
-            match st.core.request(now, id, cause) {
-                Ok(Admission::Wait(ticket)) => Admitted::Wait(st.hold(ticket, deadline)),
-                Ok(Admission::Fail(e)) => Admitted::Fail(e),
-                Ok(Admission::Proceed) | Err(_) => Admitted::Proceed,
-            }
-        });
-        match admitted {
-            Admitted::Proceed => {
-                telemetry::request(&shard.inner, "proceed");
-                Ok(None)
-            }
-            Admitted::Fail(e) => {
-                telemetry::request(&shard.inner, "failed");
-                Err(WaitError::Buffer(e))
-            }
-            Admitted::Wait(waiter) => {
-                telemetry::request(&shard.inner, "held");
-                match waiter.wait() {
-                    Outcome::Retry(ticket) => {
-                        telemetry::request(&shard.inner, "released to retry");
-                        Ok(Some(RetryGuard {
-                            shared: shared.clone(),
-                            ticket,
-                            shard: id,
-                        }))
-                    }
-                    Outcome::Fail(e) => {
-                        telemetry::request(&shard.inner, "released with an error");
-                        Err(WaitError::Buffer(e))
-                    }
-                    Outcome::TimedOut => Err(WaitError::TimedOut),
-                }
-            }
-        }
+            st.core
+                .request(now, id, cause)
+                .unwrap_or(Admission::Proceed)
+        })
     }
 
     /// What the health stream saw of `shard`'s primary. A serving stamp with a newer term
@@ -403,7 +459,7 @@ impl FailoverBuffer {
     /// # Panics
     ///
     /// If `shard` was issued by another buffer.
-    pub fn shard_state(&self, shard: &Shard) -> ShardState {
+    pub fn state(&self, shard: &Shard) -> ShardState {
         let st = self.shared().lock();
         assert!(
             st.owns(&shard.inner),

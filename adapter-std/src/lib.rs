@@ -55,16 +55,18 @@
 //!
 //! # Features
 //!
-//! * `metrics`: per-shard counters and gauges through the [`metrics`](https://docs.rs/metrics)
-//!   facade, with Vitess's names in snake case: `failover_buffer_starts`,
-//!   `failover_buffer_stops{reason}`, `failover_buffer_requests_buffered`,
-//!   `failover_buffer_requests_buffered_dry_run`, `failover_buffer_requests_drained`,
-//!   `failover_buffer_requests_evicted{reason}`, `failover_buffer_requests_skipped{reason}`,
-//!   `failover_buffer_drains_paused`, `failover_buffer_utilization_sum` (counters), and
+//! * `metrics`: each shard's counters through the [`metrics`](https://docs.rs/metrics)
+//!   facade, with Vitess's names in snake case (the same set as `failover-buffer-tokio`):
+//!   counters `failover_buffer_starts`, `failover_buffer_stops{reason}`,
+//!   `failover_buffer_requests_buffered`, `failover_buffer_requests_buffered_dry_run`,
+//!   `failover_buffer_requests_drained`, `failover_buffer_requests_evicted{reason}`,
+//!   `failover_buffer_requests_skipped{reason}`, `failover_buffer_drains_paused`,
+//!   `failover_buffer_failover_duration_sum_ms`, `failover_buffer_utilization_sum`,
+//!   `failover_buffer_utilization_dry_run_sum`; gauges
 //!   `failover_buffer_last_failover_duration_ms`,
 //!   `failover_buffer_last_requests_in_flight_max`,
-//!   `failover_buffer_last_utilization_percent` (gauges); every one labelled `keyspace` and
-//!   `shard`.
+//!   `failover_buffer_last_requests_dry_run_max`. All carry `keyspace` and `shard` labels
+//!   and exist, at zero, from the shard's registration: install the recorder first.
 //! * `tracing`: state changes (failover detected, buffering stopped, drain started, paused
 //!   and finished, closed) at INFO; each held request at TRACE.
 #![forbid(unsafe_code)]

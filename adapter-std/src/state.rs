@@ -369,7 +369,7 @@ impl State {
                     if let Metric::DrainPaused { shard, .. } = metric {
                         self.set_buffering(shard, true);
                     }
-                    telemetry::metric(&self.shards, metric, &mut fx.telemetry);
+                    telemetry::metric(&self.shards, metric);
                 }
                 Action::Closed => {
                     self.closed = true;

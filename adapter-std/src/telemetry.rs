@@ -25,8 +25,6 @@ pub(crate) struct Exports {
     all: bool,
     #[cfg(feature = "metrics")]
     snapshots: Vec<(Arc<ShardInner>, ShardStats)>,
-    #[cfg(feature = "metrics")]
-    stops: Vec<(Arc<ShardInner>, f64, u64, u64)>,
 }
 
 impl Exports {
@@ -76,18 +74,6 @@ impl Exports {
             for (shard, stats) in &self.snapshots {
                 export_stats(shard, stats);
             }
-            for (shard, duration_ms, in_flight_max, utilization) in &self.stops {
-                let labels = [
-                    ("keyspace", shard.keyspace.clone()),
-                    ("shard", shard.name.clone()),
-                ];
-                metrics::gauge!("failover_buffer_last_failover_duration_ms", &labels)
-                    .set(*duration_ms);
-                metrics::gauge!("failover_buffer_last_requests_in_flight_max", &labels)
-                    .set(*in_flight_max as f64);
-                metrics::gauge!("failover_buffer_last_utilization_percent", &labels)
-                    .set(*utilization as f64);
-            }
         }
     }
 }
@@ -111,7 +97,31 @@ fn export_stats(shard: &ShardInner, s: &ShardStats) {
     );
     plain("failover_buffer_requests_drained", s.drained);
     plain("failover_buffer_drains_paused", s.drains_paused);
+    plain(
+        "failover_buffer_failover_duration_sum_ms",
+        millis(s.failover_duration_sum),
+    );
     plain("failover_buffer_utilization_sum", s.utilization_sum);
+    plain(
+        "failover_buffer_utilization_dry_run_sum",
+        s.utilization_dry_run_sum,
+    );
+    // Gauges describe the current or last episode.
+    let gauge = |name: &'static str, value: u64| {
+        metrics::gauge!(name, "keyspace" => ks(), "shard" => sh()).set(value as f64);
+    };
+    gauge(
+        "failover_buffer_last_failover_duration_ms",
+        millis(s.last_failover_duration),
+    );
+    gauge(
+        "failover_buffer_last_requests_in_flight_max",
+        s.last_requests_in_flight_max,
+    );
+    gauge(
+        "failover_buffer_last_requests_dry_run_max",
+        s.last_requests_dry_run_max,
+    );
     fn by_reason<R: Reason>(
         name: &'static str,
         counts: &failover_buffer::ByReason<R>,
@@ -132,8 +142,13 @@ fn export_stats(shard: &ShardInner, s: &ShardStats) {
     by_reason("failover_buffer_requests_skipped", &s.skipped, shard);
 }
 
+#[cfg(feature = "metrics")]
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// An episode-level event from the core.
-pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric, exports: &mut Exports) {
+pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric) {
     let shard_of = |id: ShardId| &shards[id.index()];
     match metric {
         Metric::BufferingStarted { .. } => {}
@@ -155,21 +170,7 @@ pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric, expo
                 utilization_percent,
                 "failover buffering stopped"
             );
-            #[cfg(feature = "metrics")]
-            exports.stops.push((
-                s.clone(),
-                duration.as_secs_f64() * 1000.0,
-                in_flight_max,
-                utilization_percent,
-            ));
-            let _ = (
-                s,
-                reason,
-                duration,
-                in_flight_max,
-                utilization_percent,
-                &exports,
-            );
+            let _ = (s, reason, duration, in_flight_max, utilization_percent);
         }
         Metric::DrainPaused { shard, queued } => {
             let s = shard_of(shard);
@@ -234,13 +235,8 @@ pub(crate) fn timed_out(ticket: Ticket) {
 }
 
 /// What a request was told, per request.
-pub(crate) fn request(shard: &ShardInner, what: &'static str) {
+pub(crate) fn request(shard: ShardId, what: &'static str) {
     #[cfg(feature = "tracing")]
-    tracing::trace!(
-        keyspace = &*shard.keyspace,
-        shard = &*shard.name,
-        what,
-        "buffered request"
-    );
+    tracing::trace!(shard = shard.index(), what, "failover buffer request");
     let _ = (shard, what);
 }
