@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use failover_buffer_std::{Config, FailoverBuffer, HealthStamp, ManualClock, PrimaryId};
 
 /// Vitess's defaults, enabled.
-pub fn enabled() -> Config {
+pub(crate) fn enabled() -> Config {
     Config {
         enabled: true,
         ..Config::default()
@@ -17,14 +17,14 @@ pub fn enabled() -> Config {
 }
 
 /// A buffer on a clock that moves only when the test moves it.
-pub fn manual(config: Config) -> (FailoverBuffer, Arc<ManualClock>) {
+pub(crate) fn manual(config: Config) -> (FailoverBuffer, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new());
     let buffer = FailoverBuffer::with_clock(config, clock.clone()).expect("valid config");
     (buffer, clock)
 }
 
 /// A health stamp.
-pub fn stamp(primary: u64, term: u64, serving: bool) -> HealthStamp {
+pub(crate) fn stamp(primary: u64, term: u64, serving: bool) -> HealthStamp {
     HealthStamp {
         primary: PrimaryId(primary),
         term,
@@ -34,7 +34,7 @@ pub fn stamp(primary: u64, term: u64, serving: bool) -> HealthStamp {
 
 /// Waits for another thread to reach a state (e.g. "3 requests queued"). This is
 /// synchronisation, not a timing assertion: the bound only turns a hang into a failure.
-pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+pub(crate) fn eventually(what: &str, cond: impl Fn() -> bool) {
     let give_up = Instant::now() + Duration::from_secs(30);
     while !cond() {
         assert!(Instant::now() < give_up, "never happened: {what}");
@@ -44,7 +44,7 @@ pub fn eventually(what: &str, cond: impl Fn() -> bool) {
 
 /// Runs `f` on its own thread and fails if it has not returned within `bound`: a watchdog
 /// that turns a deadlock into a test failure instead of a hung CI job.
-pub fn within<T: Send + 'static>(bound: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn within<T: Send + 'static>(bound: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     let scenario = thread::spawn(move || {
         let value = f();
