@@ -1,0 +1,213 @@
+//! `failover-buffer-sim`: what a failover costs your clients, with and without the buffer.
+//!
+//! ```text
+//! failover-buffer-sim [SCENARIO.toml] [--seed N] [--json] [--plot FILE.svg] [--sweep KEY=V1,V2,..]
+//! ```
+//!
+//! Without a scenario file it runs the built-in default scenario. See the crate README for
+//! the scenario format.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use failover_buffer::Config;
+use failover_buffer_sim::{
+    Comparison, Observer, Report, Scenario, Sweep, compare, plot_timeline, run, sweep,
+    write_comparison, write_sweep,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Simulates a database failover with and without the failover buffer, and reports what the
+/// application saw: errors by cause, added latency, evictions, slots used, drain time.
+#[derive(Parser, Debug)]
+#[command(name = "failover-buffer-sim", version)]
+struct Args {
+    /// Scenario file (TOML). Without one, the built-in default scenario runs: a 3-second
+    /// planned failover at 2,000 requests per second on one shard, Vitess's default config.
+    scenario: Option<PathBuf>,
+    /// Seed for arrivals and service times (default: the scenario's `seed`, or 1).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also draw the scenario run's timeline (queue depth, errors and releases per 100 ms)
+    /// into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Run the scenario once per value of a buffer config key and print one row per value,
+    /// e.g. `--sweep size=100,1000,5000`. Repeat for more keys (one table each). For
+    /// `keyspace_shards`, separate values with `;`.
+    #[arg(long, value_name = "KEY=V1,V2,..")]
+    sweep: Vec<Sweep>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let scenario = match &args.scenario {
+        Some(path) => match Scenario::from_file(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Scenario::default_scenario(),
+    };
+    let seed = args.seed.unwrap_or(scenario.seed);
+    match execute(&args, &scenario, seed) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(args: &Args, scenario: &Scenario, seed: u64) -> Result<(), String> {
+    let runs = if args.sweep.is_empty() {
+        3
+    } else {
+        args.sweep.iter().map(|s| s.values.len()).sum()
+    };
+    let mut progress = Progress::new(scenario.duration, runs);
+    let mut stdout = std::io::stdout().lock();
+    let mut comparison: Option<Comparison> = None;
+    if args.sweep.is_empty() {
+        let c = compare(scenario, seed, &mut progress).map_err(|e| e.to_string())?;
+        progress.clear();
+        if args.json {
+            print_json(&mut stdout, &c)?;
+        } else {
+            write_comparison(&mut stdout, &c).map_err(|e| e.to_string())?;
+        }
+        comparison = Some(c);
+    } else {
+        let mut reports = Vec::with_capacity(args.sweep.len());
+        for s in &args.sweep {
+            reports.push(sweep(scenario, seed, s, &mut progress)?);
+        }
+        progress.clear();
+        if args.json {
+            #[derive(Serialize)]
+            struct Sweeps<'a> {
+                scenario: &'a str,
+                summary: String,
+                seed: u64,
+                sweeps: &'a [failover_buffer_sim::SweepReport],
+            }
+            let all = Sweeps {
+                scenario: &scenario.name,
+                summary: scenario.summary(),
+                seed,
+                sweeps: &reports,
+            };
+            print_json(&mut stdout, &all)?;
+        } else {
+            for (i, report) in reports.iter().enumerate() {
+                if i > 0 {
+                    writeln!(stdout).map_err(|e| e.to_string())?;
+                }
+                write_sweep(&mut stdout, scenario, seed, report).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    if let Some(path) = &args.plot {
+        let (mine, none) = match comparison {
+            Some(mut c) => {
+                let none = c.runs.remove(0).report;
+                let mine = c.runs.pop().map(|r| r.report).unwrap_or_default();
+                (mine, none)
+            }
+            None => {
+                let mine = run(scenario, &scenario.buffer, seed).map_err(|e| e.to_string())?;
+                let none = run(scenario, &Config::default(), seed).map_err(|e| e.to_string())?;
+                (mine, none)
+            }
+        };
+        plot(path, scenario, seed, &mine, &none)?;
+    }
+    Ok(())
+}
+
+fn plot(
+    path: &std::path::Path,
+    scenario: &Scenario,
+    seed: u64,
+    mine: &Report,
+    none: &Report,
+) -> Result<(), String> {
+    let title = format!(
+        "failover-buffer-sim: scenario {:?}, seed {seed}",
+        scenario.name
+    );
+    plot_timeline(
+        path,
+        &title,
+        &mine.timeline,
+        Some(("no buffer", &none.timeline)),
+    )
+}
+
+fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), String> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| e.to_string())?;
+    writeln!(out).map_err(|e| e.to_string())
+}
+
+/// A progress bar over simulated time, drawn to stderr only when stderr is a terminal, so
+/// that stdout (and a redirected stderr) stays byte-identical from run to run.
+struct Progress {
+    bar: Option<ProgressBar>,
+    per_run: u64,
+    run: u64,
+    last: Duration,
+}
+
+impl Progress {
+    fn new(duration: Duration, runs: usize) -> Progress {
+        let per_run = (duration.as_millis() as u64).max(1);
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(
+                Some(per_run * runs as u64),
+                ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {percent:>3}% simulated, {elapsed} {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress {
+            bar,
+            per_run,
+            run: 0,
+            last: Duration::ZERO,
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn progress(&mut self, now: Duration) {
+        // Runs follow one another with the same observer: simulated time going back means
+        // the next run has begun.
+        if now < self.last {
+            self.run += 1;
+        }
+        self.last = now;
+        if let Some(bar) = &self.bar {
+            let within = (now.as_millis() as u64).min(self.per_run);
+            bar.set_position(self.run * self.per_run + within);
+        }
+    }
+}

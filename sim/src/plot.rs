@@ -1,0 +1,120 @@
+//! The `--plot` timeline, drawn with `plotters` into an SVG file.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::report::Timeline;
+use crate::sim::TIMELINE_BUCKET;
+
+/// Draws a run's timeline as an SVG: on top the buffer's queue depth, below the errors the
+/// application saw and the requests the buffer released, per 100 ms. `baseline`, if given
+/// (typically the no-buffer run of the same traffic), adds its errors as a grey line for
+/// comparison. The output depends only on its inputs, so it is stable from run to run.
+pub fn plot_timeline(
+    path: &Path,
+    title: &str,
+    timeline: &Timeline,
+    baseline: Option<(&str, &Timeline)>,
+) -> Result<(), String> {
+    draw(path, title, timeline, baseline).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn draw(
+    path: &Path,
+    title: &str,
+    timeline: &Timeline,
+    baseline: Option<(&str, &Timeline)>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let bucket = TIMELINE_BUCKET.as_secs_f64();
+    let buckets = timeline
+        .errors
+        .len()
+        .max(baseline.map_or(0, |(_, b)| b.errors.len()))
+        .max(1);
+    let x_end = buckets as f64 * bucket;
+    let series = |values: &[u32]| -> Vec<(f64, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as f64 * bucket, f64::from(v)))
+            .collect()
+    };
+    let top = |values: &[u32]| values.iter().copied().max().unwrap_or(0).max(1);
+
+    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let (upper, lower) = root.split_vertically(300);
+
+    let depth = series(&timeline.queued_max);
+    let mut chart = ChartBuilder::on(&upper)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            0f64..x_end,
+            0f64..f64::from(top(&timeline.queued_max)) * 1.1,
+        )?;
+    chart
+        .configure_mesh()
+        .y_desc("queued requests")
+        .x_desc("time (s)")
+        .draw()?;
+    chart
+        .draw_series(AreaSeries::new(depth, 0.0, BLUE.mix(0.3)).border_style(BLUE))?
+        .label("queue depth (max per 100 ms)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.3).filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+
+    let mut y_max = top(&timeline.errors).max(top(&timeline.released));
+    if let Some((_, b)) = baseline {
+        y_max = y_max.max(top(&b.errors));
+    }
+    let mut chart = ChartBuilder::on(&lower)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_end, 0f64..f64::from(y_max) * 1.1)?;
+    chart
+        .configure_mesh()
+        .y_desc("requests per 100 ms")
+        .x_desc("time (s)")
+        .draw()?;
+    if let Some((label, b)) = baseline {
+        let grey = RGBColor(150, 150, 150);
+        chart
+            .draw_series(LineSeries::new(series(&b.errors), grey.stroke_width(2)))?
+            .label(format!("errors, {label}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2))
+            });
+    }
+    chart
+        .draw_series(LineSeries::new(
+            series(&timeline.errors),
+            RED.stroke_width(2),
+        ))?
+        .label("errors")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            series(&timeline.released),
+            GREEN.stroke_width(2),
+        ))?
+        .label("released to retry")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,643 @@
+//! The engine: a discrete-event loop that plays a scenario's traffic against a real
+//! [`Buffer`] under a simulated clock.
+
+use core::cmp::Ordering;
+use core::time::Duration;
+use std::collections::{BinaryHeap, HashMap};
+
+use failover_buffer::{
+    Action, Admission, Buffer, BufferError, Config, ConfigError, FailoverCause, HealthStamp,
+    Metric, PrimaryId, ShardId, Ticket, Timestamp, Verdict,
+};
+use slab::Slab;
+
+use crate::report::{Report, Timeline};
+use crate::rng::Rng;
+use crate::scenario::{Scenario, ServiceTime};
+
+/// Why the application saw an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorCause {
+    /// Every attempt was refused with a failover error (the retry policy gave up).
+    Failover,
+    /// The client's timeout passed while the request was held or in flight.
+    Timeout,
+    /// The buffer was full and the shard had nothing to evict
+    /// ([`BufferError::BufferFull`]).
+    BufferFull,
+    /// The request was evicted from a full buffer for a newer one
+    /// ([`BufferError::Evicted`]).
+    Evicted,
+    /// The shard was resharded away while the request waited
+    /// ([`BufferError::ShardMissing`]); the simulator has no resharding, so this stays 0.
+    ShardMissing,
+}
+
+/// How a request ended, as the application saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// It failed.
+    Error(ErrorCause),
+}
+
+/// One request's life, given to an [`Observer`] when it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestEnd {
+    /// The shard's index in [`Scenario::shards`].
+    pub shard: usize,
+    /// When it arrived.
+    pub arrival: Duration,
+    /// When the application got its answer.
+    pub end: Duration,
+    /// Its service time (each attempt takes this long).
+    pub service: Duration,
+    /// Attempts sent to the primary.
+    pub attempts: u32,
+    /// What the application saw.
+    pub outcome: Outcome,
+}
+
+/// Watches a run as it goes: every request's end, and progress. Both methods do nothing by
+/// default, and [`run`] uses an observer that does nothing, which the compiler removes.
+pub trait Observer {
+    /// A request ended.
+    fn request_ended(&mut self, _end: &RequestEnd) {}
+    /// Called every few thousand events with the simulated time reached.
+    fn progress(&mut self, _now: Duration) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// Runs `scenario`'s traffic and failovers against a [`Buffer`] built from `config`, with
+/// `seed` for the arrivals and service times, and reports what the application saw.
+///
+/// The same scenario and seed give the same traffic under every config, so reports are
+/// comparable, and the same report every time. This is the entry point for benchmarks:
+/// it does no I/O, and allocates only as the event heap, the request table and the latency
+/// list grow. An invalid `config` is refused before anything runs.
+///
+/// ```
+/// use failover_buffer_sim::{Scenario, enabled_vitess_defaults, run};
+///
+/// let scenario = Scenario::default_scenario();
+/// let report = run(&scenario, &enabled_vitess_defaults(), 1)?;
+/// assert_eq!(report.requests, report.ok + report.errors.total);
+/// # Ok::<(), failover_buffer::ConfigError>(())
+/// ```
+pub fn run(scenario: &Scenario, config: &Config, seed: u64) -> Result<Report, ConfigError> {
+    run_observed(scenario, config, seed, &mut NoObserver)
+}
+
+/// [`run`], telling `observer` about every request's end and about progress.
+pub fn run_observed<O: Observer>(
+    scenario: &Scenario,
+    config: &Config,
+    seed: u64,
+    observer: &mut O,
+) -> Result<Report, ConfigError> {
+    let mut sim = Sim::new(scenario, config, seed, observer)?;
+    sim.run();
+    Ok(sim.finish())
+}
+
+/// A scheduled event. The heap is a min-heap on `(at, seq)`; `seq` breaks ties in the order
+/// events were scheduled, so a run never depends on anything but its inputs.
+struct Event {
+    at: u64,
+    seq: u64,
+    kind: Kind,
+}
+
+enum Kind {
+    /// The next Poisson arrival of a shard.
+    Arrival { shard: u32 },
+    /// An arrival listed in the scenario.
+    ListedArrival { shard: u32 },
+    /// A request's attempt answered: refused with a failover error, or not.
+    Done { req: u32, refused: bool },
+    /// A request's client timeout passed while it was in flight.
+    InFlightTimeout { req: u32 },
+    /// A request's client timeout, armed while it was held under `ticket`.
+    HeldTimeout { req: u32, ticket: Ticket },
+    /// A request sends its next attempt after the retry delay.
+    Send { req: u32 },
+    /// The buffer's timer.
+    Tick,
+    /// The health stream delivers a stamp.
+    Health { shard: u32, stamp: HealthStamp },
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Event {}
+
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Event {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A request between its arrival and its end.
+struct Req {
+    shard: u32,
+    arrival: u64,
+    deadline: u64,
+    service: u64,
+    attempts: u32,
+    /// Held by the buffer under this ticket.
+    held: Option<Ticket>,
+    /// Released by the buffer (`Wake { Retry }`): the attempt in flight is its retry, and
+    /// `retry_done` (or `cancel`) is owed when it ends.
+    released: Option<Ticket>,
+    /// Saw a failover error or was held: counted as affected.
+    affected: bool,
+}
+
+struct ShardRt {
+    id: ShardId,
+    rng: Rng,
+    /// Mean gap between Poisson arrivals in nanoseconds, or 0 for none.
+    mean_gap: f64,
+    /// `[from, until)` intervals when the primary refuses writes.
+    refusing: Vec<(u64, u64)>,
+    /// When the current episode first stopped buffering (for the drain time).
+    stopped_at: Option<u64>,
+}
+
+const BUCKET: u64 = 100_000_000;
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+struct Sim<'a, O> {
+    scenario: &'a Scenario,
+    observer: &'a mut O,
+    buffer: Buffer,
+    shards: Vec<ShardRt>,
+    heap: BinaryHeap<Event>,
+    seq: u64,
+    now: u64,
+    end_of_arrivals: u64,
+    reqs: Slab<Req>,
+    held: HashMap<Ticket, u32>,
+    next_tick: Option<u64>,
+    report: Report,
+    zero_latency: u64,
+    latencies: Vec<u64>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl<'a, O: Observer> Sim<'a, O> {
+    fn new(
+        scenario: &'a Scenario,
+        config: &Config,
+        seed: u64,
+        observer: &'a mut O,
+    ) -> Result<Self, ConfigError> {
+        let mut buffer = Buffer::new(config.clone())?;
+        let ids: Vec<ShardId> = scenario
+            .shards
+            .iter()
+            .map(|s| buffer.register_shard(&s.keyspace, &s.shard))
+            .collect();
+        let mut sim = Sim {
+            scenario,
+            observer,
+            shards: Vec::with_capacity(scenario.shards.len()),
+            buffer,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            end_of_arrivals: nanos(scenario.duration),
+            reqs: Slab::new(),
+            held: HashMap::new(),
+            next_tick: None,
+            report: Report::default(),
+            zero_latency: 0,
+            latencies: Vec::new(),
+        };
+        for (i, spec) in scenario.shards.iter().enumerate() {
+            let id = ids[i];
+            let shard = i as u32;
+            // The old primary (id 1, term 1) serves from the start; failover k promotes
+            // primary k + 1 with term k + 1.
+            sim.push(
+                0,
+                Kind::Health {
+                    shard,
+                    stamp: HealthStamp {
+                        primary: PrimaryId(1),
+                        term: 1,
+                        serving: true,
+                    },
+                },
+            );
+            let mut refusing = Vec::new();
+            for (k, f) in spec.failovers.iter().enumerate() {
+                let old = k as u64 + 1;
+                let start = nanos(f.start);
+                refusing.push((start, f.writable_at().map_or(u64::MAX, nanos)));
+                if let Some(delay) = f.not_serving_delay {
+                    sim.push(
+                        start.saturating_add(nanos(delay)),
+                        Kind::Health {
+                            shard,
+                            stamp: HealthStamp {
+                                primary: PrimaryId(old),
+                                term: old,
+                                serving: false,
+                            },
+                        },
+                    );
+                }
+                if let Some(at) = f.serving_stamp_at() {
+                    sim.push(
+                        nanos(at),
+                        Kind::Health {
+                            shard,
+                            stamp: HealthStamp {
+                                primary: PrimaryId(old + 1),
+                                term: old + 1,
+                                serving: true,
+                            },
+                        },
+                    );
+                }
+            }
+            for &at in &spec.arrivals {
+                sim.push(nanos(at), Kind::ListedArrival { shard });
+            }
+            let mut rng = Rng::for_stream(seed, i as u64);
+            let mean_gap = if spec.rate > 0.0 {
+                1e9 / spec.rate
+            } else {
+                0.0
+            };
+            if mean_gap > 0.0 {
+                let first = rng.exponential(mean_gap) as u64;
+                if first < sim.end_of_arrivals {
+                    sim.push(first, Kind::Arrival { shard });
+                }
+            }
+            sim.shards.push(ShardRt {
+                id,
+                rng,
+                mean_gap,
+                refusing,
+                stopped_at: None,
+            });
+        }
+        Ok(sim)
+    }
+
+    fn push(&mut self, at: u64, kind: Kind) {
+        self.seq += 1;
+        self.heap.push(Event {
+            at,
+            seq: self.seq,
+            kind,
+        });
+    }
+
+    fn ts(&self) -> Timestamp {
+        Timestamp::from_nanos(self.now)
+    }
+
+    fn run(&mut self) {
+        let mut events = 0u64;
+        while let Some(event) = self.heap.pop() {
+            self.now = self.now.max(event.at);
+            events += 1;
+            if events % PROGRESS_EVERY == 0 {
+                self.observer.progress(Duration::from_nanos(self.now));
+            }
+            self.handle(event.kind);
+            self.drain_actions();
+            let held = self.buffer.held_slots() as u64;
+            if held > self.report.peak_slots {
+                self.report.peak_slots = held;
+            }
+            if let Some(at) = self.buffer.poll_timeout() {
+                let at = at.as_nanos().max(self.now);
+                if self.next_tick.is_none_or(|t| at < t) {
+                    self.next_tick = Some(at);
+                    self.push(at, Kind::Tick);
+                }
+            }
+        }
+        self.report.events = events;
+        self.report.simulated_ns = self.now;
+    }
+
+    fn handle(&mut self, kind: Kind) {
+        match kind {
+            Kind::Arrival { shard } => {
+                let rt = &mut self.shards[shard as usize];
+                let gap = rt.rng.exponential(rt.mean_gap) as u64;
+                let next = self.now.saturating_add(gap.max(1));
+                if next < self.end_of_arrivals {
+                    self.push(next, Kind::Arrival { shard });
+                }
+                self.arrive(shard);
+            }
+            Kind::ListedArrival { shard } => self.arrive(shard),
+            Kind::Done { req, refused } => self.done(req, refused),
+            Kind::InFlightTimeout { req } => {
+                if let Some(ticket) = self.reqs[req as usize].released.take() {
+                    // A released request's retry ends with its client: a cancel counts as
+                    // retry done.
+                    let _ = self.buffer.cancel(self.ts(), ticket);
+                }
+                self.end(req, Outcome::Error(ErrorCause::Timeout));
+            }
+            Kind::HeldTimeout { req, ticket } => {
+                let still_held = self
+                    .reqs
+                    .get(req as usize)
+                    .is_some_and(|r| r.held == Some(ticket));
+                if still_held {
+                    let _ = self.buffer.cancel(self.ts(), ticket);
+                    self.held.remove(&ticket);
+                    self.reqs[req as usize].held = None;
+                    self.end(req, Outcome::Error(ErrorCause::Timeout));
+                }
+            }
+            Kind::Send { req } => self.send(req),
+            Kind::Tick => {
+                if self.next_tick == Some(self.now) {
+                    self.next_tick = None;
+                }
+                self.buffer.tick(self.ts());
+            }
+            Kind::Health { shard, stamp } => {
+                let id = self.shards[shard as usize].id;
+                // Stamps are generated in term order, so none is stale; a refusal would be
+                // counted in the buffer's input stats and changes nothing.
+                let _ = self.buffer.health(self.ts(), id, stamp);
+            }
+        }
+    }
+
+    fn arrive(&mut self, shard: u32) {
+        let service = match self.scenario.service {
+            ServiceTime::Constant(d) => nanos(d),
+            ServiceTime::Uniform { min, max } => {
+                let (min, max) = (nanos(min), nanos(max));
+                let span = max - min;
+                let draw = self.shards[shard as usize].rng.next_u64();
+                min + if span == u64::MAX {
+                    draw
+                } else {
+                    draw % (span + 1)
+                }
+            }
+            ServiceTime::Exponential { mean } => self.shards[shard as usize]
+                .rng
+                .exponential(nanos(mean) as f64)
+                as u64,
+        };
+        self.report.requests += 1;
+        let req = self.reqs.insert(Req {
+            shard,
+            arrival: self.now,
+            deadline: self.now.saturating_add(nanos(self.scenario.client.timeout)),
+            service,
+            attempts: 0,
+            held: None,
+            released: None,
+            affected: false,
+        }) as u32;
+        let id = self.shards[shard as usize].id;
+        match self.buffer.request(self.ts(), id, None) {
+            Ok(admission) => self.admit(req, admission),
+            // The shard was registered with this buffer, so it is known.
+            Err(_) => self.send(req),
+        }
+    }
+
+    /// Carries out the buffer's answer to a request.
+    fn admit(&mut self, req: u32, admission: Admission) {
+        match admission {
+            Admission::Proceed => {
+                let delay = nanos(self.scenario.client.retry_delay);
+                if self.reqs[req as usize].attempts > 0 && delay > 0 {
+                    self.push(self.now.saturating_add(delay), Kind::Send { req });
+                } else {
+                    self.send(req);
+                }
+            }
+            Admission::Wait(ticket) => {
+                let r = &mut self.reqs[req as usize];
+                r.held = Some(ticket);
+                r.affected = true;
+                let deadline = r.deadline;
+                self.held.insert(ticket, req);
+                self.report.timeline.queued(self.now, self.held.len());
+                self.push(deadline.max(self.now), Kind::HeldTimeout { req, ticket });
+            }
+            Admission::Fail(error) => self.end(req, Outcome::Error(buffer_error(error))),
+        }
+    }
+
+    /// Sends an attempt to the primary, which refuses it if it is failing over right now.
+    fn send(&mut self, req: u32) {
+        let now = self.now;
+        let r = &mut self.reqs[req as usize];
+        r.attempts += 1;
+        self.report.attempts += 1;
+        let refused = self.shards[r.shard as usize]
+            .refusing
+            .iter()
+            .any(|&(from, until)| from <= now && now < until);
+        let answer = now.saturating_add(r.service);
+        if answer > r.deadline {
+            let deadline = r.deadline.max(now);
+            self.push(deadline, Kind::InFlightTimeout { req });
+        } else {
+            self.push(answer, Kind::Done { req, refused });
+        }
+    }
+
+    fn done(&mut self, req: u32, refused: bool) {
+        let released = self.reqs[req as usize].released.take();
+        if let Some(ticket) = released {
+            let _ = self.buffer.retry_done(self.ts(), ticket);
+        }
+        if !refused {
+            self.end(req, Outcome::Ok);
+            return;
+        }
+        let r = &mut self.reqs[req as usize];
+        r.affected = true;
+        if r.attempts >= self.scenario.client.attempts {
+            self.end(req, Outcome::Error(ErrorCause::Failover));
+            return;
+        }
+        let id = self.shards[r.shard as usize].id;
+        match self
+            .buffer
+            .request(self.ts(), id, Some(FailoverCause::Reparent))
+        {
+            Ok(admission) => self.admit(req, admission),
+            Err(_) => self.send(req),
+        }
+    }
+
+    fn drain_actions(&mut self) {
+        while let Some(action) = self.buffer.poll_action() {
+            match action {
+                Action::Wake { ticket, verdict } => {
+                    let Some(req) = self.held.remove(&ticket) else {
+                        continue;
+                    };
+                    self.report.timeline.queued(self.now, self.held.len());
+                    self.reqs[req as usize].held = None;
+                    match verdict {
+                        Verdict::Retry => {
+                            self.report.timeline.released(self.now);
+                            self.reqs[req as usize].released = Some(ticket);
+                            self.send(req);
+                        }
+                        Verdict::Fail(error) => {
+                            self.end(req, Outcome::Error(buffer_error(error)));
+                        }
+                    }
+                }
+                Action::Metric(Metric::BufferingStopped { shard, .. }) => {
+                    if let Some(rt) = self.shards.get_mut(shard.index()) {
+                        rt.stopped_at.get_or_insert(self.now);
+                    }
+                }
+                Action::Metric(Metric::DrainFinished { shard, .. }) => {
+                    if let Some(rt) = self.shards.get_mut(shard.index()) {
+                        if let Some(from) = rt.stopped_at.take() {
+                            let took = self.now - from;
+                            self.report.drain_time_ns = self.report.drain_time_ns.max(took);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn end(&mut self, req: u32, outcome: Outcome) {
+        let r = self.reqs.remove(req as usize);
+        match outcome {
+            Outcome::Ok => {
+                self.report.ok += 1;
+                let added = (self.now - r.arrival).saturating_sub(r.service);
+                if added == 0 {
+                    self.zero_latency += 1;
+                } else {
+                    self.latencies.push(added);
+                }
+            }
+            Outcome::Error(cause) => {
+                self.report.errors.add(cause);
+                self.report.timeline.error(self.now);
+            }
+        }
+        if r.affected {
+            self.report.affected += 1;
+        }
+        self.observer.request_ended(&RequestEnd {
+            shard: r.shard as usize,
+            arrival: Duration::from_nanos(r.arrival),
+            end: Duration::from_nanos(self.now),
+            service: Duration::from_nanos(r.service),
+            attempts: r.attempts,
+            outcome,
+        });
+    }
+
+    fn finish(mut self) -> Report {
+        self.report.added_latency.p50_ns = self.percentile(50);
+        self.report.added_latency.p99_ns = self.percentile(99);
+        self.report.added_latency.max_ns = self.latencies.iter().copied().max().unwrap_or(0);
+        for rt in &self.shards {
+            if let Some(stats) = self.buffer.shard_stats(rt.id) {
+                self.report.buffer.add(stats);
+            }
+        }
+        self.report.timeline.finish(self.now);
+        self.report
+    }
+
+    /// The nearest-rank percentile of the added latency of successful requests.
+    fn percentile(&mut self, p: u64) -> u64 {
+        let n = self.zero_latency + self.latencies.len() as u64;
+        if n == 0 {
+            return 0;
+        }
+        let rank = (n * p).div_ceil(100).max(1);
+        if rank <= self.zero_latency {
+            return 0;
+        }
+        let index = (rank - self.zero_latency - 1) as usize;
+        *self.latencies.select_nth_unstable(index).1
+    }
+}
+
+fn buffer_error(error: BufferError) -> ErrorCause {
+    match error {
+        BufferError::BufferFull => ErrorCause::BufferFull,
+        BufferError::Evicted => ErrorCause::Evicted,
+        BufferError::ShardMissing => ErrorCause::ShardMissing,
+    }
+}
+
+impl Timeline {
+    fn slot(&mut self, now: u64) -> usize {
+        let i = (now / BUCKET) as usize;
+        if i >= self.errors.len() {
+            let depth = self.depth;
+            self.queued_max.resize(i + 1, depth);
+            self.errors.resize(i + 1, 0);
+            self.released.resize(i + 1, 0);
+        }
+        i
+    }
+
+    fn queued(&mut self, now: u64, depth: usize) {
+        let depth = depth as u32;
+        self.depth = depth;
+        let i = self.slot(now);
+        self.queued_max[i] = self.queued_max[i].max(depth);
+    }
+
+    fn released(&mut self, now: u64) {
+        let i = self.slot(now);
+        self.released[i] += 1;
+    }
+
+    fn error(&mut self, now: u64) {
+        let i = self.slot(now);
+        self.errors[i] += 1;
+    }
+
+    fn finish(&mut self, now: u64) {
+        self.slot(now);
+    }
+}
+
+/// The bucket width of a [`Timeline`].
+pub const TIMELINE_BUCKET: Duration = Duration::from_nanos(BUCKET);
