@@ -27,8 +27,7 @@ fn buffered_requests_drain_in_fifo_order_with_bounded_concurrency() {
         let (finish_tx, finish_rx) = mpsc::channel::<()>();
         finish.push(finish_tx);
         workers.push({
-            let (buffer, shard, released_tx) =
-                (buffer.clone(), shard.clone(), released_tx.clone());
+            let (buffer, shard, released_tx) = (buffer.clone(), shard.clone(), released_tx.clone());
             thread::spawn(move || {
                 let guard = buffer
                     .wait_for_failover_end(&shard, Some(FailoverCause::Reparent))
@@ -94,7 +93,12 @@ fn first_attempts_wait_while_buffering_and_proceed_while_draining() {
     buffer.health(&shard, stamp(2, 2, true)).unwrap();
     let first = first.join().unwrap().unwrap().expect("released to retry");
     // Draining: a new first attempt goes straight through.
-    assert!(buffer.wait_for_failover_end(&shard, None).unwrap().is_none());
+    assert!(
+        buffer
+            .wait_for_failover_end(&shard, None)
+            .unwrap()
+            .is_none()
+    );
     drop(first);
     drop(second.join().unwrap().unwrap().expect("released to retry"));
     assert_eq!(buffer.state(&shard), ShardState::Idle);

@@ -37,7 +37,10 @@ fn a_full_buffer_evicts_the_oldest_request_of_the_same_shard() {
         }
     }
     let mut workers = workers.into_iter();
-    assert_eq!(workers.next().unwrap().join().unwrap(), Err(BufferError::Evicted));
+    assert_eq!(
+        workers.next().unwrap().join().unwrap(),
+        Err(BufferError::Evicted)
+    );
     assert_eq!(buffer.stats(&shard).evicted[EvictReason::BufferFull], 1);
 
     // Another shard's failover cannot take this shard's slots: it is refused at once.

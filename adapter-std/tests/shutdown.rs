@@ -44,7 +44,10 @@ fn shutdown_releases_blocked_waiters_and_returns_once_their_retries_finish() {
         for _ in 0..3 {
             let guard = released.recv().unwrap();
             assert!(!buffer.is_closed());
-            assert!(finish.try_recv().is_err(), "shutdown returned with a retry running");
+            assert!(
+                finish.try_recv().is_err(),
+                "shutdown returned with a retry running"
+            );
             drop(guard);
         }
         finish.recv().unwrap();

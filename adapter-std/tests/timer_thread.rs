@@ -44,7 +44,10 @@ fn the_timer_thread_ends_an_episode_at_max_failover_duration() {
     let shard = buffer.register_shard("commerce", "0");
     drop(buffer.wait_for_failover_end(&shard, Some(FailoverCause::Reparent)));
     eventually("episode over", || buffer.state(&shard) == ShardState::Idle);
-    assert_eq!(buffer.stats(&shard).stops[StopReason::MaxDurationExceeded], 1);
+    assert_eq!(
+        buffer.stats(&shard).stops[StopReason::MaxDurationExceeded],
+        1
+    );
 }
 
 #[test]

@@ -44,7 +44,10 @@ pub(crate) fn eventually(what: &str, cond: impl Fn() -> bool) {
 
 /// Runs `f` on its own thread and fails if it has not returned within `bound`: a watchdog
 /// that turns a deadlock into a test failure instead of a hung CI job.
-pub(crate) fn within<T: Send + 'static>(bound: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn within<T: Send + 'static>(
+    bound: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     let scenario = thread::spawn(move || {
         let value = f();
