@@ -1,0 +1,977 @@
+//! The one harness behind the property tests (`core/tests/model.rs`), the corpus replay
+//! (`core/tests/fuzz_corpus.rs`) and the fuzz targets (`fuzz/fuzz_targets/`).
+//!
+//! A test is a [`SetUp`] (a small valid config and 1–4 shards) and a list of [`Op`]s. The
+//! [`Harness`] feeds each op to a real `Buffer` and to the reference model
+//! (`core/tests/model/reference.rs`), and after every op checks that:
+//!
+//! * the core and the model gave the same answer and the same actions (in the same order;
+//!   for `tick` and `shutdown`, which visit several shards, the same order within each shard),
+//!   the same timers, slots, ticket statuses, shard states and counters;
+//! * `Buffer::check_invariants` passes;
+//! * the history is sound, judged from the core's outputs alone: every ticket ends exactly
+//!   once, no `Wake` names an ended ticket, a ticket value is never issued twice, `Closed` comes
+//!   once and only when nothing is held, and `poll_timeout` after `tick(t)` is `None` or later
+//!   than `t`.
+//!
+//! [`run`] then shuts the buffer down and finishes every retry, and checks that the buffer
+//! closes with every slot free: no input sequence can strand a request.
+//!
+//! Tickets are named by position (the n-th issued, the n-th still queued, the n-th released)
+//! or forged with `Ticket::from_parts`, so shrunk counterexamples stay readable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use failover_buffer::{
+    Action, Admission, Buffer, Config, FailoverCause, HealthStamp, InputError, PrimaryId,
+    ShardFilter, ShardId, ShardState, Ticket, TicketError, TicketStatus, Timestamp, TopologyEvent,
+    Verdict,
+};
+
+#[path = "../../core/tests/model/reference.rs"]
+pub(crate) mod reference;
+
+use reference::{Answer, Model};
+
+/// The shards a test can register, in order.
+pub(crate) const SHARD_NAMES: [(&str, &str); 4] =
+    [("ks0", "0"), ("ks0", "1"), ("ks1", "0"), ("ks1", "1")];
+
+/// Shard filters a test can pick: each makes a different mix of enabled, dry-run and
+/// disabled shards out of [`SHARD_NAMES`].
+pub(crate) const FILTERS: [&str; 6] = ["", "ks0", "ks1/1", "ks0/0,ks1", "ks0:1,ks1/0", "ks0,ks1"];
+
+/// A buffer's configuration and shards, in small units so that timers collide often.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SetUp {
+    /// Shards registered, 1 to 4, from [`SHARD_NAMES`].
+    pub(crate) shards: usize,
+    pub(crate) size: usize,
+    pub(crate) window_ms: u64,
+    pub(crate) max_failover_duration_ms: u64,
+    pub(crate) min_time_between_failovers_ms: u64,
+    pub(crate) drain_concurrency: usize,
+    pub(crate) drain_backoff_ms: u64,
+    pub(crate) enabled: bool,
+    pub(crate) dry_run: bool,
+    /// One of [`FILTERS`].
+    pub(crate) filter: &'static str,
+}
+
+impl SetUp {
+    /// Makes the combination valid: a filter needs `enabled`, and `enabled` with `dry_run`
+    /// needs a filter (`Config::validate`'s cross-field rules).
+    pub(crate) fn normalised(mut self) -> SetUp {
+        if !self.enabled {
+            self.filter = "";
+        }
+        if self.enabled && self.filter.is_empty() {
+            self.dry_run = false;
+        }
+        self.max_failover_duration_ms = self.max_failover_duration_ms.max(self.window_ms);
+        self
+    }
+
+    /// The config this set-up describes.
+    pub(crate) fn config(&self) -> Result<Config, String> {
+        let filter: ShardFilter = self
+            .filter
+            .parse()
+            .map_err(|e| format!("filter {:?}: {e}", self.filter))?;
+        Ok(Config {
+            enabled: self.enabled,
+            dry_run: self.dry_run,
+            size: self.size,
+            window: Duration::from_millis(self.window_ms),
+            max_failover_duration: Duration::from_millis(self.max_failover_duration_ms),
+            min_time_between_failovers: Duration::from_millis(self.min_time_between_failovers_ms),
+            drain_concurrency: self.drain_concurrency,
+            drain_backoff: Duration::from_millis(self.drain_backoff_ms),
+            filter,
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for SetUp {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let window_ms = 250 * u.int_in_range(1..=16)?;
+        Ok(SetUp {
+            shards: u.int_in_range(1..=4)?,
+            size: u.int_in_range(1..=8)?,
+            window_ms,
+            max_failover_duration_ms: window_ms + 250 * u.int_in_range(0..=16)?,
+            min_time_between_failovers_ms: 500 * u.int_in_range(2..=16)?,
+            drain_concurrency: u.int_in_range(1..=3)?,
+            drain_backoff_ms: 250 * u.int_in_range(1..=8)?,
+            enabled: u.ratio(9, 10)?,
+            dry_run: u.arbitrary()?,
+            filter: u.choose(&FILTERS)?,
+        }
+        .normalised())
+    }
+}
+
+/// A failover error, as the router classified it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub(crate) enum Cause {
+    Reparent,
+    Resharding,
+    MoveTables,
+}
+
+impl Cause {
+    fn core(self) -> FailoverCause {
+        match self {
+            Cause::Reparent => FailoverCause::Reparent,
+            Cause::Resharding => FailoverCause::Resharding,
+            Cause::MoveTables => FailoverCause::MoveTables,
+        }
+    }
+}
+
+/// A health stamp's term, relative to the highest the shard has seen (1 if none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub(crate) enum Term {
+    /// One below: stale, refused.
+    Older,
+    Same,
+    Newer,
+    /// Three above.
+    Jump,
+}
+
+/// A topology event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub(crate) enum Topo {
+    ShardMissing,
+    TrafficSwitched,
+}
+
+/// Which ticket a `cancel` or `retry_done` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub(crate) enum TicketRef {
+    /// The n-th ticket issued so far, live or ended; past the end, one never issued.
+    Issued(u16),
+    /// The n-th (modulo their number) ticket still queued; nothing happens if none is.
+    Queued(u8),
+    /// The n-th (modulo) ticket released whose retry has not been reported done.
+    Released(u8),
+    /// A forged ticket, which may or may not name a live one.
+    Forged { slot: u8, generation: u8 },
+}
+
+/// One input (or a pause of the simulated clock). Shard indices at or past the number of
+/// registered shards name a shard the buffer never issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub(crate) enum Op {
+    Request {
+        shard: u8,
+        cause: Option<Cause>,
+    },
+    Health {
+        shard: u8,
+        primary: u8,
+        term: Term,
+        serving: bool,
+    },
+    Topology {
+        shard: u8,
+        event: Topo,
+    },
+    /// Moves the clock by `advance_ms` (negative: backwards) and ticks.
+    Tick {
+        advance_ms: i16,
+    },
+    /// Moves the clock without ticking: the next input comes late.
+    Wait {
+        advance_ms: i16,
+    },
+    /// Moves the clock to `poll_timeout` exactly and ticks (nothing if no timer is armed).
+    TickAtDeadline,
+    Cancel(TicketRef),
+    RetryDone(TicketRef),
+    /// The ticket's retry failed again with `cause` (`Buffer::retry_failed`).
+    RetryFailed {
+        ticket: TicketRef,
+        cause: Cause,
+    },
+    Shutdown,
+}
+
+/// What an op returned, for the determinism check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Admission(Result<Admission, InputError>),
+    Input(Result<(), InputError>),
+    Ticked(Timestamp),
+    Nothing,
+}
+
+/// One op's observable results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Step {
+    pub(crate) outcome: Outcome,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) timeout: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    Queued,
+    Released,
+    Ended,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Issued {
+    ticket: Ticket,
+    shard: usize,
+    life: Life,
+}
+
+/// A buffer, its reference model, and the history of every ticket issued.
+pub(crate) struct Harness {
+    buffer: Buffer,
+    model: Model,
+    shards: usize,
+    size: usize,
+    /// The simulated clock, in nanoseconds; may go below zero (then inputs carry zero).
+    clock: i64,
+    issued: Vec<Issued>,
+    by_ticket: HashMap<Ticket, usize>,
+    closed_seen: bool,
+    transcript: Vec<Step>,
+}
+
+/// Runs `ops` on a fresh buffer and model, then shuts down and finishes every retry;
+/// returns every step's results, or the first discrepancy or broken invariant.
+pub(crate) fn run(setup: &SetUp, ops: &[Op]) -> Result<Vec<Step>, String> {
+    let mut h = Harness::new(setup)?;
+    for (i, op) in ops.iter().enumerate() {
+        h.apply(op)
+            .map_err(|e| format!("after op #{i} {op:?}: {e}"))?;
+    }
+    h.finish()
+        .map_err(|e| format!("while finishing after every op: {e}"))?;
+    Ok(h.transcript)
+}
+
+/// [`run`], twice on fresh buffers: both runs must succeed and agree step for step.
+pub(crate) fn run_twice(setup: &SetUp, ops: &[Op]) -> Result<(), String> {
+    let first = run(setup, ops)?;
+    let second = run(setup, ops)?;
+    if first != second {
+        let at = first.iter().zip(&second).position(|(a, b)| a != b);
+        return Err(format!(
+            "same inputs, different outputs (first difference at step {at:?})"
+        ));
+    }
+    Ok(())
+}
+
+/// Input of the `buffer_ops` fuzz target.
+#[derive(Clone, Debug, Arbitrary)]
+pub(crate) struct OpsInput {
+    pub(crate) setup: SetUp,
+    pub(crate) ops: Vec<Op>,
+}
+
+/// The `buffer_ops` fuzz target: decodes `data` the way `arbitrary` does and panics on
+/// any discrepancy, broken invariant or nondeterminism.
+pub(crate) fn fuzz_buffer_ops(data: &[u8]) {
+    let Ok(input) = OpsInput::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    if let Err(e) = run_twice(&input.setup, &input.ops) {
+        panic!("{e}\n{input:#?}");
+    }
+}
+
+impl Harness {
+    pub(crate) fn new(setup: &SetUp) -> Result<Harness, String> {
+        let config = setup.config()?;
+        let mut buffer = Buffer::new(config.clone()).map_err(|e| format!("{setup:?}: {e}"))?;
+        let names = &SHARD_NAMES[..setup.shards.clamp(1, SHARD_NAMES.len())];
+        for (i, (ks, shard)) in names.iter().enumerate() {
+            let id = buffer.register_shard(ks, shard);
+            if id.index() != i {
+                return Err(format!("shard {i} was registered as {id:?}"));
+            }
+        }
+        Ok(Harness {
+            model: Model::new(&config, names),
+            buffer,
+            shards: names.len(),
+            size: setup.size,
+            clock: 0,
+            issued: Vec::new(),
+            by_ticket: HashMap::new(),
+            closed_seen: false,
+            transcript: Vec::new(),
+        })
+    }
+
+    /// The buffer under test.
+    pub(crate) fn buffer(&self) -> &Buffer {
+        &self.buffer
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_nanos(u64::try_from(self.clock).unwrap_or(0))
+    }
+
+    fn advance(&mut self, ms: i16) {
+        self.clock = self.clock.saturating_add(i64::from(ms) * 1_000_000);
+    }
+
+    /// The ticket a [`TicketRef`] names, and its index if it was ever issued.
+    fn resolve(&self, r: TicketRef) -> Option<(Ticket, Option<usize>)> {
+        let nth = |life: Life, k: u8| {
+            let live: Vec<usize> = (0..self.issued.len())
+                .filter(|&i| self.issued[i].life == life)
+                .collect();
+            (!live.is_empty()).then(|| live[k as usize % live.len()])
+        };
+        let ticket = match r {
+            TicketRef::Issued(i) => match self.issued.get(usize::from(i)) {
+                Some(t) => t.ticket,
+                None => Ticket::from_parts(u32::MAX - u32::from(i), u64::MAX - u64::from(i)),
+            },
+            TicketRef::Queued(k) => self.issued[nth(Life::Queued, k)?].ticket,
+            TicketRef::Released(k) => self.issued[nth(Life::Released, k)?].ticket,
+            TicketRef::Forged { slot, generation } => {
+                Ticket::from_parts(u32::from(slot), u64::from(generation))
+            }
+        };
+        Some((ticket, self.by_ticket.get(&ticket).copied()))
+    }
+
+    /// Feeds one op to the buffer and the model, and checks everything.
+    pub(crate) fn apply(&mut self, op: &Op) -> Result<(), String> {
+        let mut per_shard_order = false;
+        let mut is_tick = false;
+        // The ticket ended by a successful cancel or retry_done.
+        let mut ended_by_input: Option<(Ticket, bool)> = None;
+        let outcome = match *op {
+            Op::Request { shard, cause } => {
+                let now = self.now();
+                let cause = cause.map(Cause::core);
+                let core = self
+                    .buffer
+                    .request(now, ShardId::from_index(shard.into()), cause);
+                let model = self.model.request(now.as_nanos(), shard.into(), cause);
+                self.admit("request", core, model, shard.into())?;
+                Outcome::Admission(core)
+            }
+            Op::Health {
+                shard,
+                primary,
+                term,
+                serving,
+            } => {
+                let now = self.now();
+                let base = self.model.highest_term(shard.into()).unwrap_or(1);
+                let term = match term {
+                    Term::Older => base.saturating_sub(1),
+                    Term::Same => base,
+                    Term::Newer => base + 1,
+                    Term::Jump => base + 3,
+                };
+                let stamp = HealthStamp {
+                    primary: PrimaryId(u64::from(primary % 3)),
+                    term,
+                    serving,
+                };
+                let core = self
+                    .buffer
+                    .health(now, ShardId::from_index(shard.into()), stamp);
+                let model = self.model.health(now.as_nanos(), shard.into(), stamp);
+                same("health", &core, &model)?;
+                Outcome::Input(core)
+            }
+            Op::Topology { shard, event } => {
+                let now = self.now();
+                let event = match event {
+                    Topo::ShardMissing => TopologyEvent::ShardMissing,
+                    Topo::TrafficSwitched => TopologyEvent::TrafficSwitched,
+                };
+                let core = self
+                    .buffer
+                    .topology(now, ShardId::from_index(shard.into()), event);
+                let model = self.model.topology(now.as_nanos(), shard.into(), event);
+                same("topology", &core, &model)?;
+                Outcome::Input(core)
+            }
+            Op::Tick { advance_ms } => {
+                self.advance(advance_ms);
+                is_tick = true;
+                per_shard_order = true;
+                self.tick()
+            }
+            Op::Wait { advance_ms } => {
+                self.advance(advance_ms);
+                Outcome::Nothing
+            }
+            Op::TickAtDeadline => match self.buffer.poll_timeout() {
+                Some(at) => {
+                    self.clock = i64::try_from(at.as_nanos()).unwrap_or(i64::MAX);
+                    is_tick = true;
+                    per_shard_order = true;
+                    self.tick()
+                }
+                None => Outcome::Nothing,
+            },
+            Op::Cancel(r) | Op::RetryDone(r) => {
+                let retry_done = matches!(op, Op::RetryDone(_));
+                let Some((ticket, index)) = self.resolve(r) else {
+                    return self.record(Outcome::Nothing, false, false, None);
+                };
+                let now = self.now();
+                let core = if retry_done {
+                    self.buffer.retry_done(now, ticket)
+                } else {
+                    self.buffer.cancel(now, ticket)
+                };
+                let model = self
+                    .model
+                    .end_ticket(now.as_nanos(), ticket, index, retry_done);
+                same(
+                    if retry_done { "retry_done" } else { "cancel" },
+                    &core,
+                    &model,
+                )?;
+                self.check_ticket_answer(ticket, index, retry_done, &core)?;
+                if core.is_ok() {
+                    ended_by_input = Some((ticket, retry_done));
+                }
+                Outcome::Input(core)
+            }
+            Op::RetryFailed { ticket, cause } => {
+                let Some((ticket, index)) = self.resolve(ticket) else {
+                    return self.record(Outcome::Nothing, false, false, None);
+                };
+                let now = self.now();
+                let cause = cause.core();
+                let core = self.buffer.retry_failed(now, ticket, cause);
+                let model = self
+                    .model
+                    .retry_failed(now.as_nanos(), ticket, index, cause);
+                let unit = core.map(|_| ());
+                self.check_ticket_answer(ticket, index, true, &unit)?;
+                let shard = index.map_or(usize::MAX, |i| self.issued[i].shard);
+                self.admit("retry_failed", core, model, shard)?;
+                if core.is_ok() {
+                    ended_by_input = Some((ticket, true));
+                }
+                Outcome::Admission(core)
+            }
+            Op::Shutdown => {
+                let now = self.now();
+                self.buffer.shutdown(now);
+                self.model.shutdown(now.as_nanos());
+                per_shard_order = true;
+                Outcome::Nothing
+            }
+        };
+        self.record(outcome, per_shard_order, is_tick, ended_by_input)
+    }
+
+    fn tick(&mut self) -> Outcome {
+        let now = self.now();
+        self.buffer.tick(now);
+        self.model.tick(now.as_nanos());
+        Outcome::Ticked(now)
+    }
+
+    /// Compares an admission with the model's answer, and records a newly issued ticket.
+    fn admit(
+        &mut self,
+        what: &str,
+        core: Result<Admission, InputError>,
+        model: Result<Answer, InputError>,
+        shard: usize,
+    ) -> Result<(), String> {
+        match (core, model) {
+            (Ok(Admission::Wait(t)), Ok(Answer::Wait(i))) => self.issue(t, i, shard),
+            (Ok(Admission::Proceed), Ok(Answer::Proceed)) => Ok(()),
+            (Ok(Admission::Fail(a)), Ok(Answer::Fail(b))) if a == b => Ok(()),
+            (Err(a), Err(b)) if a == b => Ok(()),
+            (core, model) => Err(format!("{what} answered {core:?}, model says {model:?}")),
+        }
+    }
+
+    fn issue(&mut self, ticket: Ticket, index: usize, shard: usize) -> Result<(), String> {
+        if index != self.issued.len() {
+            return Err(format!(
+                "model issued ticket #{index}, expected #{}",
+                self.issued.len()
+            ));
+        }
+        if let Some(&earlier) = self.by_ticket.get(&ticket) {
+            return Err(format!("{ticket:?} issued again (first as #{earlier})"));
+        }
+        self.model.bind(index, ticket);
+        self.by_ticket.insert(ticket, index);
+        self.issued.push(Issued {
+            ticket,
+            shard,
+            life: Life::Queued,
+        });
+        Ok(())
+    }
+
+    /// History check of a cancel/retry_done answer, from the core's side alone.
+    fn check_ticket_answer(
+        &self,
+        ticket: Ticket,
+        index: Option<usize>,
+        retry_done: bool,
+        answer: &Result<(), InputError>,
+    ) -> Result<(), String> {
+        let life = index.map(|i| self.issued[i].life);
+        let fine = match (answer, life) {
+            (Ok(()), Some(Life::Released)) => true,
+            (Ok(()), Some(Life::Queued)) => !retry_done,
+            (Err(InputError::Ticket(TicketError::Stale(t))), None | Some(Life::Ended)) => {
+                *t == ticket
+            }
+            (Err(InputError::Ticket(TicketError::NotReleased(t))), Some(Life::Queued)) => {
+                retry_done && *t == ticket
+            }
+            _ => false,
+        };
+        if fine {
+            Ok(())
+        } else {
+            Err(format!(
+                "{ticket:?} in state {life:?} was answered {answer:?}"
+            ))
+        }
+    }
+
+    /// Collects the actions, compares them with the model's, updates the history and checks
+    /// every invariant.
+    fn record(
+        &mut self,
+        outcome: Outcome,
+        per_shard_order: bool,
+        is_tick: bool,
+        ended_by_input: Option<(Ticket, bool)>,
+    ) -> Result<(), String> {
+        let mut actions: Vec<Action> = std::iter::from_fn(|| self.buffer.poll_action()).collect();
+        let mut expected = self.model.take_actions();
+        if per_shard_order {
+            // An input that visits several shards may visit them in any order.
+            let key = |a: &Action| self.shard_of(a);
+            actions.sort_by_key(key);
+            expected.sort_by_key(key);
+        }
+        if actions != expected {
+            return Err(format!(
+                "actions {actions:#?}\nmodel expected {expected:#?}"
+            ));
+        }
+        if let Some((ticket, _)) = ended_by_input {
+            let i = self.by_ticket[&ticket];
+            self.issued[i].life = Life::Ended;
+        }
+        for action in &actions {
+            self.history(action)?;
+        }
+        self.check_state(is_tick)?;
+        self.transcript.push(Step {
+            outcome,
+            actions,
+            timeout: self.buffer.poll_timeout(),
+        });
+        Ok(())
+    }
+
+    /// The shard an action is about, for ordering; `Closed` comes last.
+    fn shard_of(&self, action: &Action) -> usize {
+        match action {
+            Action::Wake { ticket, .. } => self
+                .by_ticket
+                .get(ticket)
+                .map_or(usize::MAX - 1, |&i| self.issued[i].shard),
+            Action::FailoverStarted { shard, .. } | Action::StartDrain { shard, .. } => {
+                shard.index()
+            }
+            Action::Metric(m) => match m {
+                failover_buffer::Metric::BufferingStarted { shard, .. }
+                | failover_buffer::Metric::BufferingStopped { shard, .. }
+                | failover_buffer::Metric::DrainPaused { shard, .. }
+                | failover_buffer::Metric::DrainFinished { shard, .. } => shard.index(),
+            },
+            Action::Closed => usize::MAX,
+        }
+    }
+
+    /// The history invariants (DESIGN §8.3): a wake only for a queued ticket, each ticket
+    /// ends once, `Closed` once and only when nothing is held.
+    fn history(&mut self, action: &Action) -> Result<(), String> {
+        match *action {
+            Action::Wake { ticket, verdict } => {
+                let Some(&i) = self.by_ticket.get(&ticket) else {
+                    return Err(format!("Wake for {ticket:?}, which was never issued"));
+                };
+                let life = &mut self.issued[i].life;
+                if *life != Life::Queued {
+                    return Err(format!(
+                        "Wake for {ticket:?}, which is {life:?}, not queued"
+                    ));
+                }
+                *life = match verdict {
+                    Verdict::Retry => Life::Released,
+                    Verdict::Fail(_) => Life::Ended,
+                };
+            }
+            Action::Closed => {
+                if self.closed_seen {
+                    return Err("Closed emitted twice".into());
+                }
+                if !self.buffer.is_shut_down() {
+                    return Err("Closed without a shutdown".into());
+                }
+                if let Some(t) = self.issued.iter().find(|t| t.life != Life::Ended) {
+                    return Err(format!("Closed while {:?} is {:?}", t.ticket, t.life));
+                }
+                self.closed_seen = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_state(&self, is_tick: bool) -> Result<(), String> {
+        let b = &self.buffer;
+        b.check_invariants().map_err(|e| e.to_string())?;
+        let live = self.issued.iter().filter(|t| t.life != Life::Ended).count();
+        if b.free_slots() + b.held_slots() != self.size || b.held_slots() != live {
+            return Err(format!(
+                "slots: free {} + held {} vs size {}; {live} tickets live",
+                b.free_slots(),
+                b.held_slots(),
+                self.size
+            ));
+        }
+        if (b.free_slots(), b.held_slots()) != (self.model.free_slots(), self.model.held_slots()) {
+            return Err("free/held slots differ from the model".into());
+        }
+        for (i, t) in self.issued.iter().enumerate() {
+            let status = b.ticket_status(t.ticket);
+            let consistent = match t.life {
+                Life::Queued => status == Some(TicketStatus::Queued),
+                Life::Released => matches!(
+                    status,
+                    Some(TicketStatus::RetryingAfterWindow | TicketStatus::RetryingInDrain)
+                ),
+                Life::Ended => status.is_none(),
+            };
+            if !consistent || status != self.model.ticket_status(i) {
+                return Err(format!(
+                    "ticket #{i} {:?}: history {:?}, core {status:?}, model {:?}",
+                    t.ticket,
+                    t.life,
+                    self.model.ticket_status(i)
+                ));
+            }
+            if status.is_some()
+                && b.ticket_shard(t.ticket) != Some(ShardId::from_index(t.shard as u32))
+            {
+                return Err(format!("ticket #{i} names the wrong shard"));
+            }
+        }
+        if b.is_closed() != self.closed_seen || b.is_closed() != self.model.is_closed() {
+            return Err("is_closed disagrees with the Closed action or the model".into());
+        }
+        if b.is_shut_down() != self.model.is_shut_down() {
+            return Err("is_shut_down differs from the model".into());
+        }
+        if b.now().as_nanos() != self.model.now() {
+            return Err(format!(
+                "now {} vs model {}",
+                b.now().as_nanos(),
+                self.model.now()
+            ));
+        }
+        if b.input_stats() != self.model.input_stats() {
+            return Err(format!(
+                "{:?}\nmodel {:?}",
+                b.input_stats(),
+                self.model.input_stats()
+            ));
+        }
+        let timeout = b.poll_timeout();
+        if is_tick && timeout.is_some_and(|at| at <= b.now()) {
+            return Err(format!(
+                "poll_timeout {timeout:?} after tick at {}",
+                b.now()
+            ));
+        }
+        if timeout.map(Timestamp::as_nanos) != self.model.next_timeout() {
+            return Err(format!(
+                "poll_timeout {timeout:?}, model {:?}",
+                self.model.next_timeout().map(Timestamp::from_nanos)
+            ));
+        }
+        if let Some(d) = b.next_deadline() {
+            let armed = self
+                .model
+                .timers()
+                .contains(&(d.at.as_nanos(), d.shard.index(), d.kind));
+            if !armed || Some(d.at) != timeout {
+                return Err(format!(
+                    "next_deadline {d:?} is not a timer the model has armed"
+                ));
+            }
+        }
+        for shard in 0..self.shards {
+            let id = ShardId::from_index(shard as u32);
+            let core = (
+                b.shard_state(id).unwrap_or(ShardState::Idle),
+                b.queued(id).unwrap_or(usize::MAX),
+                b.draining_in_flight(id).unwrap_or(usize::MAX),
+                b.highest_term(id),
+            );
+            if core != self.model.shard_view(shard) {
+                return Err(format!(
+                    "shard {shard} (state, queued, in drain, term): core {core:?}, model {:?}",
+                    self.model.shard_view(shard)
+                ));
+            }
+            if b.shard_mode(id) != Some(self.model.shard_mode(shard)) {
+                return Err(format!("shard {shard} mode differs"));
+            }
+            let stats = b.shard_stats(id).ok_or("registered shard has no stats")?;
+            self.model
+                .compare_stats(shard, stats)
+                .map_err(|e| format!("shard {shard} counters: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Shuts down and reports every released retry done until nothing is held: the buffer
+    /// must then be closed, every ticket ended, every slot free and every shard idle.
+    pub(crate) fn finish(&mut self) -> Result<(), String> {
+        self.apply(&Op::Shutdown)?;
+        while self.issued.iter().any(|t| t.life != Life::Ended) {
+            if !self.issued.iter().any(|t| t.life == Life::Released) {
+                return Err("after shutdown, queued tickets wait with no retry to finish".into());
+            }
+            self.apply(&Op::RetryDone(TicketRef::Released(0)))?;
+        }
+        if !self.closed_seen || self.buffer.free_slots() != self.size {
+            return Err("nothing held, yet not closed or slots missing".into());
+        }
+        for shard in self.buffer.shards() {
+            if self.buffer.shard_state(shard) != Some(ShardState::Idle) {
+                return Err(format!("{shard:?} is not idle once everything ended"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn same(
+    what: &str,
+    core: &Result<(), InputError>,
+    model: &Result<(), InputError>,
+) -> Result<(), String> {
+    if core == model {
+        Ok(())
+    } else {
+        Err(format!("{what} answered {core:?}, model says {model:?}"))
+    }
+}
+
+/// Input of the `config` fuzz target, decoded by hand so that sizes and durations range
+/// over everything, extremes included.
+#[derive(Clone, Debug)]
+pub(crate) struct ConfigInput {
+    pub(crate) filter: String,
+    pub(crate) config: Config,
+    pub(crate) names: Vec<(String, String)>,
+    pub(crate) times: Vec<u64>,
+}
+
+impl<'a> Arbitrary<'a> for ConfigInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let filter: String = u.arbitrary()?;
+        let small = |u: &mut Unstructured<'a>| -> arbitrary::Result<usize> {
+            if u.ratio(3, 4)? {
+                u.int_in_range(0..=8)
+            } else {
+                u.arbitrary()
+            }
+        };
+        let duration = |u: &mut Unstructured<'a>| -> arbitrary::Result<Duration> {
+            if u.ratio(3, 4)? {
+                Ok(Duration::from_millis(u.int_in_range(0..=3000)?))
+            } else {
+                u.arbitrary()
+            }
+        };
+        let config = Config {
+            enabled: u.arbitrary()?,
+            dry_run: u.arbitrary()?,
+            size: small(u)?,
+            window: duration(u)?,
+            max_failover_duration: duration(u)?,
+            min_time_between_failovers: duration(u)?,
+            drain_concurrency: small(u)?,
+            drain_backoff: duration(u)?,
+            filter: ShardFilter::new(),
+        };
+        let names = u.arbitrary()?;
+        let times = u.arbitrary()?;
+        Ok(ConfigInput {
+            filter,
+            config,
+            names,
+            times,
+        })
+    }
+}
+
+/// The `config` fuzz target: filter parsing round-trips, validation agrees with
+/// `Buffer::new`, modes agree with `Config::mode_for`, and a short episode at arbitrary
+/// (extreme) times panics nowhere.
+pub(crate) fn fuzz_config(data: &[u8]) {
+    let Ok(mut input) = ConfigInput::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    if let Err(e) = check_config(&mut input) {
+        panic!("{e}\n{input:#?}");
+    }
+}
+
+fn check_config(input: &mut ConfigInput) -> Result<(), String> {
+    match input.filter.parse::<ShardFilter>() {
+        Ok(filter) => {
+            check_filter_round_trip(&filter)?;
+            input.config.filter = filter;
+        }
+        Err(e) => {
+            // Refusals must be printable.
+            let _ = e.to_string();
+        }
+    }
+    let valid = input.config.validate();
+    let buffer = Buffer::new(input.config.clone());
+    let mut buffer = match (valid, buffer) {
+        (Ok(()), Ok(buffer)) => buffer,
+        (Err(a), Err(b)) if a == b => {
+            let _ = a.to_string();
+            return Ok(());
+        }
+        (valid, buffer) => {
+            return Err(format!(
+                "validate says {valid:?}, Buffer::new says {:?}",
+                buffer.map(|_| ())
+            ));
+        }
+    };
+    let mut ids = Vec::new();
+    for (ks, shard) in &input.names {
+        let id = buffer.register_shard(ks, shard);
+        if buffer.shard_mode(id) != Some(input.config.mode_for(ks, shard))
+            || buffer.shard_id(ks, shard) != Some(id)
+        {
+            return Err(format!(
+                "{ks}/{shard}: mode or id differs from the config's"
+            ));
+        }
+        ids.push(id);
+    }
+    // A short episode per shard at the given instants, which may be anywhere on the clock.
+    let mut times = input.times.iter().copied().map(Timestamp::from_nanos);
+    let mut next = || times.next().unwrap_or(Timestamp::MAX);
+    for &id in &ids {
+        let _ = buffer.request(next(), id, Some(FailoverCause::Reparent));
+        let _ = buffer.health(
+            next(),
+            id,
+            HealthStamp {
+                primary: PrimaryId(1),
+                term: 1,
+                serving: false,
+            },
+        );
+        buffer.tick(next());
+        let _ = buffer.health(
+            next(),
+            id,
+            HealthStamp {
+                primary: PrimaryId(2),
+                term: 2,
+                serving: true,
+            },
+        );
+        while let Some(action) = buffer.poll_action() {
+            if let Action::Wake {
+                ticket,
+                verdict: Verdict::Retry,
+            } = action
+            {
+                buffer
+                    .retry_done(next(), ticket)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(at) = buffer.poll_timeout() {
+            buffer.tick(at);
+            if buffer.poll_timeout().is_some_and(|t| t <= buffer.now()) {
+                return Err("poll_timeout not later than the tick".into());
+            }
+        }
+        while buffer.poll_action().is_some() {}
+        buffer.check_invariants().map_err(|e| e.to_string())?;
+    }
+    buffer.shutdown(next());
+    while let Some(action) = buffer.poll_action() {
+        if let Action::Wake {
+            ticket,
+            verdict: Verdict::Retry,
+        } = action
+        {
+            buffer
+                .retry_done(next(), ticket)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    buffer.check_invariants().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A filter rebuilt from its own `keyspaces()` and `shards()`, and reparsed from its
+/// printed form, is the same filter.
+fn check_filter_round_trip(filter: &ShardFilter) -> Result<(), String> {
+    let mut rebuilt = ShardFilter::new();
+    let mut entries = Vec::new();
+    for ks in filter.keyspaces() {
+        rebuilt
+            .add_keyspace(ks)
+            .map_err(|e| format!("add_keyspace({ks:?}): {e}"))?;
+        entries.push(ks.to_string());
+    }
+    for (ks, shard) in filter.shards() {
+        rebuilt
+            .add_shard(ks, shard)
+            .map_err(|e| format!("add_shard({ks:?}, {shard:?}): {e}"))?;
+        if !filter.contains(ks, shard) {
+            return Err(format!("filter lists {ks}/{shard} but does not contain it"));
+        }
+        entries.push(format!("{ks}/{shard}"));
+    }
+    if &rebuilt != filter {
+        return Err(format!("rebuilt {rebuilt:?} differs from {filter:?}"));
+    }
+    let printed = entries.join(",");
+    match printed.parse::<ShardFilter>() {
+        Ok(reparsed) if &reparsed == filter => Ok(()),
+        other => Err(format!("{printed:?} reparsed as {other:?}, not {filter:?}")),
+    }
+}
