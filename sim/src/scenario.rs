@@ -450,7 +450,6 @@ impl From<RawScenario> for Scenario {
 #[serde(try_from = "RawClient")]
 struct ClientToml(Client);
 
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
@@ -481,7 +480,6 @@ impl TryFrom<RawClient> for ClientToml {
 #[derive(Default, Deserialize)]
 #[serde(try_from = "RawService")]
 struct ServiceToml(ServiceTime);
-
 
 #[derive(Deserialize)]
 #[serde(tag = "distribution", rename_all = "lowercase", deny_unknown_fields)]

@@ -4,6 +4,7 @@
 use core::cmp::Ordering;
 use core::time::Duration;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use failover_buffer::{
     Action, Admission, Buffer, BufferError, Config, ConfigError, FailoverCause, HealthStamp,
@@ -109,9 +110,15 @@ pub fn run_observed<O: Observer>(
 /// A scheduled event. The heap is a min-heap on `(at, seq)`; `seq` breaks ties in the order
 /// events were scheduled, so a run never depends on anything but its inputs.
 struct Event {
-    at: u64,
-    seq: u64,
+    /// `at << 64 | seq`: one comparison orders by time, then by scheduling order.
+    key: u128,
     kind: Kind,
+}
+
+impl Event {
+    fn at(&self) -> u64 {
+        (self.key >> 64) as u64
+    }
 }
 
 enum Kind {
@@ -123,19 +130,20 @@ enum Kind {
     Done { req: u32, refused: bool },
     /// A request's client timeout passed while it was in flight.
     InFlightTimeout { req: u32 },
-    /// A request's client timeout, armed while it was held under `ticket`.
-    HeldTimeout { req: u32, ticket: Ticket },
+    /// A request's client timeout, armed while it was held under the ticket with this
+    /// [`Ticket::id`] (unique for the buffer's life, so a stale timeout is recognised).
+    HeldTimeout { req: u32, ticket: u64 },
     /// A request sends its next attempt after the retry delay.
     Send { req: u32 },
     /// The buffer's timer.
     Tick,
-    /// The health stream delivers a stamp.
-    Health { shard: u32, stamp: HealthStamp },
+    /// The health stream delivers a stamp (an index into `Sim::stamps`).
+    Health { stamp: u32 },
 }
 
 impl PartialEq for Event {
     fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
+        self.key == other.key
     }
 }
 
@@ -150,7 +158,7 @@ impl PartialOrd for Event {
 impl Ord for Event {
     fn cmp(&self, other: &Self) -> Ordering {
         // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
@@ -190,11 +198,16 @@ struct Sim<'a, O> {
     buffer: Buffer,
     shards: Vec<ShardRt>,
     heap: BinaryHeap<Event>,
+    /// Client timeouts of held requests, apart from `heap`: during a long failover they are
+    /// most of the pending events, and keeping them out keeps the hot heap small.
+    timeouts: BinaryHeap<Event>,
     seq: u64,
+    stamps: Vec<(u32, HealthStamp)>,
     now: u64,
     end_of_arrivals: u64,
     reqs: Slab<Req>,
-    held: HashMap<Ticket, u32>,
+    /// Held requests by [`Ticket::id`].
+    held: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     next_tick: Option<u64>,
     report: Report,
     zero_latency: u64,
@@ -224,11 +237,13 @@ impl<'a, O: Observer> Sim<'a, O> {
             shards: Vec::with_capacity(scenario.shards.len()),
             buffer,
             heap: BinaryHeap::new(),
+            timeouts: BinaryHeap::new(),
             seq: 0,
+            stamps: Vec::new(),
             now: 0,
             end_of_arrivals: nanos(scenario.duration),
             reqs: Slab::new(),
-            held: HashMap::new(),
+            held: HashMap::default(),
             next_tick: None,
             report: Report::default(),
             zero_latency: 0,
@@ -239,15 +254,13 @@ impl<'a, O: Observer> Sim<'a, O> {
             let shard = i as u32;
             // The old primary (id 1, term 1) serves from the start; failover k promotes
             // primary k + 1 with term k + 1.
-            sim.push(
+            sim.push_stamp(
                 0,
-                Kind::Health {
-                    shard,
-                    stamp: HealthStamp {
-                        primary: PrimaryId(1),
-                        term: 1,
-                        serving: true,
-                    },
+                shard,
+                HealthStamp {
+                    primary: PrimaryId(1),
+                    term: 1,
+                    serving: true,
                 },
             );
             let mut refusing = Vec::new();
@@ -256,28 +269,24 @@ impl<'a, O: Observer> Sim<'a, O> {
                 let start = nanos(f.start);
                 refusing.push((start, f.writable_at().map_or(u64::MAX, nanos)));
                 if let Some(delay) = f.not_serving_delay {
-                    sim.push(
+                    sim.push_stamp(
                         start.saturating_add(nanos(delay)),
-                        Kind::Health {
-                            shard,
-                            stamp: HealthStamp {
-                                primary: PrimaryId(old),
-                                term: old,
-                                serving: false,
-                            },
+                        shard,
+                        HealthStamp {
+                            primary: PrimaryId(old),
+                            term: old,
+                            serving: false,
                         },
                     );
                 }
                 if let Some(at) = f.serving_stamp_at() {
-                    sim.push(
+                    sim.push_stamp(
                         nanos(at),
-                        Kind::Health {
-                            shard,
-                            stamp: HealthStamp {
-                                primary: PrimaryId(old + 1),
-                                term: old + 1,
-                                serving: true,
-                            },
+                        shard,
+                        HealthStamp {
+                            primary: PrimaryId(old + 1),
+                            term: old + 1,
+                            serving: true,
                         },
                     );
                 }
@@ -311,10 +320,24 @@ impl<'a, O: Observer> Sim<'a, O> {
     fn push(&mut self, at: u64, kind: Kind) {
         self.seq += 1;
         self.heap.push(Event {
-            at,
-            seq: self.seq,
+            key: (u128::from(at) << 64) | u128::from(self.seq),
             kind,
         });
+    }
+
+    /// The earliest event of the two heaps (the keys are unique, so there are no ties).
+    fn pop(&mut self) -> Option<Event> {
+        match (self.heap.peek(), self.timeouts.peek()) {
+            (Some(a), Some(b)) if b.key < a.key => self.timeouts.pop(),
+            (None, Some(_)) => self.timeouts.pop(),
+            _ => self.heap.pop(),
+        }
+    }
+
+    fn push_stamp(&mut self, at: u64, shard: u32, stamp: HealthStamp) {
+        let index = self.stamps.len() as u32;
+        self.stamps.push((shard, stamp));
+        self.push(at, Kind::Health { stamp: index });
     }
 
     fn ts(&self) -> Timestamp {
@@ -323,8 +346,8 @@ impl<'a, O: Observer> Sim<'a, O> {
 
     fn run(&mut self) {
         let mut events = 0u64;
-        while let Some(event) = self.heap.pop() {
-            self.now = self.now.max(event.at);
+        while let Some(event) = self.pop() {
+            self.now = self.now.max(event.at());
             events += 1;
             if events % PROGRESS_EVERY == 0 {
                 self.observer.progress(Duration::from_nanos(self.now));
@@ -369,13 +392,14 @@ impl<'a, O: Observer> Sim<'a, O> {
                 self.end(req, Outcome::Error(ErrorCause::Timeout));
             }
             Kind::HeldTimeout { req, ticket } => {
-                let still_held = self
+                let held = self
                     .reqs
                     .get(req as usize)
-                    .is_some_and(|r| r.held == Some(ticket));
-                if still_held {
+                    .and_then(|r| r.held)
+                    .filter(|t| t.id() == ticket);
+                if let Some(ticket) = held {
                     let _ = self.buffer.cancel(self.ts(), ticket);
-                    self.held.remove(&ticket);
+                    self.held.remove(&ticket.id());
                     self.reqs[req as usize].held = None;
                     self.end(req, Outcome::Error(ErrorCause::Timeout));
                 }
@@ -387,7 +411,8 @@ impl<'a, O: Observer> Sim<'a, O> {
                 }
                 self.buffer.tick(self.ts());
             }
-            Kind::Health { shard, stamp } => {
+            Kind::Health { stamp } => {
+                let (shard, stamp) = self.stamps[stamp as usize];
                 let id = self.shards[shard as usize].id;
                 // Stamps are generated in term order, so none is stale; a refusal would be
                 // counted in the buffer's input stats and changes nothing.
@@ -449,9 +474,14 @@ impl<'a, O: Observer> Sim<'a, O> {
                 r.held = Some(ticket);
                 r.affected = true;
                 let deadline = r.deadline;
-                self.held.insert(ticket, req);
+                self.held.insert(ticket.id(), req);
                 self.report.timeline.queued(self.now, self.held.len());
-                self.push(deadline.max(self.now), Kind::HeldTimeout { req, ticket });
+                let ticket = ticket.id();
+                self.seq += 1;
+                self.timeouts.push(Event {
+                    key: (u128::from(deadline.max(self.now)) << 64) | u128::from(self.seq),
+                    kind: Kind::HeldTimeout { req, ticket },
+                });
             }
             Admission::Fail(error) => self.end(req, Outcome::Error(buffer_error(error))),
         }
@@ -505,7 +535,7 @@ impl<'a, O: Observer> Sim<'a, O> {
         while let Some(action) = self.buffer.poll_action() {
             match action {
                 Action::Wake { ticket, verdict } => {
-                    let Some(req) = self.held.remove(&ticket) else {
+                    let Some(req) = self.held.remove(&ticket.id()) else {
                         continue;
                     };
                     self.report.timeline.queued(self.now, self.held.len());
@@ -641,3 +671,25 @@ impl Timeline {
 
 /// The bucket width of a [`Timeline`].
 pub const TIMELINE_BUCKET: Duration = Duration::from_nanos(BUCKET);
+
+/// A hasher for ticket ids, which are distinct integers already: one multiply spreads them
+/// over the table (the default SipHash guards against adversarial keys, which a simulation
+/// does not have, at several times the cost). Only lookups use it; nothing is iterated.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
