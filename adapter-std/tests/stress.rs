@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::within;
 use failover_buffer_std::{
-    Clock, Config, FailoverBuffer, FailoverCause, ManualClock, ShardState, TopologyEvent, WaitError,
+    Clock, Config, FailoverBuffer, FailoverCause, ManualClock, ShardState, SystemClock,
+    TopologyEvent, WaitError,
 };
 
 const THREADS: u64 = 200;
@@ -52,20 +53,59 @@ struct Tally {
 fn many_threads_across_shards_with_timeouts_and_flapping_health_all_finish() {
     within(Duration::from_secs(300), || {
         let clock = Arc::new(ManualClock::new());
-        let buffer = FailoverBuffer::with_clock(
-            Config {
-                enabled: true,
-                size: SIZE,
-                window: Duration::from_secs(2),
-                max_failover_duration: Duration::from_secs(5),
-                min_time_between_failovers: Duration::from_secs(1),
-                drain_concurrency: 3,
-                drain_backoff: Duration::from_millis(500),
-                ..Config::default()
-            },
-            clock.clone(),
-        )
-        .unwrap();
+        let pass_time = {
+            let clock = clock.clone();
+            move |d| clock.advance(d)
+        };
+        let config = Config {
+            enabled: true,
+            size: SIZE,
+            window: Duration::from_secs(2),
+            max_failover_duration: Duration::from_secs(5),
+            min_time_between_failovers: Duration::from_secs(1),
+            drain_concurrency: 3,
+            drain_backoff: Duration::from_millis(500),
+            ..Config::default()
+        };
+        let round = Duration::from_millis(100);
+        scenario(config, clock, pass_time, round, Duration::from_secs(10));
+    });
+}
+
+/// The same on the system clock, where the timer thread fires the timers and deadlines by
+/// itself while the driver flaps health: short durations, so the test stays quick. The
+/// driver's pauses pace the world; nothing here asserts how long anything took.
+#[test]
+fn the_same_storm_on_the_system_clock_with_the_timer_thread_firing_all_finishes() {
+    within(Duration::from_secs(300), || {
+        let config = Config {
+            enabled: true,
+            size: SIZE,
+            window: Duration::from_millis(40),
+            max_failover_duration: Duration::from_millis(100),
+            min_time_between_failovers: Duration::from_secs(1),
+            drain_concurrency: 3,
+            drain_backoff: Duration::from_millis(10),
+            ..Config::default()
+        };
+        let round = Duration::from_millis(3);
+        let settle = Duration::from_millis(200);
+        scenario(config, Arc::new(SystemClock), thread::sleep, round, settle);
+    });
+}
+
+/// Runs the storm: `pass_time` lets time pass (about `round` between rounds of health
+/// flaps), and `settle` is long enough for every episode to end; callers' deadlines fall
+/// within a third of it.
+fn scenario<C: Clock + 'static>(
+    config: Config,
+    clock: Arc<C>,
+    pass_time: impl Fn(Duration) + Send + 'static,
+    round: Duration,
+    settle: Duration,
+) {
+    {
+        let buffer = FailoverBuffer::with_clock(config, clock.clone()).unwrap();
         let shards: Vec<_> = (0..SHARDS)
             .map(|i| buffer.register_shard("ks", &i.to_string()))
             .collect();
@@ -74,13 +114,12 @@ fn many_threads_across_shards_with_timeouts_and_flapping_health_all_finish() {
 
         // The world: time moves, primaries fail over and come back, some stamps are stale.
         let driver = {
-            let (buffer, shards, clock, done) =
-                (buffer.clone(), shards.clone(), clock.clone(), done.clone());
+            let (buffer, shards, done) = (buffer.clone(), shards.clone(), done.clone());
             thread::spawn(move || {
                 let mut rng = Rng(0xD1CE);
                 let mut terms = vec![1u64; shards.len()];
                 while !done.load(Ordering::Acquire) {
-                    clock.advance(Duration::from_millis(10 + rng.below(200)));
+                    pass_time(round.mul_f64(0.1 + rng.below(190) as f64 / 100.0));
                     for (i, shard) in shards.iter().enumerate() {
                         let roll = rng.below(100);
                         let result = if roll < 15 {
@@ -104,6 +143,8 @@ fn many_threads_across_shards_with_timeouts_and_flapping_health_all_finish() {
                     buffer.tick_now();
                     thread::yield_now();
                 }
+                // Hand the means of moving time back for the quiet phase.
+                pass_time
             })
         };
 
@@ -118,7 +159,8 @@ fn many_threads_across_shards_with_timeouts_and_flapping_health_all_finish() {
                         let shard = &shards[rng.below(SHARDS) as usize];
                         let cause = rng.chance(60).then_some(FailoverCause::Reparent);
                         let result = if rng.chance(50) {
-                            let deadline = clock.now() + Duration::from_millis(rng.below(3000));
+                            let deadline =
+                                clock.now() + settle.mul_f64(rng.below(300) as f64 / 1000.0);
                             buffer.wait_for_failover_end_timeout(shard, cause, deadline)
                         } else {
                             buffer
@@ -157,7 +199,7 @@ fn many_threads_across_shards_with_timeouts_and_flapping_health_all_finish() {
 
         let returned: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
         done.store(true, Ordering::Release);
-        driver.join().unwrap();
+        let pass_time = driver.join().unwrap();
         assert_eq!(
             returned,
             THREADS * REQUESTS_PER_THREAD,
@@ -165,7 +207,7 @@ fn many_threads_across_shards_with_timeouts_and_flapping_health_all_finish() {
         );
 
         // Quiet: let every episode end, then everything adds up.
-        clock.advance(Duration::from_secs(10));
+        pass_time(settle);
         buffer.tick_now();
         assert_eq!(buffer.free_slots(), SIZE);
         buffer.check_invariants().unwrap();
@@ -185,6 +227,6 @@ fn many_threads_across_shards_with_timeouts_and_flapping_health_all_finish() {
         // The timer thread held the last other reference to the clock.
         drop(shards);
         drop(buffer);
-        assert_eq!(Arc::strong_count(&clock), 1, "the timer thread is gone");
-    });
+    }
+    assert_eq!(Arc::strong_count(&clock), 1, "the timer thread is gone");
 }
