@@ -314,8 +314,10 @@ impl FailoverBuffer {
     /// atomic load.
     ///
     /// It waits at most the buffer's `window` (then the request is released to retry), or
-    /// until the failover ends or the buffer shuts down. To give up earlier, use
-    /// [`wait_for_failover_end_timeout`](Self::wait_for_failover_end_timeout).
+    /// until the failover ends or the buffer shuts down. A blocked call cannot be
+    /// interrupted from outside; to give up earlier, use
+    /// [`wait_for_failover_end_timeout`](Self::wait_for_failover_end_timeout). While it
+    /// blocks, the request holds one of the buffer's `size` slots.
     ///
     /// # Panics
     ///
