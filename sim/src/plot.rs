@@ -60,6 +60,8 @@ fn draw(
         .configure_mesh()
         .y_desc("queued requests")
         .x_desc("time (s)")
+        .x_label_formatter(&seconds)
+        .y_label_formatter(&whole)
         .draw()?;
     chart
         .draw_series(AreaSeries::new(depth, 0.0, BLUE.mix(0.3)).border_style(BLUE))?
@@ -85,6 +87,8 @@ fn draw(
         .configure_mesh()
         .y_desc("requests per 100 ms")
         .x_desc("time (s)")
+        .x_label_formatter(&seconds)
+        .y_label_formatter(&whole)
         .draw()?;
     if let Some((label, b)) = baseline {
         let grey = RGBColor(150, 150, 150);
@@ -117,4 +121,15 @@ fn draw(
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// An axis label in seconds: `2.5`, `5`.
+fn seconds(v: &f64) -> String {
+    let text = format!("{v:.1}");
+    text.strip_suffix(".0").unwrap_or(&text).to_string()
+}
+
+/// An axis label for a count.
+fn whole(v: &f64) -> String {
+    format!("{v:.0}")
 }

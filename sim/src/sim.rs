@@ -347,6 +347,14 @@ impl<'a, O: Observer> Sim<'a, O> {
     fn run(&mut self) {
         let mut events = 0u64;
         while let Some(event) = self.pop() {
+            let only_stale_timeouts_left = self.heap.is_empty()
+                && self.held.is_empty()
+                && matches!(event.kind, Kind::HeldTimeout { .. });
+            if only_stale_timeouts_left {
+                // Nobody is held, so this and every other pending client timeout would do
+                // nothing; they must not stretch the run (and its timeline) to their time.
+                break;
+            }
             self.now = self.now.max(event.at());
             events += 1;
             if events % PROGRESS_EVERY == 0 {
