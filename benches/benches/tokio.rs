@@ -1,0 +1,232 @@
+//! The tokio adapter (`failover-buffer-tokio`): its idle path, a failover holding 100,000
+//! tasks, and a held request whose client gives up.
+//!
+//! Run with `cargo bench -p failover-buffer-benches --bench tokio`. The 100,000-task
+//! benchmarks run on a multi-threaded runtime with two workers (the machine's cores) and time
+//! one phase each with `iter_custom`; the other phase of the same failover runs untimed.
+
+use std::future::{Future, poll_fn};
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use failover_buffer_benches::{CAUSE, config, serving};
+use failover_buffer_tokio::{FailoverBuffer, Shard};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+/// Requests held in the large benchmarks.
+const HELD: usize = 100_000;
+
+/// Polls a future once with a waker that does nothing, as a runtime's first poll would.
+/// Whatever state the future is left in, it is dropped here.
+fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// A single-threaded runtime. The benchmarks that poll futures by hand never drive it: the
+/// buffer's driver task is spawned on it but never runs, so no timer fires while they
+/// measure.
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+/// A multi-threaded runtime with one worker per core of the benchmark machine.
+fn multi_thread() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+/// A buffer of `size` slots with one shard whose primary serves with term 1. Must be called
+/// inside a runtime (the buffer spawns its driver task).
+fn buffer(size: usize, drain_concurrency: usize) -> (FailoverBuffer, Shard) {
+    let buffer = FailoverBuffer::new(config(size, drain_concurrency)).expect("the config is valid");
+    let shard = buffer.register_shard("bench", "0");
+    buffer
+        .health(&shard, serving(1))
+        .expect("the first stamp is never stale");
+    (buffer, shard)
+}
+
+/// A first attempt on an idle shard, polled once: one thread, then two threads at once on
+/// the same shard.
+fn idle(c: &mut Criterion) {
+    let rt = current_thread();
+    let _entered = rt.enter();
+    let (buffer, shard) = buffer(1_000, 1);
+    let mut group = c.benchmark_group("tokio/idle_request");
+    group.bench_function("1_thread", |b| {
+        b.iter(|| poll_once(buffer.wait_for_failover_end(black_box(&shard), None)))
+    });
+    group.bench_function("2_threads_at_once", |b| {
+        b.iter_custom(|iters| {
+            let start = Barrier::new(3);
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        start.wait();
+                        for _ in 0..iters {
+                            let poll =
+                                poll_once(buffer.wait_for_failover_end(black_box(&shard), None));
+                            assert!(matches!(poll, Poll::Ready(Ok(None))));
+                        }
+                    });
+                }
+                start.wait();
+                let began = Instant::now();
+                // The scope joins both threads before returning.
+                began
+            })
+            .elapsed()
+        })
+    });
+    group.finish();
+}
+
+/// A request held on a failing-over shard whose client gives up at once: the future is
+/// polled once (the request is queued) and dropped (it is cancelled), with `queued` other
+/// requests waiting.
+fn hold_then_cancel(c: &mut Criterion) {
+    let rt = current_thread();
+    let _entered = rt.enter();
+    let mut group = c.benchmark_group("tokio/hold_then_cancel");
+    for queued in [1, 1_000, 100_000] {
+        let (buffer, shard) = buffer(queued + 1, 1);
+        // Queued futures, each polled once; they are cancelled when the vector drops.
+        let mut others: Vec<_> = (0..queued)
+            .map(|_| Box::pin(buffer.wait_for_failover_end(&shard, Some(CAUSE))))
+            .collect();
+        for other in &mut others {
+            let poll = other.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            assert!(poll.is_pending(), "a failing-over shard holds requests");
+        }
+        assert_eq!(buffer.queued(&shard), queued);
+        group.bench_function(BenchmarkId::new("queued", queued), |b| {
+            b.iter(|| {
+                let poll = poll_once(buffer.wait_for_failover_end(black_box(&shard), Some(CAUSE)));
+                assert!(poll.is_pending());
+            })
+        });
+        drop(others);
+        assert_eq!(buffer.held_slots(), 0);
+    }
+    group.finish();
+}
+
+/// Counts held requests reaching two points: queued, and retried.
+struct Progress {
+    target: usize,
+    queued: AtomicUsize,
+    all_queued: Notify,
+    retried: AtomicUsize,
+    all_retried: Notify,
+}
+
+impl Progress {
+    fn new(target: usize) -> Arc<Progress> {
+        Arc::new(Progress {
+            target,
+            queued: AtomicUsize::new(0),
+            all_queued: Notify::new(),
+            retried: AtomicUsize::new(0),
+            all_retried: Notify::new(),
+        })
+    }
+
+    fn count(&self, counter: &AtomicUsize, all: &Notify) {
+        if counter.fetch_add(1, Ordering::AcqRel) + 1 == self.target {
+            // Stores a permit if nobody waits yet: the count is never missed.
+            all.notify_one();
+        }
+    }
+}
+
+/// One client's request during a failover: its first attempt failed with a failover error,
+/// so it asks to wait; once released it "retries" (drops its guard at once, so the figure is
+/// the buffer's cost alone).
+async fn held_request(buffer: FailoverBuffer, shard: Shard, progress: Arc<Progress>) {
+    let mut wait = pin!(buffer.wait_for_failover_end(&shard, Some(CAUSE)));
+    // The first poll queues the request: count it then, and wait for the release.
+    let result = match poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await {
+        Poll::Ready(result) => result,
+        Poll::Pending => {
+            progress.count(&progress.queued, &progress.all_queued);
+            wait.await
+        }
+    };
+    let guard = result.expect("the buffer has room for every request");
+    assert!(guard.is_some(), "a held request is released to retry");
+    drop(guard);
+    progress.count(&progress.retried, &progress.all_retried);
+}
+
+/// The time to spawn and queue `HELD` tasks, and the time from the health stamp that ends the
+/// failover to the last retry done.
+async fn failover(drain_concurrency: usize) -> (Duration, Duration) {
+    let (buffer, shard) = buffer(HELD, drain_concurrency);
+    let progress = Progress::new(HELD);
+    let start = Instant::now();
+    for _ in 0..HELD {
+        tokio::spawn(held_request(
+            buffer.clone(),
+            shard.clone(),
+            Arc::clone(&progress),
+        ));
+    }
+    progress.all_queued.notified().await;
+    let enqueued = start.elapsed();
+    let start = Instant::now();
+    buffer.health(&shard, serving(2)).expect("terms only rise");
+    progress.all_retried.notified().await;
+    let drained = start.elapsed();
+    assert_eq!(buffer.held_slots(), 0);
+    (enqueued, drained)
+}
+
+/// 100,000 tasks held through one failover: spawning and queueing them, then (separately)
+/// releasing them with a health stamp and retrying them. On two worker threads (a wake-up
+/// may cross threads) and on one thread (it never does).
+fn hundred_thousand(c: &mut Criterion) {
+    for (flavor, rt) in [
+        ("multi_thread_2_workers", multi_thread()),
+        ("current_thread", current_thread()),
+    ] {
+        let mut group = c.benchmark_group(format!("tokio/100k_held/{flavor}"));
+        group.sample_size(10);
+        group.sampling_mode(SamplingMode::Flat);
+        group.throughput(Throughput::Elements(HELD as u64));
+        let run = |drain_concurrency| {
+            rt.block_on(rt.spawn(failover(drain_concurrency)))
+                .expect("the failover task does not panic")
+        };
+        group.bench_function("enqueue_incl_spawn", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run(1).0).sum())
+        });
+        for concurrency in [1, 16, 64] {
+            group.bench_function(
+                BenchmarkId::new("end_and_drain_concurrency", concurrency),
+                |b| b.iter_custom(|iters| (0..iters).map(|_| run(concurrency).1).sum()),
+            );
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, idle, hold_then_cancel, hundred_thousand);
+criterion_main!(benches);

@@ -1,0 +1,160 @@
+//! Prints the heap cost of a held request and the allocations of the idle path.
+//!
+//! Run with `cargo run --release -p failover-buffer-benches --bin memory`. Every figure is
+//! live heap bytes (or allocations) counted by dhat's global allocator, after minus before,
+//! divided by the number of requests. A figure includes the amortised slack of growable
+//! storage (a slab that doubled to 131,072 entries holds 100,000), because that memory is
+//! really held.
+//!
+//! `MEMORY_N` sets the number of held requests (default 100,000).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use failover_buffer::Admission;
+use failover_buffer_benches::{CAUSE, Core, config, serving};
+use failover_buffer_tokio::FailoverBuffer;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// Live heap bytes and allocations made so far.
+fn heap() -> (usize, u64) {
+    let stats = dhat::HeapStats::get();
+    (stats.curr_bytes, stats.total_blocks)
+}
+
+/// Prints one per-request figure in the form the README table quotes.
+fn report(what: &str, bytes: usize, n: usize) {
+    println!(
+        "{what}: {bytes} bytes for {n} = {:.1} bytes each",
+        bytes as f64 / n as f64
+    );
+}
+
+/// The core alone: `n` requests queued in one shard. The router's tickets are not kept, so
+/// the figure is the buffer's own state per request.
+fn core_held(n: usize) {
+    let mut core = Core::new(n, 1);
+    let shard = core.shard;
+    let (before, _) = heap();
+    for _ in 0..n {
+        black_box(core.wait(shard));
+    }
+    let (after, _) = heap();
+    assert_eq!(core.buffer.queued(shard), Some(n));
+    report("core: live heap per held request", after - before, n);
+}
+
+/// The core's idle path: first attempts on an idle shard.
+fn core_idle(n: usize) {
+    let mut core = Core::new(16, 1);
+    let (now, shard) = (core.now, core.shard);
+    let (_, before) = heap();
+    for _ in 0..n {
+        let admission = core.buffer.request(black_box(now), black_box(shard), None);
+        assert_eq!(black_box(admission), Ok(Admission::Proceed));
+    }
+    let (_, after) = heap();
+    println!(
+        "core: allocations on the idle path: {} for {n} requests",
+        after - before
+    );
+}
+
+/// The tokio adapter: `n` tasks, each held in `wait_for_failover_end`. The tasks are
+/// spawned on a single-threaded runtime and counted before they first run (the task itself:
+/// its header, its future and the run queue's growth) and again once every one is queued
+/// (what holding adds: the waiter entry, the core's slab entry).
+fn tokio_held(n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime starts");
+    rt.block_on(async {
+        let buffer = FailoverBuffer::new(config(n, 16)).expect("the config is valid");
+        let shard = buffer.register_shard("bench", "0");
+        buffer
+            .health(&shard, serving(1))
+            .expect("the first stamp is never stale");
+        // Let the driver task start, so its first poll is not counted below.
+        tokio::task::yield_now().await;
+        let future_size = size_of_val(&buffer.wait_for_failover_end(&shard, Some(CAUSE)));
+        let (before, _) = heap();
+        for _ in 0..n {
+            let (buffer, shard) = (buffer.clone(), shard.clone());
+            tokio::spawn(async move {
+                let guard = buffer.wait_for_failover_end(&shard, Some(CAUSE)).await;
+                drop(guard);
+            });
+        }
+        let (spawned, _) = heap();
+        while buffer.queued(&shard) < n {
+            tokio::task::yield_now().await;
+        }
+        let (held, _) = heap();
+        println!("tokio: the wait_for_failover_end future is {future_size} bytes");
+        report("tokio: live heap per held task, in all", held - before, n);
+        report(
+            "tokio: the spawned task itself, before its first poll",
+            spawned - before,
+            n,
+        );
+        report("tokio: held beyond the task itself", held - spawned, n);
+        // Release them all, and let every task finish.
+        buffer.health(&shard, serving(2)).expect("terms only rise");
+        while buffer.held_slots() > 0 {
+            tokio::task::yield_now().await;
+        }
+    });
+}
+
+/// The adapters' idle path: first attempts on an idle shard, polled (tokio) or called (std).
+fn adapters_idle(n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime starts");
+    let _entered = rt.enter();
+    let buffer = FailoverBuffer::new(config(16, 1)).expect("the config is valid");
+    let shard = buffer.register_shard("bench", "0");
+    let mut context = Context::from_waker(Waker::noop());
+    let (_, before) = heap();
+    for _ in 0..n {
+        let wait = pin!(buffer.wait_for_failover_end(black_box(&shard), None));
+        assert!(matches!(wait.poll(&mut context), Poll::Ready(Ok(None))));
+    }
+    let (_, after) = heap();
+    println!(
+        "tokio: allocations on the idle path: {} for {n} requests",
+        after - before
+    );
+
+    let buffer =
+        failover_buffer_std::FailoverBuffer::new(config(16, 1)).expect("the config is valid");
+    let shard = buffer.register_shard("bench", "0");
+    let (_, before) = heap();
+    for _ in 0..n {
+        let guard = buffer.wait_for_failover_end(black_box(&shard), None);
+        assert!(matches!(guard, Ok(None)));
+    }
+    let (_, after) = heap();
+    println!(
+        "std: allocations on the idle path: {} for {n} requests",
+        after - before
+    );
+}
+
+fn main() {
+    let n = std::env::var("MEMORY_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let _profiler = dhat::Profiler::builder().testing().build();
+    core_idle(n);
+    adapters_idle(n);
+    core_held(n);
+    tokio_held(n);
+}
