@@ -248,22 +248,41 @@ pub(crate) struct Harness {
 /// Runs `ops` on a fresh buffer and model, then shuts down and finishes every retry;
 /// returns every step's results, or the first discrepancy or broken invariant.
 pub(crate) fn run(setup: &SetUp, ops: &[Op]) -> Result<Vec<Step>, String> {
-    let mut h = Harness::new(setup)?;
-    for (i, op) in ops.iter().enumerate() {
-        h.apply(op)
-            .map_err(|e| format!("after op #{i} {op:?}: {e}"))?;
-    }
-    h.finish()
-        .map_err(|e| format!("while finishing after every op: {e}"))?;
-    Ok(h.transcript)
+    let (transcript, verdict) = record(setup, ops);
+    verdict.map(|()| transcript)
 }
 
-/// [`run`], twice on fresh buffers: both runs must succeed and agree step for step.
-pub(crate) fn run_twice(setup: &SetUp, ops: &[Op]) -> Result<(), String> {
-    let first = run(setup, ops)?;
-    let second = run(setup, ops)?;
+/// Like [`run`], but keeps the steps recorded up to a failure: what the determinism check
+/// compares, so that two runs must even fail in the same way.
+pub(crate) fn record(setup: &SetUp, ops: &[Op]) -> (Vec<Step>, Result<(), String>) {
+    let mut h = match Harness::new(setup) {
+        Ok(h) => h,
+        Err(e) => return (Vec::new(), Err(e)),
+    };
+    let mut verdict = Ok(());
+    for (i, op) in ops.iter().enumerate() {
+        verdict = h
+            .apply(op)
+            .map_err(|e| format!("after op #{i} {op:?}: {e}"));
+        if verdict.is_err() {
+            break;
+        }
+    }
+    if verdict.is_ok() {
+        verdict = h
+            .finish()
+            .map_err(|e| format!("while finishing after every op: {e}"));
+    }
+    (h.transcript, verdict)
+}
+
+/// The same inputs on two fresh buffers give the same outputs, step for step (DESIGN §8.7),
+/// whether or not the run passes its other checks.
+pub(crate) fn check_deterministic(setup: &SetUp, ops: &[Op]) -> Result<(), String> {
+    let first = record(setup, ops);
+    let second = record(setup, ops);
     if first != second {
-        let at = first.iter().zip(&second).position(|(a, b)| a != b);
+        let at = first.0.iter().zip(&second.0).position(|(a, b)| a != b);
         return Err(format!(
             "same inputs, different outputs (first difference at step {at:?})"
         ));
@@ -279,12 +298,14 @@ pub(crate) struct OpsInput {
 }
 
 /// The `buffer_ops` fuzz target: decodes `data` the way `arbitrary` does and panics on
-/// any discrepancy, broken invariant or nondeterminism.
+/// any discrepancy, broken invariant or nondeterminism (then prints the decoded input).
 pub(crate) fn fuzz_buffer_ops(data: &[u8]) {
     let Ok(input) = OpsInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    if let Err(e) = run_twice(&input.setup, &input.ops) {
+    let verdict =
+        run(&input.setup, &input.ops).and_then(|_| check_deterministic(&input.setup, &input.ops));
+    if let Err(e) = verdict {
         panic!("{e}\n{input:#?}");
     }
 }
