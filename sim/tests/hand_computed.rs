@@ -197,3 +197,79 @@ fn a_full_buffer_evicts_the_oldest_request_of_the_shard() {
     assert_eq!(report.peak_slots, 2);
     assert_eq!(report.ok, 2);
 }
+
+#[test]
+fn shards_share_one_capacity_and_a_shard_with_nothing_to_evict_fails_buffer_full() {
+    let s = scenario(
+        r#"
+        [[shards]]
+        name = "a/0"
+        arrivals = ["1.1s", "1.2s"]
+        [[shards.failovers]]
+        start = "1s"
+        duration = "1s"
+        [[shards]]
+        name = "b/0"
+        arrivals = ["1.3s"]
+        [[shards.failovers]]
+        start = "1s"
+        duration = "1s"
+        [buffer]
+        size = 2
+        "#,
+    );
+    let (report, ends) = simulate(&s, &s.buffer);
+    // Shard a holds both slots; b's failed attempt at 1.31 s finds none and has no
+    // request of its own to evict.
+    let b = ends
+        .iter()
+        .find(|e| e.shard == 1)
+        .expect("b's request ended");
+    assert_eq!(b.outcome, Outcome::Error(ErrorCause::BufferFull));
+    assert_eq!(b.end, ms(1310));
+    assert_eq!(report.buffer.skipped.BufferFull, 1);
+    assert_eq!(report.buffer.starts, 2);
+    assert_eq!(report.ok, 2);
+}
+
+#[test]
+fn an_attempt_that_would_answer_after_the_client_timeout_is_a_timeout() {
+    let s = Scenario::from_toml_str(
+        r#"
+        [client]
+        timeout = "100ms"
+        [service]
+        distribution = "constant"
+        time = "250ms"
+        [[shards]]
+        name = "ks/0"
+        arrivals = ["1s"]
+        "#,
+        "test.toml",
+    )
+    .expect("valid");
+    let (report, ends) = simulate(&s, &s.buffer);
+    assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Timeout));
+    assert_eq!(ends[0].end, ms(1100));
+    assert_eq!(report.errors.timeout, 1);
+}
+
+#[test]
+fn a_retry_delay_spaces_the_attempts_the_buffer_does_not_hold() {
+    let s = scenario(
+        r#"
+        [client]
+        retry_delay = "100ms"
+        [[shards]]
+        name = "ks/0"
+        arrivals = ["1.5s"]
+        [[shards.failovers]]
+        start = "1s"
+        duration = "1s"
+        "#,
+    );
+    let (_, ends) = simulate(&s, &Config::default());
+    // Attempts at 1.5 s, 1.61 s and 1.72 s, each refused 10 ms later.
+    assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Failover));
+    assert_eq!(ends[0].end, ms(1730));
+}
