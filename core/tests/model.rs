@@ -128,7 +128,7 @@ fn issued_any() -> impl Strategy<Value = TicketRef> {
 
 fn scenario() -> impl Strategy<Value = (SetUp, Vec<Op>)> {
     setup().prop_flat_map(|setup| {
-        let ops = prop::collection::vec(op(setup.shards), 1..100);
+        let ops = prop::collection::vec(op(setup.shards), 1..160);
         (Just(setup), ops)
     })
 }
