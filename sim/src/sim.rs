@@ -516,24 +516,31 @@ impl<'a, O: Observer> Sim<'a, O> {
 
     fn done(&mut self, req: u32, refused: bool) {
         let released = self.reqs[req as usize].released.take();
-        if let Some(ticket) = released {
-            let _ = self.buffer.retry_done(self.ts(), ticket);
-        }
-        if !refused {
-            self.end(req, Outcome::Ok);
-            return;
-        }
         let r = &mut self.reqs[req as usize];
-        r.affected = true;
-        if r.attempts >= self.scenario.client.attempts {
-            self.end(req, Outcome::Error(ErrorCause::Failover));
+        let again = refused && r.attempts < self.scenario.client.attempts;
+        if refused {
+            r.affected = true;
+        }
+        if !again {
+            if let Some(ticket) = released {
+                let _ = self.buffer.retry_done(self.ts(), ticket);
+            }
+            let outcome = match refused {
+                false => Outcome::Ok,
+                true => Outcome::Error(ErrorCause::Failover),
+            };
+            self.end(req, outcome);
             return;
         }
         let id = self.shards[r.shard as usize].id;
-        match self
-            .buffer
-            .request(self.ts(), id, Some(FailoverCause::Reparent))
-        {
+        let cause = FailoverCause::Reparent;
+        let answer = match released {
+            // A released request refused again tells the buffer its drain came too early,
+            // even if that drain has just finished with this very retry.
+            Some(ticket) => self.buffer.retry_failed(self.ts(), ticket, cause),
+            None => self.buffer.request(self.ts(), id, Some(cause)),
+        };
+        match answer {
             Ok(admission) => self.admit(req, admission),
             Err(_) => self.send(req),
         }

@@ -176,6 +176,34 @@ fn read_only_lag_pauses_the_drain_until_the_primary_is_writable() {
     assert_eq!(answered, [ms(2620), ms(2630)]);
 }
 
+/// A quiet shard: the lone held request's retry is the whole drain, so the drain has ended
+/// by the time that retry is refused. `retry_failed` still backs the drain off instead of
+/// failing the request: refused at 2.11 s, held again, resumed at 2.61 s, answered at 2.62 s.
+#[test]
+fn read_only_lag_holds_a_lone_request_again_after_its_drain_finished() {
+    let s = scenario(
+        r#"
+        [client]
+        attempts = 5
+        [[shards]]
+        name = "ks/0"
+        arrivals = ["1.5s"]
+        [[shards.failovers]]
+        start = "1s"
+        duration = "1s"
+        health_delay = "100ms"
+        read_only_lag = "400ms"
+        [buffer]
+        drain_backoff = "500ms"
+        "#,
+    );
+    let (report, ends) = simulate(&s, &s.buffer);
+    assert_eq!(report.buffer.drains_paused, 1);
+    assert_eq!(report.errors.total, 0);
+    let answered: Vec<Duration> = ends.iter().map(|e| e.end).collect();
+    assert_eq!(answered, [ms(2620)]);
+}
+
 #[test]
 fn a_full_buffer_evicts_the_oldest_request_of_the_shard() {
     let s = scenario(
