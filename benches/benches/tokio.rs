@@ -20,7 +20,7 @@ use criterion::{
 use failover_buffer_benches::{CAUSE, config, serving};
 use failover_buffer_tokio::{FailoverBuffer, Shard};
 use tokio::runtime::Runtime;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 /// Requests held in the large benchmarks.
 const HELD: usize = 100_000;
@@ -199,9 +199,52 @@ async fn failover(drain_concurrency: usize) -> (Duration, Duration) {
     (enqueued, drained)
 }
 
+/// Tokio's own floor for the same work, with no buffer: `HELD` tasks each wait on a oneshot
+/// channel of their own (counted like a held request once the first poll is pending), and
+/// each released task releases the next, as a drain of concurrency 1 does.
+async fn floor() -> (Duration, Duration) {
+    let progress = Progress::new(HELD);
+    let start = Instant::now();
+    let (first, mut receiver) = oneshot::channel();
+    for _ in 0..HELD {
+        let (next, next_receiver) = oneshot::channel();
+        let own = std::mem::replace(&mut receiver, next_receiver);
+        tokio::spawn(floor_request(own, next, Arc::clone(&progress)));
+    }
+    // Nobody follows the last task: its release goes nowhere.
+    drop(receiver);
+    progress.all_queued.notified().await;
+    let enqueued = start.elapsed();
+    let start = Instant::now();
+    first.send(()).expect("the first task waits");
+    progress.all_retried.notified().await;
+    (enqueued, start.elapsed())
+}
+
+/// One task of [`floor`]: waits for its release, then releases the next task.
+async fn floor_request(
+    own: oneshot::Receiver<()>,
+    next: oneshot::Sender<()>,
+    progress: Arc<Progress>,
+) {
+    let mut own = pin!(own);
+    let released = match poll_fn(|cx| Poll::Ready(own.as_mut().poll(cx))).await {
+        Poll::Ready(released) => released,
+        Poll::Pending => {
+            progress.count(&progress.queued, &progress.all_queued);
+            own.await
+        }
+    };
+    released.expect("every task is released by the one before");
+    // The last task has nobody to release.
+    let _ = next.send(());
+    progress.count(&progress.retried, &progress.all_retried);
+}
+
 /// 100,000 tasks held through one failover: spawning and queueing them, then (separately)
 /// releasing them with a health stamp and retrying them. On two worker threads (a wake-up
-/// may cross threads) and on one thread (it never does).
+/// may cross threads) and on one thread (it never does), each beside tokio's own floor for
+/// the same work.
 fn hundred_thousand(c: &mut Criterion) {
     for (flavor, rt) in [
         ("multi_thread_2_workers", multi_thread()),
@@ -217,6 +260,16 @@ fn hundred_thousand(c: &mut Criterion) {
         };
         group.bench_function("enqueue_incl_spawn", |b| {
             b.iter_custom(|iters| (0..iters).map(|_| run(1).0).sum())
+        });
+        let run_floor = || {
+            rt.block_on(rt.spawn(floor()))
+                .expect("the floor task does not panic")
+        };
+        group.bench_function("floor_oneshot_enqueue_incl_spawn", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run_floor().0).sum())
+        });
+        group.bench_function("floor_oneshot_release_chain", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run_floor().1).sum())
         });
         for concurrency in [1, 16, 64] {
             group.bench_function(
