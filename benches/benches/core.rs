@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use failover_buffer::{Admission, ShardId};
-use failover_buffer_benches::{CAUSE, Core, shards};
+use failover_buffer_benches::{CAUSE, Core, serving, shards};
 
 /// A first attempt on an idle shard: the path every request takes outside a failover.
 fn idle_request(c: &mut Criterion) {
@@ -152,7 +152,7 @@ fn window_expiry(c: &mut Criterion) {
 }
 
 /// `registered` shards, of which the first `buffering` are failing over (one queued request
-/// each) and the one after is idle, ready to start the next episode.
+/// each) and the rest are idle.
 fn rotation(registered: usize, buffering: usize) -> Core {
     let mut core = shards(registered, 4 * registered);
     let ids: Vec<ShardId> = core.buffer.shards().collect();
@@ -189,6 +189,31 @@ fn end_detection(c: &mut Criterion) {
                 k += 1;
             })
         });
+    }
+    group.finish();
+}
+
+/// The steady health stream during a failover: a serving stamp with the term the episode
+/// started under (the demoted primary's stale "still serving"), which must not end it, sent
+/// to each buffering shard in turn.
+fn stale_stamp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core/health_stamp_not_ending");
+    for (name, buffering) in [
+        ("1_of_1000_buffering", 1),
+        ("1000_of_1000_buffering", 1_000),
+    ] {
+        let mut core = rotation(1_000, buffering);
+        let ids: Vec<ShardId> = core.buffer.shards().take(buffering).collect();
+        let now = core.now;
+        let mut k = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let shard = ids[k % buffering];
+                k += 1;
+                core.buffer.health(now, shard, serving(1))
+            })
+        });
+        assert_eq!(core.buffer.poll_action(), None, "no stamp ended an episode");
     }
     group.finish();
 }
@@ -255,6 +280,7 @@ criterion_group!(
     cancel_middle,
     window_expiry,
     end_detection,
+    stale_stamp,
     timers,
     cycle
 );
