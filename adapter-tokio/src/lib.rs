@@ -88,7 +88,9 @@ mod wait;
 pub use buffer::{FailoverBuffer, Shard};
 pub use wait::RetryGuard;
 
+// The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.
 pub use failover_buffer::{
-    BufferError, Config, ConfigError, FailoverCause, HealthStamp, InputError, InputStats, Mode,
-    PrimaryId, ShardFilter, ShardId, ShardState, ShardStats, Ticket, TopologyEvent,
+    BufferError, ByReason, Config, ConfigError, EvictReason, FailoverCause, HealthStamp,
+    InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason, ShardFilter, ShardId,
+    ShardState, ShardStats, SkipReason, StopReason, Ticket, TopologyEvent,
 };
