@@ -98,7 +98,8 @@ impl FailoverBuffer {
     /// [`Config::validate`]). Spawns the driver task that keeps the buffer's timer.
     ///
     /// Time is read from tokio's clock ([`tokio::time::Instant`]), from an origin taken now,
-    /// so tests under [`tokio::time::pause`] see exact, simulated time.
+    /// so tests under `tokio::time::pause` (tokio's `test-util` feature) see exact,
+    /// simulated time.
     ///
     /// # Panics
     ///

@@ -38,8 +38,8 @@ async fn buffered_requests_drain_in_fifo_order_at_most_drain_concurrency_at_a_ti
     assert_eq!(buffer.state(&shard), ShardState::Draining);
 
     // Each finished retry lets exactly the next one go.
-    for n in 0..5 {
-        clients[n].finish().await;
+    for client in &mut clients {
+        client.finish().await;
     }
     use Event::{Done, Released};
     assert_eq!(

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Buffering on, ten slots, Vitess's timings.
-pub fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         enabled: true,
         size: 10,
@@ -19,7 +19,7 @@ pub fn config() -> Config {
     }
 }
 
-pub fn serving(primary: u64, term: u64) -> HealthStamp {
+pub(crate) fn serving(primary: u64, term: u64) -> HealthStamp {
     HealthStamp {
         primary: PrimaryId(primary),
         term,
@@ -28,21 +28,21 @@ pub fn serving(primary: u64, term: u64) -> HealthStamp {
 }
 
 /// Lets every task that can run, run, without moving the paused clock.
-pub async fn settle() {
+pub(crate) async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
 }
 
 /// Moves the paused clock by `d`, firing due timers, then lets the woken tasks run.
-pub async fn advance(d: Duration) {
+pub(crate) async fn advance(d: Duration) {
     tokio::time::advance(d).await;
     settle().await;
 }
 
 /// What a client saw, in the order the clients saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// Client `n` was released to retry.
     Released(usize),
     /// Client `n` finished its retry (dropped its guard).
@@ -53,17 +53,17 @@ pub enum Event {
     Failed(usize, BufferError),
 }
 
-pub type Log = Arc<Mutex<Vec<Event>>>;
+pub(crate) type Log = Arc<Mutex<Vec<Event>>>;
 
 /// A client whose previous attempt failed over: it asks the buffer with the cause and, if
 /// released, keeps its retry "running" until the test calls [`Client::finish`].
-pub struct Client {
-    pub join: JoinHandle<()>,
+pub(crate) struct Client {
+    pub(crate) join: JoinHandle<()>,
     finish: Option<oneshot::Sender<()>>,
 }
 
 impl Client {
-    pub fn spawn(buffer: &FailoverBuffer, shard: &Shard, n: usize, log: &Log) -> Client {
+    pub(crate) fn spawn(buffer: &FailoverBuffer, shard: &Shard, n: usize, log: &Log) -> Client {
         let (finish, finished) = oneshot::channel::<()>();
         let (buffer, shard, log) = (buffer.clone(), shard.clone(), Arc::clone(log));
         let join = tokio::spawn(async move {
@@ -90,7 +90,7 @@ impl Client {
     }
 
     /// The retry got its answer: the client drops its guard.
-    pub async fn finish(&mut self) {
+    pub(crate) async fn finish(&mut self) {
         if let Some(finish) = self.finish.take() {
             let _ = finish.send(());
         }
@@ -98,6 +98,6 @@ impl Client {
     }
 }
 
-pub fn events(log: &Log) -> Vec<Event> {
+pub(crate) fn events(log: &Log) -> Vec<Event> {
     log.lock().unwrap().clone()
 }
