@@ -264,12 +264,17 @@ impl State {
     /// Ends a waiter whose future went away before collecting its verdict: a queued ticket
     /// is cancelled; a ticket already released to retry is handed back (the retry will never
     /// run, so it counts as done and the drain moves on); a failed ticket has ended already.
-    pub(crate) fn abandon(&mut self, now: Timestamp, ticket: Ticket) {
-        match self.waiters.remove(&ticket) {
-            Some(Waiter::Waiting(_)) | Some(Waiter::Woken(Verdict::Retry)) => {
+    ///
+    /// Returns the waiter, so that its waker is dropped after the lock is released.
+    pub(crate) fn abandon(&mut self, now: Timestamp, ticket: Ticket) -> Option<Waiter> {
+        let waiter = self.waiters.remove(&ticket);
+        match waiter {
+            Some(Waiter::Waiting(_) | Waiter::Woken(Verdict::Retry)) => {
+                // Refused only for a ticket that has ended, and only this waiter ends it.
                 let _ = self.core.cancel(now, ticket);
             }
             Some(Waiter::Woken(Verdict::Fail(_))) | None => {}
         }
+        waiter
     }
 }

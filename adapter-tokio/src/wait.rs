@@ -44,10 +44,13 @@ impl Future for Wait<'_> {
             let mut state = this.shared.lock();
             match state.waiters.get_mut(&this.ticket) {
                 Some(Waiter::Waiting(waker)) => {
-                    match waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => *waker = Some(cx.waker().clone()),
+                    if waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        return Poll::Pending;
                     }
+                    let replaced = waker.replace(cx.waker().clone());
+                    drop(state);
+                    // Dropped after the lock: a waker's drop may run an executor's code.
+                    drop(replaced);
                     return Poll::Pending;
                 }
                 Some(Waiter::Woken(verdict)) => {
@@ -80,8 +83,9 @@ impl Drop for Wait<'_> {
         }
         telemetry::abandoned(self.cell, self.ticket);
         let ticket = self.ticket;
-        self.shared.input(Touched::One(self.cell.id), |state, now| {
-            state.abandon(now, ticket);
+        // The waker comes back out, to be dropped after the lock.
+        let _waiter = self.shared.input(Touched::One(self.cell.id), |state, now| {
+            state.abandon(now, ticket)
         });
     }
 }
