@@ -144,7 +144,11 @@ impl Shared {
     pub(crate) fn new(core: Buffer, id: u64) -> Shared {
         Shared {
             state: Mutex::new(State {
-                waiters: WaiterMap::default(),
+                // Room for a typical failover up front, as the core's slab has.
+                waiters: WaiterMap::with_capacity_and_hasher(
+                    core.config().size.min(1024),
+                    Default::default(),
+                ),
                 cells: Vec::new(),
                 armed: None,
                 closed: false,
@@ -276,5 +280,18 @@ impl State {
             Some(Waiter::Woken(Verdict::Fail(_))) | None => {}
         }
         waiter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_request_costs_well_under_256_bytes_beyond_its_task() {
+        // Per held request: one map entry (plus a control byte and at most 1/8 slack) here,
+        // and one slab entry in the core (32 bytes and a tag).
+        let entry = size_of::<(Ticket, Waiter)>();
+        assert!(entry <= 48, "{entry} bytes");
     }
 }
