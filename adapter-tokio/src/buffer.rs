@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use failover_buffer::{
-    Admission, Buffer, BufferError, Config, ConfigError, FailoverCause, HealthStamp, InputError,
-    InputStats, ShardId, ShardState, ShardStats, TopologyEvent,
+    Buffer, BufferError, Config, ConfigError, FailoverCause, HealthStamp, InputError, InputStats,
+    ShardId, ShardState, ShardStats, TopologyEvent,
 };
 
 use crate::driver;
-use crate::shared::{ShardCell, Shared, Touched, Waiter};
+use crate::shared::{ShardCell, Shared, Touched};
 use crate::telemetry;
 use crate::wait::{RetryGuard, Wait};
 
@@ -197,32 +197,7 @@ impl FailoverBuffer {
         if cause.is_none() && !shard.cell.buffering.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let shared = self.shared();
-        let cell = &shard.cell;
-        let id = shared.shard_id(cell);
-        let wait = shared.input(Touched::One(id), |state, now| {
-            let admission = match state.core.request(now, id, cause) {
-                Ok(admission) => admission,
-                // Only an unknown shard is refused: it is not ours to hold.
-                Err(_) => Admission::Proceed,
-            };
-            telemetry::admission(cell, cause, &admission);
-            match admission {
-                Admission::Proceed => Ok(None),
-                Admission::Fail(e) => Err(e),
-                Admission::Wait(ticket) => {
-                    // The waiter exists before this input's actions are carried out, so a
-                    // wake for this ticket always finds it.
-                    state.waiters.insert(ticket, Waiter::Waiting(None));
-                    Ok(Some(ticket))
-                }
-            }
-        });
-        match wait {
-            Ok(Some(ticket)) => Wait::new(shared, cell, ticket).await,
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Wait::new(self.shared(), &shard.cell, cause).await
     }
 
     /// What the health stream saw of `shard`'s primary. A serving primary with a newer term

@@ -38,33 +38,35 @@ pub(crate) enum Waiter {
     Woken(Verdict),
 }
 
-/// Hashes a [`Ticket`] for the waiter map. Ticket generations are unique for the life of the
-/// buffer, so a multiplicative mix (FxHash's) is enough and far cheaper than SipHash; no
-/// client chooses ticket values, so there is no hash-flooding concern.
+/// Hashes a ticket id ([`Ticket::id`]) for the waiter map.
+///
+/// Ids are unique and issued in sequence, so the id itself makes good low bits: consecutive
+/// tickets land in consecutive buckets, and a drain or a window expiry, which go in ticket
+/// order, walk the table sequentially instead of missing the cache on every entry (as a
+/// scrambling hash makes them do). The top seven bits, which hashbrown uses as a tag, get a
+/// multiplicative mix so tags differ. No client chooses ids, so there is no flooding concern.
 #[derive(Default)]
-pub(crate) struct TicketHasher(u64);
+pub(crate) struct TicketIdHasher(u64);
 
-impl Hasher for TicketHasher {
+impl Hasher for TicketIdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.write_u64(u64::from(b));
+            self.0 = (self.0 << 8) | u64::from(b);
         }
     }
 
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    fn write_u64(&mut self, id: u64) {
+        const TAG: u64 = 0xfe00_0000_0000_0000;
+        self.0 = id ^ (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) & TAG);
     }
 }
 
-pub(crate) type WaiterMap = HashMap<Ticket, Waiter, BuildHasherDefault<TicketHasher>>;
+/// Waiters by [`Ticket::id`].
+pub(crate) type WaiterMap = HashMap<u64, Waiter, BuildHasherDefault<TicketIdHasher>>;
 
 /// Which shards' counters an input may have changed, for the metrics exporter.
 #[derive(Clone, Copy, Debug)]
@@ -228,7 +230,7 @@ impl State {
     fn apply(&mut self, now: Timestamp, action: Action, wakeups: &mut Wakeups) {
         self.telemetry.action(&self.core, &self.cells, &action);
         match action {
-            Action::Wake { ticket, verdict } => match self.waiters.get_mut(&ticket) {
+            Action::Wake { ticket, verdict } => match self.waiters.get_mut(&ticket.id()) {
                 Some(waiter) => {
                     if let Waiter::Waiting(waker) =
                         std::mem::replace(waiter, Waiter::Woken(verdict))
@@ -271,7 +273,7 @@ impl State {
     ///
     /// Returns the waiter, so that its waker is dropped after the lock is released.
     pub(crate) fn abandon(&mut self, now: Timestamp, ticket: Ticket) -> Option<Waiter> {
-        let waiter = self.waiters.remove(&ticket);
+        let waiter = self.waiters.remove(&ticket.id());
         match waiter {
             Some(Waiter::Waiting(_) | Waiter::Woken(Verdict::Retry)) => {
                 // Refused only for a ticket that has ended, and only this waiter ends it.
@@ -291,7 +293,7 @@ mod tests {
     fn a_held_request_costs_well_under_256_bytes_beyond_its_task() {
         // Per held request: one map entry (plus a control byte and at most 1/8 slack) here,
         // and one slab entry in the core (32 bytes and a tag).
-        let entry = size_of::<(Ticket, Waiter)>();
-        assert!(entry <= 48, "{entry} bytes");
+        let entry = size_of::<(u64, Waiter)>();
+        assert!(entry <= 40, "{entry} bytes");
     }
 }

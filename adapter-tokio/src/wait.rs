@@ -6,43 +6,81 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use failover_buffer::{BufferError, Ticket, Verdict};
+use failover_buffer::{Admission, BufferError, FailoverCause, Ticket, Verdict};
 
 use crate::shared::{ShardCell, Shared, Touched, Waiter};
 use crate::telemetry;
 
-/// Waits for a held request's verdict. Created only by
-/// [`FailoverBuffer::wait_for_failover_end`](crate::FailoverBuffer::wait_for_failover_end),
-/// in the same critical section that queued the ticket, so from the moment a ticket exists
-/// something will end it: this future (by taking its verdict, or by cancelling it when
-/// dropped) or the guard it returns.
+/// The slow path of
+/// [`FailoverBuffer::wait_for_failover_end`](crate::FailoverBuffer::wait_for_failover_end).
+///
+/// Its first poll asks the core, and if the request is held, registers the task's waker in
+/// the same critical section (one lock per held request, not two). From the moment a ticket
+/// exists something will end it: this future, by taking its verdict or by cancelling it when
+/// dropped, or the guard it returns.
 pub(crate) struct Wait<'a> {
     shared: &'a Arc<Shared>,
     cell: &'a Arc<ShardCell>,
-    ticket: Ticket,
-    /// The verdict was taken; dropping the future has nothing left to do.
-    done: bool,
+    stage: Stage,
+}
+
+#[derive(Clone, Copy)]
+enum Stage {
+    /// Not polled yet: the buffer has not seen the request.
+    Start(Option<FailoverCause>),
+    /// Held under this ticket.
+    Held(Ticket),
+    /// Answered; dropping the future has nothing left to do.
+    Done,
 }
 
 impl<'a> Wait<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>, cell: &'a Arc<ShardCell>, ticket: Ticket) -> Self {
+    pub(crate) fn new(
+        shared: &'a Arc<Shared>,
+        cell: &'a Arc<ShardCell>,
+        cause: Option<FailoverCause>,
+    ) -> Self {
         Wait {
             shared,
             cell,
-            ticket,
-            done: false,
+            stage: Stage::Start(cause),
         }
     }
-}
 
-impl Future for Wait<'_> {
-    type Output = Result<Option<RetryGuard>, BufferError>;
+    /// The first poll: the request reaches the buffer.
+    fn admit(&mut self, cause: Option<FailoverCause>, cx: &mut Context<'_>) -> Poll<Answer> {
+        let (shared, cell) = (self.shared, self.cell);
+        let id = shared.shard_id(cell);
+        let admission = shared.input(Touched::One(id), |state, now| {
+            // Only an unknown shard is refused: it is not ours to hold.
+            let admission = state
+                .core
+                .request(now, id, cause)
+                .unwrap_or(Admission::Proceed);
+            if let Admission::Wait(ticket) = admission {
+                // Registered before this input's actions are carried out, so a wake for
+                // this ticket always finds it.
+                let waiter = Waiter::Waiting(Some(cx.waker().clone()));
+                state.waiters.insert(ticket.id(), waiter);
+            }
+            admission
+        });
+        telemetry::admission(cell, cause, &admission);
+        match admission {
+            Admission::Proceed => self.answer(Ok(None)),
+            Admission::Fail(e) => self.answer(Err(e)),
+            Admission::Wait(ticket) => {
+                self.stage = Stage::Held(ticket);
+                Poll::Pending
+            }
+        }
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+    /// Later polls: has the held request's verdict come?
+    fn collect(&mut self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<Answer> {
         let verdict = {
-            let mut state = this.shared.lock();
-            match state.waiters.get_mut(&this.ticket) {
+            let mut state = self.shared.lock();
+            match state.waiters.get_mut(&ticket.id()) {
                 Some(Waiter::Waiting(waker)) => {
                     if waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                         return Poll::Pending;
@@ -55,34 +93,55 @@ impl Future for Wait<'_> {
                 }
                 Some(Waiter::Woken(verdict)) => {
                     let verdict = *verdict;
-                    state.waiters.remove(&this.ticket);
-                    verdict
+                    state.waiters.remove(&ticket.id());
+                    Some(verdict)
                 }
-                // Unreachable: the waiter leaves the map only here or in `Drop`. Proceeding
-                // is the answer that holds no slot.
-                None => Verdict::Retry,
+                // Unreachable: the waiter leaves the map only here or in `Drop`.
+                None => None,
             }
         };
-        this.done = true;
-        telemetry::collected(this.cell, this.ticket, verdict);
-        Poll::Ready(match verdict {
+        let Some(verdict) = verdict else {
+            // Proceeding is the answer that holds no slot.
+            return self.answer(Ok(None));
+        };
+        telemetry::collected(self.cell, ticket, verdict);
+        self.answer(match verdict {
             Verdict::Retry => Ok(Some(RetryGuard {
-                shared: Arc::clone(this.shared),
-                cell: Arc::clone(this.cell),
-                ticket: this.ticket,
+                shared: Arc::clone(self.shared),
+                cell: Arc::clone(self.cell),
+                ticket,
             })),
             Verdict::Fail(e) => Err(e),
         })
+    }
+
+    fn answer(&mut self, answer: Answer) -> Poll<Answer> {
+        self.stage = Stage::Done;
+        Poll::Ready(answer)
+    }
+}
+
+type Answer = Result<Option<RetryGuard>, BufferError>;
+
+impl Future for Wait<'_> {
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        match self.stage {
+            Stage::Start(cause) => self.admit(cause, cx),
+            Stage::Held(ticket) => self.collect(ticket, cx),
+            // Only `wait_for_failover_end` polls this, and never after it is ready.
+            Stage::Done => Poll::Pending,
+        }
     }
 }
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        if self.done {
+        let Stage::Held(ticket) = self.stage else {
             return;
-        }
-        telemetry::abandoned(self.cell, self.ticket);
-        let ticket = self.ticket;
+        };
+        telemetry::abandoned(self.cell, ticket);
         // The waker comes back out, to be dropped after the lock.
         let _waiter = self.shared.input(Touched::One(self.cell.id), |state, now| {
             state.abandon(now, ticket)
