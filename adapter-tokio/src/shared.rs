@@ -72,7 +72,7 @@ pub(crate) type WaiterMap = HashMap<u64, Waiter, BuildHasherDefault<TicketIdHash
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) enum Touched {
-    /// Only this shard (and any shard an action names).
+    /// Only this shard: the input named it, and its actions concern it alone.
     One(ShardId),
     /// Possibly any shard (a tick, a shutdown).
     All,
