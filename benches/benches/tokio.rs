@@ -107,7 +107,7 @@ fn idle(c: &mut Criterion) {
 
 /// A request held on a failing-over shard whose client gives up at once: the future is
 /// polled once (the request is queued) and dropped (it is cancelled), with `queued` other
-/// requests waiting.
+/// requests waiting, and then with 1,000 shards failing over.
 fn hold_then_cancel(c: &mut Criterion) {
     let rt = current_thread();
     let _entered = rt.enter();
@@ -132,6 +132,28 @@ fn hold_then_cancel(c: &mut Criterion) {
         drop(others);
         assert_eq!(buffer.held_slots(), 0);
     }
+    // The same with 1,000 shards failing over at once, one request held in each: every
+    // input also asks the core for its next deadline, which visits each buffering shard.
+    let buffer = FailoverBuffer::new(config(2_000, 1)).expect("the config is valid");
+    let shards: Vec<Shard> = (0..1_000)
+        .map(|i| buffer.register_shard("bench", &i.to_string()))
+        .collect();
+    let mut others: Vec<_> = shards
+        .iter()
+        .map(|shard| Box::pin(buffer.wait_for_failover_end(shard, Some(CAUSE))))
+        .collect();
+    for other in &mut others {
+        let poll = other.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        assert!(poll.is_pending(), "a failing-over shard holds requests");
+    }
+    group.bench_function("1000_shards_buffering", |b| {
+        b.iter(|| {
+            let poll = poll_once(buffer.wait_for_failover_end(black_box(&shards[0]), Some(CAUSE)));
+            assert!(poll.is_pending());
+        })
+    });
+    drop(others);
+    assert_eq!(buffer.held_slots(), 0);
     group.finish();
 }
 
