@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use failover_buffer_tokio::{
-    Config, EvictReason, FailoverBuffer, FailoverCause, InputError, ShardState, StopReason,
+    BufferError, Config, EvictReason, FailoverBuffer, FailoverCause, InputError, ShardState,
+    StopReason, TopologyEvent,
 };
 use support::{Client, Event, Log, advance, config, events, serving, settle};
 
@@ -204,4 +205,101 @@ async fn a_stale_health_stamp_is_refused_and_changes_nothing() {
         })
     );
     assert_eq!(buffer.input_stats().stale_health_stamps, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shard_resharded_away_fails_its_held_requests_with_shard_missing() {
+    let buffer = FailoverBuffer::new(config()).unwrap();
+    let shard = buffer.register_shard("commerce", "-80");
+    let log = Log::default();
+    let _clients: Vec<_> = (0..2)
+        .map(|n| Client::spawn(&buffer, &shard, n, &log))
+        .collect();
+    settle().await;
+
+    buffer
+        .topology(&shard, TopologyEvent::ShardMissing)
+        .unwrap();
+    settle().await;
+    assert_eq!(
+        events(&log),
+        [
+            Event::Failed(0, BufferError::ShardMissing),
+            Event::Failed(1, BufferError::ShardMissing)
+        ]
+    );
+    assert_eq!(
+        buffer.stats(&shard).stops[StopReason::ReshardingComplete],
+        1
+    );
+    assert_eq!(buffer.free_slots(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_shard_holds_nothing_but_counts_what_it_would_have_held() {
+    let buffer = FailoverBuffer::new(Config {
+        enabled: false,
+        dry_run: true,
+        ..config()
+    })
+    .unwrap();
+    let shard = buffer.register_shard("commerce", "0");
+    let cause = Some(FailoverCause::Reparent);
+    assert!(
+        buffer
+            .wait_for_failover_end(&shard, cause)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The episode runs, so first attempts take the slow path and are counted too.
+    assert!(
+        buffer
+            .wait_for_failover_end(&shard, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stats = buffer.stats(&shard);
+    assert_eq!((stats.starts, stats.buffered_dry_run), (1, 2));
+    assert_eq!(buffer.held_slots(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_moves_earlier_re_arms_the_timer() {
+    let buffer = FailoverBuffer::new(config()).unwrap();
+    // Shard "0" holds a request: the timer is armed for its window, at 10 s.
+    let waiting = buffer.register_shard("commerce", "0");
+    let log = Log::default();
+    let _held = Client::spawn(&buffer, &waiting, 0, &log);
+    settle().await;
+    advance(Duration::from_secs(2)).await;
+
+    // Shard "1" pauses a drain at 2 s: it resumes after the 1 s back-off, well before 10 s.
+    let pausing = buffer.register_shard("commerce", "1");
+    buffer.health(&pausing, serving(1, 1)).unwrap();
+    let retrying = tokio::spawn({
+        let (buffer, shard) = (buffer.clone(), pausing.clone());
+        async move {
+            let cause = Some(FailoverCause::Reparent);
+            let first = buffer.wait_for_failover_end(&shard, cause).await.unwrap();
+            drop(first);
+            buffer
+                .wait_for_failover_end(&shard, cause)
+                .await
+                .map(|g| g.is_some())
+        }
+    });
+    let mut behind = Client::spawn(&buffer, &pausing, 1, &log);
+    settle().await;
+    buffer.health(&pausing, serving(2, 2)).unwrap();
+    settle().await;
+    behind.finish().await;
+    assert_eq!(buffer.state(&pausing), ShardState::Buffering);
+
+    advance(Duration::from_millis(999)).await;
+    assert!(!retrying.is_finished());
+    advance(Duration::from_millis(1)).await;
+    assert!(retrying.is_finished(), "released at 3 s, not at 10 s");
+    assert_eq!(retrying.await.unwrap(), Ok(true));
 }
