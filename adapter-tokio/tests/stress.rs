@@ -55,7 +55,7 @@ const SEED: u64 = 0x5eed_f00d;
 async fn ten_thousand_waiters_with_cancels_and_health_flaps_each_return_exactly_once() {
     let config = Config {
         enabled: true,
-        size: 400,
+        size: 200,
         window: Duration::from_millis(200),
         max_failover_duration: Duration::from_millis(400),
         min_time_between_failovers: Duration::from_secs(1),
