@@ -26,8 +26,8 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use failover_buffer::{
     Action, Admission, Buffer, Config, FailoverCause, HealthStamp, InputError, PrimaryId,
-    ShardFilter, ShardId, ShardState, Ticket, TicketError, TicketStatus, Timestamp, TopologyEvent,
-    Verdict,
+    ShardFilter, ShardId, ShardState, Ticket, TicketError, TicketStatus, TimerKind, Timestamp,
+    TopologyEvent, Verdict,
 };
 
 #[path = "../../core/tests/model/reference.rs"]
@@ -533,6 +533,14 @@ impl Harness {
         if let Some(&earlier) = self.by_ticket.get(&ticket) {
             return Err(format!("{ticket:?} issued again (first as #{earlier})"));
         }
+        // `Ticket::id` is unique for the life of the buffer.
+        if let Some(earlier) = self
+            .issued
+            .iter()
+            .position(|t| t.ticket.id() == ticket.id())
+        {
+            return Err(format!("{ticket:?} has the id of ticket #{earlier}"));
+        }
         self.model.bind(index, ticket);
         self.by_ticket.insert(ticket, index);
         self.issued.push(Issued {
@@ -739,13 +747,26 @@ impl Harness {
             ));
         }
         if let Some(d) = b.next_deadline() {
-            let armed = self
+            // Several timers may fall due at once; `next_deadline` names one of the shards
+            // concerned and, for it, the timer `tick` acts on first: max failover duration,
+            // then the drain back-off, then the window.
+            let due: Vec<TimerKind> = self
                 .model
                 .timers()
-                .contains(&(d.at.as_nanos(), d.shard.index(), d.kind));
-            if !armed || Some(d.at) != timeout {
+                .into_iter()
+                .filter(|&(at, shard, _)| at == d.at.as_nanos() && shard == d.shard.index())
+                .map(|(_, _, kind)| kind)
+                .collect();
+            let first = [
+                TimerKind::MaxFailoverDuration,
+                TimerKind::DrainBackoff,
+                TimerKind::Window,
+            ]
+            .into_iter()
+            .find(|k| due.contains(k));
+            if first != Some(d.kind) || Some(d.at) != timeout {
                 return Err(format!(
-                    "next_deadline {d:?} is not a timer the model has armed"
+                    "next_deadline {d:?}; the model has {due:?} due then for that shard"
                 ));
             }
         }
