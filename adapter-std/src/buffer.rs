@@ -96,9 +96,9 @@ impl From<BufferError> for WaitError {
 /// at `drain_concurrency`.
 ///
 /// It is dropped on every path, an unwinding panic included, so a retry that panics still
-/// frees its slot. If the retry failed again with a failover error, drop the guard first,
-/// then call [`wait_for_failover_end`](FailoverBuffer::wait_for_failover_end) with the
-/// cause: a young drain then backs off and holds the request again.
+/// frees its slot. If the retry failed again with a failover error, hand the guard to
+/// [`retry_failed`](Self::retry_failed) instead of dropping it: a young drain then backs off
+/// and holds the request again, even one that has just finished.
 #[must_use = "dropping the guard at once reports the retry finished before it was sent"]
 pub struct RetryGuard {
     /// `None` once [`retry_failed`](Self::retry_failed) has reported for it.

@@ -12,7 +12,7 @@ use failover_buffer::{
 use crate::driver;
 use crate::shared::{ShardCell, Shared, Touched};
 use crate::telemetry;
-use crate::wait::{RetryGuard, Wait};
+use crate::wait::{Ask, RetryGuard, Wait};
 
 /// A failover buffer for any number of shards, driven by tokio.
 ///
@@ -197,7 +197,7 @@ impl FailoverBuffer {
         if cause.is_none() && !shard.cell.buffering.load(Ordering::Acquire) {
             return Ok(None);
         }
-        Wait::new(self.shared(), &shard.cell, cause).await
+        Wait::new(self.shared(), &shard.cell, Ask::Request(cause)).await
     }
 
     /// What the health stream saw of `shard`'s primary. A serving primary with a newer term

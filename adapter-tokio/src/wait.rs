@@ -24,10 +24,28 @@ pub(crate) struct Wait<'a> {
     stage: Stage,
 }
 
+/// What the first poll asks the core.
+#[derive(Clone, Copy)]
+pub(crate) enum Ask {
+    /// A request, first attempt or after a failover error.
+    Request(Option<FailoverCause>),
+    /// A released request's retry failed again with this failover error.
+    RetryFailed(Ticket, FailoverCause),
+}
+
+impl Ask {
+    fn cause(self) -> Option<FailoverCause> {
+        match self {
+            Ask::Request(cause) => cause,
+            Ask::RetryFailed(_, cause) => Some(cause),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Stage {
     /// Not polled yet: the buffer has not seen the request.
-    Start(Option<FailoverCause>),
+    Start(Ask),
     /// Held under this ticket.
     Held(Ticket),
     /// Answered; dropping the future has nothing left to do.
@@ -35,28 +53,27 @@ enum Stage {
 }
 
 impl<'a> Wait<'a> {
-    pub(crate) fn new(
-        shared: &'a Arc<Shared>,
-        cell: &'a Arc<ShardCell>,
-        cause: Option<FailoverCause>,
-    ) -> Self {
+    pub(crate) fn new(shared: &'a Arc<Shared>, cell: &'a Arc<ShardCell>, ask: Ask) -> Self {
         Wait {
             shared,
             cell,
-            stage: Stage::Start(cause),
+            stage: Stage::Start(ask),
         }
     }
 
     /// The first poll: the request reaches the buffer.
-    fn admit(&mut self, cause: Option<FailoverCause>, cx: &mut Context<'_>) -> Poll<Answer> {
+    fn admit(&mut self, ask: Ask, cx: &mut Context<'_>) -> Poll<Answer> {
         let (shared, cell) = (self.shared, self.cell);
         let id = shared.shard_id(cell);
+        let cause = ask.cause();
         let admission = shared.input(Touched::One(id), |state, now| {
-            // Only an unknown shard is refused: it is not ours to hold.
-            let admission = state
-                .core
-                .request(now, id, cause)
-                .unwrap_or(Admission::Proceed);
+            // Only an unknown shard (or, for a retry, a ticket that is not ours) is refused:
+            // it is not ours to hold.
+            let answer = match ask {
+                Ask::Request(cause) => state.core.request(now, id, cause),
+                Ask::RetryFailed(ticket, cause) => state.core.retry_failed(now, ticket, cause),
+            };
+            let admission = answer.unwrap_or(Admission::Proceed);
             if let Admission::Wait(ticket) = admission {
                 // Registered before this input's actions are carried out, so a wake for
                 // this ticket always finds it.
@@ -110,6 +127,7 @@ impl<'a> Wait<'a> {
                 shared: Arc::clone(self.shared),
                 cell: Arc::clone(self.cell),
                 ticket,
+                armed: true,
             })),
             Verdict::Fail(e) => Err(e),
         })
@@ -128,7 +146,7 @@ impl Future for Wait<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
         match self.stage {
-            Stage::Start(cause) => self.admit(cause, cx),
+            Stage::Start(ask) => self.admit(ask, cx),
             Stage::Held(ticket) => self.collect(ticket, cx),
             // Only `wait_for_failover_end` polls this, and never after it is ready.
             Stage::Done => Poll::Pending,
@@ -138,8 +156,18 @@ impl Future for Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        let Stage::Held(ticket) = self.stage else {
-            return;
+        let ticket = match self.stage {
+            Stage::Held(ticket) => ticket,
+            Stage::Start(Ask::RetryFailed(ticket, _)) => {
+                // Dropped before the failed retry was reported: it is reported done, so
+                // its slot and drain place are never stranded.
+                telemetry::retry_done(self.cell, ticket);
+                self.shared.input(Touched::One(self.cell.id), |state, now| {
+                    let _ = state.core.retry_done(now, ticket);
+                });
+                return;
+            }
+            Stage::Start(Ask::Request(_)) | Stage::Done => return,
         };
         telemetry::abandoned(self.cell, ticket);
         // The waker comes back out, to be dropped after the lock.
@@ -157,8 +185,9 @@ impl Drop for Wait<'_> {
 /// and drop it as soon as the retry's answer is in. Dropping it on any path, unwinding from a
 /// panic included, reports the retry done, so no slot is ever stranded.
 ///
-/// If the retry failed again with a failover error, drop the guard first, then ask again with
-/// the cause: early in an episode that pauses the drain and holds the request once more.
+/// If the retry failed again with a failover error, hand the guard to
+/// [`retry_failed`](Self::retry_failed) rather than dropping it: early in an episode that
+/// pauses the drain and holds the request once more.
 ///
 /// ```
 /// use failover_buffer_tokio::{Config, FailoverBuffer, FailoverCause, Shard};
@@ -178,6 +207,8 @@ impl Drop for Wait<'_> {
 ///             }
 ///             other => return other, // the guard (if any) drops here: retry done
 ///         }
+///         // (A released request would better say `guard.retry_failed(cause).await`: see
+///         // `RetryGuard::retry_failed`.)
 ///     }
 ///     Err("primary still read-only".into())
 /// }
@@ -194,6 +225,8 @@ pub struct RetryGuard {
     shared: Arc<Shared>,
     cell: Arc<ShardCell>,
     ticket: Ticket,
+    /// Cleared once [`retry_failed`](Self::retry_failed) has taken over the reporting.
+    armed: bool,
 }
 
 impl RetryGuard {
@@ -205,6 +238,28 @@ impl RetryGuard {
     /// The shard the request was held for.
     pub fn shard_id(&self) -> failover_buffer::ShardId {
         self.cell.id
+    }
+
+    /// The retry failed again with a failover error: report it, and wait to be held again,
+    /// as [`wait_for_failover_end`](crate::FailoverBuffer::wait_for_failover_end) with
+    /// `Some(cause)` would, with one difference. A released request failing again is
+    /// evidence that the failover's end was seen too early (the new primary is not writable
+    /// yet), so within `max_failover_duration` of the episode's start the shard's drain backs
+    /// off and holds the request again, even if that drain has just finished (with one
+    /// request held, its own retry is the whole drain). Dropping the guard and calling
+    /// `wait_for_failover_end` loses that: the new error then meets the min-time rules.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future before it completes reports the retry done (as dropping
+    /// the guard would) or, once the request is held again, cancels it: no slot is stranded.
+    pub async fn retry_failed(
+        mut self,
+        cause: FailoverCause,
+    ) -> Result<Option<RetryGuard>, BufferError> {
+        self.armed = false;
+        let (shared, cell) = (Arc::clone(&self.shared), Arc::clone(&self.cell));
+        Wait::new(&shared, &cell, Ask::RetryFailed(self.ticket, cause)).await
     }
 }
 
@@ -220,6 +275,9 @@ impl fmt::Debug for RetryGuard {
 
 impl Drop for RetryGuard {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         telemetry::retry_done(&self.cell, self.ticket);
         let ticket = self.ticket;
         // The only refusal possible is a stale ticket, and only this guard ends it.

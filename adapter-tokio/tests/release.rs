@@ -192,6 +192,60 @@ async fn a_retry_that_meets_the_failover_again_pauses_the_drain_and_is_held_agai
     assert_eq!(retrying.await.unwrap(), Ok(true));
 }
 
+/// With one request held, its own retry is the whole drain: by the time it fails over again
+/// the drain has finished. `RetryGuard::retry_failed` still backs the drain off and holds it.
+#[tokio::test(start_paused = true)]
+async fn a_lone_retry_that_fails_over_again_is_held_again_through_retry_failed() {
+    let buffer = FailoverBuffer::new(config()).unwrap();
+    let shard = buffer.register_shard("commerce", "0");
+    buffer.health(&shard, serving(1, 1)).unwrap();
+    let retrying = tokio::spawn({
+        let (buffer, shard) = (buffer.clone(), shard.clone());
+        async move {
+            let cause = FailoverCause::Reparent;
+            let guard = buffer.wait_for_failover_end(&shard, Some(cause)).await;
+            let guard = guard.unwrap().expect("released to retry");
+            // The new primary is not writable yet: this retry fails over again.
+            guard.retry_failed(cause).await.map(|g| g.is_some())
+        }
+    });
+    settle().await;
+    buffer.health(&shard, serving(2, 2)).unwrap();
+    settle().await;
+    assert_eq!(buffer.state(&shard), ShardState::Buffering);
+    assert_eq!(buffer.stats(&shard).drains_paused, 1);
+    assert!(!retrying.is_finished(), "held again");
+
+    // The primary becomes writable: the next serving stamp resumes the drain.
+    buffer.health(&shard, serving(2, 2)).unwrap();
+    assert_eq!(retrying.await.unwrap(), Ok(true));
+    settle().await;
+    assert_eq!(buffer.held_slots(), 0);
+    assert_eq!(buffer.state(&shard), ShardState::Idle);
+}
+
+/// A `retry_failed` future dropped before it ran reports the retry done: nothing stranded.
+#[tokio::test(start_paused = true)]
+async fn a_retry_failed_future_dropped_unpolled_reports_the_retry_done() {
+    let buffer = FailoverBuffer::new(config()).unwrap();
+    let shard = buffer.register_shard("commerce", "0");
+    let waiting = tokio::spawn({
+        let (buffer, shard) = (buffer.clone(), shard.clone());
+        async move {
+            let cause = Some(FailoverCause::Reparent);
+            buffer.wait_for_failover_end(&shard, cause).await
+        }
+    });
+    settle().await;
+    buffer.health(&shard, serving(2, 2)).unwrap();
+    let guard = waiting.await.unwrap().unwrap().expect("released to retry");
+    assert_eq!(buffer.held_slots(), 1);
+    drop(guard.retry_failed(FailoverCause::Reparent));
+    settle().await;
+    assert_eq!(buffer.held_slots(), 0);
+    assert_eq!(buffer.state(&shard), ShardState::Idle);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stale_health_stamp_is_refused_and_changes_nothing() {
     let buffer = FailoverBuffer::new(config()).unwrap();
