@@ -151,7 +151,6 @@ fn millis(d: std::time::Duration) -> u64 {
 pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric) {
     let shard_of = |id: ShardId| &shards[id.index()];
     match metric {
-        Metric::BufferingStarted { .. } => {}
         Metric::BufferingStopped {
             shard,
             reason,

@@ -137,7 +137,6 @@ fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
             let (keyspace, shard) = names(shard);
             tracing::info!(keyspace, shard, queued, "draining buffered requests");
         }
-        Action::Metric(Metric::BufferingStarted { .. }) => {}
         Action::Metric(Metric::BufferingStopped {
             shard,
             reason,

@@ -70,16 +70,10 @@ pub enum Action {
     Closed,
 }
 
-/// Episode-level events. Per-request counts live in [`ShardStats`](crate::ShardStats).
+/// Episode-level events. An episode's start is [`Action::FailoverStarted`]; per-request
+/// counts live in [`ShardStats`](crate::ShardStats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
-    /// A failover episode started (`BufferStarts`).
-    BufferingStarted {
-        /// The shard.
-        shard: ShardId,
-        /// The error that started it.
-        cause: FailoverCause,
-    },
     /// An episode stopped buffering (`BufferStops`).
     BufferingStopped {
         /// The shard.
@@ -102,7 +96,9 @@ pub enum Metric {
         /// Requests still waiting, the one that paused the drain included.
         queued: usize,
     },
-    /// Every request of the episode has been released and has finished its retry.
+    /// The drain is over: its queue is empty and every retry it released has finished. (A
+    /// request released earlier by its window may still be retrying; it holds its slot until
+    /// it reports, but it is not the drain's to wait for.)
     DrainFinished {
         /// The shard.
         shard: ShardId,

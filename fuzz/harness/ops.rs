@@ -629,8 +629,7 @@ impl Harness {
                 shard.index()
             }
             Action::Metric(m) => match m {
-                failover_buffer::Metric::BufferingStarted { shard, .. }
-                | failover_buffer::Metric::BufferingStopped { shard, .. }
+                failover_buffer::Metric::BufferingStopped { shard, .. }
                 | failover_buffer::Metric::DrainPaused { shard, .. }
                 | failover_buffer::Metric::DrainFinished { shard, .. } => shard.index(),
             },
