@@ -446,8 +446,9 @@ impl Buffer {
 
     /// Shuts the buffer down: every buffering shard stops (`Shutdown`) and drains its queue
     /// with [`Verdict::Retry`](crate::Verdict::Retry), paced as usual; from now on every
-    /// request proceeds unbuffered and health and topology inputs are ignored. When the last
-    /// ticket has ended, [`Action::Closed`] is emitted. Calling it again does nothing.
+    /// request proceeds unbuffered, and health and topology inputs change nothing (a health
+    /// stamp below the highest term is still refused as stale). When the last ticket has
+    /// ended, [`Action::Closed`] is emitted. Calling it again does nothing.
     pub fn shutdown(&mut self, now: Timestamp) {
         let now = self.observe(now);
         if self.shut_down {
@@ -498,4 +499,16 @@ pub(crate) struct Parts<'a> {
     pub(crate) pool: &'a Pool,
     pub(crate) active: &'a Active,
     pub(crate) last_tick: Option<Timestamp>,
+}
+
+/// Corruption hooks for the invariant checker's own tests.
+#[cfg(test)]
+impl Buffer {
+    pub(crate) fn corrupt(&mut self) -> (&mut [ShardBuffer], &mut Pool, &mut Limits) {
+        (&mut self.shards, &mut self.pool, &mut self.limits)
+    }
+
+    pub(crate) fn set_last_tick(&mut self, t: Timestamp) {
+        self.last_tick = Some(t);
+    }
 }

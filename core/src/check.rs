@@ -148,3 +148,233 @@ impl Buffer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each check catches the fault it is for: the checker is what every other test
+    //! trusts, so it is tested by corrupting a healthy buffer one field at a time.
+
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+
+    use crate::queue::TicketStatus;
+    use crate::{
+        Admission, Buffer, Config, FailoverCause, HealthStamp, Mode, PrimaryId, ShardId,
+        ShardState, Ticket, Timestamp,
+    };
+
+    const T0: Timestamp = Timestamp::from_secs(1);
+
+    /// A buffer whose first shard holds `n` queued requests.
+    fn buffering(n: usize, drain_concurrency: usize) -> (Buffer, ShardId, Vec<Ticket>) {
+        let config = Config {
+            enabled: true,
+            drain_concurrency,
+            ..Config::default()
+        };
+        let mut b = Buffer::new(config).unwrap();
+        let shard = b.register_shard("ks", "0");
+        b.register_shard("ks", "1");
+        let tickets = (0..n)
+            .map(
+                |_| match b.request(T0, shard, Some(FailoverCause::Reparent)) {
+                    Ok(Admission::Wait(t)) => t,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(b.check_invariants(), Ok(()));
+        (b, shard, tickets)
+    }
+
+    /// Ends the episode: up to `drain_concurrency` requests are released.
+    fn end(b: &mut Buffer, shard: ShardId) {
+        let stamp = HealthStamp {
+            primary: PrimaryId(2),
+            term: 2,
+            serving: true,
+        };
+        b.health(T0, shard, stamp).unwrap();
+        assert_eq!(b.check_invariants(), Ok(()));
+    }
+
+    fn caught(b: &Buffer) -> (u8, &'static str) {
+        let v = b
+            .check_invariants()
+            .expect_err("the corruption went unnoticed");
+        (v.invariant, v.detail)
+    }
+
+    #[test]
+    fn more_held_than_the_size_is_caught() {
+        let (mut b, _, _) = buffering(2, 1);
+        b.corrupt().2.size = 1;
+        assert_eq!(caught(&b), (1, "more slots held than the buffer has"));
+    }
+
+    #[test]
+    fn a_linked_entry_that_is_not_queued_is_caught() {
+        let (mut b, _, t) = buffering(2, 1);
+        b.corrupt()
+            .1
+            .set_status(t[1].slot, TicketStatus::RetryingAfterWindow);
+        assert_eq!(
+            caught(&b),
+            (1, "a queue links an entry that is not queued in it")
+        );
+    }
+
+    #[test]
+    fn an_entry_linked_into_another_shards_queue_is_caught() {
+        let (mut b, _, t) = buffering(2, 1);
+        b.corrupt().1.set_shard(t[0].slot, ShardId(1));
+        assert_eq!(
+            caught(&b),
+            (1, "a queue links an entry that is not queued in it")
+        );
+    }
+
+    #[test]
+    fn a_broken_back_link_is_caught() {
+        let (mut b, _, t) = buffering(3, 1);
+        // Head → tail directly: the tail's back link still names the middle entry.
+        b.corrupt().1.set_next(t[0].slot, t[2].slot);
+        assert_eq!(caught(&b), (1, "a queue's back link is wrong"));
+    }
+
+    #[test]
+    fn a_cyclic_queue_is_caught_rather_than_walked_for_ever() {
+        let (mut b, _, t) = buffering(2, 1);
+        b.corrupt().1.set_next(t[1].slot, t[0].slot);
+        assert_eq!(caught(&b), (1, "a queue's back link is wrong"));
+    }
+
+    #[test]
+    fn a_wrong_queue_length_is_caught() {
+        let (mut b, shard, _) = buffering(2, 1);
+        b.corrupt().0[shard.index()].queue.set_len(3);
+        assert_eq!(caught(&b), (1, "a queue's length or tail is wrong"));
+    }
+
+    #[test]
+    fn a_wrong_queue_tail_is_caught() {
+        let (mut b, shard, t) = buffering(2, 1);
+        b.corrupt().0[shard.index()].queue.set_tail(t[0].slot);
+        assert_eq!(caught(&b), (1, "a queue's length or tail is wrong"));
+    }
+
+    #[test]
+    fn deadlines_out_of_queue_order_are_caught() {
+        let (mut b, _, t) = buffering(2, 1);
+        b.corrupt().1.set_deadline(t[1].slot, T0);
+        assert_eq!(caught(&b), (5, "a queue is out of deadline order"));
+    }
+
+    #[test]
+    fn a_drain_count_that_differs_from_the_entries_is_caught() {
+        let (mut b, shard, _) = buffering(2, 1);
+        b.corrupt().0[shard.index()].drain_in_flight = 1;
+        assert_eq!(
+            caught(&b),
+            (1, "drain in-flight count differs from the entries")
+        );
+    }
+
+    #[test]
+    fn a_shard_not_enabled_that_holds_requests_is_caught() {
+        let (mut b, shard, _) = buffering(1, 1);
+        b.corrupt().0[shard.index()].mode = Mode::DryRun;
+        assert_eq!(
+            caught(&b),
+            (2, "a shard that is not enabled holds requests")
+        );
+    }
+
+    #[test]
+    fn an_idle_shard_with_queued_requests_is_caught() {
+        let (mut b, shard, _) = buffering(1, 1);
+        b.corrupt().0[shard.index()].state = ShardState::Idle;
+        assert_eq!(
+            caught(&b),
+            (2, "an idle shard has queued or draining requests")
+        );
+    }
+
+    #[test]
+    fn an_idle_shard_with_drain_retries_running_is_caught() {
+        let (mut b, shard, _) = buffering(1, 1);
+        end(&mut b, shard);
+        b.corrupt().0[shard.index()].state = ShardState::Idle;
+        assert_eq!(
+            caught(&b),
+            (2, "an idle shard has queued or draining requests")
+        );
+    }
+
+    #[test]
+    fn more_drain_retries_than_drain_concurrency_is_caught() {
+        let (mut b, shard, _) = buffering(2, 2);
+        end(&mut b, shard);
+        b.corrupt().2.drain_concurrency = 1;
+        assert_eq!(
+            caught(&b),
+            (4, "more drain retries in flight than drain_concurrency")
+        );
+    }
+
+    #[test]
+    fn a_buffering_shard_off_the_timer_list_is_caught() {
+        let (mut b, _, _) = buffering(0, 1);
+        b.corrupt().0[1].state = ShardState::Buffering;
+        assert_eq!(
+            caught(&b),
+            (2, "the timer list disagrees with the shard's state")
+        );
+    }
+
+    #[test]
+    fn a_request_past_its_window_after_a_tick_is_caught() {
+        let (mut b, _, _) = buffering(1, 1);
+        b.set_last_tick(T0 + b.config().window);
+        assert_eq!(
+            caught(&b),
+            (5, "a queued request outlived its window past a tick")
+        );
+    }
+
+    #[test]
+    fn a_quiet_shard_that_does_not_balance_is_caught() {
+        let (mut b, _, _) = buffering(0, 1);
+        b.corrupt().0[1].stats.buffered = 1;
+        assert_eq!(
+            caught(&b),
+            (8, "quiet shard: buffered != evicted + drained")
+        );
+    }
+
+    #[test]
+    fn a_quiet_shard_is_one_that_is_idle_and_holds_nothing() {
+        // Buffering, and draining with a retry out, are not quiet: counts may differ there.
+        let (mut b, shard, _) = buffering(1, 1);
+        b.corrupt().0[shard.index()].stats.buffered = 5;
+        assert_eq!(b.check_invariants(), Ok(()));
+        end(&mut b, shard);
+        b.corrupt().0[shard.index()].stats.buffered = 5;
+        assert_eq!(b.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn a_violation_says_which_invariant_and_where() {
+        let (mut b, shard, _) = buffering(1, 1);
+        b.corrupt().0[shard.index()].mode = Mode::Disabled;
+        assert_eq!(
+            b.check_invariants().unwrap_err().to_string(),
+            "invariant 2 broken in ShardId(0): a shard that is not enabled holds requests"
+        );
+        b.corrupt().2.size = 0;
+        assert_eq!(
+            b.check_invariants().unwrap_err().to_string(),
+            "invariant 1 broken: more slots held than the buffer has"
+        );
+    }
+}

@@ -212,3 +212,30 @@ impl Pool {
         (queue.tail != NIL).then_some(queue.tail)
     }
 }
+
+/// Corruption hooks for the invariant checker's own tests.
+#[cfg(test)]
+impl Pool {
+    pub(crate) fn set_next(&mut self, slot: u32, next: u32) {
+        self.entries[slot as usize].next = next;
+    }
+
+    pub(crate) fn set_deadline(&mut self, slot: u32, deadline: Timestamp) {
+        self.entries[slot as usize].deadline = deadline;
+    }
+
+    pub(crate) fn set_shard(&mut self, slot: u32, shard: ShardId) {
+        self.entries[slot as usize].shard = shard;
+    }
+}
+
+#[cfg(test)]
+impl Queue {
+    pub(crate) fn set_len(&mut self, len: usize) {
+        self.len = len as u32;
+    }
+
+    pub(crate) fn set_tail(&mut self, tail: u32) {
+        self.tail = tail;
+    }
+}

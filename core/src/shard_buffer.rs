@@ -301,10 +301,8 @@ impl ShardBuffer {
         let deadline = now.plus_nanos(ctx.limits.window);
         let ticket = ctx.pool.push_back(&mut self.queue, id, deadline);
         self.stats.buffered += 1;
-        let len = self.queue.len() as u64;
-        if len > self.stats.last_requests_in_flight_max {
-            self.stats.last_requests_in_flight_max = len;
-        }
+        let peak = &mut self.stats.last_requests_in_flight_max;
+        *peak = (*peak).max(self.queue.len() as u64);
         Admission::Wait(ticket)
     }
 

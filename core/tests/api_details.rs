@@ -1,0 +1,53 @@
+//! The small contracts of the public types: formatting, arithmetic, error chains.
+
+use std::error::Error;
+use std::time::Duration;
+
+use failover_buffer::{
+    ByReason, EvictReason, FailoverCause, InputError, ShardId, Ticket, TicketError, Timestamp,
+};
+
+#[test]
+fn only_a_ticket_error_has_a_source() {
+    let stale = TicketError::Stale(Ticket::from_parts(0, 1));
+    let error = InputError::Ticket(stale);
+    let source = error.source().expect("a ticket error has a source");
+    assert_eq!(source.to_string(), stale.to_string());
+    assert!(InputError::UnknownShard.source().is_none());
+    assert!(
+        InputError::StaleHealthStamp {
+            term: 1,
+            highest: 2
+        }
+        .source()
+        .is_none()
+    );
+}
+
+#[test]
+fn only_a_reparent_asks_a_router_to_wait_for_a_newer_term() {
+    assert!(FailoverCause::Reparent.is_reparent());
+    assert!(!FailoverCause::Resharding.is_reparent());
+    assert!(!FailoverCause::MoveTables.is_reparent());
+}
+
+#[test]
+fn ids_and_counters_print_readably() {
+    assert_eq!(format!("{:?}", ShardId::from_index(3)), "ShardId(3)");
+    assert_eq!(
+        format!("{:?}", ByReason::<EvictReason>::default()),
+        r#"{"ContextDone": 0, "BufferFull": 0, "WindowExceeded": 0}"#
+    );
+}
+
+#[test]
+fn timestamps_subtract_durations_saturating_at_the_origin() {
+    let t = Timestamp::from_secs(3);
+    assert_eq!(t - Duration::from_secs(1), Timestamp::from_secs(2));
+    assert_eq!(
+        t.saturating_sub(Duration::from_millis(500)),
+        Timestamp::from_millis(2500)
+    );
+    assert_eq!(t - Duration::from_secs(4), Timestamp::ZERO);
+    assert_eq!(Timestamp::MAX + Duration::from_secs(1), Timestamp::MAX);
+}
