@@ -78,73 +78,29 @@ impl Exports {
     }
 }
 
-/// Exports a shard's counters with Vitess's names (`BufferRequestsEvicted` becomes
-/// `failover_buffer_requests_evicted`) and labels (`keyspace`, `shard`, `reason`).
+/// Exports a shard's counters under the core's names ([`ShardStats::samples`]: Vitess's, so
+/// `BufferRequestsEvicted` is `failover_buffer_requests_evicted`), labelled `keyspace`,
+/// `shard` and, where split by reason, `reason`.
 #[cfg(feature = "metrics")]
 fn export_stats(shard: &ShardInner, s: &ShardStats) {
-    use failover_buffer::Reason;
+    use failover_buffer::SampleKind;
 
-    let ks = || shard.keyspace.clone();
-    let sh = || shard.name.clone();
-    let plain = |name: &'static str, value: u64| {
-        metrics::counter!(name, "keyspace" => ks(), "shard" => sh()).absolute(value);
-    };
-    plain("failover_buffer_starts", s.starts);
-    plain("failover_buffer_requests_buffered", s.buffered);
-    plain(
-        "failover_buffer_requests_buffered_dry_run",
-        s.buffered_dry_run,
-    );
-    plain("failover_buffer_requests_drained", s.drained);
-    plain("failover_buffer_drains_paused", s.drains_paused);
-    plain(
-        "failover_buffer_failover_duration_sum_ms",
-        millis(s.failover_duration_sum),
-    );
-    plain("failover_buffer_utilization_sum", s.utilization_sum);
-    plain(
-        "failover_buffer_utilization_dry_run_sum",
-        s.utilization_dry_run_sum,
-    );
-    // Gauges describe the current or last episode.
-    let gauge = |name: &'static str, value: u64| {
-        metrics::gauge!(name, "keyspace" => ks(), "shard" => sh()).set(value as f64);
-    };
-    gauge(
-        "failover_buffer_last_failover_duration_ms",
-        millis(s.last_failover_duration),
-    );
-    gauge(
-        "failover_buffer_last_requests_in_flight_max",
-        s.last_requests_in_flight_max,
-    );
-    gauge(
-        "failover_buffer_last_requests_dry_run_max",
-        s.last_requests_dry_run_max,
-    );
-    fn by_reason<R: Reason>(
-        name: &'static str,
-        counts: &failover_buffer::ByReason<R>,
-        shard: &ShardInner,
-    ) {
-        for (reason, value) in counts.iter() {
-            metrics::counter!(
-                name,
-                "keyspace" => shard.keyspace.clone(),
-                "shard" => shard.name.clone(),
-                "reason" => reason.as_str()
-            )
-            .absolute(value);
+    for sample in s.samples() {
+        let (name, ks, sh) = (sample.name, shard.keyspace.clone(), shard.name.clone());
+        match (sample.kind, sample.reason) {
+            (SampleKind::Counter, None) => {
+                metrics::counter!(name, "keyspace" => ks, "shard" => sh).absolute(sample.value)
+            }
+            (SampleKind::Counter, Some(reason)) => {
+                metrics::counter!(name, "keyspace" => ks, "shard" => sh, "reason" => reason)
+                    .absolute(sample.value)
+            }
+            // Gauges describe the current or last episode.
+            (SampleKind::Gauge, _) => {
+                metrics::gauge!(name, "keyspace" => ks, "shard" => sh).set(sample.value as f64)
+            }
         }
     }
-    by_reason("failover_buffer_stops", &s.stops, shard);
-    by_reason("failover_buffer_requests_evicted", &s.evicted, shard);
-    by_reason("failover_buffer_requests_skipped", &s.skipped, shard);
-}
-
-#[cfg(feature = "metrics")]
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// An episode-level event from the core.

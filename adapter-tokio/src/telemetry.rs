@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use failover_buffer::{Action, Admission, Buffer, FailoverCause, Ticket, Verdict};
 #[cfg(feature = "metrics")]
-use failover_buffer::{Reason, ShardStats};
+use failover_buffer::ShardStats;
+use failover_buffer::{Action, Admission, Buffer, FailoverCause, Ticket, Verdict};
 
 use crate::shared::{ShardCell, Touched};
 
@@ -174,104 +174,29 @@ fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
     }
 }
 
-/// Sends one shard's changes. `init` also sends the counters that did not change, so every
-/// series exists from registration on.
+/// Sends one shard's changes, under the core's names ([`ShardStats::samples`]). `init` also
+/// sends the counters that did not change, so every series exists from registration on.
 #[cfg(feature = "metrics")]
 fn export_shard(cell: &ShardCell, old: &ShardStats, new: &ShardStats, init: bool) {
-    use metrics::{Label, SharedString, counter, gauge};
+    use failover_buffer::SampleKind;
+    use metrics::{SharedString, counter, gauge};
 
     let keyspace = SharedString::from(Arc::clone(&cell.keyspace));
     let shard = SharedString::from(Arc::clone(&cell.name));
-    let labels = [
-        Label::new("keyspace", keyspace.clone()),
-        Label::new("shard", shard.clone()),
-    ];
-    let count = |name: &'static str, old: u64, new: u64| {
-        if init || new != old {
-            counter!(name, labels.iter()).increment(new.saturating_sub(old));
-        }
-    };
-    count("failover_buffer_starts", old.starts, new.starts);
-    count(
-        "failover_buffer_requests_buffered",
-        old.buffered,
-        new.buffered,
-    );
-    count(
-        "failover_buffer_requests_buffered_dry_run",
-        old.buffered_dry_run,
-        new.buffered_dry_run,
-    );
-    count("failover_buffer_requests_drained", old.drained, new.drained);
-    count(
-        "failover_buffer_drains_paused",
-        old.drains_paused,
-        new.drains_paused,
-    );
-    count(
-        "failover_buffer_failover_duration_sum_ms",
-        millis(old.failover_duration_sum),
-        millis(new.failover_duration_sum),
-    );
-    count(
-        "failover_buffer_utilization_sum",
-        old.utilization_sum,
-        new.utilization_sum,
-    );
-    count(
-        "failover_buffer_utilization_dry_run_sum",
-        old.utilization_dry_run_sum,
-        new.utilization_dry_run_sum,
-    );
-
-    let by_reason = |name: &'static str,
-                     old: &mut dyn Iterator<Item = u64>,
-                     new: &mut dyn Iterator<Item = (&'static str, u64)>| {
-        for ((reason, n), o) in new.zip(old) {
-            if init || n != o {
-                counter!(
-                    name,
-                    "keyspace" => keyspace.clone(),
-                    "shard" => shard.clone(),
-                    "reason" => reason
-                )
-                .increment(n.saturating_sub(o));
+    for (old, new) in old.samples().zip(new.samples()) {
+        let (name, ks, sh) = (new.name, keyspace.clone(), shard.clone());
+        match (new.kind, new.reason) {
+            (SampleKind::Counter, _) if !init && new.value == old.value => {}
+            (SampleKind::Counter, None) => counter!(name, "keyspace" => ks, "shard" => sh)
+                .increment(new.value.saturating_sub(old.value)),
+            (SampleKind::Counter, Some(reason)) => {
+                counter!(name, "keyspace" => ks, "shard" => sh, "reason" => reason)
+                    .increment(new.value.saturating_sub(old.value))
+            }
+            // Gauges describe the current or last episode.
+            (SampleKind::Gauge, _) => {
+                gauge!(name, "keyspace" => ks, "shard" => sh).set(new.value as f64)
             }
         }
-    };
-    by_reason(
-        "failover_buffer_stops",
-        &mut old.stops.iter().map(|(_, c)| c),
-        &mut new.stops.iter().map(|(r, c)| (r.as_str(), c)),
-    );
-    by_reason(
-        "failover_buffer_requests_evicted",
-        &mut old.evicted.iter().map(|(_, c)| c),
-        &mut new.evicted.iter().map(|(r, c)| (r.as_str(), c)),
-    );
-    by_reason(
-        "failover_buffer_requests_skipped",
-        &mut old.skipped.iter().map(|(_, c)| c),
-        &mut new.skipped.iter().map(|(r, c)| (r.as_str(), c)),
-    );
-
-    // Gauges describe the current or last episode.
-    let set = |name: &'static str, value: f64| gauge!(name, labels.iter()).set(value);
-    set(
-        "failover_buffer_last_failover_duration_ms",
-        millis(new.last_failover_duration) as f64,
-    );
-    set(
-        "failover_buffer_last_requests_in_flight_max",
-        new.last_requests_in_flight_max as f64,
-    );
-    set(
-        "failover_buffer_last_requests_dry_run_max",
-        new.last_requests_dry_run_max as f64,
-    );
-}
-
-#[cfg(feature = "metrics")]
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
 }

@@ -53,6 +53,9 @@ pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
 pub use queue::TicketStatus;
 pub use shard::{ShardId, ShardState};
-pub use stats::{ByReason, EvictReason, InputStats, Reason, ShardStats, SkipReason, StopReason};
+pub use stats::{
+    ByReason, EvictReason, InputStats, Reason, SampleKind, ShardStats, SkipReason, StatSample,
+    StopReason,
+};
 pub use ticket::{Ticket, TicketError};
 pub use time::Timestamp;

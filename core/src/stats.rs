@@ -217,3 +217,116 @@ pub struct InputStats {
     /// Health stamps with a term below the shard's highest.
     pub stale_health_stamps: u64,
 }
+
+/// Whether an exporter should treat a [`StatSample`] as a counter (it only grows) or a gauge
+/// (it is set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SampleKind {
+    /// Only ever grows.
+    Counter,
+    /// Describes the current or last episode; set, not added to.
+    Gauge,
+}
+
+/// One series of a shard's counters, as a metrics exporter names it.
+///
+/// The names are Vitess's, in snake case under a `failover_buffer_` prefix
+/// (`BufferRequestsEvicted` is `failover_buffer_requests_evicted`), so that every adapter
+/// exports the same series and dashboards built for Vitess translate directly. An exporter
+/// adds its own `keyspace` and `shard` labels, plus `reason` where the sample has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StatSample {
+    /// The metric name, e.g. `failover_buffer_requests_evicted`.
+    pub name: &'static str,
+    /// The `reason` label of series split by reason, e.g. `Some("WindowExceeded")`.
+    pub reason: Option<&'static str>,
+    /// Counter or gauge.
+    pub kind: SampleKind,
+    /// The value; durations are whole milliseconds.
+    pub value: u64,
+}
+
+impl ShardStats {
+    /// Every series of these counters, always the same ones in the same order (zeros
+    /// included, so that every label exists from registration, as in Vitess), for a metrics
+    /// exporter. Allocates nothing.
+    ///
+    /// ```
+    /// use failover_buffer::{SampleKind, ShardStats};
+    ///
+    /// let evicted: Vec<_> = ShardStats::default()
+    ///     .samples()
+    ///     .filter(|s| s.name == "failover_buffer_requests_evicted")
+    ///     .map(|s| (s.reason, s.kind, s.value))
+    ///     .collect();
+    /// assert_eq!(evicted[2], (Some("WindowExceeded"), SampleKind::Counter, 0));
+    /// ```
+    pub fn samples(&self) -> impl Iterator<Item = StatSample> + '_ {
+        use SampleKind::{Counter, Gauge};
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let plain = [
+            ("failover_buffer_starts", Counter, self.starts),
+            ("failover_buffer_requests_buffered", Counter, self.buffered),
+            (
+                "failover_buffer_requests_buffered_dry_run",
+                Counter,
+                self.buffered_dry_run,
+            ),
+            ("failover_buffer_requests_drained", Counter, self.drained),
+            ("failover_buffer_drains_paused", Counter, self.drains_paused),
+            (
+                "failover_buffer_failover_duration_sum_ms",
+                Counter,
+                ms(self.failover_duration_sum),
+            ),
+            (
+                "failover_buffer_utilization_sum",
+                Counter,
+                self.utilization_sum,
+            ),
+            (
+                "failover_buffer_utilization_dry_run_sum",
+                Counter,
+                self.utilization_dry_run_sum,
+            ),
+            (
+                "failover_buffer_last_failover_duration_ms",
+                Gauge,
+                ms(self.last_failover_duration),
+            ),
+            (
+                "failover_buffer_last_requests_in_flight_max",
+                Gauge,
+                self.last_requests_in_flight_max,
+            ),
+            (
+                "failover_buffer_last_requests_dry_run_max",
+                Gauge,
+                self.last_requests_dry_run_max,
+            ),
+        ];
+        plain
+            .into_iter()
+            .map(|(name, kind, value)| StatSample {
+                name,
+                reason: None,
+                kind,
+                value,
+            })
+            .chain(by_reason("failover_buffer_stops", self.stops))
+            .chain(by_reason("failover_buffer_requests_evicted", self.evicted))
+            .chain(by_reason("failover_buffer_requests_skipped", self.skipped))
+    }
+}
+
+fn by_reason<R: Reason>(
+    name: &'static str,
+    counts: ByReason<R>,
+) -> impl Iterator<Item = StatSample> {
+    R::ALL.iter().map(move |&reason| StatSample {
+        name,
+        reason: Some(reason.as_str()),
+        kind: SampleKind::Counter,
+        value: counts[reason],
+    })
+}

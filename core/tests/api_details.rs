@@ -51,3 +51,41 @@ fn timestamps_subtract_durations_saturating_at_the_origin() {
     assert_eq!(t - Duration::from_secs(4), Timestamp::ZERO);
     assert_eq!(Timestamp::MAX + Duration::from_secs(1), Timestamp::MAX);
 }
+
+#[test]
+fn stat_samples_name_every_counter_once_with_vitess_names() {
+    use failover_buffer::{SampleKind, ShardStats};
+    use std::collections::BTreeSet;
+
+    let stats = ShardStats {
+        buffered: 4,
+        last_failover_duration: Duration::from_millis(1500),
+        ..ShardStats::default()
+    };
+    let samples: Vec<_> = stats.samples().collect();
+    // 11 plain series, then 5 stop, 3 evict and 5 skip reasons.
+    assert_eq!(samples.len(), 24);
+    let keys: BTreeSet<_> = samples.iter().map(|s| (s.name, s.reason)).collect();
+    assert_eq!(keys.len(), samples.len(), "a series is named twice");
+    let find = |name, reason| {
+        samples
+            .iter()
+            .find(|s| s.name == name && s.reason == reason)
+    };
+    let buffered = find("failover_buffer_requests_buffered", None).unwrap();
+    assert_eq!((buffered.kind, buffered.value), (SampleKind::Counter, 4));
+    let last = find("failover_buffer_last_failover_duration_ms", None).unwrap();
+    assert_eq!((last.kind, last.value), (SampleKind::Gauge, 1500));
+    assert!(
+        find(
+            "failover_buffer_requests_skipped",
+            Some("LastReparentTooRecent")
+        )
+        .is_some()
+    );
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.name.starts_with("failover_buffer_"))
+    );
+}
