@@ -41,6 +41,13 @@ fn ids_and_counters_print_readably() {
 }
 
 #[test]
+fn timestamps_debug_print_as_seconds_like_display() {
+    let t = Timestamp::from_millis(1500);
+    assert_eq!(format!("{t:?}"), "1.500000000s");
+    assert_eq!(format!("{t:?}"), t.to_string());
+}
+
+#[test]
 fn timestamps_subtract_durations_saturating_at_the_origin() {
     let t = Timestamp::from_secs(3);
     assert_eq!(t - Duration::from_secs(1), Timestamp::from_secs(2));
