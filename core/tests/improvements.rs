@@ -276,6 +276,27 @@ fn paused_drain_keeps_the_episode_max_duration_deadline() {
     h.assert_quiet();
 }
 
+/// When the back-off would end exactly at max duration, the deadline names max duration:
+/// the timer `tick` handles first, so the drain resumes for good rather than as a back-off.
+#[test]
+fn a_backoff_ending_at_max_duration_is_reported_as_max_duration() {
+    let mut h = Harness::new(Config {
+        drain_backoff: secs(1),
+        ..enabled()
+    });
+    let shard = h.shard("ks", "0");
+    let start = h.now;
+    let t1 = h.wait(shard, FAILOVER);
+    h.now = start + secs(19);
+    h.health(shard, serving(2, 2)).unwrap();
+    h.retry_fails_and_waits(t1);
+    let next = h.buffer.next_deadline().unwrap();
+    assert_eq!(
+        (next.at, next.kind),
+        (start + secs(20), TimerKind::MaxFailoverDuration)
+    );
+}
+
 /// Requests that waited through the drain may be past their window when it pauses; a
 /// buffering shard holds nobody past the window, so they are released at the pause.
 #[test]
