@@ -322,6 +322,7 @@ impl FailoverBuffer {
     /// # Panics
     ///
     /// If `shard` was issued by another buffer (the slow path checks).
+    #[inline]
     pub fn wait_for_failover_end(
         &self,
         shard: &Shard,
@@ -349,6 +350,7 @@ impl FailoverBuffer {
     /// # Panics
     ///
     /// If `shard` was issued by another buffer (the slow path checks).
+    #[inline]
     pub fn wait_for_failover_end_timeout(
         &self,
         shard: &Shard,
@@ -358,6 +360,7 @@ impl FailoverBuffer {
         self.wait(shard, cause, Some(deadline))
     }
 
+    #[inline]
     fn wait(
         &self,
         shard: &Shard,
