@@ -34,6 +34,7 @@ mod action;
 mod buffer;
 mod check;
 mod config;
+pub mod drain;
 mod error;
 mod event;
 mod filter;
