@@ -173,6 +173,17 @@ pub(crate) struct Summary {
     pub(crate) reverts: usize,
 }
 
+/// See [`Checker::canonical_state`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CanonicalState {
+    state: DrainState,
+    entered: usize,
+    past_point_of_no_return: bool,
+    /// The current phase's last report, time since entry and time to its deadline.
+    current: Option<(Option<u64>, Duration, Option<Duration>)>,
+    since_tick: Duration,
+}
+
 /// Feeds the case to a `DrainPlan`, checking every property after every op.
 pub(crate) fn run(case: &Case) -> Summary {
     let plan = DrainPlan::new(case.phases.iter().enumerate().map(|(i, p)| p.to_phase(i)));
@@ -206,6 +217,7 @@ pub(crate) fn fuzz_drain_plan(data: &[u8]) {
 }
 
 /// A `DrainPlan` beside a shadow of what it must do.
+#[derive(Clone, Debug)]
 pub(crate) struct Checker {
     pub(crate) plan: DrainPlan,
     specs: Vec<PhaseSpec>,
@@ -237,6 +249,32 @@ impl Checker {
             last_tick: Timestamp::ZERO,
             latest: Timestamp::ZERO,
             summary: Summary::default(),
+        }
+    }
+
+    /// The plan and its shadow in a canonical form, for an exhaustive search to tell states
+    /// apart: everything that decides what later inputs do, with time taken relative to the
+    /// latest input and every duration cut at `cap`. Absolute times in the history are left
+    /// out: nothing later depends on them.
+    pub(crate) fn canonical_state(&self, cap: Duration) -> CanonicalState {
+        let now = self.plan.now();
+        let relative = |t: Timestamp| now.saturating_duration_since(t).min(cap);
+        let current = self.current().map(|p| {
+            let record = self.plan.history()[p.index()];
+            (
+                record.remaining,
+                relative(record.entered),
+                self.plan
+                    .poll_timeout()
+                    .map(|d| d.saturating_duration_since(now).min(cap)),
+            )
+        });
+        CanonicalState {
+            state: self.plan.state(),
+            entered: self.entered.len(),
+            past_point_of_no_return: self.past_point_of_no_return,
+            current,
+            since_tick: relative(self.last_tick),
         }
     }
 
