@@ -74,6 +74,7 @@
 
 mod buffer;
 mod clock;
+pub mod plan;
 mod shard;
 mod state;
 mod telemetry;

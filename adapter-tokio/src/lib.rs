@@ -81,6 +81,7 @@
 
 mod buffer;
 mod driver;
+pub mod plan;
 mod shared;
 mod telemetry;
 mod wait;
