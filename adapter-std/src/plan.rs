@@ -44,7 +44,7 @@
 //!   neither finishing nor cancelled, and [`DrainActions::recv`] returns the actions left,
 //!   then `None`. Dropping [`DrainActions`] discards the actions not yet taken.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -92,6 +92,9 @@ struct Shared {
     clock: Arc<dyn Clock>,
     origin: Instant,
     handles: AtomicUsize,
+    /// The [`DrainActions`] stream was dropped: actions are discarded as they come, so the
+    /// plan's queue does not grow with nobody to take them.
+    actions_dropped: AtomicBool,
 }
 
 struct State {
@@ -121,6 +124,7 @@ impl Drain {
             origin: clock.now(),
             clock,
             handles: AtomicUsize::new(1),
+            actions_dropped: AtomicBool::new(false),
         });
         let timer = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -315,6 +319,14 @@ impl DrainActions {
     }
 }
 
+impl Drop for DrainActions {
+    fn drop(&mut self) {
+        self.shared.actions_dropped.store(true, Ordering::Relaxed);
+        let mut state = self.shared.lock();
+        while state.plan.poll_action().is_some() {}
+    }
+}
+
 impl std::fmt::Debug for DrainActions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DrainActions").finish_non_exhaustive()
@@ -348,6 +360,9 @@ impl Shared {
             let now = self.now();
             let before = state.plan.state();
             let result = f(&mut state.plan, now);
+            if self.actions_dropped.load(Ordering::Relaxed) {
+                while state.plan.poll_action().is_some() {}
+            }
             let after = state.plan.state();
             let running = |s| matches!(s, DrainState::Running { .. });
             let ended = matches!(after, DrainState::Finished | DrainState::Cancelled);
@@ -544,6 +559,20 @@ mod tests {
                 enter(1)
             ]
         );
+    }
+
+    #[test]
+    fn without_an_action_stream_the_drain_runs_on_and_keeps_no_actions() {
+        let (clock, drain, actions) = manual();
+        drain.begin().unwrap();
+        drop(actions);
+        drain.cancel().unwrap();
+        drain.begin().unwrap();
+        clock.advance(Duration::from_secs(5));
+        drain.tick_now();
+        drain.report(REQUESTS, 0).unwrap();
+        assert_eq!(drain.wait(), DrainOutcome::Finished);
+        assert_eq!(drain.shared.lock().plan.poll_action(), None);
     }
 
     #[test]

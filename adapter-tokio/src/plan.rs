@@ -48,7 +48,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Poll;
 
@@ -101,6 +101,9 @@ struct Shared {
     /// Wakes `done` futures (every one of them) when an attempt ends.
     ended: Notify,
     handles: AtomicUsize,
+    /// The [`DrainActions`] stream was dropped: actions are discarded as they come, so the
+    /// plan's queue does not grow with nobody to take them.
+    actions_dropped: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -135,6 +138,7 @@ impl Drain {
             actions: Notify::new(),
             ended: Notify::new(),
             handles: AtomicUsize::new(1),
+            actions_dropped: AtomicBool::new(false),
         });
         tokio::spawn(run_timer(Arc::downgrade(&shared), timer));
         (
@@ -274,6 +278,14 @@ impl DrainActions {
     }
 }
 
+impl Drop for DrainActions {
+    fn drop(&mut self) {
+        self.shared.actions_dropped.store(true, Ordering::Relaxed);
+        let mut state = self.shared.lock();
+        while state.plan.poll_action().is_some() {}
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -310,6 +322,9 @@ impl Shared {
             let now = self.now();
             let before = state.plan.state();
             let result = f(&mut state.plan, now);
+            if self.actions_dropped.load(Ordering::Relaxed) {
+                while state.plan.poll_action().is_some() {}
+            }
             let after = state.plan.state();
             if matches!(after, DrainState::Running { .. })
                 && !matches!(before, DrainState::Running { .. })
@@ -564,6 +579,20 @@ mod tests {
         assert!(!done.is_finished());
         drain.begin().unwrap();
         assert_eq!(done.await.unwrap(), DrainOutcome::Finished);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_an_action_stream_the_drain_runs_on_and_keeps_no_actions() {
+        let (drain, actions) = Drain::new(router_plan());
+        drain.begin().unwrap();
+        drop(actions);
+        drain.cancel().unwrap();
+        drain.begin().unwrap();
+        // Just past the deadline, so the timer task has ticked.
+        sleep(Duration::from_millis(5_001)).await;
+        drain.report(REQUESTS, 0).unwrap();
+        assert_eq!(drain.done().await, DrainOutcome::Finished);
+        assert_eq!(drain.shared.lock().plan.poll_action(), None);
     }
 
     #[tokio::test(start_paused = true)]
