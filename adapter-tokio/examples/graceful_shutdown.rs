@@ -206,6 +206,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     acceptor.abort();
+    // The buffer's shutdown began at "close"; it ends once no request is held (at once,
+    // unless a failover is under way). Bounded, as the whole exit must be.
+    match tokio::time::timeout(Duration::from_secs(5), service.buffer.shutdown()).await {
+        Ok(()) => println!("exit: failover buffer closed"),
+        Err(_) => println!("exit: failover buffer still releasing requests; exiting anyway"),
+    }
     let left = *service.in_flight.borrow();
     println!("exit: {left} requests still in flight");
     Ok(())

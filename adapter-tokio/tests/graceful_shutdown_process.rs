@@ -280,6 +280,7 @@ fn sigterm_drains_in_flight_requests_then_the_process_exits() {
     service.expect("drain: point of no return at close");
     service.expect("drain: finished");
     service.expect("drain: history: wait for in-flight requests ended: work done");
+    service.expect("exit: failover buffer closed");
     service.expect("exit: 0 requests still in flight");
     assert!(service.wait_exit(), "a clean exit");
 
