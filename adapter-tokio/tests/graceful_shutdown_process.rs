@@ -263,6 +263,16 @@ fn sighup_after_sigterm_calls_the_drain_off_with_nothing_dropped() {
         "never got that far: {:#?}",
         service.seen
     );
+
+    // A second SIGTERM begins the drain again, from the first phase; a SIGHUP calls it off.
+    service.signal("TERM");
+    service.expect("drain: enter not ready");
+    service.expect("drain: enter wait for load balancers");
+    assert_eq!(service.get("/ready").0, 503);
+    service.signal("HUP");
+    service.expect("drain: cancelled, 2 phases reverted");
+    assert_eq!(service.get("/ready"), (200, "ready".into()));
+    assert!(service.is_running());
 }
 
 #[test]
