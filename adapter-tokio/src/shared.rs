@@ -11,7 +11,7 @@ use failover_buffer::{Action, Buffer, Metric, ShardId, Ticket, Timestamp, Verdic
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Report, Telemetry};
 
 /// One registered shard, shared by every [`Shard`](crate::Shard) handle naming it.
 #[derive(Debug)]
@@ -93,17 +93,21 @@ pub(crate) struct State {
     pub(crate) telemetry: Telemetry,
 }
 
-/// Wake-ups collected under the lock, delivered by [`Wakeups::deliver`] after it is released,
-/// so a woken task never finds the lock still held by its waker.
+/// What an input leaves to do once the lock is released: wake-ups, collected under the lock
+/// and delivered by [`Wakeups::deliver`] after it, so a woken task never finds the lock still
+/// held by its waker; and the telemetry [`Report`], which is user code.
 #[derive(Default)]
 pub(crate) struct Wakeups {
     /// Empty, and so unallocated, on the paths that wake nobody.
     wakers: Vec<Waker>,
     driver: bool,
     closed: bool,
+    pub(crate) report: Report,
 }
 
 impl Wakeups {
+    /// Wakes first, then runs the telemetry: a recorder or subscriber that panics cannot
+    /// lose a wake-up.
     pub(crate) fn deliver(self, shared: &Shared) {
         for waker in self.wakers {
             waker.wake();
@@ -114,6 +118,7 @@ impl Wakeups {
         if self.driver || self.closed {
             shared.driver.notify_one();
         }
+        self.report.emit();
     }
 }
 
@@ -131,8 +136,27 @@ pub(crate) struct Shared {
     pub(crate) driver: Notify,
     /// Wakes `shutdown` callers once the core has closed.
     pub(crate) closed: Notify,
-    /// Every `FailoverBuffer` handle has been dropped: the driver stops.
-    pub(crate) handles_gone: AtomicBool,
+    /// Every [`Keeper`] has been dropped: the driver stops.
+    pub(crate) keepers_gone: AtomicBool,
+    /// The driver task was dropped by its runtime's shutdown: the buffer shut itself down.
+    pub(crate) timer_lost: AtomicBool,
+}
+
+/// What keeps a buffer's driver task (its timer) alive: owned by every
+/// [`FailoverBuffer`](crate::FailoverBuffer) clone and every [`RetryGuard`](crate::RetryGuard),
+/// that is, by everything that can still put a request in the queue (a guard can, through
+/// `retry_failed`). When the last one goes, no request can be held any more, and the driver
+/// ends.
+#[derive(Debug)]
+pub(crate) struct Keeper {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.shared.keepers_gone.store(true, Ordering::Release);
+        self.shared.driver.notify_one();
+    }
 }
 
 /// A shard id no buffer issues (ids are dense from 0, and four billion shards is not a
@@ -161,7 +185,8 @@ impl Shared {
             id,
             driver: Notify::new(),
             closed: Notify::new(),
-            handles_gone: AtomicBool::new(false),
+            keepers_gone: AtomicBool::new(false),
+            timer_lost: AtomicBool::new(false),
         }
     }
 
@@ -197,14 +222,14 @@ impl Shared {
     pub(crate) fn input<R>(
         &self,
         touched: Touched,
-        f: impl FnOnce(&mut State, Timestamp) -> R,
+        f: impl FnOnce(&mut State, Timestamp, &mut Report) -> R,
     ) -> R {
         let mut wakeups = Wakeups::default();
         let result = {
             let mut state = self.lock();
             // Read under the lock, so inputs reach the core in time order.
             let now = self.now();
-            let result = f(&mut state, now);
+            let result = f(&mut state, now, &mut wakeups.report);
             state.settle(now, touched, &mut wakeups);
             result
         };
@@ -219,7 +244,8 @@ impl State {
         while let Some(action) = self.core.poll_action() {
             self.apply(now, action, wakeups);
         }
-        self.telemetry.export(&self.core, &self.cells, touched);
+        self.telemetry
+            .export(&self.core, &self.cells, touched, &mut wakeups.report);
         if let Some(next) = self.core.poll_timeout() {
             if self.armed.is_none_or(|armed| next < armed) {
                 wakeups.driver = true;
@@ -228,7 +254,7 @@ impl State {
     }
 
     fn apply(&mut self, now: Timestamp, action: Action, wakeups: &mut Wakeups) {
-        self.telemetry.action(&self.core, &self.cells, &action);
+        wakeups.report.action(&self.core, &self.cells, &action);
         match action {
             Action::Wake { ticket, verdict } => match self.waiters.get_mut(&ticket.id()) {
                 Some(waiter) => {
@@ -243,6 +269,7 @@ impl State {
                     // carried out, and a waiter leaves only by ending its ticket, so this is
                     // unreachable. Should it happen, a released request nobody will run must
                     // not hold its slot (and the drain) forever: hand it back.
+                    debug_assert!(false, "woken {ticket:?} has no waiter");
                     if verdict == Verdict::Retry {
                         let _ = self.core.cancel(now, ticket);
                     }
@@ -277,9 +304,11 @@ impl State {
         match waiter {
             Some(Waiter::Waiting(_) | Waiter::Woken(Verdict::Retry)) => {
                 // Refused only for a ticket that has ended, and only this waiter ends it.
-                let _ = self.core.cancel(now, ticket);
+                let cancelled = self.core.cancel(now, ticket);
+                debug_assert!(cancelled.is_ok(), "{ticket:?}: {cancelled:?}");
             }
-            Some(Waiter::Woken(Verdict::Fail(_))) | None => {}
+            Some(Waiter::Woken(Verdict::Fail(_))) => {}
+            None => debug_assert!(false, "abandoned {ticket:?} has no waiter"),
         }
         waiter
     }
