@@ -13,6 +13,7 @@ use failover_buffer::{
 };
 
 use crate::clock::{Clock, SystemClock};
+use crate::events::EpisodeEvent;
 use crate::shard::Shard;
 use crate::state::{Outcome, Shared, TIMER_DIED, Waiter};
 use crate::telemetry;
@@ -550,6 +551,36 @@ impl FailoverBuffer {
     /// Slots held: requests queued, plus those released whose guards are still alive.
     pub fn held_slots(&self) -> usize {
         self.shared().lock().core.held_slots()
+    }
+
+    /// A subscription to this buffer's [`EpisodeEvent`]s, for every shard, from now on.
+    ///
+    /// Events are sent after the buffer's lock is released, in the order the buffer took
+    /// the steps, on an unbounded channel (an episode is four to six events, so a receiver
+    /// read now and then stays small). Dropping the receiver ends the subscription. After
+    /// [`EpisodeEvent::Closed`] nothing more is sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use failover_buffer_std::{Config, EpisodeEvent, FailoverBuffer, FailoverCause};
+    ///
+    /// let buffer = FailoverBuffer::new(Config { enabled: true, ..Config::default() }).unwrap();
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let events = buffer.events();
+    /// // A request held with a deadline already past starts the failover and gives up.
+    /// let _ = buffer.wait_for_failover_end_timeout(
+    ///     &shard,
+    ///     Some(FailoverCause::Reparent),
+    ///     std::time::Instant::now(),
+    /// );
+    /// // The router's watcher: mark the shard not-serving when a failover starts.
+    /// match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+    ///     EpisodeEvent::FailoverStarted { shard: id, .. } => assert_eq!(id, shard.id()),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn events(&self) -> std::sync::mpsc::Receiver<EpisodeEvent> {
+        self.shared().subscribe()
     }
 
     /// Whether [`shutdown`](Self::shutdown) has finished.

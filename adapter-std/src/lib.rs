@@ -74,12 +74,16 @@
 
 mod buffer;
 mod clock;
+mod events;
+mod retry;
 mod shard;
 mod state;
 mod telemetry;
 
 pub use buffer::{FailoverBuffer, RetryGuard, WaitError};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use events::EpisodeEvent;
+pub use retry::RunError;
 pub use shard::Shard;
 
 pub use failover_buffer;

@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use failover_buffer::{Action, BufferError, Metric, ShardId, Ticket, Timestamp, Verdict};
 
 use crate::clock::Clock;
+use crate::events::EpisodeEvent;
 use crate::shard::ShardInner;
 use crate::telemetry;
 
@@ -114,12 +115,22 @@ pub(crate) struct Effects {
     wakes: Vec<(Arc<Waiter>, Outcome)>,
     notify_timer: bool,
     closed: bool,
+    /// Episode events (a few per failover; none on the idle path).
+    events: Vec<EpisodeEvent>,
     pub(crate) telemetry: telemetry::Exports,
 }
 
+/// The subscribers of [`FailoverBuffer::events`](crate::FailoverBuffer::events). Their lock
+/// also orders the events: it is taken before the state lock is released and held until an
+/// input's events are sent, so they leave in the core's order without being sent under the
+/// state lock. Always taken after the state lock, never before it.
+type Subscribers = Vec<mpsc::Sender<EpisodeEvent>>;
+
 impl Effects {
-    /// Carries out the wake-ups, outside the lock.
-    fn deliver(self, shared: &Shared) {
+    /// Carries out the wake-ups, then sends the events, then the telemetry (user code), all
+    /// outside the state lock: a recorder or subscriber that panics cannot lose a wake-up
+    /// or an event.
+    fn deliver(self, shared: &Shared, subscribers: Option<MutexGuard<'_, Subscribers>>) {
         for (waiter, outcome) in self.wakes {
             waiter.deliver(outcome);
         }
@@ -129,6 +140,12 @@ impl Effects {
         if self.closed {
             shared.closed.notify_all();
         }
+        if let Some(mut subscribers) = subscribers {
+            for event in self.events {
+                // A subscriber whose receiver is gone is forgotten.
+                subscribers.retain(|s| s.send(event).is_ok());
+            }
+        }
         self.telemetry.emit();
     }
 }
@@ -136,6 +153,7 @@ impl Effects {
 /// The part of the buffer every handle, guard and the timer thread holds.
 pub(crate) struct Shared {
     state: Mutex<State>,
+    subscribers: Mutex<Subscribers>,
     /// The timer thread sleeps on this (with `state`).
     timer: Condvar,
     /// `shutdown` sleeps on this (with `state`) until the core is closed.
@@ -164,6 +182,7 @@ impl Shared {
     pub(crate) fn new(core: failover_buffer::Buffer, clock: Arc<dyn Clock>) -> Shared {
         let origin = clock.now();
         Shared {
+            subscribers: Mutex::new(Vec::new()),
             state: Mutex::new(State {
                 core,
                 shards: Vec::new(),
@@ -183,6 +202,18 @@ impl Shared {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// A new subscriber to the episode events.
+    pub(crate) fn subscribe(&self) -> mpsc::Receiver<EpisodeEvent> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.subscribers).push(tx);
+        rx
+    }
+
+    /// The event-order lock, if `fx` has events to send; call it with the state lock held.
+    fn order(&self, fx: &Effects) -> Option<MutexGuard<'_, Subscribers>> {
+        (!fx.events.is_empty()).then(|| lock(&self.subscribers))
     }
 
     /// The clock's reading as a core timestamp.
@@ -205,7 +236,7 @@ impl Shared {
     /// lock is released, wakes whoever must be woken.
     pub(crate) fn run<R>(&self, f: impl FnOnce(&mut State, Timestamp, &mut Effects) -> R) -> R {
         let mut fx = Effects::default();
-        let result = {
+        let (result, order) = {
             let mut st = self.lock();
             // Read under the lock, so the core sees inputs in time order.
             let now = self.now();
@@ -214,9 +245,9 @@ impl Shared {
             st.expire_deadlines(now, &mut fx);
             fx.notify_timer = st.timer_must_wake();
             fx.telemetry.snapshot(&st);
-            result
+            (result, self.order(&fx))
         };
-        fx.deliver(self);
+        fx.deliver(self, order);
         result
     }
 
@@ -262,8 +293,9 @@ impl Shared {
                 let mut fx = Effects::default();
                 st.pass(now, &mut fx);
                 fx.telemetry.snapshot(&st);
+                let order = self.order(&fx);
                 drop(st);
-                fx.deliver(self);
+                fx.deliver(self, order);
                 st = self.lock();
                 continue;
             }
@@ -329,9 +361,9 @@ impl Drop for TimerDeath<'_> {
             }
             st.settle(now, &mut fx);
         }
-        // No telemetry from a thread that is unwinding: only the wake-ups.
+        // No telemetry or events from a thread that is unwinding: only the wake-ups.
         fx.telemetry = telemetry::Exports::default();
-        fx.deliver(self.0);
+        fx.deliver(self.0, None);
     }
 }
 
@@ -447,8 +479,9 @@ impl State {
     /// Carries out every action the core queued.
     fn settle(&mut self, now: Timestamp, fx: &mut Effects) {
         while let Some(action) = self.core.poll_action() {
-            // Copied to log after the lock is released.
+            // Copied to log and send after the lock is released.
             fx.telemetry.action(&self.shards, &action);
+            fx.events.extend(EpisodeEvent::from_action(&action));
             match action {
                 Action::Wake { ticket, verdict } => self.wake(now, ticket, verdict, fx),
                 Action::FailoverStarted { shard, .. } => self.set_buffering(shard, true),

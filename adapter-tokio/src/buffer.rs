@@ -10,6 +10,7 @@ use failover_buffer::{
 };
 
 use crate::driver;
+use crate::events::EpisodeEvent;
 use crate::shared::{Keeper, ShardCell, Shared, Touched};
 use crate::wait::{Ask, RetryGuard, Wait};
 
@@ -276,6 +277,42 @@ impl FailoverBuffer {
             }
             closed.await;
         }
+    }
+
+    /// A subscription to this buffer's [`EpisodeEvent`]s, for every shard, from now on.
+    ///
+    /// Events are sent after the buffer's lock is released, in the order the buffer took
+    /// the steps. Each subscriber has its own queue of 1,024 events (hundreds of episodes); one that
+    /// falls further behind loses the oldest and is told how many with
+    /// [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged). After
+    /// [`EpisodeEvent::Closed`] nothing more is sent. While nobody subscribes, no event is
+    /// kept.
+    ///
+    /// ```
+    /// use failover_buffer_tokio::{Config, EpisodeEvent, FailoverBuffer, FailoverCause};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let buffer = FailoverBuffer::new(Config { enabled: true, ..Config::default() }).unwrap();
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let mut events = buffer.events();
+    /// // The router's watcher: mark the shard not-serving when a failover starts.
+    /// let watcher = tokio::spawn(async move {
+    ///     while let Ok(event) = events.recv().await {
+    ///         if let EpisodeEvent::FailoverStarted { shard, cause } = event {
+    ///             println!("{shard:?} failing over ({cause:?}): mark it not serving");
+    ///             return event;
+    ///         }
+    ///     }
+    ///     unreachable!("the buffer outlives this loop")
+    /// });
+    /// let held = buffer.wait_for_failover_end(&shard, Some(FailoverCause::Reparent));
+    /// let _ = tokio::time::timeout(std::time::Duration::from_millis(1), held).await;
+    /// assert!(matches!(watcher.await.unwrap(), EpisodeEvent::FailoverStarted { .. }));
+    /// # }
+    /// ```
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<EpisodeEvent> {
+        self.shared().events.subscribe()
     }
 
     /// Whether a shutdown has finished: every held request has ended.

@@ -81,11 +81,15 @@
 
 mod buffer;
 mod driver;
+mod events;
+mod retry;
 mod shared;
 mod telemetry;
 mod wait;
 
 pub use buffer::{FailoverBuffer, Shard};
+pub use events::EpisodeEvent;
+pub use retry::RunError;
 pub use wait::RetryGuard;
 
 // The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.

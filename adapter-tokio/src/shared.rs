@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
 use failover_buffer::{Action, Buffer, Metric, ShardId, Ticket, Timestamp, Verdict};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
+use crate::events::EpisodeEvent;
 use crate::telemetry::{Report, Telemetry};
 
 /// One registered shard, shared by every [`Shard`](crate::Shard) handle naming it.
@@ -102,13 +103,19 @@ pub(crate) struct Wakeups {
     wakers: Vec<Waker>,
     driver: bool,
     closed: bool,
+    /// Episode events, kept only while someone subscribes. Empty (unallocated) otherwise.
+    events: Vec<EpisodeEvent>,
+    want_events: bool,
     pub(crate) report: Report,
 }
 
 impl Wakeups {
-    /// Wakes first, then runs the telemetry: a recorder or subscriber that panics cannot
-    /// lose a wake-up.
-    pub(crate) fn deliver(self, shared: &Shared) {
+    /// Wakes first, then sends the episode events, then runs the telemetry: a recorder or
+    /// subscriber that panics cannot lose a wake-up or an event.
+    ///
+    /// `order` is the event-order lock, taken before the state lock was released: events of
+    /// successive inputs leave in the order the core produced them.
+    pub(crate) fn deliver(self, shared: &Shared, order: Option<MutexGuard<'_, ()>>) {
         for waker in self.wakers {
             waker.wake();
         }
@@ -118,6 +125,11 @@ impl Wakeups {
         if self.driver || self.closed {
             shared.driver.notify_one();
         }
+        for event in self.events {
+            // No receiver left is not an error: nobody is listening.
+            let _ = shared.events.send(event);
+        }
+        drop(order);
         self.report.emit();
     }
 }
@@ -140,7 +152,17 @@ pub(crate) struct Shared {
     pub(crate) keepers_gone: AtomicBool,
     /// The driver task was dropped by its runtime's shutdown: the buffer shut itself down.
     pub(crate) timer_lost: AtomicBool,
+    /// Episode events, for [`FailoverBuffer::events`](crate::FailoverBuffer::events).
+    pub(crate) events: broadcast::Sender<EpisodeEvent>,
+    /// Held from inside the state lock until an input's events are sent, so that events
+    /// leave in the core's order without being sent under the state lock. Always taken
+    /// after the state lock, never before it.
+    event_order: Mutex<()>,
 }
+
+/// Events a subscriber may fall behind by before it sees `RecvError::Lagged`: hundreds of
+/// episodes' worth (an episode is four to six events).
+pub(crate) const EVENT_CAPACITY: usize = 1024;
 
 /// What keeps a buffer's driver task (its timer) alive: owned by every
 /// [`FailoverBuffer`](crate::FailoverBuffer) clone and every [`RetryGuard`](crate::RetryGuard),
@@ -187,6 +209,8 @@ impl Shared {
             closed: Notify::new(),
             keepers_gone: AtomicBool::new(false),
             timer_lost: AtomicBool::new(false),
+            events: broadcast::Sender::new(EVENT_CAPACITY),
+            event_order: Mutex::new(()),
         }
     }
 
@@ -224,16 +248,24 @@ impl Shared {
         touched: Touched,
         f: impl FnOnce(&mut State, Timestamp, &mut Report) -> R,
     ) -> R {
-        let mut wakeups = Wakeups::default();
-        let result = {
+        let mut wakeups = Wakeups {
+            want_events: self.events.receiver_count() > 0,
+            ..Wakeups::default()
+        };
+        let (result, order) = {
             let mut state = self.lock();
             // Read under the lock, so inputs reach the core in time order.
             let now = self.now();
             let result = f(&mut state, now, &mut wakeups.report);
             state.settle(now, touched, &mut wakeups);
-            result
+            let order = (!wakeups.events.is_empty()).then(|| {
+                self.event_order
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+            });
+            (result, order)
         };
-        wakeups.deliver(self);
+        wakeups.deliver(self, order);
         result
     }
 }
@@ -255,6 +287,9 @@ impl State {
 
     fn apply(&mut self, now: Timestamp, action: Action, wakeups: &mut Wakeups) {
         wakeups.report.action(&self.core, &self.cells, &action);
+        if wakeups.want_events {
+            wakeups.events.extend(EpisodeEvent::from_action(&action));
+        }
         match action {
             Action::Wake { ticket, verdict } => match self.waiters.get_mut(&ticket.id()) {
                 Some(waiter) => {
