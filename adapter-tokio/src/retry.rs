@@ -28,11 +28,14 @@ impl<E: fmt::Display> fmt::Display for RunError<E> {
     }
 }
 
-impl<E: std::error::Error + 'static> std::error::Error for RunError<E> {
+/// An error whatever the attempt's error type is, so `?` works into `Box<dyn Error>` even for
+/// `String` errors. Its display is the inner error's; [`source`](std::error::Error::source) is
+/// the buffer's error for [`RunError::Buffer`] (an attempt's error may not be an `Error`).
+impl<E: fmt::Debug + fmt::Display> std::error::Error for RunError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RunError::Buffer(e) => Some(e),
-            RunError::Attempt(e) => Some(e),
+            RunError::Attempt(_) => None,
         }
     }
 }
