@@ -82,6 +82,8 @@
 mod buffer;
 mod driver;
 mod events;
+#[cfg(feature = "tower")]
+mod layer;
 mod retry;
 mod shared;
 mod telemetry;
@@ -89,6 +91,9 @@ mod wait;
 
 pub use buffer::{FailoverBuffer, Shard};
 pub use events::EpisodeEvent;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{FailoverBufferLayer, FailoverBufferService, FailoverPolicy};
 pub use retry::RunError;
 pub use wait::RetryGuard;
 
