@@ -38,7 +38,10 @@
 //! ```
 //!
 //! A real router caps the attempts (Vitess makes three) and passes other errors straight to
-//! its client.
+//! its client: [`FailoverBuffer::run`] does all of this in one call, and
+//! [`FailoverBuffer::wait_to_retry`] is the one call to make after each failover error,
+//! whether or not the previous answer held a guard. [`FailoverBuffer::events`] announces
+//! each shard's episode.
 //!
 //! # Blocking and time
 //!
@@ -92,3 +95,8 @@ pub use failover_buffer::{
     InputStats, InvariantViolation, Mode, PrimaryId, ShardFilter, ShardId, ShardState, ShardStats,
     SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
 };
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -28,12 +28,13 @@ fn an_episode_is_announced_step_by_step_in_order() {
         })
     };
     eventually("held", || buffer.queued(&shard) == 1);
+    // Sent by the request's thread once it released the lock: wait for it.
     assert_eq!(
-        received(&events),
-        [EpisodeEvent::FailoverStarted {
+        events.recv_timeout(Duration::from_secs(10)),
+        Ok(EpisodeEvent::FailoverStarted {
             shard: id,
             cause: FailoverCause::Reparent
-        }]
+        })
     );
     clock.advance(Duration::from_secs(2));
     buffer.health(&shard, stamp(2, 2, true)).unwrap();

@@ -13,7 +13,7 @@ use tower::{BoxError, Layer, Service};
 use crate::buffer::{FailoverBuffer, Shard};
 
 /// How [`FailoverBufferLayer`] reads an attempt's outcome, in the style of
-/// [`tower::retry::Policy`]: which outcomes are failover errors, and how to copy a request
+/// [`tower::retry::Policy`](https://docs.rs/tower/0.5/tower/retry/trait.Policy.html): which outcomes are failover errors, and how to copy a request
 /// for its retry.
 ///
 /// `Res` and `E` are the inner service's response and error. A failover error may be either:
