@@ -209,6 +209,7 @@ fn block(
                 shared,
                 waiter: st.hold(ticket, deadline),
                 ticket,
+                collected: false,
             }),
             Admission::Fail(e) => Admitted::Fail(e),
             Admission::Proceed => Admitted::Proceed,
@@ -256,18 +257,23 @@ struct Pending<'a> {
     shared: &'a Shared,
     waiter: Arc<Waiter>,
     ticket: Ticket,
+    /// The outcome was taken: the caller owns what it says.
+    collected: bool,
 }
 
 impl Pending<'_> {
-    fn wait(self) -> Outcome {
+    fn wait(mut self) -> Outcome {
         let outcome = self.waiter.wait();
-        std::mem::forget(self);
+        self.collected = true;
         outcome
     }
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
+        if self.collected {
+            return;
+        }
         let (ticket, waiter) = (self.ticket, &self.waiter);
         self.shared
             .run(|st, now, _| st.abandon(now, ticket, waiter));
