@@ -146,7 +146,11 @@ impl Effects {
                 subscribers.retain(|s| s.send(event).is_ok());
             }
         }
-        self.telemetry.emit();
+        // A thread unwinding from a panic (a guard dropped by it) sends no telemetry: a
+        // second panic from a hook would abort the process.
+        if !std::thread::panicking() {
+            self.telemetry.emit();
+        }
     }
 }
 
@@ -361,8 +365,7 @@ impl Drop for TimerDeath<'_> {
             }
             st.settle(now, &mut fx);
         }
-        // No telemetry or events from a thread that is unwinding: only the wake-ups.
-        fx.telemetry = telemetry::Exports::default();
+        // No events from a thread that is unwinding (nor telemetry: see `deliver`).
         fx.deliver(self.0, None);
     }
 }

@@ -34,7 +34,8 @@ use crate::wait::{Ask, RetryGuard, Wait};
 ///   It may be used from any thread and any other runtime while that runtime lives. If that
 ///   runtime shuts down first, the buffer shuts itself down: every held request is released
 ///   (counted as a `Shutdown` stop), and every later request proceeds unbuffered, because no
-///   timer could ever release it.
+///   timer could ever release it. The same happens if a metrics recorder or tracing
+///   subscriber panics in the driver task (the panic is reported as any task's is).
 /// * **Telemetry** (metrics, logs) never runs under the buffer's lock: what an input changed is
 ///   copied under the lock and sent after it.
 ///

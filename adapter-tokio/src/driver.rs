@@ -25,9 +25,10 @@ use crate::shared::{Shared, Touched};
 /// [`RetryGuard`](crate::RetryGuard): nothing can be held any more) or when the buffer has
 /// closed after a shutdown (the core arms no timer once shut down).
 ///
-/// If the task is dropped instead (its runtime shut down while the buffer lives on), the
-/// buffer shuts itself down: every held request is released, and every later one proceeds
-/// unbuffered, since no timer could ever release it again.
+/// If the task is dropped instead (its runtime shut down while the buffer lives on, or a
+/// telemetry hook panicked in it), the buffer shuts itself down: every held request is
+/// released, and every later one proceeds unbuffered, since no timer could ever release it
+/// again.
 pub(crate) async fn run(shared: Arc<Shared>, sleep: Sleep) {
     let mut alive = Alive {
         shared: &shared,
@@ -69,7 +70,8 @@ pub(crate) async fn run(shared: Arc<Shared>, sleep: Sleep) {
     }
 }
 
-/// Notices the driver task being dropped before it finished: its runtime is shutting down.
+/// Notices the driver task being dropped before it finished: its runtime is shutting down,
+/// or the task is unwinding from a panic (a metrics recorder or tracing subscriber it ran).
 struct Alive<'a> {
     shared: &'a Shared,
     finished: bool,

@@ -130,7 +130,11 @@ impl Wakeups {
             let _ = shared.events.send(event);
         }
         drop(order);
-        self.report.emit();
+        // A thread unwinding from a panic (a guard or the driver dropped by it) sends no
+        // telemetry: a second panic from a hook would abort the process.
+        if !std::thread::panicking() {
+            self.report.emit();
+        }
     }
 }
 

@@ -231,3 +231,41 @@ fn a_metrics_recorder_that_calls_back_into_the_buffer_does_not_deadlock() {
     });
     assert!(*calls.lock().unwrap() > 0, "the recorder ran");
 }
+
+/// A hook that panics in the driver task kills the timer: the buffer then shuts itself down,
+/// so nothing waits on a dead timer.
+#[test]
+fn a_subscriber_panicking_in_the_driver_task_shuts_the_buffer_down() {
+    let subscriber = OnEvent {
+        // Logged (at TRACE) only by the input that wakes a request: here the driver's tick.
+        trigger: "wake",
+        act: Box::new(|| panic!("the subscriber failed")),
+    };
+    run_with(subscriber, || {
+        paused_runtime().block_on(async {
+            let buffer = FailoverBuffer::new(config()).unwrap();
+            let shard = buffer.register_shard("commerce", "0");
+            let retry = tokio::spawn({
+                let (buffer, shard) = (buffer.clone(), shard.clone());
+                async move {
+                    let cause = Some(FailoverCause::Reparent);
+                    buffer
+                        .wait_for_failover_end(&shard, cause)
+                        .await
+                        .map(|g| g.is_some())
+                }
+            });
+            // Only the driver's tick wakes the request (its window ends), and logs it.
+            assert_eq!(retry.await.unwrap(), Ok(true), "released, not stranded");
+            settle().await;
+            assert!(buffer.is_closed(), "the buffer shut itself down");
+            let later = buffer
+                .wait_for_failover_end(&shard, Some(FailoverCause::Reparent))
+                .await;
+            assert!(
+                later.unwrap().is_none(),
+                "later requests proceed unbuffered"
+            );
+        });
+    });
+}
