@@ -352,16 +352,19 @@ impl Drop for TimerDeath<'_> {
             st.timer_died = true;
             // The last time the core saw: the clock may be what panicked.
             let now = st.core.now();
-            let held: Vec<u64> = st.waiters.keys().copied().collect();
-            for id in held {
-                if let Some(w) = st.waiters.remove(&id) {
-                    if let Some(at) = w.deadline {
-                        st.deadlines.remove(&(at, id));
-                    }
-                    let cancelled = st.core.cancel(now, w.ticket);
-                    debug_assert!(cancelled.is_ok(), "{:?}: {cancelled:?}", w.ticket);
-                    fx.wakes.push((w.waiter, Outcome::TimerDied));
+            while let Some(&id) = st.waiters.keys().next() {
+                let Some(w) = st.waiters.remove(&id) else {
+                    break;
+                };
+                if let Some(at) = w.deadline {
+                    st.deadlines.remove(&(at, id));
                 }
+                let cancelled = st.core.cancel(now, w.ticket);
+                debug_assert!(cancelled.is_ok(), "{:?}: {cancelled:?}", w.ticket);
+                fx.wakes.push((w.waiter, Outcome::TimerDied));
+                // Carry out what the cancel caused before the next one, so any wake it
+                // queued finds its waiter still in the map.
+                st.settle(now, &mut fx);
             }
             st.settle(now, &mut fx);
         }
