@@ -153,21 +153,45 @@ impl RetryGuard {
     /// # Panics
     ///
     /// If the buffer's timer thread has died (see [Lifecycle](FailoverBuffer#lifecycle)).
-    pub fn retry_failed(mut self, cause: FailoverCause) -> Result<Option<RetryGuard>, BufferError> {
+    pub fn retry_failed(self, cause: FailoverCause) -> Result<Option<RetryGuard>, BufferError> {
+        self.report_failed(cause, None).map_err(untimed)
+    }
+
+    /// [`retry_failed`](Self::retry_failed), giving up at `deadline` (the client's own), as
+    /// [`wait_for_failover_end_timeout`](FailoverBuffer::wait_for_failover_end_timeout)
+    /// does: a request held again past its deadline is cancelled and this returns
+    /// [`WaitError::TimedOut`].
+    ///
+    /// # Panics
+    ///
+    /// If the buffer's timer thread has died (see [Lifecycle](FailoverBuffer#lifecycle)).
+    pub fn retry_failed_timeout(
+        self,
+        cause: FailoverCause,
+        deadline: Instant,
+    ) -> Result<Option<RetryGuard>, WaitError> {
+        self.report_failed(cause, Some(deadline))
+    }
+
+    fn report_failed(
+        mut self,
+        cause: FailoverCause,
+        deadline: Option<Instant>,
+    ) -> Result<Option<RetryGuard>, WaitError> {
         let ticket = self.ticket;
         let Some(keeper) = self.keeper.take() else {
-            // Only `retry_failed` and `Drop` take it, and both consume the guard.
+            // Only `report_failed` and `Drop` take it, and both consume the guard.
             debug_assert!(false, "{ticket:?} reported twice");
             return Ok(None);
         };
-        block(&keeper, self.shard, None, |st, now| {
+        let deadline = deadline.map(|d| keeper.shared.timestamp(d));
+        block(&keeper, self.shard, deadline, |st, now| {
             // This guard is the ticket's only owner and reports once: the core cannot
             // refuse the ticket.
             st.core
                 .retry_failed(now, ticket, cause)
                 .unwrap_or(Admission::Proceed)
         })
-        .map_err(untimed)
     }
 }
 

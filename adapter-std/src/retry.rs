@@ -4,7 +4,9 @@ use std::fmt;
 
 use failover_buffer::{BufferError, FailoverCause};
 
-use crate::buffer::{FailoverBuffer, RetryGuard};
+use std::time::Instant;
+
+use crate::buffer::{FailoverBuffer, RetryGuard, WaitError};
 use crate::shard::Shard;
 
 /// Why [`FailoverBuffer::run`] gave up on a request.
@@ -16,6 +18,9 @@ pub enum RunError<E> {
     /// The last attempt's own error: one the classifier did not call a failover error, or a
     /// failover error on the last attempt allowed.
     Attempt(E),
+    /// The client's deadline came while the request was held ([`FailoverBuffer::run_until`]
+    /// only). The request was cancelled and holds nothing.
+    TimedOut,
 }
 
 impl<E: fmt::Display> fmt::Display for RunError<E> {
@@ -23,6 +28,7 @@ impl<E: fmt::Display> fmt::Display for RunError<E> {
         match self {
             RunError::Buffer(e) => fmt::Display::fmt(e, f),
             RunError::Attempt(e) => fmt::Display::fmt(e, f),
+            RunError::TimedOut => fmt::Display::fmt(&WaitError::TimedOut, f),
         }
     }
 }
@@ -34,7 +40,16 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for RunError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RunError::Buffer(e) => Some(e),
-            RunError::Attempt(_) => None,
+            RunError::Attempt(_) | RunError::TimedOut => None,
+        }
+    }
+}
+
+impl<E> From<WaitError> for RunError<E> {
+    fn from(e: WaitError) -> Self {
+        match e {
+            WaitError::Buffer(e) => RunError::Buffer(e),
+            WaitError::TimedOut => RunError::TimedOut,
         }
     }
 }
@@ -88,6 +103,25 @@ impl FailoverBuffer {
         match guard {
             Some(guard) => guard.retry_failed(cause),
             None => self.wait_for_failover_end(shard, Some(cause)),
+        }
+    }
+
+    /// [`wait_to_retry`](Self::wait_to_retry), giving up at `deadline` (the client's own):
+    /// a request held past it is cancelled and this returns [`WaitError::TimedOut`].
+    ///
+    /// # Panics
+    ///
+    /// If the buffer's timer thread has died (see [Lifecycle](Self#lifecycle)).
+    pub fn wait_to_retry_timeout(
+        &self,
+        shard: &Shard,
+        guard: Option<RetryGuard>,
+        cause: FailoverCause,
+        deadline: Instant,
+    ) -> Result<Option<RetryGuard>, WaitError> {
+        match guard {
+            Some(guard) => guard.retry_failed_timeout(cause, deadline),
+            None => self.wait_for_failover_end_timeout(shard, Some(cause), deadline),
         }
     }
 
@@ -145,6 +179,58 @@ impl FailoverBuffer {
                     guard = self
                         .wait_to_retry(shard, guard, cause)
                         .map_err(RunError::Buffer)?;
+                    attempts += 1;
+                }
+                _ => return Err(RunError::Attempt(error)),
+            }
+        }
+    }
+
+    /// [`run`](Self::run), within the client's `deadline`: a request still held at the
+    /// deadline is cancelled and the answer is [`RunError::TimedOut`]. Attempts themselves
+    /// are not interrupted (give the database call its own timeout).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use failover_buffer_std::{Config, FailoverBuffer, FailoverCause, RunError};
+    ///
+    /// let buffer = FailoverBuffer::new(Config { enabled: true, ..Config::default() }).unwrap();
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let deadline = Instant::now() + Duration::from_millis(50);
+    /// // The primary stays read-only: the held retry gives up at the client's deadline.
+    /// let answer: Result<(), RunError<&str>> = buffer.run_until(
+    ///     &shard,
+    ///     deadline,
+    ///     3,
+    ///     || Err("READONLY"),
+    ///     |e: &&str| e.starts_with("READONLY").then_some(FailoverCause::Reparent),
+    /// );
+    /// assert_eq!(answer, Err(RunError::TimedOut));
+    /// assert_eq!(buffer.held_slots(), 0);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `attempt` or `classify` does, or if the buffer's timer thread has died (see
+    /// [Lifecycle](Self#lifecycle)).
+    pub fn run_until<T, E>(
+        &self,
+        shard: &Shard,
+        deadline: Instant,
+        max_attempts: u32,
+        mut attempt: impl FnMut() -> Result<T, E>,
+        mut classify: impl FnMut(&E) -> Option<FailoverCause>,
+    ) -> Result<T, RunError<E>> {
+        let mut guard = self.wait_for_failover_end_timeout(shard, None, deadline)?;
+        let mut attempts = 1;
+        loop {
+            let error = match attempt() {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            match classify(&error) {
+                Some(cause) if attempts < max_attempts => {
+                    guard = self.wait_to_retry_timeout(shard, guard, cause, deadline)?;
                     attempts += 1;
                 }
                 _ => return Err(RunError::Attempt(error)),

@@ -119,3 +119,60 @@ fn wait_to_retry_with_a_guard_pauses_a_young_drain() {
         "released again after the drain back-off"
     );
 }
+
+#[test]
+fn a_retry_held_again_gives_up_at_the_clients_deadline() {
+    let (buffer, clock) = manual(common::enabled());
+    let shard = buffer.register_shard("commerce", "0");
+    buffer.health(&shard, stamp(1, 1, true)).unwrap();
+    let request = {
+        let (buffer, shard) = (buffer.clone(), shard.clone());
+        thread::spawn(move || {
+            buffer
+                .wait_for_failover_end(&shard, Some(FailoverCause::Reparent))
+                .unwrap()
+        })
+    };
+    eventually("held", || buffer.queued(&shard) == 1);
+    buffer.health(&shard, stamp(2, 2, true)).unwrap();
+    let guard = request.join().unwrap();
+    // Held again by the young drain, with a deadline already reached: it gives up.
+    let deadline = failover_buffer_std::Clock::now(&*clock);
+    let again = buffer.wait_to_retry_timeout(&shard, guard, FailoverCause::Reparent, deadline);
+    assert_eq!(
+        again.map(|g| g.is_some()),
+        Err(failover_buffer_std::WaitError::TimedOut)
+    );
+    assert_eq!(buffer.held_slots(), 0);
+}
+
+#[test]
+fn run_until_answers_from_the_new_primary_within_the_deadline() {
+    let (buffer, clock) = manual(common::enabled());
+    let shard = buffer.register_shard("commerce", "0");
+    buffer.health(&shard, stamp(1, 1, true)).unwrap();
+    let deadline = failover_buffer_std::Clock::now(&*clock) + Duration::from_secs(5);
+    let request = {
+        let (buffer, shard) = (buffer.clone(), shard.clone());
+        let mut attempts = 0;
+        thread::spawn(move || {
+            buffer.run_until(
+                &shard,
+                deadline,
+                3,
+                || {
+                    attempts += 1;
+                    if attempts == 1 {
+                        Err("READONLY")
+                    } else {
+                        Ok(attempts)
+                    }
+                },
+                classify,
+            )
+        })
+    };
+    eventually("held", || buffer.queued(&shard) == 1);
+    buffer.health(&shard, stamp(2, 2, true)).unwrap();
+    assert_eq!(request.join().unwrap(), Ok(2));
+}
