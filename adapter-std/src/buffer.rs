@@ -13,35 +13,54 @@ use failover_buffer::{
 };
 
 use crate::clock::{Clock, SystemClock};
+use crate::events::EpisodeEvent;
 use crate::shard::Shard;
-use crate::state::{Outcome, Shared, Waiter};
+use crate::state::{Outcome, Shared, TIMER_DIED, Waiter};
 use crate::telemetry;
 
 /// A failover buffer for blocking callers: each held request parks its own thread.
 ///
-/// Cloning is cheap (an `Arc` clone) and every clone drives the same buffer. One timer
-/// thread per buffer fires the core's timers (window, max failover duration, drain
-/// back-off) and callers' deadlines; it exits once the last clone is dropped (which joins
-/// it) or once [`shutdown`](Self::shutdown) has finished.
+/// Cloning is cheap (an `Arc` clone) and every clone drives the same buffer.
+///
+/// # Lifecycle
+///
+/// * **The timer.** One timer thread per buffer fires the core's timers (window, max
+///   failover duration, drain back-off) and callers' deadlines. It lives while anything can
+///   still hold a request: any `FailoverBuffer` clone or any [`RetryGuard`] (a guard can be
+///   held again through [`retry_failed`](RetryGuard::retry_failed)). The drop of the last of
+///   those stops and joins it; it also exits once [`shutdown`](Self::shutdown) has finished.
+/// * **The last handle.** Dropping the last `FailoverBuffer` clone does not shut the buffer
+///   down: a request still held (through `retry_failed`) keeps its timers and is released by
+///   its window or the max failover duration, whichever comes first (no health input can
+///   arrive any more). Call [`shutdown`](Self::shutdown) first to release everything.
+/// * **User code under the lock.** The [`Clock`] is read under the buffer's lock, by every
+///   input and by the timer thread: keep it fast, and never call into the buffer from it.
+///   Telemetry (metrics, logs) never runs under the lock: what an input changed is copied
+///   under it and sent after.
+/// * **A panic in the timer thread** (the `Clock`, or a metrics recorder or subscriber it
+///   runs after a pass) fails loudly, like a poisoned [`Mutex`](std::sync::Mutex): every
+///   request it held is cancelled and its caller panics, and so does every later call that
+///   would hold a request. (A `Clock` that panics in a caller's thread panics that caller
+///   only; the buffer is left as it was.)
 ///
 /// See the [crate docs](crate) for the calling pattern.
 #[derive(Clone)]
 pub struct FailoverBuffer {
-    handle: Arc<Handle>,
+    keeper: Arc<Keeper>,
 }
 
-/// Owned by the clones of one `FailoverBuffer`; its drop stops and joins the timer thread.
-struct Handle {
+/// Owned by the clones of one `FailoverBuffer` and by its [`RetryGuard`]s: everything that
+/// can still hold a request. Its drop stops and joins the timer thread.
+struct Keeper {
     shared: Arc<Shared>,
     timer: Option<JoinHandle<()>>,
 }
 
-impl Drop for Handle {
+impl Drop for Keeper {
     fn drop(&mut self) {
         self.shared.stop_timer();
         if let Some(timer) = self.timer.take() {
-            // The timer thread runs only the core and this crate's code, neither of which
-            // panics; if a user's `Clock` did, there is nothing left to report it to.
+            // A timer thread that panicked has already failed loudly (see `TimerDeath`).
             let _ = timer.join();
         }
     }
@@ -99,10 +118,14 @@ impl From<BufferError> for WaitError {
 /// frees its slot. If the retry failed again with a failover error, hand the guard to
 /// [`retry_failed`](Self::retry_failed) instead of dropping it: a young drain then backs off
 /// and holds the request again, even one that has just finished.
+///
+/// A guard keeps its buffer's timer thread alive, as a [`FailoverBuffer`] handle does: through
+/// `retry_failed` it can put its request back in the queue, and a held request must always
+/// have a timer to release it.
 #[must_use = "dropping the guard at once reports the retry finished before it was sent"]
 pub struct RetryGuard {
     /// `None` once [`retry_failed`](Self::retry_failed) has reported for it.
-    shared: Option<Arc<Shared>>,
+    keeper: Option<Arc<Keeper>>,
     ticket: Ticket,
     shard: ShardId,
 }
@@ -126,19 +149,49 @@ impl RetryGuard {
     /// the request again even if that drain has just finished (DESIGN's drain back-off).
     /// Dropping the guard and calling `wait_for_failover_end` instead loses that: once the
     /// drain has finished, the new failover error meets the min-time rules and proceeds.
-    pub fn retry_failed(mut self, cause: FailoverCause) -> Result<Option<RetryGuard>, BufferError> {
+    ///
+    /// # Panics
+    ///
+    /// If the buffer's timer thread has died (see [Lifecycle](FailoverBuffer#lifecycle)).
+    pub fn retry_failed(self, cause: FailoverCause) -> Result<Option<RetryGuard>, BufferError> {
+        self.report_failed(cause, None).map_err(untimed)
+    }
+
+    /// [`retry_failed`](Self::retry_failed), giving up at `deadline` (the client's own), as
+    /// [`wait_for_failover_end_timeout`](FailoverBuffer::wait_for_failover_end_timeout)
+    /// does: a request held again past its deadline is cancelled and this returns
+    /// [`WaitError::TimedOut`].
+    ///
+    /// # Panics
+    ///
+    /// If the buffer's timer thread has died (see [Lifecycle](FailoverBuffer#lifecycle)).
+    pub fn retry_failed_timeout(
+        self,
+        cause: FailoverCause,
+        deadline: Instant,
+    ) -> Result<Option<RetryGuard>, WaitError> {
+        self.report_failed(cause, Some(deadline))
+    }
+
+    fn report_failed(
+        mut self,
+        cause: FailoverCause,
+        deadline: Option<Instant>,
+    ) -> Result<Option<RetryGuard>, WaitError> {
         let ticket = self.ticket;
-        let Some(shared) = self.shared.take() else {
+        let Some(keeper) = self.keeper.take() else {
+            // Only `report_failed` and `Drop` take it, and both consume the guard.
+            debug_assert!(false, "{ticket:?} reported twice");
             return Ok(None);
         };
-        block(&shared, self.shard, None, |st, now| {
+        let deadline = deadline.map(|d| keeper.shared.timestamp(d));
+        block(&keeper, self.shard, deadline, |st, now| {
             // This guard is the ticket's only owner and reports once: the core cannot
             // refuse the ticket.
             st.core
                 .retry_failed(now, ticket, cause)
                 .unwrap_or(Admission::Proceed)
         })
-        .map_err(untimed)
     }
 }
 
@@ -152,25 +205,42 @@ fn untimed(e: WaitError) -> BufferError {
 }
 
 /// Feeds one admission-producing input to the core and blocks until its outcome.
+///
+/// `shard` is the core's id for the request's shard (a refused one for a foreign shard,
+/// which the core answers `Proceed`).
 fn block(
-    shared: &Arc<Shared>,
+    keeper: &Arc<Keeper>,
     shard: ShardId,
     deadline: Option<Timestamp>,
     input: impl FnOnce(&mut crate::state::State, Timestamp) -> Admission,
 ) -> Result<Option<RetryGuard>, WaitError> {
-    enum Admitted {
+    enum Admitted<'a> {
         Proceed,
         Fail(BufferError),
-        Wait(Arc<Waiter>),
+        Wait(Pending<'a>),
+        TimerDied,
     }
+    let shared = &keeper.shared;
     let admitted = shared.run(|st, now, fx| {
+        if st.timer_died {
+            return Admitted::TimerDied;
+        }
         fx.telemetry.touch(shard);
         match input(st, now) {
-            Admission::Wait(ticket) => Admitted::Wait(st.hold(ticket, deadline)),
+            // Made under the lock, where nothing after it panics (the core never does, and
+            // telemetry runs after the lock is released), so it is never dropped there.
+            Admission::Wait(ticket) => Admitted::Wait(Pending {
+                shared,
+                waiter: st.hold(ticket, deadline),
+                ticket,
+                collected: false,
+            }),
             Admission::Fail(e) => Admitted::Fail(e),
             Admission::Proceed => Admitted::Proceed,
         }
     });
+    // Each answer exists (a guard, or a `Pending` whose drop ends the ticket) before the log,
+    // which is user code, runs: a subscriber that panics strands no slot.
     let outcome = match admitted {
         Admitted::Proceed => {
             telemetry::request(shard, "proceed");
@@ -180,25 +250,57 @@ fn block(
             telemetry::request(shard, "failed");
             return Err(WaitError::Buffer(e));
         }
-        Admitted::Wait(waiter) => {
+        Admitted::TimerDied => panic!("{TIMER_DIED}"),
+        Admitted::Wait(pending) => {
             telemetry::request(shard, "held");
-            waiter.wait()
+            pending.wait()
         }
     };
     match outcome {
         Outcome::Retry(ticket) => {
-            telemetry::request(shard, "released to retry");
-            Ok(Some(RetryGuard {
-                shared: Some(shared.clone()),
+            let guard = RetryGuard {
+                keeper: Some(keeper.clone()),
                 ticket,
                 shard,
-            }))
+            };
+            telemetry::request(shard, "released to retry");
+            Ok(Some(guard))
         }
         Outcome::Fail(e) => {
             telemetry::request(shard, "released with an error");
             Err(WaitError::Buffer(e))
         }
         Outcome::TimedOut => Err(WaitError::TimedOut),
+        Outcome::TimerDied => panic!("{TIMER_DIED}"),
+    }
+}
+
+/// A held request between its admission and its outcome. Dropped without
+/// [`wait`](Self::wait) (its caller panicked in between), it ends the ticket.
+struct Pending<'a> {
+    shared: &'a Shared,
+    waiter: Arc<Waiter>,
+    ticket: Ticket,
+    /// The outcome was taken: the caller owns what it says.
+    collected: bool,
+}
+
+impl Pending<'_> {
+    fn wait(mut self) -> Outcome {
+        let outcome = self.waiter.wait();
+        self.collected = true;
+        outcome
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.collected {
+            return;
+        }
+        let (ticket, waiter) = (self.ticket, &self.waiter);
+        self.shared
+            .run(|st, now, _| st.abandon(now, ticket, waiter));
     }
 }
 
@@ -214,15 +316,18 @@ impl fmt::Debug for RetryGuard {
 impl Drop for RetryGuard {
     fn drop(&mut self) {
         let (ticket, shard) = (self.ticket, self.shard);
-        let Some(shared) = self.shared.take() else {
+        let Some(keeper) = self.keeper.take() else {
             return;
         };
-        shared.run(|st, now, fx| {
+        keeper.shared.run(|st, now, fx| {
             // Only this guard ends a ticket woken with Retry, and it does so once: the
             // call cannot be refused.
-            let _ = st.core.retry_done(now, ticket);
+            let done = st.core.retry_done(now, ticket);
+            debug_assert!(done.is_ok(), "{ticket:?}: {done:?}");
             fx.telemetry.touch(shard);
         });
+        // The last keeper's drop joins the timer thread, after the lock is released.
+        drop(keeper);
     }
 }
 
@@ -260,7 +365,7 @@ impl FailoverBuffer {
                 .expect("the operating system refused to start the failover-buffer timer thread")
         };
         Ok(FailoverBuffer {
-            handle: Arc::new(Handle {
+            keeper: Arc::new(Keeper {
                 shared,
                 timer: Some(timer),
             }),
@@ -268,7 +373,7 @@ impl FailoverBuffer {
     }
 
     fn shared(&self) -> &Arc<Shared> {
-        &self.handle.shared
+        &self.keeper.shared
     }
 
     /// Registers `keyspace/shard` and returns its handle, or the handle it already has.
@@ -319,9 +424,12 @@ impl FailoverBuffer {
     /// [`wait_for_failover_end_timeout`](Self::wait_for_failover_end_timeout). While it
     /// blocks, the request holds one of the buffer's `size` slots.
     ///
+    /// A `shard` issued by another buffer proceeds unbuffered (`Ok(None)`), and is counted
+    /// in [`InputStats::unknown_shards`].
+    ///
     /// # Panics
     ///
-    /// If `shard` was issued by another buffer (the slow path checks).
+    /// If the buffer's timer thread has died (see [Lifecycle](Self#lifecycle)).
     #[inline]
     pub fn wait_for_failover_end(
         &self,
@@ -347,9 +455,12 @@ impl FailoverBuffer {
     /// At a timer pass, deadlines are applied before the buffer's own timers, so a request
     /// whose deadline and window end at the same instant is cancelled, not released.
     ///
+    /// A `shard` issued by another buffer proceeds unbuffered (`Ok(None)`), and is counted
+    /// in [`InputStats::unknown_shards`].
+    ///
     /// # Panics
     ///
-    /// If `shard` was issued by another buffer (the slow path checks).
+    /// If the buffer's timer thread has died (see [Lifecycle](Self#lifecycle)).
     #[inline]
     pub fn wait_for_failover_end_timeout(
         &self,
@@ -374,15 +485,10 @@ impl FailoverBuffer {
         if cause.is_none() && !shard.inner.buffering.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let shared = self.shared();
-        let deadline = deadline.map(|d| shared.timestamp(d));
-        let id = shard.id();
-        block(shared, id, deadline, |st, now| {
-            assert!(
-                st.owns(&shard.inner),
-                "{shard:?} was issued by another FailoverBuffer"
-            );
-            // The shard is this buffer's, so the core knows it and cannot refuse.
+        let deadline = deadline.map(|d| self.shared().timestamp(d));
+        block(&self.keeper, shard.id(), deadline, |st, now| {
+            let id = st.shard_id(&shard.inner);
+            // Only a shard of another buffer is refused (and counted): it proceeds.
             st.core
                 .request(now, id, cause)
                 .unwrap_or(Admission::Proceed)
@@ -393,13 +499,10 @@ impl FailoverBuffer {
     /// (or the same primary serving again after a not-serving stamp) ends a failover and
     /// starts the drain. A stamp with a term below the highest seen is refused with
     /// [`InputError::StaleHealthStamp`] and changes nothing; a shard of another buffer with
-    /// [`InputError::UnknownShard`].
+    /// [`InputError::UnknownShard`] (counted in [`InputStats::unknown_shards`]).
     pub fn health(&self, shard: &Shard, stamp: HealthStamp) -> Result<(), InputError> {
-        let id = shard.id();
         self.shared().run(|st, now, fx| {
-            if !st.owns(&shard.inner) {
-                return Err(InputError::UnknownShard);
-            }
+            let id = st.shard_id(&shard.inner);
             fx.telemetry.touch(id);
             st.core.health(now, id, stamp)
         })
@@ -409,11 +512,8 @@ impl FailoverBuffer {
     /// Either ends buffering on that shard. A shard of another buffer is refused with
     /// [`InputError::UnknownShard`].
     pub fn topology(&self, shard: &Shard, event: TopologyEvent) -> Result<(), InputError> {
-        let id = shard.id();
         self.shared().run(|st, now, fx| {
-            if !st.owns(&shard.inner) {
-                return Err(InputError::UnknownShard);
-            }
+            let id = st.shard_id(&shard.inner);
             fx.telemetry.touch(id);
             st.core.topology(now, id, event)
         })
@@ -445,46 +545,27 @@ impl FailoverBuffer {
         self.shared().wait_closed();
     }
 
-    /// `shard`'s counters (Vitess's names: `starts`, `buffered`, `evicted` by reason, ...).
-    ///
-    /// # Panics
-    ///
-    /// If `shard` was issued by another buffer.
+    /// `shard`'s counters (Vitess's names: `starts`, `buffered`, `evicted` by reason, ...);
+    /// all zero for a shard of another buffer.
     pub fn stats(&self, shard: &Shard) -> ShardStats {
         let st = self.shared().lock();
-        assert!(
-            st.owns(&shard.inner),
-            "{shard:?} was issued by another FailoverBuffer"
-        );
-        st.core.shard_stats(shard.id()).copied().unwrap_or_default()
+        let id = st.shard_id(&shard.inner);
+        st.core.shard_stats(id).copied().unwrap_or_default()
     }
 
-    /// `shard`'s state in the failover cycle.
-    ///
-    /// # Panics
-    ///
-    /// If `shard` was issued by another buffer.
+    /// `shard`'s state in the failover cycle (`Idle` for a shard of another buffer).
     pub fn state(&self, shard: &Shard) -> ShardState {
         let st = self.shared().lock();
-        assert!(
-            st.owns(&shard.inner),
-            "{shard:?} was issued by another FailoverBuffer"
-        );
-        st.core.shard_state(shard.id()).unwrap_or(ShardState::Idle)
+        let id = st.shard_id(&shard.inner);
+        st.core.shard_state(id).unwrap_or(ShardState::Idle)
     }
 
-    /// Requests of `shard` held in its queue (not those released and retrying).
-    ///
-    /// # Panics
-    ///
-    /// If `shard` was issued by another buffer.
+    /// Requests of `shard` held in its queue (not those released and retrying); 0 for a
+    /// shard of another buffer.
     pub fn queued(&self, shard: &Shard) -> usize {
         let st = self.shared().lock();
-        assert!(
-            st.owns(&shard.inner),
-            "{shard:?} was issued by another FailoverBuffer"
-        );
-        st.core.queued(shard.id()).unwrap_or(0)
+        let id = st.shard_id(&shard.inner);
+        st.core.queued(id).unwrap_or(0)
     }
 
     /// Counts of inputs the core refused or clamped.
@@ -500,6 +581,36 @@ impl FailoverBuffer {
     /// Slots held: requests queued, plus those released whose guards are still alive.
     pub fn held_slots(&self) -> usize {
         self.shared().lock().core.held_slots()
+    }
+
+    /// A subscription to this buffer's [`EpisodeEvent`]s, for every shard, from now on.
+    ///
+    /// Events are sent after the buffer's lock is released, in the order the buffer took
+    /// the steps, on an unbounded channel (an episode is four to six events, so a receiver
+    /// read now and then stays small). Dropping the receiver ends the subscription. After
+    /// [`EpisodeEvent::Closed`] nothing more is sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use failover_buffer_std::{Config, EpisodeEvent, FailoverBuffer, FailoverCause};
+    ///
+    /// let buffer = FailoverBuffer::new(Config { enabled: true, ..Config::default() }).unwrap();
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let events = buffer.events();
+    /// // A request held with a deadline already past starts the failover and gives up.
+    /// let _ = buffer.wait_for_failover_end_timeout(
+    ///     &shard,
+    ///     Some(FailoverCause::Reparent),
+    ///     std::time::Instant::now(),
+    /// );
+    /// // The router's watcher: mark the shard not-serving when a failover starts.
+    /// match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+    ///     EpisodeEvent::FailoverStarted { shard: id, .. } => assert_eq!(id, shard.id()),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn events(&self) -> std::sync::mpsc::Receiver<EpisodeEvent> {
+        self.shared().subscribe()
     }
 
     /// Whether [`shutdown`](Self::shutdown) has finished.

@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 ///
 /// Implement it to run the buffer on time you control. [`SystemClock`] is the real clock;
 /// [`ManualClock`] stands still until a test moves it.
+///
+/// # User code under the lock
+///
+/// Both methods are called with the buffer's lock held: by every input, in the caller's
+/// thread, and by the timer thread. Keep them fast, and never call into the buffer (or
+/// anything that waits for it) from them: that deadlocks.
+///
+/// A clock that panics in a caller's thread panics that caller only, and changes nothing
+/// (the clock is read before the input reaches the core). A clock that panics in the timer
+/// thread kills it, and the buffer fails loudly rather than go on without a timer: every
+/// request it holds is cancelled and its caller panics, and so does every later call that
+/// would hold a request (see [`FailoverBuffer`](crate::FailoverBuffer#lifecycle)).
 pub trait Clock: Send + Sync {
     /// The current instant. Must never go backwards (the core clamps it if it does, and
     /// counts it in `InputStats::clock_regressions`).

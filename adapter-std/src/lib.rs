@@ -38,7 +38,10 @@
 //! ```
 //!
 //! A real router caps the attempts (Vitess makes three) and passes other errors straight to
-//! its client.
+//! its client: [`FailoverBuffer::run`] does all of this in one call, and
+//! [`FailoverBuffer::wait_to_retry`] is the one call to make after each failover error,
+//! whether or not the previous answer held a guard. [`FailoverBuffer::events`] announces
+//! each shard's episode.
 //!
 //! # Blocking and time
 //!
@@ -74,6 +77,8 @@
 
 mod buffer;
 mod clock;
+mod events;
+mod retry;
 pub mod plan;
 mod shard;
 mod state;
@@ -81,6 +86,8 @@ mod telemetry;
 
 pub use buffer::{FailoverBuffer, RetryGuard, WaitError};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use events::EpisodeEvent;
+pub use retry::RunError;
 pub use shard::Shard;
 
 pub use failover_buffer;
@@ -89,3 +96,8 @@ pub use failover_buffer::{
     InputStats, InvariantViolation, Mode, PrimaryId, ShardFilter, ShardId, ShardState, ShardStats,
     SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
 };
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use failover_buffer::{Action, BufferError, Metric, ShardId, Ticket, Timestamp, Verdict};
 
 use crate::clock::Clock;
+use crate::events::EpisodeEvent;
 use crate::shard::ShardInner;
 use crate::telemetry;
 
@@ -25,7 +26,15 @@ pub(crate) enum Outcome {
     Fail(BufferError),
     /// The caller's deadline came first; the ticket has ended (cancelled).
     TimedOut,
+    /// The timer thread died (a panic in the `Clock` or a telemetry hook it ran); the ticket
+    /// has ended (cancelled). The caller panics with [`TIMER_DIED`].
+    TimerDied,
 }
+
+/// The message of every call that would hold a request once the timer thread has died.
+pub(crate) const TIMER_DIED: &str = "the failover-buffer timer thread panicked (in the buffer's \
+    Clock or a telemetry hook), so this buffer can no longer release held requests; see the \
+    timer thread's panic above";
 
 /// One blocked caller: its outcome, once decided, and the condvar it sleeps on. Each
 /// waiter has its own pair so waking one never contends with the buffer's lock.
@@ -50,6 +59,11 @@ impl Waiter {
     fn deliver(&self, outcome: Outcome) {
         *lock(&self.outcome) = Some(outcome);
         self.ready.notify_one();
+    }
+
+    /// The outcome, if one has been delivered.
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        *lock(&self.outcome)
     }
 }
 
@@ -91,6 +105,8 @@ pub(crate) struct State {
     stop: bool,
     /// The core announced `Closed`.
     pub(crate) closed: bool,
+    /// The timer thread panicked: every call that would hold a request panics.
+    pub(crate) timer_died: bool,
 }
 
 /// What an input leaves to do once the lock is released.
@@ -99,12 +115,22 @@ pub(crate) struct Effects {
     wakes: Vec<(Arc<Waiter>, Outcome)>,
     notify_timer: bool,
     closed: bool,
+    /// Episode events (a few per failover; none on the idle path).
+    events: Vec<EpisodeEvent>,
     pub(crate) telemetry: telemetry::Exports,
 }
 
+/// The subscribers of [`FailoverBuffer::events`](crate::FailoverBuffer::events). Their lock
+/// also orders the events: it is taken before the state lock is released and held until an
+/// input's events are sent, so they leave in the core's order without being sent under the
+/// state lock. Always taken after the state lock, never before it.
+type Subscribers = Vec<mpsc::Sender<EpisodeEvent>>;
+
 impl Effects {
-    /// Carries out the wake-ups, outside the lock.
-    fn deliver(self, shared: &Shared) {
+    /// Carries out the wake-ups, then sends the events, then the telemetry (user code), all
+    /// outside the state lock: a recorder or subscriber that panics cannot lose a wake-up
+    /// or an event.
+    fn deliver(self, shared: &Shared, subscribers: Option<MutexGuard<'_, Subscribers>>) {
         for (waiter, outcome) in self.wakes {
             waiter.deliver(outcome);
         }
@@ -114,13 +140,24 @@ impl Effects {
         if self.closed {
             shared.closed.notify_all();
         }
-        self.telemetry.emit();
+        if let Some(mut subscribers) = subscribers {
+            for event in self.events {
+                // A subscriber whose receiver is gone is forgotten.
+                subscribers.retain(|s| s.send(event).is_ok());
+            }
+        }
+        // A thread unwinding from a panic (a guard dropped by it) sends no telemetry: a
+        // second panic from a hook would abort the process.
+        if !std::thread::panicking() {
+            self.telemetry.emit();
+        }
     }
 }
 
 /// The part of the buffer every handle, guard and the timer thread holds.
 pub(crate) struct Shared {
     state: Mutex<State>,
+    subscribers: Mutex<Subscribers>,
     /// The timer thread sleeps on this (with `state`).
     timer: Condvar,
     /// `shutdown` sleeps on this (with `state`) until the core is closed.
@@ -149,6 +186,7 @@ impl Shared {
     pub(crate) fn new(core: failover_buffer::Buffer, clock: Arc<dyn Clock>) -> Shared {
         let origin = clock.now();
         Shared {
+            subscribers: Mutex::new(Vec::new()),
             state: Mutex::new(State {
                 core,
                 shards: Vec::new(),
@@ -157,6 +195,7 @@ impl Shared {
                 timer: TimerSleep::Busy,
                 stop: false,
                 closed: false,
+                timer_died: false,
             }),
             timer: Condvar::new(),
             closed: Condvar::new(),
@@ -167,6 +206,18 @@ impl Shared {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// A new subscriber to the episode events.
+    pub(crate) fn subscribe(&self) -> mpsc::Receiver<EpisodeEvent> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.subscribers).push(tx);
+        rx
+    }
+
+    /// The event-order lock, if `fx` has events to send; call it with the state lock held.
+    fn order(&self, fx: &Effects) -> Option<MutexGuard<'_, Subscribers>> {
+        (!fx.events.is_empty()).then(|| lock(&self.subscribers))
     }
 
     /// The clock's reading as a core timestamp.
@@ -189,7 +240,7 @@ impl Shared {
     /// lock is released, wakes whoever must be woken.
     pub(crate) fn run<R>(&self, f: impl FnOnce(&mut State, Timestamp, &mut Effects) -> R) -> R {
         let mut fx = Effects::default();
-        let result = {
+        let (result, order) = {
             let mut st = self.lock();
             // Read under the lock, so the core sees inputs in time order.
             let now = self.now();
@@ -198,9 +249,9 @@ impl Shared {
             st.expire_deadlines(now, &mut fx);
             fx.notify_timer = st.timer_must_wake();
             fx.telemetry.snapshot(&st);
-            result
+            (result, self.order(&fx))
         };
-        fx.deliver(self);
+        fx.deliver(self, order);
         result
     }
 
@@ -226,7 +277,14 @@ impl Shared {
     /// The timer thread: sleeps until the earliest deadline (the core's `poll_timeout` or a
     /// caller's), runs a pass, and repeats; exits when told to stop or once the core has
     /// closed (after which the core arms no timer and every caller's deadline has ended).
+    ///
+    /// It runs user code: the [`Clock`], and after each pass the telemetry. If that panics,
+    /// the thread is not left dead and marked busy: [`TimerDeath`] cancels every held
+    /// request, wakes its caller to panic, and makes every later call that would hold a
+    /// request panic too.
     pub(crate) fn timer_loop(&self) {
+        // Declared before the lock guard, so it runs after the guard is dropped.
+        let _death = TimerDeath(self);
         let mut st = self.lock();
         loop {
             if st.stop || st.closed {
@@ -239,8 +297,9 @@ impl Shared {
                 let mut fx = Effects::default();
                 st.pass(now, &mut fx);
                 fx.telemetry.snapshot(&st);
+                let order = self.order(&fx);
                 drop(st);
-                fx.deliver(self);
+                fx.deliver(self, order);
                 st = self.lock();
                 continue;
             }
@@ -278,12 +337,80 @@ impl Shared {
     }
 }
 
+/// Notices the timer thread unwinding from a panic (see [`Shared::timer_loop`]).
+struct TimerDeath<'a>(&'a Shared);
+
+impl Drop for TimerDeath<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut fx = Effects::default();
+        {
+            let mut st = self.0.lock();
+            st.timer = TimerSleep::Gone;
+            st.timer_died = true;
+            // The last time the core saw: the clock may be what panicked.
+            let now = st.core.now();
+            while let Some(&id) = st.waiters.keys().next() {
+                let Some(w) = st.waiters.remove(&id) else {
+                    break;
+                };
+                if let Some(at) = w.deadline {
+                    st.deadlines.remove(&(at, id));
+                }
+                let cancelled = st.core.cancel(now, w.ticket);
+                debug_assert!(cancelled.is_ok(), "{:?}: {cancelled:?}", w.ticket);
+                fx.wakes.push((w.waiter, Outcome::TimerDied));
+                // Carry out what the cancel caused before the next one, so any wake it
+                // queued finds its waiter still in the map.
+                st.settle(now, &mut fx);
+            }
+            st.settle(now, &mut fx);
+        }
+        // No events from a thread that is unwinding (nor telemetry: see `deliver`).
+        fx.deliver(self.0, None);
+    }
+}
+
+/// A shard id no buffer issues (ids are dense from 0; four billion shards is not a
+/// configuration): an input naming a [`Shard`](crate::Shard) of another buffer is given
+/// this one, so the core refuses it and counts it in `InputStats::unknown_shards`.
+fn foreign_shard() -> ShardId {
+    ShardId::from_index(u32::MAX)
+}
+
 impl State {
     /// The registered shard behind a handle, if the handle is this buffer's.
     pub(crate) fn owns(&self, shard: &Arc<ShardInner>) -> bool {
         self.shards
             .get(shard.id.index())
             .is_some_and(|s| Arc::ptr_eq(s, shard))
+    }
+
+    /// The id the core knows `shard` by, or one it refuses as unknown.
+    pub(crate) fn shard_id(&self, shard: &Arc<ShardInner>) -> ShardId {
+        if self.owns(shard) {
+            shard.id
+        } else {
+            foreign_shard()
+        }
+    }
+
+    /// Ends a held request whose caller will not collect its outcome (it panicked between
+    /// being held and waiting): a queued ticket is cancelled, a release to retry is handed
+    /// back; a failure or time-out has ended already.
+    pub(crate) fn abandon(&mut self, now: Timestamp, ticket: Ticket, waiter: &Waiter) {
+        if let Some(w) = self.waiters.remove(&ticket.id()) {
+            if let Some(at) = w.deadline {
+                self.deadlines.remove(&(at, ticket.id()));
+            }
+            let cancelled = self.core.cancel(now, ticket);
+            debug_assert!(cancelled.is_ok(), "{ticket:?}: {cancelled:?}");
+        } else if let Some(Outcome::Retry(ticket)) = waiter.outcome() {
+            let cancelled = self.core.cancel(now, ticket);
+            debug_assert!(cancelled.is_ok(), "{ticket:?}: {cancelled:?}");
+        }
     }
 
     /// Tracks a request the core told to wait.
@@ -339,12 +466,15 @@ impl State {
             }
             self.deadlines.pop_first();
             let Some(w) = self.waiters.remove(&id) else {
+                // A deadline entry leaves with its waiter.
+                debug_assert!(false, "deadline of ticket {id} without a waiter");
                 continue;
             };
             // The ticket is live: it leaves `waiters` when it is woken, and then its
             // deadline entry goes with it.
-            let _ = self.core.cancel(now, w.ticket);
-            telemetry::timed_out(w.ticket);
+            let cancelled = self.core.cancel(now, w.ticket);
+            debug_assert!(cancelled.is_ok(), "{:?}: {cancelled:?}", w.ticket);
+            fx.telemetry.timed_out(w.ticket);
             fx.wakes.push((w.waiter, Outcome::TimedOut));
             // Carry out what the cancel caused (a drain releases its next request) before
             // looking at the next deadline, which may be that request's.
@@ -355,26 +485,20 @@ impl State {
     /// Carries out every action the core queued.
     fn settle(&mut self, now: Timestamp, fx: &mut Effects) {
         while let Some(action) = self.core.poll_action() {
+            // Copied to log and send after the lock is released.
+            fx.telemetry.action(&self.shards, &action);
+            fx.events.extend(EpisodeEvent::from_action(&action));
             match action {
                 Action::Wake { ticket, verdict } => self.wake(now, ticket, verdict, fx),
-                Action::FailoverStarted { shard, cause } => {
+                Action::FailoverStarted { shard, .. } => self.set_buffering(shard, true),
+                Action::StartDrain { shard, .. } => self.set_buffering(shard, false),
+                Action::Metric(Metric::DrainPaused { shard, .. }) => {
                     self.set_buffering(shard, true);
-                    telemetry::failover_started(&self.shards[shard.index()], cause);
                 }
-                Action::StartDrain { shard, queued } => {
-                    self.set_buffering(shard, false);
-                    telemetry::drain_started(&self.shards[shard.index()], queued);
-                }
-                Action::Metric(metric) => {
-                    if let Metric::DrainPaused { shard, .. } = metric {
-                        self.set_buffering(shard, true);
-                    }
-                    telemetry::metric(&self.shards, metric);
-                }
+                Action::Metric(_) => {}
                 Action::Closed => {
                     self.closed = true;
                     fx.closed = true;
-                    telemetry::closed();
                 }
             }
         }
@@ -401,6 +525,7 @@ impl State {
             // Every ticket this adapter is issued has a waiter until it is woken or
             // cancelled, and a cancelled ticket is never woken; this is defence only. A
             // retry nobody will make must not keep its slot.
+            debug_assert!(false, "woken {ticket:?} has no waiter");
             if verdict == Verdict::Retry {
                 let _ = self.core.cancel(now, ticket);
             }
@@ -411,9 +536,10 @@ impl State {
         }
         let outcome = if w.deadline.is_some_and(|at| at <= now) {
             if verdict == Verdict::Retry {
-                let _ = self.core.cancel(now, ticket);
+                let cancelled = self.core.cancel(now, ticket);
+                debug_assert!(cancelled.is_ok(), "{ticket:?}: {cancelled:?}");
             }
-            telemetry::timed_out(ticket);
+            fx.telemetry.timed_out(ticket);
             Outcome::TimedOut
         } else {
             match verdict {

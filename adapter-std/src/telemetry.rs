@@ -1,17 +1,17 @@
 //! Logs (`tracing` feature) and metrics (`metrics` feature). Without the features every
 //! function here is empty and compiles away.
 //!
-//! Logs of state changes are written under the buffer's lock, where the change is seen;
-//! they are rare (a few per failover). Metrics are read under the lock as snapshots of the
-//! core's counters and exported after it is released, as absolute values, so two exports
-//! that race cannot lose a count.
+//! Telemetry is user code (a metrics recorder, a tracing subscriber), so none of it runs under
+//! the buffer's lock: state changes are copied under the lock (with the shard's names) and
+//! logged after it is released; metrics are read under the lock as snapshots of the core's
+//! counters and exported after it, as absolute values, so two exports that race cannot lose
+//! a count.
 
-#[cfg(feature = "metrics")]
 use std::sync::Arc;
 
 #[cfg(feature = "metrics")]
 use failover_buffer::ShardStats;
-use failover_buffer::{FailoverCause, Metric, ShardId, Ticket};
+use failover_buffer::{Action, ShardId, Ticket};
 
 use crate::shard::ShardInner;
 use crate::state::State;
@@ -25,6 +25,17 @@ pub(crate) struct Exports {
     all: bool,
     #[cfg(feature = "metrics")]
     snapshots: Vec<(Arc<ShardInner>, ShardStats)>,
+    /// State changes to log, with the shard they name, in the core's order.
+    #[cfg(feature = "tracing")]
+    logs: Vec<Log>,
+}
+
+/// A state change or a time-out, copied under the lock to log after it.
+#[cfg(feature = "tracing")]
+#[derive(Debug)]
+enum Log {
+    Action(Action, Option<Arc<ShardInner>>),
+    TimedOut(Ticket),
 }
 
 impl Exports {
@@ -67,14 +78,106 @@ impl Exports {
         let _ = st;
     }
 
-    /// Exports, outside the lock.
+    /// Keeps an action of the core, to log once the lock is released.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+    pub(crate) fn action(&mut self, shards: &[Arc<ShardInner>], action: &Action) {
+        #[cfg(feature = "tracing")]
+        {
+            use failover_buffer::Metric;
+            let shard = match *action {
+                Action::FailoverStarted { shard, .. }
+                | Action::StartDrain { shard, .. }
+                | Action::Metric(
+                    Metric::BufferingStopped { shard, .. }
+                    | Metric::DrainPaused { shard, .. }
+                    | Metric::DrainFinished { shard, .. },
+                ) => shards.get(shard.index()).cloned(),
+                // Wake-ups are logged per request, by the caller.
+                Action::Wake { .. } => return,
+                Action::Closed => None,
+            };
+            self.logs.push(Log::Action(*action, shard));
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = (shards, action);
+    }
+
+    /// A held request's caller gave up at its deadline, to log at TRACE.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+    pub(crate) fn timed_out(&mut self, ticket: Ticket) {
+        #[cfg(feature = "tracing")]
+        self.logs.push(Log::TimedOut(ticket));
+        #[cfg(not(feature = "tracing"))]
+        let _ = ticket;
+    }
+
+    /// Logs and exports, outside the lock.
     pub(crate) fn emit(self) {
+        #[cfg(feature = "tracing")]
+        for log in &self.logs {
+            match log {
+                Log::Action(action, shard) => log_action(action, shard.as_deref()),
+                Log::TimedOut(ticket) => {
+                    tracing::trace!(ticket = ticket.id(), "held request timed out");
+                }
+            }
+        }
         #[cfg(feature = "metrics")]
         {
             for (shard, stats) in &self.snapshots {
                 export_stats(shard, stats);
             }
         }
+    }
+}
+
+#[cfg(feature = "tracing")]
+fn log_action(action: &Action, shard: Option<&ShardInner>) {
+    use failover_buffer::Metric;
+
+    let (keyspace, shard) = shard.map_or(("?", "?"), |s| (&*s.keyspace, &*s.name));
+    match *action {
+        Action::Wake { .. } => {}
+        Action::FailoverStarted { cause, .. } => {
+            tracing::info!(
+                keyspace,
+                shard,
+                ?cause,
+                "failover detected: buffering requests"
+            );
+        }
+        Action::StartDrain { queued, .. } => {
+            tracing::info!(keyspace, shard, queued, "draining buffered requests");
+        }
+        Action::Metric(Metric::BufferingStopped {
+            reason,
+            duration,
+            in_flight_max,
+            utilization_percent,
+            ..
+        }) => {
+            tracing::info!(
+                keyspace,
+                shard,
+                %reason,
+                ?duration,
+                in_flight_max,
+                utilization_percent,
+                "failover buffering stopped"
+            );
+        }
+        Action::Metric(Metric::DrainPaused { queued, .. }) => {
+            tracing::info!(
+                keyspace,
+                shard,
+                queued,
+                "drain paused: a released request failed over again; buffering"
+            );
+        }
+        Action::Metric(Metric::DrainFinished { duration, .. }) => {
+            tracing::info!(keyspace, shard, ?duration, "drain finished");
+        }
+        Action::Closed => tracing::info!("failover buffer closed"),
     }
 }
 
@@ -101,92 +204,6 @@ fn export_stats(shard: &ShardInner, s: &ShardStats) {
             }
         }
     }
-}
-
-/// An episode-level event from the core.
-pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric) {
-    let shard_of = |id: ShardId| &shards[id.index()];
-    match metric {
-        Metric::BufferingStopped {
-            shard,
-            reason,
-            duration,
-            in_flight_max,
-            utilization_percent,
-        } => {
-            let s = shard_of(shard);
-            #[cfg(feature = "tracing")]
-            tracing::info!(
-                keyspace = &*s.keyspace,
-                shard = &*s.name,
-                %reason,
-                ?duration,
-                in_flight_max,
-                utilization_percent,
-                "failover buffering stopped"
-            );
-            let _ = (s, reason, duration, in_flight_max, utilization_percent);
-        }
-        Metric::DrainPaused { shard, queued } => {
-            let s = shard_of(shard);
-            #[cfg(feature = "tracing")]
-            tracing::info!(
-                keyspace = &*s.keyspace,
-                shard = &*s.name,
-                queued,
-                "drain paused: a released request failed over again; buffering"
-            );
-            let _ = (s, queued);
-        }
-        Metric::DrainFinished { shard, duration } => {
-            let s = shard_of(shard);
-            #[cfg(feature = "tracing")]
-            tracing::info!(
-                keyspace = &*s.keyspace,
-                shard = &*s.name,
-                ?duration,
-                "drain finished"
-            );
-            let _ = (s, duration);
-        }
-    }
-}
-
-/// A shard started buffering.
-pub(crate) fn failover_started(shard: &ShardInner, cause: FailoverCause) {
-    #[cfg(feature = "tracing")]
-    tracing::info!(
-        keyspace = &*shard.keyspace,
-        shard = &*shard.name,
-        ?cause,
-        "failover detected: buffering requests"
-    );
-    let _ = (shard, cause);
-}
-
-/// A shard started (or resumed) releasing its queue.
-pub(crate) fn drain_started(shard: &ShardInner, queued: usize) {
-    #[cfg(feature = "tracing")]
-    tracing::info!(
-        keyspace = &*shard.keyspace,
-        shard = &*shard.name,
-        queued,
-        "draining buffered requests"
-    );
-    let _ = (shard, queued);
-}
-
-/// Shutdown finished.
-pub(crate) fn closed() {
-    #[cfg(feature = "tracing")]
-    tracing::info!("failover buffer closed");
-}
-
-/// A held request's caller gave up at its deadline.
-pub(crate) fn timed_out(ticket: Ticket) {
-    #[cfg(feature = "tracing")]
-    tracing::trace!(ticket = ticket.id(), "held request timed out");
-    let _ = ticket;
 }
 
 /// What a request was told, per request.

@@ -10,33 +10,39 @@ use failover_buffer::{
 };
 
 use crate::driver;
-use crate::shared::{ShardCell, Shared, Touched};
-use crate::telemetry;
+use crate::events::EpisodeEvent;
+use crate::shared::{Keeper, ShardCell, Shared, Touched};
 use crate::wait::{Ask, RetryGuard, Wait};
 
 /// A failover buffer for any number of shards, driven by tokio.
 ///
-/// Cloning is cheap (one reference count) and every clone is the same buffer. Its one
-/// driver task, spawned by [`new`](Self::new), ends when the last clone is dropped or after
-/// [`shutdown`](Self::shutdown) has finished.
+/// Cloning is cheap (one reference count) and every clone is the same buffer.
+///
+/// # Lifecycle
+///
+/// * **The timer.** [`new`](Self::new) spawns one driver task on the current runtime; it
+///   keeps the buffer's timer (windows, max failover duration, drain back-off). It lives
+///   while anything can still hold a request: any `FailoverBuffer` clone or any
+///   [`RetryGuard`] (a guard can be held again through
+///   [`retry_failed`](RetryGuard::retry_failed)). It ends when the last of those is dropped,
+///   or once [`shutdown`](Self::shutdown) has finished.
+/// * **The last handle.** Dropping the last `FailoverBuffer` clone does not shut the buffer
+///   down: a request still held (through `retry_failed`) keeps its timers, and is released by
+///   its window or the max failover duration, whichever comes first (no health input can
+///   arrive any more). Call [`shutdown`](Self::shutdown) first to release everything at once.
+/// * **The runtime.** A buffer belongs to the runtime it was made in: its timer runs there.
+///   It may be used from any thread and any other runtime while that runtime lives. If that
+///   runtime shuts down first, the buffer shuts itself down: every held request is released
+///   (counted as a `Shutdown` stop), and every later request proceeds unbuffered, because no
+///   timer could ever release it. The same happens if a metrics recorder or tracing
+///   subscriber panics in the driver task (the panic is reported as any task's is).
+/// * **Telemetry** (metrics, logs) never runs under the buffer's lock: what an input changed is
+///   copied under the lock and sent after it.
 ///
 /// See the [crate documentation](crate) for the calling pattern.
 #[derive(Clone)]
 pub struct FailoverBuffer {
-    handle: Arc<Handle>,
-}
-
-/// Owned only by [`FailoverBuffer`] clones, so that its drop means "the last buffer handle is
-/// gone" even while [`RetryGuard`]s (which hold [`Shared`] directly) are still out.
-struct Handle {
-    shared: Arc<Shared>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.shared.handles_gone.store(true, Ordering::Release);
-        self.shared.driver.notify_one();
-    }
+    keeper: Arc<Keeper>,
 }
 
 /// A registered `keyspace/shard`, as returned by [`FailoverBuffer::register_shard`].
@@ -80,12 +86,21 @@ impl fmt::Debug for Shard {
 
 impl fmt::Debug for FailoverBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared().lock();
+        let (shards, held_slots, waiting, closed) = {
+            let state = self.shared().lock();
+            let state = &*state;
+            let held = state.core.held_slots();
+            (state.cells.len(), held, state.waiters.len(), state.closed)
+        };
         f.debug_struct("FailoverBuffer")
-            .field("shards", &state.cells.len())
-            .field("held_slots", &state.core.held_slots())
-            .field("waiting", &state.waiters.len())
-            .field("closed", &state.closed)
+            .field("shards", &shards)
+            .field("held_slots", &held_slots)
+            .field("waiting", &waiting)
+            .field("closed", &closed)
+            .field(
+                "timer_lost",
+                &self.shared().timer_lost.load(Ordering::Acquire),
+            )
             .finish()
     }
 }
@@ -101,23 +116,30 @@ impl FailoverBuffer {
     /// so tests under `tokio::time::pause` (tokio's `test-util` feature) see exact,
     /// simulated time.
     ///
+    /// The buffer belongs to the current runtime: see [Lifecycle](Self#lifecycle).
+    ///
     /// # Panics
     ///
-    /// Outside a tokio runtime, as [`tokio::spawn`] does. The runtime needs its timer
-    /// enabled ([`enable_time`](tokio::runtime::Builder::enable_time), which `#[tokio::main]`
-    /// and `#[tokio::test]` do).
+    /// At this call, with tokio's own messages: outside a tokio runtime, and in a runtime
+    /// without the time driver ([`enable_time`](tokio::runtime::Builder::enable_time), which
+    /// `enable_all`, `#[tokio::main]` and `#[tokio::test]` turn on). A buffer without a timer
+    /// would hold requests and never release them by their window.
+    #[track_caller]
     pub fn new(config: Config) -> Result<FailoverBuffer, ConfigError> {
         let core = Buffer::new(config)?;
         let id = NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared::new(core, id));
-        tokio::spawn(driver::run(Arc::clone(&shared)));
+        // Made here, in the caller's context, so that a missing runtime or time driver
+        // panics now rather than inside a task nobody watches.
+        let sleep = tokio::time::sleep_until(shared.instant(failover_buffer::Timestamp::ZERO));
+        tokio::spawn(driver::run(Arc::clone(&shared), sleep));
         Ok(FailoverBuffer {
-            handle: Arc::new(Handle { shared }),
+            keeper: Arc::new(Keeper { shared }),
         })
     }
 
     fn shared(&self) -> &Arc<Shared> {
-        &self.handle.shared
+        &self.keeper.shared
     }
 
     /// Registers `keyspace/shard`, or returns the shard already registered under that name.
@@ -126,24 +148,30 @@ impl FailoverBuffer {
     /// A cold-path call: register each shard once and keep the [`Shard`].
     pub fn register_shard(&self, keyspace: &str, shard: &str) -> Shard {
         let shared = self.shared();
-        let mut state = shared.lock();
-        let id = state.core.register_shard(keyspace, shard);
-        if let Some(cell) = state.cells.get(id.index()) {
-            return Shard {
-                cell: Arc::clone(cell),
-            };
-        }
-        let cell = Arc::new(ShardCell {
-            buffering: AtomicBool::new(false),
-            id,
-            owner: shared.id,
-            keyspace: keyspace.into(),
-            name: shard.into(),
-        });
-        let state = &mut *state;
-        state.telemetry.register(&state.core, &cell);
-        state.cells.push(Arc::clone(&cell));
-        Shard { cell }
+        let mut report = crate::telemetry::Report::default();
+        let shard = {
+            let mut state = shared.lock();
+            let id = state.core.register_shard(keyspace, shard);
+            if let Some(cell) = state.cells.get(id.index()) {
+                return Shard {
+                    cell: Arc::clone(cell),
+                };
+            }
+            let cell = Arc::new(ShardCell {
+                buffering: AtomicBool::new(false),
+                id,
+                owner: shared.id,
+                keyspace: keyspace.into(),
+                name: shard.into(),
+            });
+            let state = &mut *state;
+            state.telemetry.register(&state.core, &cell, &mut report);
+            state.cells.push(Arc::clone(&cell));
+            Shard { cell }
+        };
+        // The recorder and the subscriber run after the lock is released.
+        report.emit();
+        shard
     }
 
     /// The shard registered as `keyspace/shard`, if any.
@@ -197,7 +225,7 @@ impl FailoverBuffer {
         if cause.is_none() && !shard.cell.buffering.load(Ordering::Acquire) {
             return Ok(None);
         }
-        Wait::new(self.shared(), &shard.cell, Ask::Request(cause)).await
+        Wait::new(&self.keeper, &shard.cell, Ask::Request(cause)).await
     }
 
     /// What the health stream saw of `shard`'s primary. A serving primary with a newer term
@@ -207,7 +235,7 @@ impl FailoverBuffer {
     pub fn health(&self, shard: &Shard, stamp: HealthStamp) -> Result<(), InputError> {
         let shared = self.shared();
         let id = shared.shard_id(&shard.cell);
-        shared.input(Touched::One(id), |state, now| {
+        shared.input(Touched::One(id), |state, now, _| {
             state.core.health(now, id, stamp)
         })
     }
@@ -216,7 +244,7 @@ impl FailoverBuffer {
     pub fn topology(&self, shard: &Shard, event: TopologyEvent) -> Result<(), InputError> {
         let shared = self.shared();
         let id = shared.shard_id(&shard.cell);
-        shared.input(Touched::One(id), |state, now| {
+        shared.input(Touched::One(id), |state, now, _| {
             state.core.topology(now, id, event)
         })
     }
@@ -234,8 +262,10 @@ impl FailoverBuffer {
     /// again (from any clone) waits for the same end.
     pub async fn shutdown(&self) {
         let shared = self.shared();
-        shared.input(Touched::All, |state, now| {
-            telemetry::shutdown(&state.core);
+        shared.input(Touched::All, |state, now, report| {
+            if !state.core.is_shut_down() {
+                report.shutdown(state.core.held_slots());
+            }
             state.core.shutdown(now);
         });
         loop {
@@ -248,6 +278,42 @@ impl FailoverBuffer {
             }
             closed.await;
         }
+    }
+
+    /// A subscription to this buffer's [`EpisodeEvent`]s, for every shard, from now on.
+    ///
+    /// Events are sent after the buffer's lock is released, in the order the buffer took
+    /// the steps. Each subscriber has its own queue of 1,024 events (hundreds of episodes); one that
+    /// falls further behind loses the oldest and is told how many with
+    /// [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged). After
+    /// [`EpisodeEvent::Closed`] nothing more is sent. While nobody subscribes, no event is
+    /// kept.
+    ///
+    /// ```
+    /// use failover_buffer_tokio::{Config, EpisodeEvent, FailoverBuffer, FailoverCause};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let buffer = FailoverBuffer::new(Config { enabled: true, ..Config::default() }).unwrap();
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let mut events = buffer.events();
+    /// // The router's watcher: mark the shard not-serving when a failover starts.
+    /// let watcher = tokio::spawn(async move {
+    ///     while let Ok(event) = events.recv().await {
+    ///         if let EpisodeEvent::FailoverStarted { shard, cause } = event {
+    ///             println!("{shard:?} failing over ({cause:?}): mark it not serving");
+    ///             return event;
+    ///         }
+    ///     }
+    ///     unreachable!("the buffer outlives this loop")
+    /// });
+    /// let held = buffer.wait_for_failover_end(&shard, Some(FailoverCause::Reparent));
+    /// let _ = tokio::time::timeout(std::time::Duration::from_millis(1), held).await;
+    /// assert!(matches!(watcher.await.unwrap(), EpisodeEvent::FailoverStarted { .. }));
+    /// # }
+    /// ```
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<EpisodeEvent> {
+        self.shared().events.subscribe()
     }
 
     /// Whether a shutdown has finished: every held request has ended.

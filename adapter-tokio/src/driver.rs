@@ -1,34 +1,47 @@
 //! The driver task: the buffer's one timer.
 
 use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
 use failover_buffer::Timestamp;
-use tokio::time::sleep_until;
+use tokio::time::Sleep;
 
 use crate::shared::{Shared, Touched};
 
 /// Sleeps until the core's next deadline, ticks it, and repeats.
 ///
-/// One [`Sleep`](tokio::time::Sleep) serves the whole buffer, however many shards and
-/// requests it holds. It is reset only when the deadline it sleeps towards changes: an input
-/// that moves the deadline earlier wakes this task through `Shared::driver`; a deadline that
-/// moved later is found when the timer fires early, which costs one harmless tick.
+/// One [`Sleep`] serves the whole buffer, however many shards and requests it holds. It is
+/// made by [`FailoverBuffer::new`](crate::FailoverBuffer::new), in the caller's context, so a
+/// runtime without the time driver fails there, at once, rather than in this task. It is reset
+/// only when the deadline it sleeps towards changes: an input that moves the deadline earlier
+/// wakes this task through `Shared::driver`; a deadline that moved later is found when the
+/// timer fires early, which costs one harmless tick.
 ///
-/// Ends when every [`FailoverBuffer`](crate::FailoverBuffer) handle has been dropped (no
-/// request can wait any more; guards still out report to the core directly) or when the
-/// buffer has closed after a shutdown (the core arms no timer once shut down).
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let sleep = sleep_until(shared.instant(Timestamp::ZERO));
-    tokio::pin!(sleep);
+/// Ends when every [`Keeper`](crate::shared::Keeper) has been dropped (every
+/// [`FailoverBuffer`](crate::FailoverBuffer) handle and every
+/// [`RetryGuard`](crate::RetryGuard): nothing can be held any more) or when the buffer has
+/// closed after a shutdown (the core arms no timer once shut down).
+///
+/// If the task is dropped instead (its runtime shut down while the buffer lives on, or a
+/// telemetry hook panicked in it), the buffer shuts itself down: every held request is
+/// released, and every later one proceeds unbuffered, since no timer could ever release it
+/// again.
+pub(crate) async fn run(shared: Arc<Shared>, sleep: Sleep) {
+    let mut alive = Alive {
+        shared: &shared,
+        finished: false,
+    };
+    let mut sleep = Box::pin(sleep);
     // The deadline `sleep` is set for, if it is armed and has not fired.
     let mut armed: Option<Timestamp> = None;
     loop {
         let next = {
             let mut state = shared.lock();
-            if state.closed || shared.handles_gone.load(Ordering::Acquire) {
+            if state.closed || shared.keepers_gone.load(Ordering::Acquire) {
+                alive.finished = true;
                 return;
             }
             let next = state.core.poll_timeout();
@@ -37,7 +50,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         };
         if next != armed {
             if let Some(at) = next {
-                sleep.as_mut().reset(shared.instant(at));
+                Pin::as_mut(&mut sleep).reset(shared.instant(at));
             }
             armed = next;
         }
@@ -52,7 +65,31 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         .await;
         if fired {
             armed = None;
-            shared.input(Touched::All, |state, now| state.core.tick(now));
+            shared.input(Touched::All, |state, now, _| state.core.tick(now));
         }
+    }
+}
+
+/// Notices the driver task being dropped before it finished: its runtime is shutting down,
+/// or the task is unwinding from a panic (a metrics recorder or tracing subscriber it ran).
+struct Alive<'a> {
+    shared: &'a Shared,
+    finished: bool,
+}
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // The timer is gone for good. A request held from now on would wait forever, so the
+        // buffer shuts down: held requests are released, later ones proceed.
+        self.shared.timer_lost.store(true, Ordering::Release);
+        self.shared.input(Touched::All, |state, now, report| {
+            if !state.core.is_shut_down() {
+                report.shutdown(state.core.held_slots());
+                state.core.shutdown(now);
+            }
+        });
     }
 }

@@ -40,6 +40,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The retry loop
+//!
+//! [`run`](FailoverBuffer::run) runs a request's whole retry loop in one call: at most
+//! `max_attempts` attempts, each one behind the buffer, a classifier saying which errors are
+//! failover errors. To write the loop by hand, call `wait_for_failover_end(&shard, None)`
+//! before the first attempt and [`wait_to_retry`](FailoverBuffer::wait_to_retry)`(&shard,
+//! guard, cause)` after each failover error, passing whatever the previous call returned.
+//! With the `tower` feature, `FailoverBufferLayer` runs the loop around any `tower::Service`.
+//! [`events`](FailoverBuffer::events) streams each shard's episode. The [`guide`] says what
+//! to report as health, with watchers for Redis, Postgres and Vitess, and names the traps.
+//!
 //! # How it runs
 //!
 //! * One [`std::sync::Mutex`] guards the core; every critical section is one core input and
@@ -73,6 +84,7 @@
 //!   `failover_buffer_last_requests_dry_run_max`. All carry `keyspace` and `shard` labels,
 //!   and all exist (at zero) from the shard's registration. Install the recorder before
 //!   registering shards.
+//! * `tower`: `FailoverBufferLayer`, the retry loop as `tower` middleware.
 //! * `tracing`: logs failover started, stopped, drain paused and finished, and closed at
 //!   INFO; shard registration at DEBUG; every admission, release, cancel and retry done at
 //!   TRACE.
@@ -81,12 +93,22 @@
 
 mod buffer;
 mod driver;
+mod events;
+pub mod guide;
+#[cfg(feature = "tower")]
+mod layer;
+mod retry;
 pub mod plan;
 mod shared;
 mod telemetry;
 mod wait;
 
 pub use buffer::{FailoverBuffer, Shard};
+pub use events::EpisodeEvent;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{FailoverBufferLayer, FailoverBufferService, FailoverPolicy};
+pub use retry::RunError;
 pub use wait::RetryGuard;
 
 // The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.
@@ -95,3 +117,8 @@ pub use failover_buffer::{
     InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason, ShardFilter, ShardId,
     ShardState, ShardStats, SkipReason, StopReason, Ticket, TopologyEvent,
 };
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

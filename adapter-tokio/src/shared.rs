@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
 use failover_buffer::{Action, Buffer, Metric, ShardId, Ticket, Timestamp, Verdict};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
-use crate::telemetry::Telemetry;
+use crate::events::EpisodeEvent;
+use crate::telemetry::{Report, Telemetry};
 
 /// One registered shard, shared by every [`Shard`](crate::Shard) handle naming it.
 #[derive(Debug)]
@@ -93,18 +94,28 @@ pub(crate) struct State {
     pub(crate) telemetry: Telemetry,
 }
 
-/// Wake-ups collected under the lock, delivered by [`Wakeups::deliver`] after it is released,
-/// so a woken task never finds the lock still held by its waker.
+/// What an input leaves to do once the lock is released: wake-ups, collected under the lock
+/// and delivered by [`Wakeups::deliver`] after it, so a woken task never finds the lock still
+/// held by its waker; and the telemetry [`Report`], which is user code.
 #[derive(Default)]
 pub(crate) struct Wakeups {
     /// Empty, and so unallocated, on the paths that wake nobody.
     wakers: Vec<Waker>,
     driver: bool,
     closed: bool,
+    /// Episode events, kept only while someone subscribes. Empty (unallocated) otherwise.
+    events: Vec<EpisodeEvent>,
+    want_events: bool,
+    pub(crate) report: Report,
 }
 
 impl Wakeups {
-    pub(crate) fn deliver(self, shared: &Shared) {
+    /// Wakes first, then sends the episode events, then runs the telemetry: a recorder or
+    /// subscriber that panics cannot lose a wake-up or an event.
+    ///
+    /// `order` is the event-order lock, taken before the state lock was released: events of
+    /// successive inputs leave in the order the core produced them.
+    pub(crate) fn deliver(self, shared: &Shared, order: Option<MutexGuard<'_, ()>>) {
         for waker in self.wakers {
             waker.wake();
         }
@@ -113,6 +124,16 @@ impl Wakeups {
         }
         if self.driver || self.closed {
             shared.driver.notify_one();
+        }
+        for event in self.events {
+            // No receiver left is not an error: nobody is listening.
+            let _ = shared.events.send(event);
+        }
+        drop(order);
+        // A thread unwinding from a panic (a guard or the driver dropped by it) sends no
+        // telemetry: a second panic from a hook would abort the process.
+        if !std::thread::panicking() {
+            self.report.emit();
         }
     }
 }
@@ -131,8 +152,37 @@ pub(crate) struct Shared {
     pub(crate) driver: Notify,
     /// Wakes `shutdown` callers once the core has closed.
     pub(crate) closed: Notify,
-    /// Every `FailoverBuffer` handle has been dropped: the driver stops.
-    pub(crate) handles_gone: AtomicBool,
+    /// Every [`Keeper`] has been dropped: the driver stops.
+    pub(crate) keepers_gone: AtomicBool,
+    /// The driver task was dropped by its runtime's shutdown: the buffer shut itself down.
+    pub(crate) timer_lost: AtomicBool,
+    /// Episode events, for [`FailoverBuffer::events`](crate::FailoverBuffer::events).
+    pub(crate) events: broadcast::Sender<EpisodeEvent>,
+    /// Held from inside the state lock until an input's events are sent, so that events
+    /// leave in the core's order without being sent under the state lock. Always taken
+    /// after the state lock, never before it.
+    event_order: Mutex<()>,
+}
+
+/// Events a subscriber may fall behind by before it sees `RecvError::Lagged`: hundreds of
+/// episodes' worth (an episode is four to six events).
+pub(crate) const EVENT_CAPACITY: usize = 1024;
+
+/// What keeps a buffer's driver task (its timer) alive: owned by every
+/// [`FailoverBuffer`](crate::FailoverBuffer) clone and every [`RetryGuard`](crate::RetryGuard),
+/// that is, by everything that can still put a request in the queue (a guard can, through
+/// `retry_failed`). When the last one goes, no request can be held any more, and the driver
+/// ends.
+#[derive(Debug)]
+pub(crate) struct Keeper {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.shared.keepers_gone.store(true, Ordering::Release);
+        self.shared.driver.notify_one();
+    }
 }
 
 /// A shard id no buffer issues (ids are dense from 0, and four billion shards is not a
@@ -161,7 +211,10 @@ impl Shared {
             id,
             driver: Notify::new(),
             closed: Notify::new(),
-            handles_gone: AtomicBool::new(false),
+            keepers_gone: AtomicBool::new(false),
+            timer_lost: AtomicBool::new(false),
+            events: broadcast::Sender::new(EVENT_CAPACITY),
+            event_order: Mutex::new(()),
         }
     }
 
@@ -197,18 +250,26 @@ impl Shared {
     pub(crate) fn input<R>(
         &self,
         touched: Touched,
-        f: impl FnOnce(&mut State, Timestamp) -> R,
+        f: impl FnOnce(&mut State, Timestamp, &mut Report) -> R,
     ) -> R {
-        let mut wakeups = Wakeups::default();
-        let result = {
+        let mut wakeups = Wakeups {
+            want_events: self.events.receiver_count() > 0,
+            ..Wakeups::default()
+        };
+        let (result, order) = {
             let mut state = self.lock();
             // Read under the lock, so inputs reach the core in time order.
             let now = self.now();
-            let result = f(&mut state, now);
+            let result = f(&mut state, now, &mut wakeups.report);
             state.settle(now, touched, &mut wakeups);
-            result
+            let order = (!wakeups.events.is_empty()).then(|| {
+                self.event_order
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+            });
+            (result, order)
         };
-        wakeups.deliver(self);
+        wakeups.deliver(self, order);
         result
     }
 }
@@ -219,7 +280,8 @@ impl State {
         while let Some(action) = self.core.poll_action() {
             self.apply(now, action, wakeups);
         }
-        self.telemetry.export(&self.core, &self.cells, touched);
+        self.telemetry
+            .export(&self.core, &self.cells, touched, &mut wakeups.report);
         if let Some(next) = self.core.poll_timeout() {
             if self.armed.is_none_or(|armed| next < armed) {
                 wakeups.driver = true;
@@ -228,7 +290,10 @@ impl State {
     }
 
     fn apply(&mut self, now: Timestamp, action: Action, wakeups: &mut Wakeups) {
-        self.telemetry.action(&self.core, &self.cells, &action);
+        wakeups.report.action(&self.core, &self.cells, &action);
+        if wakeups.want_events {
+            wakeups.events.extend(EpisodeEvent::from_action(&action));
+        }
         match action {
             Action::Wake { ticket, verdict } => match self.waiters.get_mut(&ticket.id()) {
                 Some(waiter) => {
@@ -243,6 +308,7 @@ impl State {
                     // carried out, and a waiter leaves only by ending its ticket, so this is
                     // unreachable. Should it happen, a released request nobody will run must
                     // not hold its slot (and the drain) forever: hand it back.
+                    debug_assert!(false, "woken {ticket:?} has no waiter");
                     if verdict == Verdict::Retry {
                         let _ = self.core.cancel(now, ticket);
                     }
@@ -277,9 +343,11 @@ impl State {
         match waiter {
             Some(Waiter::Waiting(_) | Waiter::Woken(Verdict::Retry)) => {
                 // Refused only for a ticket that has ended, and only this waiter ends it.
-                let _ = self.core.cancel(now, ticket);
+                let cancelled = self.core.cancel(now, ticket);
+                debug_assert!(cancelled.is_ok(), "{ticket:?}: {cancelled:?}");
             }
-            Some(Waiter::Woken(Verdict::Fail(_))) | None => {}
+            Some(Waiter::Woken(Verdict::Fail(_))) => {}
+            None => debug_assert!(false, "abandoned {ticket:?} has no waiter"),
         }
         waiter
     }

@@ -1,10 +1,17 @@
 //! Logs (feature `tracing`) and metrics (feature `metrics`). Without the features every
 //! function here is empty and compiles away.
 //!
-//! Metrics are not counted twice: the core's [`ShardStats`] is the only tally, and after each
-//! input the exporter sends the touched shard's differences since its last export (counters)
-//! or its current values (gauges). A counter therefore never disagrees with
-//! [`FailoverBuffer::stats`](crate::FailoverBuffer::stats).
+//! Telemetry is user code (a metrics recorder, a tracing subscriber), so none of it runs
+//! under the state lock: an input records what happened into a [`Report`] while it holds the
+//! lock (owned copies: shard names, actions, counter differences), and the report is sent
+//! once the lock is released. A slow recorder therefore stalls only the task that emits, and
+//! a recorder or subscriber that calls back into the buffer cannot deadlock.
+//!
+//! Metrics are not counted twice: the core's [`ShardStats`] is the only tally. Under the lock
+//! the exporter takes each touched shard's difference since its last export and marks it
+//! exported; the difference is sent after. Two inputs racing to emit send disjoint
+//! differences, so a counter never disagrees with
+//! [`FailoverBuffer::stats`](crate::FailoverBuffer::stats) once both have emitted.
 #![cfg_attr(
     not(all(feature = "tracing", feature = "metrics")),
     allow(unused_variables, clippy::unused_self)
@@ -18,7 +25,7 @@ use failover_buffer::{Action, Admission, Buffer, FailoverCause, Ticket, Verdict}
 
 use crate::shared::{ShardCell, Touched};
 
-/// Exporter state. Empty without the `metrics` feature.
+/// Exporter state, behind the lock. Empty without the `metrics` feature.
 #[derive(Debug, Default)]
 pub(crate) struct Telemetry {
     /// Per shard index, the stats as last exported.
@@ -26,23 +33,54 @@ pub(crate) struct Telemetry {
     exported: Vec<ShardStats>,
 }
 
+/// What one input has to say, gathered under the lock and sent by [`Report::emit`] after it.
+/// Allocates nothing when there is nothing to say (and nothing at all without the features).
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Actions to log, with the shard they name (if any), in the core's order.
+    #[cfg(feature = "tracing")]
+    actions: Vec<(Action, Option<Arc<ShardCell>>)>,
+    /// Free slots when `Closed` was seen.
+    #[cfg(feature = "tracing")]
+    free_slots: usize,
+    /// A shard registered, to log at DEBUG.
+    #[cfg(feature = "tracing")]
+    registered: Option<Arc<ShardCell>>,
+    /// Held slots when a shutdown began, to log at INFO.
+    #[cfg(feature = "tracing")]
+    shutdown: Option<usize>,
+    /// Per shard: its names, its stats as last exported, its stats now; `true` to send every
+    /// series (a registration).
+    #[cfg(feature = "metrics")]
+    metrics: Vec<(Arc<ShardCell>, ShardStats, ShardStats, bool)>,
+}
+
 impl Telemetry {
     /// A shard was registered: every one of its series exists from now on, at zero, as
     /// Vitess initialises them.
-    pub(crate) fn register(&mut self, core: &Buffer, cell: &ShardCell) {
+    pub(crate) fn register(&mut self, core: &Buffer, cell: &Arc<ShardCell>, report: &mut Report) {
         #[cfg(feature = "metrics")]
         {
-            let zero = ShardStats::default();
             let stats = core.shard_stats(cell.id).copied().unwrap_or_default();
-            export_shard(cell, &zero, &stats, true);
+            report
+                .metrics
+                .push((Arc::clone(cell), ShardStats::default(), stats, true));
             self.exported.push(stats);
         }
         #[cfg(feature = "tracing")]
-        tracing::debug!(keyspace = %cell.keyspace, shard = %cell.name, id = cell.id.index(), "shard registered");
+        {
+            report.registered = Some(Arc::clone(cell));
+        }
     }
 
-    /// Exports what an input changed in the counters of the shards it touched.
-    pub(crate) fn export(&mut self, core: &Buffer, cells: &[Arc<ShardCell>], touched: Touched) {
+    /// Takes what an input changed in the counters of the shards it touched.
+    pub(crate) fn export(
+        &mut self,
+        core: &Buffer,
+        cells: &[Arc<ShardCell>],
+        touched: Touched,
+        report: &mut Report,
+    ) {
         #[cfg(feature = "metrics")]
         {
             let mut one = |index: usize| {
@@ -54,7 +92,9 @@ impl Telemetry {
                     return;
                 };
                 if stats != last {
-                    export_shard(cell, last, stats, false);
+                    report
+                        .metrics
+                        .push((Arc::clone(cell), *last, *stats, false));
                     *last = *stats;
                 }
             };
@@ -64,11 +104,61 @@ impl Telemetry {
             }
         }
     }
+}
 
-    /// Logs an action of the core: episode changes at INFO, wake-ups at TRACE.
-    pub(crate) fn action(&self, core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
+impl Report {
+    /// Keeps an action of the core, to log: episode changes at INFO, wake-ups at TRACE.
+    pub(crate) fn action(&mut self, core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
         #[cfg(feature = "tracing")]
-        log_action(core, cells, action);
+        {
+            use failover_buffer::Metric;
+
+            let shard = match *action {
+                Action::FailoverStarted { shard, .. }
+                | Action::StartDrain { shard, .. }
+                | Action::Metric(
+                    Metric::BufferingStopped { shard, .. }
+                    | Metric::DrainPaused { shard, .. }
+                    | Metric::DrainFinished { shard, .. },
+                ) => cells.get(shard.index()).cloned(),
+                Action::Wake { .. } | Action::Closed => None,
+            };
+            if let Action::Closed = action {
+                self.free_slots = core.free_slots();
+            }
+            self.actions.push((*action, shard));
+        }
+    }
+
+    /// A shutdown began with `held` slots held.
+    pub(crate) fn shutdown(&mut self, held: usize) {
+        #[cfg(feature = "tracing")]
+        {
+            self.shutdown = Some(held);
+        }
+    }
+
+    /// Sends everything, outside the lock.
+    pub(crate) fn emit(self) {
+        #[cfg(feature = "tracing")]
+        {
+            if let Some(held) = self.shutdown {
+                tracing::info!(
+                    held,
+                    "failover buffer shutting down: releasing every held request"
+                );
+            }
+            if let Some(cell) = &self.registered {
+                tracing::debug!(keyspace = %cell.keyspace, shard = %cell.name, id = cell.id.index(), "shard registered");
+            }
+            for (action, cell) in &self.actions {
+                log_action(action, cell.as_deref(), self.free_slots);
+            }
+        }
+        #[cfg(feature = "metrics")]
+        for (cell, old, new, init) in &self.metrics {
+            export_shard(cell, old, new, *init);
+        }
     }
 }
 
@@ -102,30 +192,16 @@ pub(crate) fn retry_done(cell: &ShardCell, ticket: Ticket) {
     tracing::trace!(keyspace = %cell.keyspace, shard = %cell.name, ?ticket, "retry done");
 }
 
-/// [`FailoverBuffer::shutdown`](crate::FailoverBuffer::shutdown) was called, at INFO.
-pub(crate) fn shutdown(core: &Buffer) {
-    #[cfg(feature = "tracing")]
-    tracing::info!(
-        held = core.held_slots(),
-        "failover buffer shutting down: releasing every held request"
-    );
-}
-
 #[cfg(feature = "tracing")]
-fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
+fn log_action(action: &Action, cell: Option<&ShardCell>, free_slots: usize) {
     use failover_buffer::Metric;
 
-    let names = |shard: failover_buffer::ShardId| {
-        cells
-            .get(shard.index())
-            .map_or(("?", "?"), |c| (&*c.keyspace, &*c.name))
-    };
+    let (keyspace, shard) = cell.map_or(("?", "?"), |c| (&*c.keyspace, &*c.name));
     match *action {
         Action::Wake { ticket, verdict } => {
             tracing::trace!(?ticket, ?verdict, "wake");
         }
-        Action::FailoverStarted { shard, cause } => {
-            let (keyspace, shard) = names(shard);
+        Action::FailoverStarted { cause, .. } => {
             tracing::info!(
                 keyspace,
                 shard,
@@ -133,18 +209,16 @@ fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
                 "failover started: buffering requests"
             );
         }
-        Action::StartDrain { shard, queued } => {
-            let (keyspace, shard) = names(shard);
+        Action::StartDrain { queued, .. } => {
             tracing::info!(keyspace, shard, queued, "draining buffered requests");
         }
         Action::Metric(Metric::BufferingStopped {
-            shard,
             reason,
             duration,
             in_flight_max,
             utilization_percent,
+            ..
         }) => {
-            let (keyspace, shard) = names(shard);
             tracing::info!(
                 keyspace,
                 shard,
@@ -155,8 +229,7 @@ fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
                 "failover ended: buffering stopped"
             );
         }
-        Action::Metric(Metric::DrainPaused { shard, queued }) => {
-            let (keyspace, shard) = names(shard);
+        Action::Metric(Metric::DrainPaused { queued, .. }) => {
             tracing::info!(
                 keyspace,
                 shard,
@@ -164,12 +237,11 @@ fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
                 "drain paused: a released request met the failover again; buffering"
             );
         }
-        Action::Metric(Metric::DrainFinished { shard, duration }) => {
-            let (keyspace, shard) = names(shard);
+        Action::Metric(Metric::DrainFinished { duration, .. }) => {
             tracing::info!(keyspace, shard, ?duration, "drain finished");
         }
         Action::Closed => {
-            tracing::info!(free_slots = core.free_slots(), "failover buffer closed");
+            tracing::info!(free_slots, "failover buffer closed");
         }
     }
 }

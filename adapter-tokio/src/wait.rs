@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use failover_buffer::{Admission, BufferError, FailoverCause, Ticket, Verdict};
 
-use crate::shared::{ShardCell, Shared, Touched, Waiter};
+use crate::shared::{Keeper, ShardCell, Shared, Touched, Waiter};
 use crate::telemetry;
 
 /// The slow path of
@@ -19,7 +19,9 @@ use crate::telemetry;
 /// exists something will end it: this future, by taking its verdict or by cancelling it when
 /// dropped, or the guard it returns.
 pub(crate) struct Wait<'a> {
-    shared: &'a Arc<Shared>,
+    /// Keeps the timer alive while the request can be held, and goes into the guard.
+    keeper: &'a Arc<Keeper>,
+    shared: &'a Shared,
     cell: &'a Arc<ShardCell>,
     stage: Stage,
 }
@@ -53,9 +55,10 @@ enum Stage {
 }
 
 impl<'a> Wait<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>, cell: &'a Arc<ShardCell>, ask: Ask) -> Self {
+    pub(crate) fn new(keeper: &'a Arc<Keeper>, cell: &'a Arc<ShardCell>, ask: Ask) -> Self {
         Wait {
-            shared,
+            keeper,
+            shared: &keeper.shared,
             cell,
             stage: Stage::Start(ask),
         }
@@ -66,7 +69,7 @@ impl<'a> Wait<'a> {
         let (shared, cell) = (self.shared, self.cell);
         let id = shared.shard_id(cell);
         let cause = ask.cause();
-        let admission = shared.input(Touched::One(id), |state, now| {
+        let admission = shared.input(Touched::One(id), |state, now, _| {
             // Only an unknown shard (or, for a retry, a ticket that is not ours) is refused:
             // it is not ours to hold.
             let answer = match ask {
@@ -82,15 +85,18 @@ impl<'a> Wait<'a> {
             }
             admission
         });
-        telemetry::admission(cell, cause, &admission);
-        match admission {
+        // The stage is set before the log (user code) runs: should the subscriber panic,
+        // dropping this future still cancels the held ticket.
+        let poll = match admission {
             Admission::Proceed => self.answer(Ok(None)),
             Admission::Fail(e) => self.answer(Err(e)),
             Admission::Wait(ticket) => {
                 self.stage = Stage::Held(ticket);
                 Poll::Pending
             }
-        }
+        };
+        telemetry::admission(cell, cause, &admission);
+        poll
     }
 
     /// Later polls: has the held request's verdict come?
@@ -114,23 +120,30 @@ impl<'a> Wait<'a> {
                     Some(verdict)
                 }
                 // Unreachable: the waiter leaves the map only here or in `Drop`.
-                None => None,
+                None => {
+                    debug_assert!(false, "held {ticket:?} has no waiter");
+                    None
+                }
             }
         };
         let Some(verdict) = verdict else {
             // Proceeding is the answer that holds no slot.
             return self.answer(Ok(None));
         };
-        telemetry::collected(self.cell, ticket, verdict);
-        self.answer(match verdict {
+        // The guard, whose drop ends the ticket, exists before any user code (the release
+        // log) runs: a subscriber that panics cannot strand the slot.
+        let answer = match verdict {
             Verdict::Retry => Ok(Some(RetryGuard {
-                shared: Arc::clone(self.shared),
+                keeper: Arc::clone(self.keeper),
                 cell: Arc::clone(self.cell),
                 ticket,
                 armed: true,
             })),
             Verdict::Fail(e) => Err(e),
-        })
+        };
+        let poll = self.answer(answer);
+        telemetry::collected(self.cell, ticket, verdict);
+        poll
     }
 
     fn answer(&mut self, answer: Answer) -> Poll<Answer> {
@@ -161,19 +174,24 @@ impl Drop for Wait<'_> {
             Stage::Start(Ask::RetryFailed(ticket, _)) => {
                 // Dropped before the failed retry was reported: it is reported done, so
                 // its slot and drain place are never stranded.
+                self.shared
+                    .input(Touched::One(self.cell.id), |state, now, _| {
+                        let done = state.core.retry_done(now, ticket);
+                        debug_assert!(done.is_ok(), "{ticket:?}: {done:?}");
+                    });
                 telemetry::retry_done(self.cell, ticket);
-                self.shared.input(Touched::One(self.cell.id), |state, now| {
-                    let _ = state.core.retry_done(now, ticket);
-                });
                 return;
             }
             Stage::Start(Ask::Request(_)) | Stage::Done => return,
         };
-        telemetry::abandoned(self.cell, ticket);
         // The waker comes back out, to be dropped after the lock.
-        let _waiter = self.shared.input(Touched::One(self.cell.id), |state, now| {
-            state.abandon(now, ticket)
-        });
+        let waiter = self
+            .shared
+            .input(Touched::One(self.cell.id), |state, now, _| {
+                state.abandon(now, ticket)
+            });
+        drop(waiter);
+        telemetry::abandoned(self.cell, ticket);
     }
 }
 
@@ -220,9 +238,17 @@ impl Drop for Wait<'_> {
 /// # assert_eq!(execute(&buffer, &shard).await, Ok("ok"));
 /// # Ok(()) }
 /// ```
+///
+/// # Lifecycle
+///
+/// A guard keeps its buffer's timer alive, as a [`FailoverBuffer`](crate::FailoverBuffer)
+/// handle does: through [`retry_failed`](Self::retry_failed) it can put its request back in
+/// the queue, and a held request must always have a timer to release it. A request held
+/// again after the last `FailoverBuffer` handle is gone is released by its window or the
+/// max failover duration.
 #[must_use = "dropping the guard at once reports the retry done before it ran"]
 pub struct RetryGuard {
-    shared: Arc<Shared>,
+    keeper: Arc<Keeper>,
     cell: Arc<ShardCell>,
     ticket: Ticket,
     /// Cleared once [`retry_failed`](Self::retry_failed) has taken over the reporting.
@@ -258,8 +284,8 @@ impl RetryGuard {
         cause: FailoverCause,
     ) -> Result<Option<RetryGuard>, BufferError> {
         self.armed = false;
-        let (shared, cell) = (Arc::clone(&self.shared), Arc::clone(&self.cell));
-        Wait::new(&shared, &cell, Ask::RetryFailed(self.ticket, cause)).await
+        let (keeper, cell) = (Arc::clone(&self.keeper), Arc::clone(&self.cell));
+        Wait::new(&keeper, &cell, Ask::RetryFailed(self.ticket, cause)).await
     }
 }
 
@@ -278,11 +304,14 @@ impl Drop for RetryGuard {
         if !self.armed {
             return;
         }
-        telemetry::retry_done(&self.cell, self.ticket);
         let ticket = self.ticket;
         // The only refusal possible is a stale ticket, and only this guard ends it.
-        self.shared.input(Touched::One(self.cell.id), |state, now| {
-            let _ = state.core.retry_done(now, ticket);
-        });
+        self.keeper
+            .shared
+            .input(Touched::One(self.cell.id), |state, now, _| {
+                let done = state.core.retry_done(now, ticket);
+                debug_assert!(done.is_ok(), "{ticket:?}: {done:?}");
+            });
+        telemetry::retry_done(&self.cell, ticket);
     }
 }

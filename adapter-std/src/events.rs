@@ -1,0 +1,103 @@
+//! Episode events: what a router watches to follow each shard's failovers.
+
+use std::time::Duration;
+
+use failover_buffer::{Action, FailoverCause, Metric, ShardId, StopReason};
+
+/// One step of a shard's failover episode, in the order the buffer took them.
+///
+/// A typical episode reads `FailoverStarted`, `BufferingStopped`, `DrainStarted`,
+/// `DrainFinished`; a retry that meets the failover again early in the drain adds
+/// `DrainPaused` (then `DrainStarted` again when the drain resumes). `Closed` is sent once,
+/// when a shutdown has finished.
+///
+/// `FailoverStarted` is where a router that keeps its own view of health may mark the shard
+/// not-serving (Vitess `MarkShardNotServing`): events are delivered after the buffer's lock
+/// is released, so reacting to one (even by calling back into the buffer) cannot deadlock.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpisodeEvent {
+    /// `shard` started buffering: a request failed with `cause` and the shard was idle.
+    FailoverStarted {
+        /// The shard ([`Shard::id`](crate::Shard::id)).
+        shard: ShardId,
+        /// The failover error that started it.
+        cause: FailoverCause,
+    },
+    /// `shard` stopped buffering, for `reason`, after buffering for `duration`.
+    BufferingStopped {
+        /// The shard.
+        shard: ShardId,
+        /// Why: a new primary was seen, max failover duration, a topology change, shutdown.
+        reason: StopReason,
+        /// From the episode's start to this stop.
+        duration: Duration,
+    },
+    /// `shard` began (or resumed) releasing its `queued` held requests, paced by
+    /// `drain_concurrency`.
+    DrainStarted {
+        /// The shard.
+        shard: ShardId,
+        /// Requests waiting to be released.
+        queued: usize,
+    },
+    /// A released request failed over again early in the episode: the drain is paused and
+    /// `shard` buffers again; it resumes after `drain_backoff`.
+    DrainPaused {
+        /// The shard.
+        shard: ShardId,
+        /// Requests held, the one that paused the drain included.
+        queued: usize,
+    },
+    /// `shard`'s drain is over: its queue is empty and every retry it released has finished.
+    DrainFinished {
+        /// The shard.
+        shard: ShardId,
+        /// From the (last) start of the drain to its end.
+        duration: Duration,
+    },
+    /// A shutdown has finished: every held request has ended. The last event.
+    Closed,
+}
+
+impl EpisodeEvent {
+    /// The event an action of the core announces, if it is an episode step.
+    pub(crate) fn from_action(action: &Action) -> Option<EpisodeEvent> {
+        Some(match *action {
+            Action::Wake { .. } => return None,
+            Action::FailoverStarted { shard, cause } => {
+                EpisodeEvent::FailoverStarted { shard, cause }
+            }
+            Action::StartDrain { shard, queued } => EpisodeEvent::DrainStarted { shard, queued },
+            Action::Metric(Metric::BufferingStopped {
+                shard,
+                reason,
+                duration,
+                ..
+            }) => EpisodeEvent::BufferingStopped {
+                shard,
+                reason,
+                duration,
+            },
+            Action::Metric(Metric::DrainPaused { shard, queued }) => {
+                EpisodeEvent::DrainPaused { shard, queued }
+            }
+            Action::Metric(Metric::DrainFinished { shard, duration }) => {
+                EpisodeEvent::DrainFinished { shard, duration }
+            }
+            Action::Closed => EpisodeEvent::Closed,
+        })
+    }
+
+    /// The shard the event is about; `None` for [`Closed`](Self::Closed).
+    pub fn shard(&self) -> Option<ShardId> {
+        match *self {
+            EpisodeEvent::FailoverStarted { shard, .. }
+            | EpisodeEvent::BufferingStopped { shard, .. }
+            | EpisodeEvent::DrainStarted { shard, .. }
+            | EpisodeEvent::DrainPaused { shard, .. }
+            | EpisodeEvent::DrainFinished { shard, .. } => Some(shard),
+            EpisodeEvent::Closed => None,
+        }
+    }
+}
