@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use failover_buffer::{Action, BufferError, Metric, ShardId, Ticket, Timestamp, Verdict};
+use failover_buffer::{Action, BufferError, ShardId, Ticket, Timestamp, Verdict};
 
 use crate::clock::Clock;
 use crate::shard::ShardInner;
@@ -365,17 +365,17 @@ impl State {
                     self.set_buffering(shard, false);
                     telemetry::drain_started(&self.shards[shard.index()], queued);
                 }
-                Action::Metric(metric) => {
-                    if let Metric::DrainPaused { shard, .. } = metric {
-                        self.set_buffering(shard, true);
-                    }
-                    telemetry::metric(&self.shards, metric);
+                Action::DrainPaused { shard, queued } => {
+                    self.set_buffering(shard, true);
+                    telemetry::drain_paused(&self.shards[shard.index()], queued);
                 }
+                Action::Metric(metric) => telemetry::metric(&self.shards, metric),
                 Action::Closed => {
                     self.closed = true;
                     fx.closed = true;
                     telemetry::closed();
                 }
+                _ => {}
             }
         }
     }

@@ -95,10 +95,8 @@ fn export_stats(shard: &ShardInner, s: &ShardStats) {
                 metrics::counter!(name, "keyspace" => ks, "shard" => sh, "reason" => reason)
                     .absolute(sample.value)
             }
-            // Gauges describe the current or last episode.
-            (SampleKind::Gauge, _) => {
-                metrics::gauge!(name, "keyspace" => ks, "shard" => sh).set(sample.value as f64)
-            }
+            // Gauges describe the current or last episode (a kind added later is set too).
+            _ => metrics::gauge!(name, "keyspace" => ks, "shard" => sh).set(sample.value as f64),
         }
     }
 }
@@ -127,17 +125,6 @@ pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric) {
             );
             let _ = (s, reason, duration, in_flight_max, utilization_percent);
         }
-        Metric::DrainPaused { shard, queued } => {
-            let s = shard_of(shard);
-            #[cfg(feature = "tracing")]
-            tracing::info!(
-                keyspace = &*s.keyspace,
-                shard = &*s.name,
-                queued,
-                "drain paused: a released request failed over again; buffering"
-            );
-            let _ = (s, queued);
-        }
         Metric::DrainFinished { shard, duration } => {
             let s = shard_of(shard);
             #[cfg(feature = "tracing")]
@@ -149,7 +136,20 @@ pub(crate) fn metric(shards: &[std::sync::Arc<ShardInner>], metric: Metric) {
             );
             let _ = (s, duration);
         }
+        _ => {}
     }
+}
+
+/// A shard's drain was called off: it buffers again.
+pub(crate) fn drain_paused(shard: &ShardInner, queued: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        keyspace = &*shard.keyspace,
+        shard = &*shard.name,
+        queued,
+        "drain paused: a released request failed over again; buffering"
+    );
+    let _ = (shard, queued);
 }
 
 /// A shard started buffering.

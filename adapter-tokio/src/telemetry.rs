@@ -155,7 +155,7 @@ fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
                 "failover ended: buffering stopped"
             );
         }
-        Action::Metric(Metric::DrainPaused { shard, queued }) => {
+        Action::DrainPaused { shard, queued } => {
             let (keyspace, shard) = names(shard);
             tracing::info!(
                 keyspace,
@@ -171,6 +171,7 @@ fn log_action(core: &Buffer, cells: &[Arc<ShardCell>], action: &Action) {
         Action::Closed => {
             tracing::info!(free_slots = core.free_slots(), "failover buffer closed");
         }
+        _ => {}
     }
 }
 
@@ -193,10 +194,8 @@ fn export_shard(cell: &ShardCell, old: &ShardStats, new: &ShardStats, init: bool
                 counter!(name, "keyspace" => ks, "shard" => sh, "reason" => reason)
                     .increment(new.value.saturating_sub(old.value))
             }
-            // Gauges describe the current or last episode.
-            (SampleKind::Gauge, _) => {
-                gauge!(name, "keyspace" => ks, "shard" => sh).set(new.value as f64)
-            }
+            // Gauges describe the current or last episode (a kind added later is set too).
+            _ => gauge!(name, "keyspace" => ks, "shard" => sh).set(new.value as f64),
         }
     }
 }

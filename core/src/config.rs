@@ -82,6 +82,7 @@ impl Default for Config {
 /// Why a [`Config`] was rejected. Each variant is one of Vitess's `verifyFlags` checks (plus
 /// `drain_backoff`), checked in Vitess's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `window` is zero.
     WindowZero,

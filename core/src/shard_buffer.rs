@@ -214,10 +214,10 @@ impl ShardBuffer {
         }
         let admission = self.enqueue(id, now, ctx);
         if paused {
-            ctx.out.push_back(Action::Metric(Metric::DrainPaused {
+            ctx.out.push_back(Action::DrainPaused {
                 shard: id,
                 queued: self.queue.len(),
-            }));
+            });
         }
         admission
     }

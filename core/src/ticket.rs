@@ -39,6 +39,7 @@ impl fmt::Debug for Ticket {
 
 /// Why an input naming a ticket was refused. Nothing was changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TicketError {
     /// The ticket has already ended, or was never issued by this buffer.
     Stale(Ticket),

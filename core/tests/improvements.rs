@@ -4,7 +4,7 @@
 mod support;
 
 use failover_buffer::{
-    Action, Admission, Config, EvictReason, Metric, ShardState, StopReason, TimerKind, Verdict,
+    Action, Admission, Config, EvictReason, ShardState, StopReason, TimerKind, Verdict,
 };
 use support::*;
 
@@ -116,10 +116,7 @@ fn retry_failing_again_early_in_the_drain_pauses_it_and_waits_again() {
     // ... and its new attempt calls the drain off.
     let t1_again = h.wait(shard, FAILOVER);
     assert_eq!(h.state(shard), ShardState::Buffering);
-    assert_eq!(
-        h.take_actions(),
-        [Action::Metric(Metric::DrainPaused { shard, queued: 2 })]
-    );
+    assert_eq!(h.take_actions(), [Action::DrainPaused { shard, queued: 2 }]);
     let s = h.stats(shard);
     assert_eq!(s.drains_paused, 1);
     assert_eq!(s.stops.total(), 1, "one episode, one stop");

@@ -625,15 +625,15 @@ impl Harness {
                 .by_ticket
                 .get(ticket)
                 .map_or(usize::MAX - 1, |&i| self.issued[i].shard),
-            Action::FailoverStarted { shard, .. } | Action::StartDrain { shard, .. } => {
-                shard.index()
-            }
-            Action::Metric(m) => match m {
+            Action::FailoverStarted { shard, .. }
+            | Action::StartDrain { shard, .. }
+            | Action::DrainPaused { shard, .. }
+            | Action::Metric(
                 failover_buffer::Metric::BufferingStopped { shard, .. }
-                | failover_buffer::Metric::DrainPaused { shard, .. }
-                | failover_buffer::Metric::DrainFinished { shard, .. } => shard.index(),
-            },
+                | failover_buffer::Metric::DrainFinished { shard, .. },
+            ) => shard.index(),
             Action::Closed => usize::MAX,
+            _ => usize::MAX - 1,
         }
     }
 

@@ -376,6 +376,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), String> {
             ConfigError::DrainBackoffZero => "drain_backoff",
             ConfigError::FilterRequiresEnabled => "keyspace_shards",
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
+            _ => "buffer",
         };
         format!("{key}: {e}")
     })

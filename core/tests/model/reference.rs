@@ -550,10 +550,10 @@ impl Model {
         }
         let answer = self.enqueue(now, shard);
         if paused {
-            self.actions.push(Action::Metric(Metric::DrainPaused {
+            self.actions.push(Action::DrainPaused {
                 shard: ShardId::from_index(shard as u32),
                 queued: self.shards[shard].queue.len(),
-            }));
+            });
         }
         answer
     }
