@@ -226,6 +226,12 @@ pub struct ShardStats {
     pub last_requests_dry_run_max: u64,
     /// How long the last episode buffered, start to stop (`BufferLastFailoverDurationMs`).
     pub last_failover_duration: Duration,
+    /// The last episode as its clients saw it: from the first request it held to the last
+    /// one released (woken, evicted or cancelled), drain pauses included; set when its drain
+    /// finishes, zero if it held nothing. `last_failover_duration` is Vitess's figure, from
+    /// the start to the first stop; a drain that backed off makes clients wait longer than
+    /// that, and this says how much.
+    pub last_failover_held_duration: Duration,
     /// The sum of all episodes' durations. (Vitess's `BufferFailoverDurationSumMs` is reset
     /// at every start and so only ever holds the last one; this one is a real sum.)
     pub failover_duration_sum: Duration,
@@ -246,8 +252,11 @@ pub struct InputStats {
     pub clock_regressions: u64,
     /// Inputs naming a [`ShardId`](crate::ShardId) this buffer never issued.
     pub unknown_shards: u64,
-    /// `cancel` or `retry_done` of a ticket that had ended or was never issued.
+    /// `cancel`, `retry_done` or `retry_failed` of a ticket that had ended.
     pub stale_tickets: u64,
+    /// `cancel`, `retry_done` or `retry_failed` of a ticket this buffer never issued
+    /// (another buffer's, or forged).
+    pub tickets_not_issued: u64,
     /// `retry_done` of a ticket still queued.
     pub tickets_not_released: u64,
     /// Health stamps with a term below the shard's highest.
@@ -331,6 +340,11 @@ impl ShardStats {
                 "failover_buffer_last_failover_duration_ms",
                 Gauge,
                 ms(self.last_failover_duration),
+            ),
+            (
+                "failover_buffer_last_failover_held_duration_ms",
+                Gauge,
+                ms(self.last_failover_held_duration),
             ),
             (
                 "failover_buffer_last_requests_in_flight_max",

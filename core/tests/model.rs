@@ -15,7 +15,7 @@
 mod ops;
 
 use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
-use ops::{Cause, FILTERS, Op, SetUp, Term, TicketRef, Topo};
+use ops::{Cause, FILTERS, Op, Reconf, SetUp, Term, TicketRef, Topo};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
@@ -47,12 +47,14 @@ fn setup() -> impl Strategy<Value = SetUp> {
             any::<bool>(),
         ),
         0..FILTERS.len(),
+        prop::bool::weighted(0.7),
     )
         .prop_map(
             |(
                 (shards, size, window, extra, min_time),
                 (concurrency, backoff, enabled, dry_run),
                 f,
+                proactive_start,
             )| {
                 SetUp {
                     shards,
@@ -65,6 +67,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
                     enabled,
                     dry_run,
                     filter: FILTERS[f],
+                    proactive_start,
                 }
                 .normalised()
             },
@@ -114,7 +117,39 @@ fn op(shards: usize) -> impl Strategy<Value = Op> {
         6 => (k, cause_some()).prop_map(|(k, cause)| Op::RetryFailed { ticket: TicketRef::Released(k), cause }),
         1 => (issued_any(), cause_some()).prop_map(|(ticket, cause)| Op::RetryFailed { ticket, cause }),
         1 => Just(Op::Shutdown),
+        2 => reconf().prop_map(Op::Reconfigure),
     ]
+}
+
+/// Mostly valid new limits, sometimes an invalid or mode-changing config.
+fn reconf() -> impl Strategy<Value = Reconf> {
+    (
+        (
+            prop_oneof![1 => Just(0u8), 8 => 1u8..=7],
+            1u8..=12,
+            0u8..=12,
+        ),
+        (2u8..=12, prop_oneof![1 => Just(0u8), 8 => 1u8..=3], 1u8..=7),
+        (any::<bool>(), prop::bool::weighted(0.05)),
+    )
+        .prop_map(
+            |(
+                (size, window, extra),
+                (min_time, concurrency, backoff),
+                (proactive_start, change_mode),
+            )| {
+                Reconf {
+                    size,
+                    window,
+                    extra,
+                    min_time,
+                    concurrency,
+                    backoff,
+                    proactive_start,
+                    change_mode,
+                }
+            },
+        )
 }
 
 fn cause_some() -> impl Strategy<Value = Cause> {
@@ -129,7 +164,17 @@ fn issued_any() -> impl Strategy<Value = TicketRef> {
 fn scenario() -> impl Strategy<Value = (SetUp, Vec<Op>)> {
     setup().prop_flat_map(|setup| {
         let ops = prop::collection::vec(op(setup.shards), 1..160);
-        (Just(setup), ops)
+        // Now and then, time reaches its end and a few more inputs follow there.
+        let n = setup.shards as u8;
+        let end =
+            prop::option::weighted(0.1, (0..n, prop::collection::vec(op(setup.shards), 0..8)));
+        (Just(setup), ops, end).prop_map(|(setup, mut ops, end)| {
+            if let Some((shard, tail)) = end {
+                ops.push(Op::EndOfTime { shard });
+                ops.extend(tail);
+            }
+            (setup, ops)
+        })
     })
 }
 
