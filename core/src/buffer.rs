@@ -8,6 +8,8 @@ use crate::action::{Action, Admission, Deadline};
 use crate::config::{Config, ConfigError, Mode};
 use crate::error::InputError;
 use crate::event::{FailoverCause, HealthStamp, TopologyEvent};
+#[cfg(doc)]
+use crate::queue::ReleaseReason;
 use crate::queue::{Held, Pool, TicketStatus};
 use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::shard_buffer::{Active, Ctx, Limits, ShardBuffer};
@@ -42,7 +44,53 @@ use crate::time::Timestamp;
 ///
 /// Time is a [`Timestamp`] on a monotonic clock of the caller's choosing. Time that goes
 /// backwards is clamped to the latest time seen and counted in
-/// [`InputStats::clock_regressions`].
+/// [`InputStats::clock_regressions`]. [`Timestamp::MAX`] is "never": an input stamped with
+/// it runs 1 ns earlier, and a deadline that saturates at it arms no timer, so no request is
+/// ever due the instant it is queued.
+///
+/// # The rules
+///
+/// Each shard is `Idle`, `Buffering` or `Draining` ([`ShardState`]); one failover is an
+/// *episode*, from its start to the end of its drain ([`episode`](Self::episode) shows it).
+///
+/// * **Start.** On an idle shard, a request with a failover cause starts an episode
+///   ([`Action::FailoverStarted`]), and so does a not-serving health stamp when
+///   `proactive_start` is on (the default, as in Vitess). Neither starts one if the shard's
+///   last episode ended, or its primary changed, less than `min_time_between_failovers` ago
+///   (a refused request proceeds, counted as skipped). A first attempt on an idle or
+///   draining shard always proceeds, touching nothing.
+/// * **Buffering.** Every request waits, first attempts included. When every slot is taken,
+///   the shard's oldest queued request is evicted (`Fail(Evicted)`) for the newcomer; with
+///   nothing of its own to evict, the newcomer fails with `BufferFull`. A request held for
+///   its whole `window` is released to retry ([`ReleaseReason::Window`]).
+/// * **End.** A serving stamp with a term above the highest known at the start, or any
+///   serving stamp once a not-serving one was seen during the episode, ends it
+///   (`NewPrimarySeen`); so do `max_failover_duration`, a topology event and
+///   [`shutdown`](Self::shutdown). A stale "still serving" from the demoted primary never
+///   does.
+/// * **Drain.** Queued requests are released in order, at most `drain_concurrency` retrying
+///   at once; each [`retry_done`](Self::retry_done) releases the next. After `ShardMissing`
+///   they fail with `ShardMissing` instead, and so does any failover request on that shard
+///   until the drain ends. New requests proceed.
+/// * **Drain back-off.** While the episode is younger than `max_failover_duration` and its
+///   drain began because the failover seemed over, proof that the new primary is not
+///   writable yet calls the drain off ([`Action::DrainPaused`]; the shard buffers again in
+///   the same episode, its queue in order). The proof is a drain-released retry failing
+///   again ([`retry_failed`](Self::retry_failed): the drain pauses *before* anything more is
+///   released, and the request goes back to the head of its queue in its own slot), or a
+///   failover request that is actually queued. A request the buffer refuses
+///   (`BufferFull`) is no proof and changes nothing; nor is a retry its window released,
+///   which was sent while the failover was still on: its failure is a fresh failover error.
+///   The drain resumes on the next serving stamp (any term) or `drain_backoff` after the
+///   pause. Past `max_failover_duration`, failover requests during a drain proceed, as in
+///   Vitess.
+/// * **Tickets.** Every held request ends exactly once: by a `Fail` wake, by a `Retry` wake
+///   then `retry_done`, `retry_failed` or `cancel`, or by `cancel` while queued. A ticket
+///   that has ended, or that another buffer issued, is refused with a [`TicketError`] and
+///   acts on nothing.
+/// * **Shutdown.** Every buffering shard drains (`Shutdown`); from then on every request
+///   proceeds; [`Action::Closed`] follows the last ticket's end.
+/// * **Limits** change at run time by [`reconfigure`](Self::reconfigure)'s rules.
 ///
 /// ```
 /// use failover_buffer::{Action, Admission, Buffer, Config, FailoverCause, HealthStamp, PrimaryId, Timestamp, Verdict};
@@ -301,9 +349,11 @@ impl Buffer {
     ///   `min_time_between_failovers` ago (then `Proceed`, counted as skipped).
     /// * Buffering: every request waits, evicting the shard's oldest if the buffer is full.
     /// * Draining: requests proceed; but a failover cause within `max_failover_duration` of
-    ///   the episode's start calls the drain off and waits (DESIGN §5, drain back-off). A
-    ///   released request whose retry failed should use [`retry_failed`](Self::retry_failed)
-    ///   instead, which also works once the drain has finished.
+    ///   the episode's start calls the drain off and waits, if it can be queued (DESIGN §5,
+    ///   drain back-off; refused as full, it fails with `BufferFull` and changes nothing).
+    ///   After the shard was resharded away, a failover cause fails with `ShardMissing`. A
+    ///   released request whose retry failed uses [`retry_failed`](Self::retry_failed)
+    ///   instead, which keeps its place.
     pub fn request(
         &mut self,
         now: Timestamp,

@@ -222,6 +222,8 @@ struct Reached {
     stops: [bool; 5],
     cancelled_queued: bool,
     closed_with_work: bool,
+    reconfigured_while_holding: bool,
+    end_of_time: bool,
 }
 
 impl Reached {
@@ -249,6 +251,13 @@ impl Reached {
             }
             self.closed_with_work |= ops.contains(&Op::Shutdown) && stats.buffered > 0;
         }
+        let reconfigured = ops.iter().any(|op| matches!(op, Op::Reconfigure(_)));
+        self.reconfigured_while_holding |= reconfigured
+            && (0..setup.shards).any(|s| {
+                let id = ShardId::from_index(s as u32);
+                h.buffer().shard_stats(id).is_some_and(|st| st.buffered > 0)
+            });
+        self.end_of_time |= ops.iter().any(|op| matches!(op, Op::EndOfTime { .. }));
     }
 
     fn assert_all(&self) {
@@ -261,7 +270,9 @@ impl Reached {
             && self.drain_paused
             && self.stops.iter().all(|&s| s)
             && self.cancelled_queued
-            && self.closed_with_work;
+            && self.closed_with_work
+            && self.reconfigured_while_holding
+            && self.end_of_time;
         assert!(
             all,
             "some rule is never exercised by the generated cases: {self:#?}"
