@@ -368,3 +368,15 @@ impl Queue {
         self.tail = tail;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_request_costs_32_bytes_and_a_ticket_16() {
+        // The buffer identity fits the ticket's padding, and the release reason the entry's.
+        assert_eq!(core::mem::size_of::<Entry>(), 32);
+        assert_eq!(core::mem::size_of::<Ticket>(), 16);
+    }
+}
