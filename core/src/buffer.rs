@@ -415,7 +415,10 @@ impl Buffer {
     /// and ends a buffering episode when the stamp proves the failover over: serving, with a
     /// term above the one noted when the episode started, or serving after a not-serving
     /// stamp seen during the episode. A stale "still serving" from the demoted primary never
-    /// ends it. A term below the highest seen is refused with
+    /// ends it. On an idle shard, a not-serving stamp starts an episode when
+    /// [`Config::proactive_start`] is on, under the same min-time rules as a failover error
+    /// arriving right after the stamp (so the first stamp of a *new* primary, which is a
+    /// change of primary, does not). A term below the highest seen is refused with
     /// [`InputError::StaleHealthStamp`].
     pub fn health(
         &mut self,
@@ -619,6 +622,9 @@ impl Buffer {
                 sb.release(now, &mut ctx, ShardId::from_index(i as u32));
             }
         }
+        // Cannot close anything today (after a shutdown, a queued request always has a
+        // retry ahead of it), but keeps the rule in one place: whatever ends a ticket settles.
+        self.settle();
         Ok(())
     }
 

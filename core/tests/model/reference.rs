@@ -631,6 +631,7 @@ impl Model {
                 self.drain(now, shard);
             }
         }
+        self.settle();
         Ok(())
     }
 
