@@ -368,7 +368,7 @@ impl ShardBuffer {
     }
 
     /// Notes that a held request left the queue now.
-    fn released(&mut self, now: Timestamp) {
+    fn note_release(&mut self, now: Timestamp) {
         self.episode.last_release = now;
     }
 
@@ -399,7 +399,7 @@ impl ShardBuffer {
     pub(crate) fn evict(&mut self, slot: u32, now: Timestamp, ctx: &mut Ctx<'_>) {
         let ticket = ctx.pool.ticket_at(slot);
         ctx.pool.remove(slot);
-        self.released(now);
+        self.note_release(now);
         self.stats.evicted.bump(EvictReason::BufferFull);
         ctx.out.push_back(Action::Wake {
             ticket,
@@ -558,7 +558,7 @@ impl ShardBuffer {
                 break;
             };
             self.stats.drained += 1;
-            self.released(now);
+            self.note_release(now);
             match self.episode.release {
                 Verdict::Retry => {
                     ctx.pool
@@ -608,7 +608,7 @@ impl ShardBuffer {
             Held::Queued => {
                 ctx.pool.unlink(&mut self.queue, slot);
                 ctx.pool.remove(slot);
-                self.released(now);
+                self.note_release(now);
                 // Vitess counts a request cancelled while its drain is under way as drained:
                 // the drain had taken it on. Before the drain it is evicted.
                 if self.state == ShardState::Draining {
@@ -655,7 +655,7 @@ impl ShardBuffer {
             ctx.pool.unlink(&mut self.queue, head);
             ctx.pool
                 .set_status(head, Held::Retrying(ReleaseReason::Window));
-            self.released(now);
+            self.note_release(now);
             self.stats.evicted.bump(EvictReason::WindowExceeded);
             let ticket = ctx.pool.ticket_at(head);
             ctx.out.push_back(Action::Wake {
