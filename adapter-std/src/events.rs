@@ -79,13 +79,15 @@ impl EpisodeEvent {
                 reason,
                 duration,
             },
-            Action::Metric(Metric::DrainPaused { shard, queued }) => {
+            Action::DrainPaused { shard, queued } => {
                 EpisodeEvent::DrainPaused { shard, queued }
             }
             Action::Metric(Metric::DrainFinished { shard, duration }) => {
                 EpisodeEvent::DrainFinished { shard, duration }
             }
             Action::Closed => EpisodeEvent::Closed,
+            // Telemetry only, or an action a newer core added: not an episode step.
+            _ => return None,
         })
     }
 

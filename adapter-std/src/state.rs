@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
-use failover_buffer::{Action, BufferError, Metric, ShardId, Ticket, Timestamp, Verdict};
+use failover_buffer::{Action, BufferError, ShardId, Ticket, Timestamp, Verdict};
 
 use crate::clock::Clock;
 use crate::events::EpisodeEvent;
@@ -492,7 +492,7 @@ impl State {
                 Action::Wake { ticket, verdict } => self.wake(now, ticket, verdict, fx),
                 Action::FailoverStarted { shard, .. } => self.set_buffering(shard, true),
                 Action::StartDrain { shard, .. } => self.set_buffering(shard, false),
-                Action::Metric(Metric::DrainPaused { shard, .. }) => {
+                Action::DrainPaused { shard, .. } => {
                     self.set_buffering(shard, true);
                 }
                 Action::Metric(_) => {}
@@ -500,6 +500,7 @@ impl State {
                     self.closed = true;
                     fx.closed = true;
                 }
+                _ => {}
             }
         }
     }

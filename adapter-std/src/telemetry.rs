@@ -87,14 +87,15 @@ impl Exports {
             let shard = match *action {
                 Action::FailoverStarted { shard, .. }
                 | Action::StartDrain { shard, .. }
+                | Action::DrainPaused { shard, .. }
                 | Action::Metric(
-                    Metric::BufferingStopped { shard, .. }
-                    | Metric::DrainPaused { shard, .. }
-                    | Metric::DrainFinished { shard, .. },
+                    Metric::BufferingStopped { shard, .. } | Metric::DrainFinished { shard, .. },
                 ) => shards.get(shard.index()).cloned(),
                 // Wake-ups are logged per request, by the caller.
                 Action::Wake { .. } => return,
                 Action::Closed => None,
+                // Other metrics, or an action a newer core added: nothing to log.
+                _ => return,
             };
             self.logs.push(Log::Action(*action, shard));
         }
@@ -166,7 +167,7 @@ fn log_action(action: &Action, shard: Option<&ShardInner>) {
                 "failover buffering stopped"
             );
         }
-        Action::Metric(Metric::DrainPaused { queued, .. }) => {
+        Action::DrainPaused { queued, .. } => {
             tracing::info!(
                 keyspace,
                 shard,
@@ -178,6 +179,7 @@ fn log_action(action: &Action, shard: Option<&ShardInner>) {
             tracing::info!(keyspace, shard, ?duration, "drain finished");
         }
         Action::Closed => tracing::info!("failover buffer closed"),
+        _ => {}
     }
 }
 
@@ -198,10 +200,8 @@ fn export_stats(shard: &ShardInner, s: &ShardStats) {
                 metrics::counter!(name, "keyspace" => ks, "shard" => sh, "reason" => reason)
                     .absolute(sample.value)
             }
-            // Gauges describe the current or last episode.
-            (SampleKind::Gauge, _) => {
-                metrics::gauge!(name, "keyspace" => ks, "shard" => sh).set(sample.value as f64)
-            }
+            // Gauges describe the current or last episode (a kind added later is set too).
+            _ => metrics::gauge!(name, "keyspace" => ks, "shard" => sh).set(sample.value as f64),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
-use failover_buffer::{Action, Buffer, Metric, ShardId, Ticket, Timestamp, Verdict};
+use failover_buffer::{Action, Buffer, ShardId, Ticket, Timestamp, Verdict};
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
@@ -314,16 +314,15 @@ impl State {
                     }
                 }
             },
-            Action::FailoverStarted { shard, .. }
-            | Action::Metric(Metric::DrainPaused { shard, .. }) => {
+            Action::FailoverStarted { shard, .. } | Action::DrainPaused { shard, .. } => {
                 self.set_buffering(shard, true);
             }
             Action::StartDrain { shard, .. } => self.set_buffering(shard, false),
-            Action::Metric(_) => {}
             Action::Closed => {
                 self.closed = true;
                 wakeups.closed = true;
             }
+            _ => {}
         }
     }
 

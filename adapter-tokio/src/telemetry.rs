@@ -116,12 +116,11 @@ impl Report {
             let shard = match *action {
                 Action::FailoverStarted { shard, .. }
                 | Action::StartDrain { shard, .. }
+                | Action::DrainPaused { shard, .. }
                 | Action::Metric(
-                    Metric::BufferingStopped { shard, .. }
-                    | Metric::DrainPaused { shard, .. }
-                    | Metric::DrainFinished { shard, .. },
+                    Metric::BufferingStopped { shard, .. } | Metric::DrainFinished { shard, .. },
                 ) => cells.get(shard.index()).cloned(),
-                Action::Wake { .. } | Action::Closed => None,
+                _ => None,
             };
             if let Action::Closed = action {
                 self.free_slots = core.free_slots();
@@ -229,7 +228,7 @@ fn log_action(action: &Action, cell: Option<&ShardCell>, free_slots: usize) {
                 "failover ended: buffering stopped"
             );
         }
-        Action::Metric(Metric::DrainPaused { queued, .. }) => {
+        Action::DrainPaused { queued, .. } => {
             tracing::info!(
                 keyspace,
                 shard,
@@ -243,6 +242,7 @@ fn log_action(action: &Action, cell: Option<&ShardCell>, free_slots: usize) {
         Action::Closed => {
             tracing::info!(free_slots, "failover buffer closed");
         }
+        _ => {}
     }
 }
 
@@ -265,10 +265,8 @@ fn export_shard(cell: &ShardCell, old: &ShardStats, new: &ShardStats, init: bool
                 counter!(name, "keyspace" => ks, "shard" => sh, "reason" => reason)
                     .increment(new.value.saturating_sub(old.value))
             }
-            // Gauges describe the current or last episode.
-            (SampleKind::Gauge, _) => {
-                gauge!(name, "keyspace" => ks, "shard" => sh).set(new.value as f64)
-            }
+            // Gauges describe the current or last episode (a kind added later is set too).
+            _ => gauge!(name, "keyspace" => ks, "shard" => sh).set(new.value as f64),
         }
     }
 }

@@ -36,7 +36,12 @@ pub enum Verdict {
 /// A consequence of an input, to be carried out by the caller.
 ///
 /// Drain them with [`Buffer::poll_action`](crate::Buffer::poll_action) after every input.
+///
+/// New kinds of action may be added in minor releases (`#[non_exhaustive]`): a caller's
+/// `match` ends with a `_` arm that ignores what it does not know, which is always safe for
+/// an action that is not a [`Wake`](Self::Wake).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Release a held request.
     Wake {
@@ -63,16 +68,30 @@ pub enum Action {
         /// Requests waiting to be released.
         queued: usize,
     },
-    /// An episode-level event for logs and metrics.
+    /// A released request met the failover again while the episode was young (DESIGN §5,
+    /// drain back-off): `shard`'s drain is called off and the shard buffers again, in the same
+    /// episode. A state change, like [`FailoverStarted`](Self::FailoverStarted): an adapter
+    /// that mirrors the shard's state (for an idle fast path) must treat the shard as
+    /// buffering from here until the next [`StartDrain`](Self::StartDrain).
+    DrainPaused {
+        /// The shard.
+        shard: ShardId,
+        /// Requests now waiting in its queue, the one that paused the drain included.
+        queued: usize,
+    },
+    /// An episode-level event for logs and metrics: telemetry only, never needed to carry
+    /// out the buffer's decisions.
     Metric(Metric),
     /// [`shutdown`](crate::Buffer::shutdown) has finished: every ticket has ended. Emitted
     /// once.
     Closed,
 }
 
-/// Episode-level events. An episode's start is [`Action::FailoverStarted`]; per-request
+/// Episode-level events, for logs and metrics only. State changes are [`Action`]s
+/// ([`Action::FailoverStarted`], [`Action::StartDrain`], [`Action::DrainPaused`]); per-request
 /// counts live in [`ShardStats`](crate::ShardStats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Metric {
     /// An episode stopped buffering (`BufferStops`).
     BufferingStopped {
@@ -88,14 +107,6 @@ pub enum Metric {
         /// `in_flight_max` as a whole percentage of `size`, truncated.
         utilization_percent: u64,
     },
-    /// A released request failed again with a failover error while the episode was young:
-    /// the drain is called off and the shard buffers again.
-    DrainPaused {
-        /// The shard.
-        shard: ShardId,
-        /// Requests still waiting, the one that paused the drain included.
-        queued: usize,
-    },
     /// The drain is over: its queue is empty and every retry it released has finished. (A
     /// request released earlier by its window may still be retrying; it holds its slot until
     /// it reports, but it is not the drain's to wait for.)
@@ -109,6 +120,7 @@ pub enum Metric {
 
 /// Why the buffer wants a [`tick`](crate::Buffer::tick).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TimerKind {
     /// The oldest queued request of the shard reaches its window.
     Window,
@@ -121,6 +133,7 @@ pub enum TimerKind {
 /// The next instant the buffer needs a [`tick`](crate::Buffer::tick), and why; see
 /// [`Buffer::next_deadline`](crate::Buffer::next_deadline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Deadline {
     /// When.
     pub at: Timestamp,

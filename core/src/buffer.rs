@@ -8,12 +8,14 @@ use crate::action::{Action, Admission, Deadline};
 use crate::config::{Config, ConfigError, Mode};
 use crate::error::InputError;
 use crate::event::{FailoverCause, HealthStamp, TopologyEvent};
-use crate::queue::{Pool, TicketStatus};
-use crate::shard::{ShardId, ShardState};
+#[cfg(doc)]
+use crate::queue::ReleaseReason;
+use crate::queue::{Held, Pool, TicketStatus};
+use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::shard_buffer::{Active, Ctx, Limits, ShardBuffer};
 use crate::stats::{InputStats, ShardStats, StopReason};
 use crate::ticket::{Ticket, TicketError};
-use crate::time::{Timestamp, duration_nanos};
+use crate::time::Timestamp;
 
 /// A failover buffer for any number of shards sharing one capacity.
 ///
@@ -42,7 +44,53 @@ use crate::time::{Timestamp, duration_nanos};
 ///
 /// Time is a [`Timestamp`] on a monotonic clock of the caller's choosing. Time that goes
 /// backwards is clamped to the latest time seen and counted in
-/// [`InputStats::clock_regressions`].
+/// [`InputStats::clock_regressions`]. [`Timestamp::MAX`] is "never": an input stamped with
+/// it runs 1 ns earlier, and a deadline that saturates at it arms no timer, so no request is
+/// ever due the instant it is queued.
+///
+/// # The rules
+///
+/// Each shard is `Idle`, `Buffering` or `Draining` ([`ShardState`]); one failover is an
+/// *episode*, from its start to the end of its drain ([`episode`](Self::episode) shows it).
+///
+/// * **Start.** On an idle shard, a request with a failover cause starts an episode
+///   ([`Action::FailoverStarted`]), and so does a not-serving health stamp when
+///   `proactive_start` is on (the default, as in Vitess). Neither starts one if the shard's
+///   last episode ended, or its primary changed, less than `min_time_between_failovers` ago
+///   (a refused request proceeds, counted as skipped). A first attempt on an idle or
+///   draining shard always proceeds, touching nothing.
+/// * **Buffering.** Every request waits, first attempts included. When every slot is taken,
+///   the shard's oldest queued request is evicted (`Fail(Evicted)`) for the newcomer; with
+///   nothing of its own to evict, the newcomer fails with `BufferFull`. A request held for
+///   its whole `window` is released to retry ([`ReleaseReason::Window`]).
+/// * **End.** A serving stamp with a term above the highest known at the start, or any
+///   serving stamp once a not-serving one was seen during the episode, ends it
+///   (`NewPrimarySeen`); so do `max_failover_duration`, a topology event and
+///   [`shutdown`](Self::shutdown). A stale "still serving" from the demoted primary never
+///   does.
+/// * **Drain.** Queued requests are released in order, at most `drain_concurrency` retrying
+///   at once; each [`retry_done`](Self::retry_done) releases the next. After `ShardMissing`
+///   they fail with `ShardMissing` instead, and so does any failover request on that shard
+///   until the drain ends. New requests proceed.
+/// * **Drain back-off.** While the episode is younger than `max_failover_duration` and its
+///   drain began because the failover seemed over, proof that the new primary is not
+///   writable yet calls the drain off ([`Action::DrainPaused`]; the shard buffers again in
+///   the same episode, its queue in order). The proof is a drain-released retry failing
+///   again ([`retry_failed`](Self::retry_failed): the drain pauses *before* anything more is
+///   released, and the request goes back to the head of its queue in its own slot), or a
+///   failover request that is actually queued. A request the buffer refuses
+///   (`BufferFull`) is no proof and changes nothing; nor is a retry its window released,
+///   which was sent while the failover was still on: its failure is a fresh failover error.
+///   The drain resumes on the next serving stamp (any term) or `drain_backoff` after the
+///   pause. Past `max_failover_duration`, failover requests during a drain proceed, as in
+///   Vitess.
+/// * **Tickets.** Every held request ends exactly once: by a `Fail` wake, by a `Retry` wake
+///   then `retry_done`, `retry_failed` or `cancel`, or by `cancel` while queued. A ticket
+///   that has ended, or that another buffer issued, is refused with a [`TicketError`] and
+///   acts on nothing.
+/// * **Shutdown.** Every buffering shard drains (`Shutdown`); from then on every request
+///   proceeds; [`Action::Closed`] follows the last ticket's end.
+/// * **Limits** change at run time by [`reconfigure`](Self::reconfigure)'s rules.
 ///
 /// ```
 /// use failover_buffer::{Action, Admission, Buffer, Config, FailoverCause, HealthStamp, PrimaryId, Timestamp, Verdict};
@@ -91,14 +139,7 @@ impl Buffer {
     /// A buffer with no shards, or the first problem with `config`.
     pub fn new(config: Config) -> Result<Buffer, ConfigError> {
         config.validate()?;
-        let limits = Limits {
-            size: config.size,
-            window: duration_nanos(config.window),
-            max_failover_duration: duration_nanos(config.max_failover_duration),
-            min_time_between_failovers: duration_nanos(config.min_time_between_failovers),
-            drain_concurrency: config.drain_concurrency,
-            drain_backoff: duration_nanos(config.drain_backoff),
-        };
+        let limits = Limits::of(&config);
         Ok(Buffer {
             // Room for a typical failover up front; the slab grows (amortised) if more wait.
             pool: Pool::with_capacity(config.size.min(1024)),
@@ -199,7 +240,7 @@ impl Buffer {
 
     /// Slots free for new requests, across all shards.
     pub fn free_slots(&self) -> usize {
-        self.limits.size - self.pool.len()
+        self.limits.size.saturating_sub(self.pool.len())
     }
 
     /// Slots held: requests queued, plus requests released whose retries have not finished.
@@ -207,9 +248,33 @@ impl Buffer {
         self.pool.len()
     }
 
-    /// Where a live ticket is, or `None` if it has ended or was never issued.
-    pub fn ticket_status(&self, ticket: Ticket) -> Option<TicketStatus> {
-        self.pool.get(ticket).ok().map(|e| e.status)
+    /// Where a ticket is in its life: queued, retrying (and why it was released), ended, or
+    /// never issued by this buffer.
+    ///
+    /// ```
+    /// use failover_buffer::{Admission, Buffer, Config, FailoverCause, ReleaseReason, TicketStatus, Timestamp};
+    ///
+    /// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+    /// let shard = buffer.register_shard("ks", "0");
+    /// let Admission::Wait(ticket) = buffer.request(Timestamp::ZERO, shard, Some(FailoverCause::Reparent))? else {
+    ///     unreachable!()
+    /// };
+    /// assert_eq!(buffer.ticket_status(ticket), TicketStatus::Queued);
+    /// // Still failing over 10 s later: the window releases it, and says so.
+    /// buffer.tick(Timestamp::from_secs(10));
+    /// assert_eq!(buffer.ticket_status(ticket), TicketStatus::Retrying(ReleaseReason::Window));
+    /// buffer.retry_done(Timestamp::from_secs(10), ticket)?;
+    /// assert_eq!(buffer.ticket_status(ticket), TicketStatus::Ended);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ticket_status(&self, ticket: Ticket) -> TicketStatus {
+        self.pool.status(ticket)
+    }
+
+    /// A shard's current or last failover episode, or `None` if the shard is unknown or
+    /// never had one. See [`EpisodeView`].
+    pub fn episode(&self, id: ShardId) -> Option<EpisodeView> {
+        self.shards.get(id.index())?.episode_view(&self.limits)
     }
 
     /// The shard a live ticket belongs to.
@@ -232,8 +297,12 @@ impl Buffer {
         self.closed
     }
 
-    /// Clamps time that goes backwards.
+    /// Clamps time that goes backwards, and time at the end of time: [`Timestamp::MAX`] is
+    /// "never", so an input stamped with it runs 1 ns before. Every deadline (which
+    /// saturates at `MAX`) then stays in the future, and none is ever due at the same
+    /// instant as the request it belongs to.
     fn observe(&mut self, now: Timestamp) -> Timestamp {
+        let now = now.min(Timestamp::LATEST);
         if now < self.now {
             self.input_stats.clock_regressions += 1;
             self.now
@@ -280,9 +349,11 @@ impl Buffer {
     ///   `min_time_between_failovers` ago (then `Proceed`, counted as skipped).
     /// * Buffering: every request waits, evicting the shard's oldest if the buffer is full.
     /// * Draining: requests proceed; but a failover cause within `max_failover_duration` of
-    ///   the episode's start calls the drain off and waits (DESIGN §5, drain back-off). A
-    ///   released request whose retry failed should use [`retry_failed`](Self::retry_failed)
-    ///   instead, which also works once the drain has finished.
+    ///   the episode's start calls the drain off and waits, if it can be queued (DESIGN §5,
+    ///   drain back-off; refused as full, it fails with `BufferFull` and changes nothing).
+    ///   After the shard was resharded away, a failover cause fails with `ShardMissing`. A
+    ///   released request whose retry failed uses [`retry_failed`](Self::retry_failed)
+    ///   instead, which keeps its place.
     pub fn request(
         &mut self,
         now: Timestamp,
@@ -297,19 +368,26 @@ impl Buffer {
             return Ok(Admission::Proceed);
         }
         let (shards, mut ctx) = self.ctx();
-        Ok(shards[shard.index()].request(shard, now, cause, false, &mut ctx))
+        Ok(shards[shard.index()].request(shard, now, cause, &mut ctx))
     }
 
     /// The retry of a request woken with [`Verdict::Retry`](crate::Verdict::Retry) failed
-    /// again with a failover error: the retry is done, and the request asks to be held again.
+    /// again with a failover error: the retry is over, and the request asks to be held again.
     ///
-    /// This is [`retry_done`](Self::retry_done) followed by [`request`](Self::request) with
-    /// the cause, with one difference: it is evidence that the failover's end was seen too
-    /// early (typically, the new primary's read-only mode is not cleared yet). So, within
-    /// `max_failover_duration` of the episode's start, it calls off the shard's drain even
-    /// if that drain has just finished, and the request waits again at the back of the
-    /// queue (DESIGN §5, drain back-off). Past that, or for a plain `request`, Vitess's
-    /// rules apply.
+    /// What happens depends on who released it (DESIGN §5, drain back-off):
+    ///
+    /// * **Released by its shard's drain**, within `max_failover_duration` of the episode's
+    ///   start, in a drain that began because the failover seemed over (a new primary, or
+    ///   traffic switched): this proves the new primary is not writable yet. The drain is
+    ///   called off *first* ([`Action::DrainPaused`], the shard buffers again in the same
+    ///   episode), nothing more is released into that primary, and the request goes back to
+    ///   the head of its shard's queue (it is the oldest there), keeping its slot and its
+    ///   window deadline, under a new ticket in the same [`slot`](Ticket::slot). If the drain
+    ///   was already paused, it only goes back to the queue.
+    /// * **Released by its window** (it was sent while the failover was still on), or the
+    ///   conditions above do not hold: its failure proves nothing new. This is exactly
+    ///   [`retry_done`](Self::retry_done) followed by [`request`](Self::request) with the
+    ///   cause: a fresh failover error, under Vitess's rules and the min-time rules.
     ///
     /// A ticket still queued is refused with [`TicketError::NotReleased`] and stays queued.
     pub fn retry_failed(
@@ -319,9 +397,14 @@ impl Buffer {
         cause: FailoverCause,
     ) -> Result<Admission, InputError> {
         let now = self.observe(now);
-        let shard = self.end_retry(now, ticket, true)?;
+        let (shard, status) = self.live(ticket, true)?;
         let (shards, mut ctx) = self.ctx();
-        let admission = shards[shard.index()].request(shard, now, Some(cause), true, &mut ctx);
+        let sb = &mut shards[shard.index()];
+        if status.in_drain() && sb.may_requeue(now, &ctx) {
+            return Ok(sb.requeue(shard, now, ticket.slot, &mut ctx));
+        }
+        sb.finish(shard, now, ticket.slot, status, &mut ctx);
+        let admission = sb.request(shard, now, Some(cause), &mut ctx);
         self.settle();
         Ok(admission)
     }
@@ -332,7 +415,10 @@ impl Buffer {
     /// and ends a buffering episode when the stamp proves the failover over: serving, with a
     /// term above the one noted when the episode started, or serving after a not-serving
     /// stamp seen during the episode. A stale "still serving" from the demoted primary never
-    /// ends it. A term below the highest seen is refused with
+    /// ends it. On an idle shard, a not-serving stamp starts an episode when
+    /// [`Config::proactive_start`] is on, under the same min-time rules as a failover error
+    /// arriving right after the stamp (so the first stamp of a *new* primary, which is a
+    /// change of primary, does not). A term below the highest seen is refused with
     /// [`InputError::StaleHealthStamp`].
     pub fn health(
         &mut self,
@@ -428,20 +514,118 @@ impl Buffer {
         ticket: Ticket,
         retry_done: bool,
     ) -> Result<ShardId, InputError> {
-        let (shard, status) = match self.pool.get(ticket) {
-            Ok(entry) => (entry.shard, entry.status),
-            Err(e) => {
-                self.input_stats.stale_tickets += 1;
-                return Err(e.into());
-            }
-        };
-        if retry_done && status == TicketStatus::Queued {
-            self.input_stats.tickets_not_released += 1;
-            return Err(TicketError::NotReleased(ticket).into());
-        }
+        let (shard, status) = self.live(ticket, retry_done)?;
         let (shards, mut ctx) = self.ctx();
         shards[shard.index()].finish(shard, now, ticket.slot, status, &mut ctx);
         Ok(shard)
+    }
+
+    /// The shard and status of a live ticket, or the counted refusal. `released` refuses a
+    /// ticket that is still queued.
+    fn live(&mut self, ticket: Ticket, released: bool) -> Result<(ShardId, Held), InputError> {
+        let (shard, status) = match self.pool.get(ticket) {
+            Ok(entry) => (entry.shard, entry.status),
+            Err(e) => {
+                match e {
+                    TicketError::NotIssued(_) => self.input_stats.tickets_not_issued += 1,
+                    _ => self.input_stats.stale_tickets += 1,
+                }
+                return Err(e.into());
+            }
+        };
+        if released && status == Held::Queued {
+            self.input_stats.tickets_not_released += 1;
+            return Err(TicketError::NotReleased(ticket).into());
+        }
+        Ok((shard, status))
+    }
+
+    /// Changes the limits at run time: `size`, `window`, `max_failover_duration`,
+    /// `min_time_between_failovers`, `drain_concurrency`, `drain_backoff` and
+    /// `proactive_start` (operators raise the size during an incident).
+    ///
+    /// `config` is checked as [`new`](Self::new) checks it, and refused with the same
+    /// [`ConfigError`]; `enabled`, `dry_run` and `filter` fix each shard's mode when it is
+    /// registered and must not change ([`ConfigError::ModeSettingsChanged`]). A refused
+    /// config changes nothing. Otherwise, at `now`:
+    ///
+    /// * **size**: a larger size takes more requests at once. A smaller one evicts queued
+    ///   requests, oldest first across all shards (`Fail(Evicted)`, counted as evicted
+    ///   `BufferFull`, as a newcomer evicts its shard's oldest), until no more slots are
+    ///   held than the new size. Requests already released keep their slots until their
+    ///   retries finish; while they hold more than the new size, nothing is queued and
+    ///   failover requests are refused with `BufferFull`.
+    /// * **window**: requests queued from now on get the new window. Requests already held
+    ///   keep their deadline, or get `now + window` if that is earlier: a shorter window
+    ///   applies to them from now on, a longer one does not extend them.
+    /// * **max_failover_duration**: applies to the episodes in progress, from their start
+    ///   (see [`EpisodeView::max_duration_deadline`]); one already past it stops at the next
+    ///   [`tick`](Self::tick).
+    /// * **drain_concurrency**: a higher limit releases more requests from every draining
+    ///   shard at once; with a lower one, the retries already running finish and no new one
+    ///   is released until fewer run than the limit.
+    /// * **min_time_between_failovers**, **drain_backoff**, **proactive_start**: apply to
+    ///   the next decision that reads them (a paused drain keeps its resume instant).
+    ///
+    /// ```
+    /// use failover_buffer::{Buffer, Config};
+    ///
+    /// let config = Config { enabled: true, ..Config::default() };
+    /// let mut buffer = Buffer::new(config.clone())?;
+    /// let now = buffer.now();
+    /// buffer.reconfigure(now, Config { size: 5_000, ..config.clone() })?;
+    /// assert_eq!(buffer.free_slots(), 5_000);
+    /// assert!(buffer.reconfigure(now, Config { size: 0, ..config }).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reconfigure(&mut self, now: Timestamp, config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        if (config.enabled, config.dry_run, &config.filter)
+            != (
+                self.config.enabled,
+                self.config.dry_run,
+                &self.config.filter,
+            )
+        {
+            return Err(ConfigError::ModeSettingsChanged);
+        }
+        let now = self.observe(now);
+        let old = self.limits;
+        self.limits = Limits::of(&config);
+        self.config = config;
+        if self.limits.window < old.window {
+            self.pool.cap_deadlines(now.plus_nanos(self.limits.window));
+        }
+        // Shrunk: evict the oldest queued request across all shards while too many are held.
+        while self.pool.len() > self.limits.size {
+            let oldest = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((self.pool.entry(s.queue.head()?).deadline, i)))
+                .min();
+            let Some((_, i)) = oldest else { break };
+            let (shards, mut ctx) = self.ctx();
+            let sb = &mut shards[i];
+            if let Some(victim) = ctx.pool.pop_front(&mut sb.queue) {
+                sb.evict(victim.slot, now, &mut ctx);
+            }
+        }
+        for i in 0..self.shards.len() {
+            let (shards, mut ctx) = self.ctx();
+            let sb = &mut shards[i];
+            sb.drain_excess = sb.drain_excess.max(
+                sb.drain_in_flight
+                    .saturating_sub(ctx.limits.drain_concurrency),
+            );
+            if sb.state == ShardState::Draining {
+                sb.release(now, &mut ctx, ShardId::from_index(i as u32));
+            }
+        }
+        // Cannot close anything today (after a shutdown, a queued request always has a
+        // retry ahead of it), but keeps the rule in one place: whatever ends a ticket settles.
+        self.settle();
+        Ok(())
     }
 
     /// Shuts the buffer down: every buffering shard stops (`Shutdown`) and drains its queue

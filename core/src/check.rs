@@ -9,7 +9,7 @@ use core::fmt;
 
 use crate::buffer::Buffer;
 use crate::config::Mode;
-use crate::queue::TicketStatus;
+use crate::queue::Held;
 use crate::shard::{ShardId, ShardState};
 
 /// A broken invariant: a bug in this crate. Found by [`Buffer::check_invariants`].
@@ -38,10 +38,13 @@ impl core::error::Error for InvariantViolation {}
 impl Buffer {
     /// Checks every invariant of DESIGN §8 that one state can show. O(held + shards).
     ///
-    /// 1. Slots: held ≤ size, and held = queued + released-not-done, entry by entry.
+    /// 1. Slots: held ≤ size (or, after a reconfiguration shrank the size, nothing queued
+    ///    while retries released before hold more), and held = queued + released-not-done,
+    ///    entry by entry.
     /// 2. A queue is non-empty only while its shard buffers, or drains entries not yet
     ///    released; an idle shard holds nothing; a shard that is not enabled never holds.
-    /// 4. At most `drain_concurrency` drain retries run per shard.
+    /// 4. At most `drain_concurrency` drain retries run per shard (plus, after a
+    ///    reconfiguration lowered it, those already running then, until they finish).
     /// 5. After a `tick(t)`, no queued request of a buffering shard is due at or before `t`,
     ///    and queues are in deadline order.
     /// 8. A quiet shard (idle, holding nothing) has `buffered == evicted + drained`.
@@ -65,7 +68,10 @@ impl Buffer {
                 detail,
             })
         };
-        if p.pool.len() > p.limits.size {
+        // More held than the size only after a reconfiguration shrank it, with retries
+        // still running; nothing may be queued then.
+        let queued: usize = p.shards.iter().map(|s| s.queue.len()).sum();
+        if p.pool.len() > p.limits.size && queued > 0 {
             return fail(1, None, "more slots held than the buffer has");
         }
         let mut counted = 0usize;
@@ -77,7 +83,7 @@ impl Buffer {
             let mut len = 0usize;
             for slot in p.pool.walk(&sb.queue, p.pool.len() + 1) {
                 let e = p.pool.entry(slot);
-                if e.shard != id || e.status != TicketStatus::Queued {
+                if e.shard != id || e.status != Held::Queued {
                     return fail(1, s, "a queue links an entry that is not queued in it");
                 }
                 if !p.pool.prev_is(slot, prev) {
@@ -97,7 +103,7 @@ impl Buffer {
             let retrying_in_drain = p
                 .pool
                 .iter()
-                .filter(|(_, e)| e.shard == id && e.status == TicketStatus::RetryingInDrain)
+                .filter(|(_, e)| e.shard == id && e.status.in_drain())
                 .count();
             if retrying_in_drain != sb.drain_in_flight {
                 return fail(1, s, "drain in-flight count differs from the entries");
@@ -113,7 +119,7 @@ impl Buffer {
                 }
                 _ => {}
             }
-            if sb.drain_in_flight > p.limits.drain_concurrency {
+            if sb.drain_in_flight > p.limits.drain_concurrency + sb.drain_excess {
                 return fail(4, s, "more drain retries in flight than drain_concurrency");
             }
             if (sb.state == ShardState::Buffering) != p.active.contains(id) {
@@ -157,7 +163,7 @@ mod tests {
     use alloc::string::ToString;
     use alloc::vec::Vec;
 
-    use crate::queue::TicketStatus;
+    use crate::queue::{Held, ReleaseReason};
     use crate::{
         Admission, Buffer, Config, FailoverCause, HealthStamp, Mode, PrimaryId, ShardId,
         ShardState, Ticket, Timestamp,
@@ -217,7 +223,7 @@ mod tests {
         let (mut b, _, t) = buffering(2, 1);
         b.corrupt()
             .1
-            .set_status(t[1].slot, TicketStatus::RetryingAfterWindow);
+            .set_status(t[1].slot, Held::Retrying(ReleaseReason::Window));
         assert_eq!(
             caught(&b),
             (1, "a queue links an entry that is not queued in it")

@@ -61,6 +61,18 @@ pub struct Config {
     /// Keyspaces and shards that buffer for real; empty means all when `enabled`
     /// (Vitess `--buffer-keyspace-shards`). Default empty.
     pub filter: ShardFilter,
+    /// Start buffering when a health stamp says an idle shard's primary is not serving,
+    /// before any request has failed (Vitess does this through its keyspace-event watcher,
+    /// `ShouldStartBufferingForTarget`; issues 9071, 9112). First attempts on that shard are
+    /// then held instead of being sent to a primary known to be going away. The same
+    /// min-time rules apply as to a failover error, and the usual rules end the episode.
+    ///
+    /// Default `true`, as in Vitess: a router that reports health wants its clients to see
+    /// a pause rather than one error each for the requests in flight when the primary
+    /// stopped. Turn it off if your health stream reports "not serving" for reasons that are
+    /// not a failover (a primary that is briefly read-only for maintenance, say): each such
+    /// stamp then costs an episode, and the `min_time_between_failovers` after it.
+    pub proactive_start: bool,
 }
 
 impl Default for Config {
@@ -75,6 +87,7 @@ impl Default for Config {
             drain_concurrency: 1,
             drain_backoff: Duration::from_secs(1),
             filter: ShardFilter::new(),
+            proactive_start: true,
         }
     }
 }
@@ -82,6 +95,7 @@ impl Default for Config {
 /// Why a [`Config`] was rejected. Each variant is one of Vitess's `verifyFlags` checks (plus
 /// `drain_backoff`), checked in Vitess's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `window` is zero.
     WindowZero,
@@ -106,6 +120,10 @@ pub enum ConfigError {
     FilterRequiresEnabled,
     /// `enabled` and `dry_run` are both set but no filter says which shards buffer for real.
     DryRunAndEnabledWithoutFilter,
+    /// [`Buffer::reconfigure`](crate::Buffer::reconfigure) was given other `enabled`,
+    /// `dry_run` or `filter` settings: these decide each shard's [`Mode`] once, when it is
+    /// registered, so they cannot change at run time.
+    ModeSettingsChanged,
 }
 
 impl fmt::Display for ConfigError {
@@ -141,6 +159,10 @@ impl fmt::Display for ConfigError {
             ConfigError::DryRunAndEnabledWithoutFilter => f.write_str(
                 "both the dry-run mode and actual buffering is enabled. To avoid ambiguity, \
                  keyspaces and shards for actual buffering must be explicitly listed",
+            ),
+            ConfigError::ModeSettingsChanged => f.write_str(
+                "enabled, dry_run and the keyspace/shard list cannot change at run time: \
+                 each shard's mode is fixed when it is registered",
             ),
         }
     }

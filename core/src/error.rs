@@ -8,6 +8,7 @@ use crate::ticket::TicketError;
 ///
 /// `Display` gives Vitess's error strings, which operators already grep for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BufferError {
     /// Every slot is taken and this shard has nothing queued to make room.
     BufferFull,
@@ -34,6 +35,7 @@ impl core::error::Error for BufferError {}
 /// Why an input was refused. Nothing was changed and nothing was lost; each refusal is also
 /// counted in [`InputStats`](crate::InputStats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InputError {
     /// The [`ShardId`](crate::ShardId) was not issued by this buffer.
     UnknownShard,

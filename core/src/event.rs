@@ -6,6 +6,7 @@
 /// `CLUSTER_EVENT`, or `FAILED_PRECONDITION` "disallowed due to rule"); a router passes any
 /// other error straight to its client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FailoverCause {
     /// The primary is not serving: a reparent is in progress, or the server is read-only.
     Reparent,
@@ -91,6 +92,7 @@ pub struct HealthStamp {
 
 /// A topology change that ends a failover without a new primary (Vitess keyspace events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TopologyEvent {
     /// The shard was resharded away: buffering stops (`ReshardingComplete`) and every request
     /// released from now on fails with [`BufferError::ShardMissing`](crate::BufferError::ShardMissing),

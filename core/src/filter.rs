@@ -29,6 +29,7 @@ pub struct ShardFilter {
 
 /// Why a shard filter entry was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FilterError {
     /// The entry is not `keyspace` or `keyspace/shard` (e.g. `ks1//0`, `ks/`, an empty entry).
     /// Vitess: "invalid shard path".

@@ -52,8 +52,8 @@ pub use config::{Config, ConfigError, Mode};
 pub use error::{BufferError, InputError};
 pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
-pub use queue::TicketStatus;
-pub use shard::{ShardId, ShardState};
+pub use queue::{ReleaseReason, TicketStatus};
+pub use shard::{EpisodeView, ShardId, ShardState};
 pub use stats::{
     ByReason, EvictReason, InputStats, Reason, SampleKind, ShardStats, SkipReason, StatSample,
     StopReason,

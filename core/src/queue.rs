@@ -5,26 +5,80 @@
 //! linked into its shard's list by slab index, so enqueue, evict-oldest and cancel of any
 //! entry are O(1) with no scan (Vitess scans its slice to remove a cancelled request).
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use slab::Slab;
 
 use crate::shard::ShardId;
+use crate::stats::StopReason;
 use crate::ticket::{Ticket, TicketError};
 use crate::time::Timestamp;
 
 /// "No entry", for list links.
 const NIL: u32 = u32::MAX;
 
-/// Where a live ticket is in its life.
+/// Where a ticket is in its life, as [`Buffer::ticket_status`](crate::Buffer::ticket_status)
+/// sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TicketStatus {
     /// Waiting in its shard's queue.
     Queued,
-    /// Woken with [`Verdict::Retry`](crate::Verdict::Retry) by its window; its retry has
-    /// not finished.
-    RetryingAfterWindow,
-    /// Woken with [`Verdict::Retry`](crate::Verdict::Retry) by a drain; its retry has not
-    /// finished. These count against `drain_concurrency`.
-    RetryingInDrain,
+    /// Woken with [`Verdict::Retry`](crate::Verdict::Retry), for this reason; its retry has
+    /// not finished. Those a drain released count against `drain_concurrency`.
+    Retrying(ReleaseReason),
+    /// Issued by this buffer and ended: woken with a failure, cancelled, or its retry done.
+    Ended,
+    /// Never issued by this buffer: another buffer's ticket, or a forged one.
+    NotIssued,
+}
+
+impl TicketStatus {
+    /// Whether the ticket holds a slot: queued, or released and retrying.
+    pub fn is_live(self) -> bool {
+        matches!(self, TicketStatus::Queued | TicketStatus::Retrying(_))
+    }
+}
+
+/// Why a held request was released to retry: what a router or its metrics need to tell an
+/// early window release (the failover was still on when it was sent) from the end of a
+/// failover. Read it with [`Buffer::ticket_status`](crate::Buffer::ticket_status) when the
+/// [`Action::Wake`](crate::Action::Wake) arrives: the ticket stays live until its retry is
+/// reported done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReleaseReason {
+    /// It was held for its whole `window` while its shard still buffered (Vitess
+    /// `WindowExceeded`): the failover may well still be on.
+    Window,
+    /// Its shard's drain released it; the drain began for this reason:
+    /// [`NewPrimarySeen`](StopReason::NewPrimarySeen) (the failover ended; a paused drain that
+    /// resumes after its back-off keeps the reason it first stopped for),
+    /// [`MaxDurationExceeded`](StopReason::MaxDurationExceeded),
+    /// [`MoveTablesSwitchedTraffic`](StopReason::MoveTablesSwitchedTraffic) or
+    /// [`Shutdown`](StopReason::Shutdown).
+    Drain(StopReason),
+}
+
+/// A live entry's place in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Held {
+    Queued,
+    Retrying(ReleaseReason),
+}
+
+impl Held {
+    /// Released by a drain: counts against `drain_concurrency`.
+    pub(crate) fn in_drain(self) -> bool {
+        matches!(self, Held::Retrying(ReleaseReason::Drain(_)))
+    }
+
+    pub(crate) fn public(self) -> TicketStatus {
+        match self {
+            Held::Queued => TicketStatus::Queued,
+            Held::Retrying(r) => TicketStatus::Retrying(r),
+        }
+    }
 }
 
 /// One held request. 32 bytes, so the slab entry stays well under DESIGN's 64-byte budget.
@@ -36,7 +90,7 @@ pub(crate) struct Entry {
     prev: u32,
     next: u32,
     pub(crate) shard: ShardId,
-    pub(crate) status: TicketStatus,
+    pub(crate) status: Held,
 }
 
 /// A shard's FIFO of queued entries.
@@ -73,18 +127,35 @@ impl Queue {
 }
 
 /// The slab of every live ticket, and the generation counter that makes tickets unforgeable.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Pool {
     entries: Slab<Entry>,
     next_generation: u64,
+    /// The owning buffer's identity, stamped on every ticket.
+    buffer: u32,
 }
+
+/// Buffer identities, per process; 0 is never handed out (forged tickets carry it).
+static NEXT_BUFFER: AtomicU32 = AtomicU32::new(1);
 
 impl Pool {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let mut buffer = NEXT_BUFFER.fetch_add(1, Ordering::Relaxed);
+        if buffer == 0 {
+            // Wrapped after 2^32 - 1 buffers: skip the forged tickets' identity.
+            buffer = NEXT_BUFFER.fetch_add(1, Ordering::Relaxed);
+        }
         Pool {
             entries: Slab::with_capacity(capacity),
             next_generation: 1,
+            buffer,
         }
+    }
+
+    fn issue(&mut self) -> u64 {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        generation
     }
 
     /// Slots held: live tickets, queued or retrying.
@@ -103,15 +174,14 @@ impl Pool {
         shard: ShardId,
         deadline: Timestamp,
     ) -> Ticket {
-        let generation = self.next_generation;
-        self.next_generation += 1;
+        let generation = self.issue();
         let slot = self.entries.insert(Entry {
             generation,
             deadline,
             prev: queue.tail,
             next: NIL,
             shard,
-            status: TicketStatus::Queued,
+            status: Held::Queued,
         });
         // The slab never holds more than `size` entries, and `size` is checked to fit at
         // construction, so the index fits in a u32 below NIL.
@@ -122,7 +192,49 @@ impl Pool {
         }
         queue.tail = slot;
         queue.len += 1;
-        Ticket { slot, generation }
+        Ticket {
+            slot,
+            buffer: self.buffer,
+            generation,
+        }
+    }
+
+    /// Puts a released entry back into `queue` under a new ticket, keeping its slot and its
+    /// deadline: ahead of every queued entry whose deadline is not earlier than its own, so
+    /// the queue stays in deadline order (it walks past at most the entries put back the
+    /// same way that are older, i.e. fewer than `drain_concurrency`).
+    pub(crate) fn requeue(&mut self, queue: &mut Queue, slot: u32) -> Ticket {
+        let deadline = self.entries[slot as usize].deadline;
+        let mut prev = NIL;
+        let mut next = queue.head;
+        while next != NIL && self.entries[next as usize].deadline < deadline {
+            prev = next;
+            next = self.entries[next as usize].next;
+        }
+        let generation = self.issue();
+        let e = &mut self.entries[slot as usize];
+        e.generation = generation;
+        e.status = Held::Queued;
+        e.prev = prev;
+        e.next = next;
+        match prev {
+            NIL => queue.head = slot,
+            p => self.entries[p as usize].next = slot,
+        }
+        match next {
+            NIL => queue.tail = slot,
+            n => self.entries[n as usize].prev = slot,
+        }
+        queue.len += 1;
+        self.ticket_at(slot)
+    }
+
+    /// Moves every entry's deadline to `latest` at the most: a shorter window applies to
+    /// requests already held from now on. Order is kept (`min` with a constant is monotone).
+    pub(crate) fn cap_deadlines(&mut self, latest: Timestamp) {
+        for (_, e) in self.entries.iter_mut() {
+            e.deadline = e.deadline.min(latest);
+        }
     }
 
     /// Takes the oldest entry off `queue`, leaving it live (to be released or removed).
@@ -155,8 +267,24 @@ impl Pool {
     /// The live entry `ticket` names, if it names one.
     pub(crate) fn get(&self, ticket: Ticket) -> Result<&Entry, TicketError> {
         match self.entries.get(ticket.slot as usize) {
-            Some(e) if e.generation == ticket.generation => Ok(e),
-            _ => Err(TicketError::Stale(ticket)),
+            Some(e) if e.generation == ticket.generation && ticket.buffer == self.buffer => Ok(e),
+            _ if self.issued(ticket) => Err(TicketError::Stale(ticket)),
+            _ => Err(TicketError::NotIssued(ticket)),
+        }
+    }
+
+    /// Whether this pool ever issued `ticket` (live or ended): it carries this buffer's
+    /// identity, which only this pool stamps, and a generation already handed out.
+    pub(crate) fn issued(&self, ticket: Ticket) -> bool {
+        ticket.buffer == self.buffer && (1..self.next_generation).contains(&ticket.generation)
+    }
+
+    /// Where `ticket` is in its life.
+    pub(crate) fn status(&self, ticket: Ticket) -> TicketStatus {
+        match self.get(ticket) {
+            Ok(e) => e.status.public(),
+            Err(TicketError::Stale(_)) => TicketStatus::Ended,
+            Err(_) => TicketStatus::NotIssued,
         }
     }
 
@@ -164,13 +292,14 @@ impl Pool {
         &self.entries[slot as usize]
     }
 
-    pub(crate) fn set_status(&mut self, slot: u32, status: TicketStatus) {
+    pub(crate) fn set_status(&mut self, slot: u32, status: Held) {
         self.entries[slot as usize].status = status;
     }
 
     pub(crate) fn ticket_at(&self, slot: u32) -> Ticket {
         Ticket {
             slot,
+            buffer: self.buffer,
             generation: self.entries[slot as usize].generation,
         }
     }
@@ -237,5 +366,17 @@ impl Queue {
 
     pub(crate) fn set_tail(&mut self, tail: u32) {
         self.tail = tail;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_request_costs_32_bytes_and_a_ticket_16() {
+        // The buffer identity fits the ticket's padding, and the release reason the entry's.
+        assert_eq!(core::mem::size_of::<Entry>(), 32);
+        assert_eq!(core::mem::size_of::<Ticket>(), 16);
     }
 }

@@ -7,18 +7,19 @@
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
-use crate::config::Mode;
+use crate::config::{Config, Mode};
 use crate::error::BufferError;
 use crate::event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
-use crate::queue::{Pool, Queue, TicketStatus};
-use crate::shard::{ShardId, ShardState};
+use crate::queue::{Held, Pool, Queue, ReleaseReason};
+use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::stats::{EvictReason, ShardStats, SkipReason, StopReason};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, duration_nanos};
 
 /// The config, in the units the hot path wants.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Limits {
     pub(crate) size: usize,
     pub(crate) window: u64,
@@ -26,6 +27,21 @@ pub(crate) struct Limits {
     pub(crate) min_time_between_failovers: u64,
     pub(crate) drain_concurrency: usize,
     pub(crate) drain_backoff: u64,
+    pub(crate) proactive_start: bool,
+}
+
+impl Limits {
+    pub(crate) fn of(config: &Config) -> Limits {
+        Limits {
+            size: config.size,
+            window: duration_nanos(config.window),
+            max_failover_duration: duration_nanos(config.max_failover_duration),
+            min_time_between_failovers: duration_nanos(config.min_time_between_failovers),
+            drain_concurrency: config.drain_concurrency,
+            drain_backoff: duration_nanos(config.drain_backoff),
+            proactive_start: config.proactive_start,
+        }
+    }
 }
 
 /// The shards that are `Buffering`, i.e. that have timers; `tick` and `poll_timeout` visit
@@ -85,12 +101,18 @@ struct Episode {
     saw_not_serving: bool,
     /// Set at the first stop; a paused and resumed drain does not stop (or count) twice.
     stopped: Option<StopReason>,
+    /// Why the drain last (re)started; what drained requests are released for.
+    last_stop: Option<StopReason>,
     /// What released requests are told: retry, or the shard is gone.
     release: Verdict,
     /// When the drain last started.
     drain_start: Timestamp,
     /// While a paused drain waits: when it resumes by itself.
     resume_at: Option<Timestamp>,
+    /// When the episode first held a request, and when a held request last left the queue:
+    /// the episode as its clients saw it.
+    first_hold: Option<Timestamp>,
+    last_release: Timestamp,
 }
 
 impl Episode {
@@ -100,9 +122,12 @@ impl Episode {
             start_term,
             saw_not_serving: false,
             stopped: None,
+            last_stop: None,
             release: Verdict::Retry,
             drain_start: start,
             resume_at: None,
+            first_hold: None,
+            last_release: start,
         }
     }
 }
@@ -117,6 +142,9 @@ pub(crate) struct ShardBuffer {
     pub(crate) queue: Queue,
     /// Requests a drain released whose retry has not finished.
     pub(crate) drain_in_flight: usize,
+    /// Drain retries above `drain_concurrency` left running when a reconfiguration lowered
+    /// it; shrinks as they finish (no new retry is released until below the limit).
+    pub(crate) drain_excess: usize,
     episode: Episode,
     last_end: Option<Timestamp>,
     last_reparent: Option<Timestamp>,
@@ -134,6 +162,7 @@ impl ShardBuffer {
             state: ShardState::Idle,
             queue: Queue::default(),
             drain_in_flight: 0,
+            drain_excess: 0,
             episode: Episode::new(Timestamp::ZERO, None),
             last_end: None,
             last_reparent: None,
@@ -148,18 +177,24 @@ impl ShardBuffer {
         self.highest_term
     }
 
+    /// The current or last episode, if the shard ever had one.
+    pub(crate) fn episode_view(&self, limits: &Limits) -> Option<EpisodeView> {
+        (self.stats.starts > 0).then(|| EpisodeView {
+            started_at: self.episode.start,
+            start_term: self.episode.start_term,
+            max_duration_deadline: self.max_duration_deadline(limits),
+            paused_until: self.episode.resume_at,
+            stop_reason: self.episode.last_stop,
+        })
+    }
+
     /// The slow path of [`Buffer::request`](crate::Buffer::request): anything but a first
     /// attempt on a shard that is not buffering.
-    ///
-    /// `after_retry` says the request is one this shard released whose retry just failed
-    /// again ([`Buffer::retry_failed`](crate::Buffer::retry_failed)): only such a request may
-    /// reopen an episode whose drain has already finished.
     pub(crate) fn request(
         &mut self,
         id: ShardId,
         now: Timestamp,
         cause: Option<FailoverCause>,
-        after_retry: bool,
         ctx: &mut Ctx<'_>,
     ) -> Admission {
         if ctx.shut_down {
@@ -178,16 +213,6 @@ impl ShardBuffer {
         match (self.state, cause) {
             (ShardState::Buffering, _) => {}
             (_, None) => return Admission::Proceed,
-            (ShardState::Idle, Some(_)) if after_retry && self.may_reopen(now, ctx.limits) => {
-                // The drain finished, but a released request failing again shows its end
-                // came too early, just as during the drain. With few requests held, the last
-                // retry ends the drain, so without this the back-off would never help a quiet
-                // shard. A fresh request's failover error is not such evidence (most likely
-                // it was sent to the old primary before the end), so it meets the min-time
-                // rules below, as in Vitess.
-                self.pause_drain(id, now, ctx);
-                paused = true;
-            }
             (ShardState::Idle, Some(cause)) => {
                 if let Some(reason) = self.too_recent(now, ctx.limits) {
                     self.stats.skipped.bump(reason);
@@ -200,10 +225,26 @@ impl ShardBuffer {
                 // taken for a race with the end. Early in an episode it is more likely that
                 // the new primary is not writable yet, so the drain is called off instead
                 // (DESIGN §5, drain back-off). Past max duration Vitess's rule applies.
-                if self.mode != Mode::Enabled || self.past_max_duration(now, ctx.limits) {
+                if self.mode != Mode::Enabled {
                     return Admission::Proceed;
                 }
-                self.pause_drain(id, now, ctx);
+                // Resharded away: the request can only be re-planned by the router, now.
+                if let Verdict::Fail(error) = self.episode.release {
+                    return Admission::Fail(error);
+                }
+                if !self.may_pause(now, ctx.limits) {
+                    return Admission::Proceed;
+                }
+                // Only a request that is actually queued may call the drain off: one the
+                // buffer refuses changes nothing (issue 10, fix 1).
+                if !self.can_enqueue_after_expiry(now, ctx) {
+                    self.stats.skipped.bump(SkipReason::BufferFull);
+                    return Admission::Fail(BufferError::BufferFull);
+                }
+                self.pause(id, now, ctx);
+                // Entries that waited through the drain may be past their window already; a
+                // buffering shard holds nobody past it.
+                self.expire_window(now, ctx);
                 paused = true;
             }
         }
@@ -214,12 +255,53 @@ impl ShardBuffer {
         }
         let admission = self.enqueue(id, now, ctx);
         if paused {
-            ctx.out.push_back(Action::Metric(Metric::DrainPaused {
+            ctx.out.push_back(Action::DrainPaused {
                 shard: id,
                 queued: self.queue.len(),
-            }));
+            });
         }
         admission
+    }
+
+    /// Whether a retry that this shard's drain released, failing again now, goes back to the
+    /// queue ([`requeue`](Self::requeue)) rather than being a fresh failover error.
+    pub(crate) fn may_requeue(&self, now: Timestamp, ctx: &Ctx<'_>) -> bool {
+        !ctx.shut_down
+            && self.mode == Mode::Enabled
+            && self.episode.release == Verdict::Retry
+            && self.may_pause(now, ctx.limits)
+            && ctx.pool.len() <= ctx.limits.size
+    }
+
+    /// A drain-released retry failed again with a failover error: proof that the new primary
+    /// is not writable yet. The drain is called off first (if it still runs), nothing more is
+    /// released, and the request goes back to the head of the queue, keeping its slot and its
+    /// deadline, under a new ticket.
+    pub(crate) fn requeue(
+        &mut self,
+        id: ShardId,
+        now: Timestamp,
+        slot: u32,
+        ctx: &mut Ctx<'_>,
+    ) -> Admission {
+        let was_draining = self.state == ShardState::Draining;
+        self.drain_in_flight -= 1;
+        self.shrink_excess(ctx.limits);
+        if was_draining {
+            self.pause(id, now, ctx);
+        }
+        let ticket = ctx.pool.requeue(&mut self.queue, slot);
+        self.stats.buffered += 1;
+        let peak = &mut self.stats.last_requests_in_flight_max;
+        *peak = (*peak).max(self.queue.len() as u64);
+        self.expire_window(now, ctx);
+        if was_draining {
+            ctx.out.push_back(Action::DrainPaused {
+                shard: id,
+                queued: self.queue.len(),
+            });
+        }
+        Admission::Wait(ticket)
     }
 
     /// Which min-time rule forbids starting an episode now, if any. "Last failover too
@@ -237,15 +319,22 @@ impl ShardBuffer {
         }
     }
 
-    /// Whether a failover error may call off the episode whose drain just finished: it
-    /// stopped because the failover seemed over (not resharded away, not timed out) and is
-    /// younger than max failover duration, which bounds every hold as before.
-    fn may_reopen(&self, now: Timestamp, limits: &Limits) -> bool {
+    /// Whether the drain (running, or paused) may be called off now: it began because the
+    /// failover seemed over (not resharded away, not timed out, not shut down), and the
+    /// episode is younger than max failover duration, which bounds every hold as before.
+    fn may_pause(&self, now: Timestamp, limits: &Limits) -> bool {
         let seemed_over = matches!(
             self.episode.stopped,
             Some(StopReason::NewPrimarySeen | StopReason::MoveTablesSwitchedTraffic)
         );
-        self.mode == Mode::Enabled && seemed_over && !self.past_max_duration(now, limits)
+        seemed_over && !self.past_max_duration(now, limits)
+    }
+
+    /// Whether a request would be queued after the window expiry a pause runs: a slot is
+    /// free, or this shard will still have a queued request to evict.
+    fn can_enqueue_after_expiry(&self, now: Timestamp, ctx: &Ctx<'_>) -> bool {
+        ctx.pool.len() < ctx.limits.size
+            || Pool::tail_of(&self.queue).is_some_and(|t| ctx.pool.entry(t).deadline > now)
     }
 
     fn past_max_duration(&self, now: Timestamp, limits: &Limits) -> bool {
@@ -268,17 +357,19 @@ impl ShardBuffer {
             .push_back(Action::FailoverStarted { shard: id, cause });
     }
 
-    /// Draining (or just drained) → Buffering, in the same episode: the entries not yet
-    /// released stay queued in order, and those released keep their slots until their
-    /// retries finish.
-    fn pause_drain(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) {
+    /// Draining (or paused) → Buffering, in the same episode: the entries not yet released
+    /// stay queued in order, and those released keep their slots until their retries finish.
+    /// A drain paused again moves its resume instant.
+    fn pause(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) {
         self.state = ShardState::Buffering;
         self.episode.resume_at = Some(now.plus_nanos(ctx.limits.drain_backoff));
         self.stats.drains_paused += 1;
         ctx.active.insert(id);
-        // Entries that waited through the drain may be past their window already; a
-        // buffering shard holds nobody past it.
-        self.expire_window(now, ctx);
+    }
+
+    /// Notes that a held request left the queue now.
+    fn note_release(&mut self, now: Timestamp) {
+        self.episode.last_release = now;
     }
 
     /// Queues a request in a buffering, enabled shard, making room if the buffer is full.
@@ -286,28 +377,39 @@ impl ShardBuffer {
         if ctx.pool.len() >= ctx.limits.size {
             // Full. Make room by evicting this shard's oldest request; its slot passes
             // straight to the newcomer. Another shard's requests are never touched: their
-            // failover is not this one's business.
+            // failover is not this one's business. (Above the size, which only a
+            // reconfiguration that shrank it leaves behind, nothing is queued anywhere, so
+            // this refuses.)
             let Some(victim) = ctx.pool.pop_front(&mut self.queue) else {
                 self.stats.skipped.bump(SkipReason::BufferFull);
                 return Admission::Fail(BufferError::BufferFull);
             };
-            ctx.pool.remove(victim.slot);
-            self.stats.evicted.bump(EvictReason::BufferFull);
-            ctx.out.push_back(Action::Wake {
-                ticket: victim,
-                verdict: Verdict::Fail(BufferError::Evicted),
-            });
+            self.evict(victim.slot, now, ctx);
         }
         let deadline = now.plus_nanos(ctx.limits.window);
         let ticket = ctx.pool.push_back(&mut self.queue, id, deadline);
+        self.episode.first_hold.get_or_insert(now);
         self.stats.buffered += 1;
         let peak = &mut self.stats.last_requests_in_flight_max;
         *peak = (*peak).max(self.queue.len() as u64);
         Admission::Wait(ticket)
     }
 
-    /// A health stamp: tracks the primary, and ends the episode when it proves the failover
-    /// over. Returns the highest term before the stamp if the stamp was stale.
+    /// Ends an entry already unlinked from the queue with `Fail(Evicted)`.
+    pub(crate) fn evict(&mut self, slot: u32, now: Timestamp, ctx: &mut Ctx<'_>) {
+        let ticket = ctx.pool.ticket_at(slot);
+        ctx.pool.remove(slot);
+        self.note_release(now);
+        self.stats.evicted.bump(EvictReason::BufferFull);
+        ctx.out.push_back(Action::Wake {
+            ticket,
+            verdict: Verdict::Fail(BufferError::Evicted),
+        });
+    }
+
+    /// A health stamp: tracks the primary, starts an episode on a not-serving stamp
+    /// (proactive start), and ends the episode when it proves the failover over. Returns the
+    /// highest term before the stamp if the stamp was stale.
     pub(crate) fn health(
         &mut self,
         id: ShardId,
@@ -329,6 +431,20 @@ impl ShardBuffer {
         }
         self.primary = Some(stamp.primary);
         self.highest_term = Some(stamp.term);
+        if self.state == ShardState::Idle && !stamp.serving {
+            // Vitess's proactive start (issues 9071, 9112): a primary known to be going away
+            // holds even first attempts, under the same min-time rules as a failover error
+            // arriving right after this stamp (nothing is counted as skipped: no request was
+            // refused).
+            if ctx.limits.proactive_start
+                && self.mode != Mode::Disabled
+                && self.too_recent(now, ctx.limits).is_none()
+            {
+                self.start(id, now, FailoverCause::Reparent, ctx);
+                self.episode.saw_not_serving = true;
+            }
+            return Ok(());
+        }
         if self.state != ShardState::Buffering {
             return Ok(());
         }
@@ -415,6 +531,7 @@ impl ShardBuffer {
         if reason == StopReason::ReshardingComplete {
             self.episode.release = Verdict::Fail(BufferError::ShardMissing);
         }
+        self.episode.last_stop = Some(reason);
         self.last_end = Some(now);
         self.episode.resume_at = None;
         self.episode.drain_start = now;
@@ -429,7 +546,8 @@ impl ShardBuffer {
 
     /// Releases queued requests in FIFO order while fewer than `drain_concurrency` retries
     /// run, and goes idle once all have finished.
-    fn release(&mut self, now: Timestamp, ctx: &mut Ctx<'_>, id: ShardId) {
+    pub(crate) fn release(&mut self, now: Timestamp, ctx: &mut Ctx<'_>, id: ShardId) {
+        let reason = self.episode.last_stop.unwrap_or(StopReason::NewPrimarySeen);
         loop {
             // A failure never reaches the primary, so it takes no share of the concurrency.
             let retry = self.episode.release == Verdict::Retry;
@@ -440,10 +558,11 @@ impl ShardBuffer {
                 break;
             };
             self.stats.drained += 1;
+            self.note_release(now);
             match self.episode.release {
                 Verdict::Retry => {
                     ctx.pool
-                        .set_status(ticket.slot, TicketStatus::RetryingInDrain);
+                        .set_status(ticket.slot, Held::Retrying(ReleaseReason::Drain(reason)));
                     self.drain_in_flight += 1;
                 }
                 // A failure ends the ticket at once.
@@ -456,11 +575,24 @@ impl ShardBuffer {
         }
         if self.queue.is_empty() && self.drain_in_flight == 0 {
             self.state = ShardState::Idle;
+            // The episode as its clients saw it: first hold to last release, pauses included.
+            self.stats.last_failover_held_duration = match self.episode.first_hold {
+                Some(first) => self.episode.last_release.saturating_duration_since(first),
+                None => Duration::ZERO,
+            };
             ctx.out.push_back(Action::Metric(Metric::DrainFinished {
                 shard: id,
                 duration: now.saturating_duration_since(self.episode.drain_start),
             }));
         }
+    }
+
+    /// Forgets drain retries above the limit that have finished.
+    fn shrink_excess(&mut self, limits: &Limits) {
+        self.drain_excess = self.drain_excess.min(
+            self.drain_in_flight
+                .saturating_sub(limits.drain_concurrency),
+        );
     }
 
     /// A live ticket of this shard ends: its retry finished, or its client gave up.
@@ -469,13 +601,14 @@ impl ShardBuffer {
         id: ShardId,
         now: Timestamp,
         slot: u32,
-        status: TicketStatus,
+        status: Held,
         ctx: &mut Ctx<'_>,
     ) {
         match status {
-            TicketStatus::Queued => {
+            Held::Queued => {
                 ctx.pool.unlink(&mut self.queue, slot);
                 ctx.pool.remove(slot);
+                self.note_release(now);
                 // Vitess counts a request cancelled while its drain is under way as drained:
                 // the drain had taken it on. Before the drain it is evicted.
                 if self.state == ShardState::Draining {
@@ -484,10 +617,11 @@ impl ShardBuffer {
                     self.stats.evicted.bump(EvictReason::ContextDone);
                 }
             }
-            TicketStatus::RetryingAfterWindow => ctx.pool.remove(slot),
-            TicketStatus::RetryingInDrain => {
+            Held::Retrying(ReleaseReason::Window) => ctx.pool.remove(slot),
+            Held::Retrying(ReleaseReason::Drain(_)) => {
                 ctx.pool.remove(slot);
                 self.drain_in_flight -= 1;
+                self.shrink_excess(ctx.limits);
             }
         }
         if self.state == ShardState::Draining {
@@ -519,7 +653,9 @@ impl ShardBuffer {
                 break;
             }
             ctx.pool.unlink(&mut self.queue, head);
-            ctx.pool.set_status(head, TicketStatus::RetryingAfterWindow);
+            ctx.pool
+                .set_status(head, Held::Retrying(ReleaseReason::Window));
+            self.note_release(now);
             self.stats.evicted.bump(EvictReason::WindowExceeded);
             let ticket = ctx.pool.ticket_at(head);
             ctx.out.push_back(Action::Wake {
@@ -529,7 +665,8 @@ impl ShardBuffer {
         }
     }
 
-    /// This shard's next timer, if it is buffering.
+    /// This shard's next timer, if it is buffering. An instant of [`Timestamp::MAX`] is
+    /// "never" (a deadline that saturated): no timer.
     pub(crate) fn next_deadline(
         &self,
         id: ShardId,
@@ -563,6 +700,6 @@ impl ShardBuffer {
                 };
             }
         }
-        Some(next)
+        (next.at != Timestamp::MAX).then_some(next)
     }
 }

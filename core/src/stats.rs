@@ -6,9 +6,15 @@ use core::ops::Index;
 use core::time::Duration;
 
 /// A reason label of a counter (stop, eviction, skip).
+///
+/// Implemented by this crate's reason enums only; the count array of a [`ByReason`] is sized
+/// by [`Reason::Counts`], which the enum's definition derives from its variants, so adding a
+/// reason can never overflow (or leave unused) the counters at run time.
 pub trait Reason: Copy + fmt::Debug + 'static {
     /// Every value, in the order counters list them.
     const ALL: &'static [Self];
+    /// One counter per value: `[u64; N]` with `N == ALL.len()`, checked at compile time.
+    type Counts: AsRef<[u64]> + AsMut<[u64]> + Copy + Default + Eq + core::hash::Hash;
     /// This value's position in [`Reason::ALL`].
     fn index(self) -> usize;
     /// Vitess's label for this reason, e.g. `"NewPrimarySeen"`.
@@ -19,12 +25,14 @@ macro_rules! reason_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $label:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
         }
 
         impl Reason for $name {
             const ALL: &'static [Self] = &[$($name::$variant),+];
+            type Counts = [u64; [$(stringify!($variant)),+].len()];
 
             fn index(self) -> usize {
                 self as usize
@@ -104,10 +112,32 @@ reason_enum! {
 /// assert_eq!(evicted[EvictReason::WindowExceeded], 0);
 /// assert_eq!(evicted.total(), 0);
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ByReason<R> {
-    counts: [u64; 5],
+pub struct ByReason<R: Reason> {
+    counts: R::Counts,
     reason: PhantomData<R>,
+}
+
+// By hand rather than derived: a derive would bound `R` itself, not its count array.
+impl<R: Reason> Clone for ByReason<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R: Reason> Copy for ByReason<R> {}
+
+impl<R: Reason> PartialEq for ByReason<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.counts == other.counts
+    }
+}
+
+impl<R: Reason> Eq for ByReason<R> {}
+
+impl<R: Reason> core::hash::Hash for ByReason<R> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.counts.hash(state);
+    }
 }
 
 impl<R: Reason> ByReason<R> {
@@ -118,26 +148,29 @@ impl<R: Reason> ByReason<R> {
 
     /// Adds `n` to `reason`'s counter.
     pub(crate) fn add(&mut self, reason: R, n: u64) {
-        let c = &mut self.counts[reason.index()];
+        let c = &mut self.counts.as_mut()[reason.index()];
         *c = c.saturating_add(n);
     }
 
     /// The sum over all reasons.
     pub fn total(&self) -> u64 {
-        self.counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
+        self.counts
+            .as_ref()
+            .iter()
+            .fold(0u64, |a, &c| a.saturating_add(c))
     }
 
     /// Every reason with its count, in [`Reason::ALL`] order (zeros included, so an exporter
     /// initialises every label as Vitess does).
     pub fn iter(&self) -> impl Iterator<Item = (R, u64)> + '_ {
-        R::ALL.iter().map(|&r| (r, self.counts[r.index()]))
+        R::ALL.iter().map(|&r| (r, self[r]))
     }
 }
 
-impl<R> Default for ByReason<R> {
+impl<R: Reason> Default for ByReason<R> {
     fn default() -> Self {
         ByReason {
-            counts: [0; 5],
+            counts: R::Counts::default(),
             reason: PhantomData,
         }
     }
@@ -147,7 +180,7 @@ impl<R: Reason> Index<R> for ByReason<R> {
     type Output = u64;
 
     fn index(&self, reason: R) -> &u64 {
-        &self.counts[reason.index()]
+        &self.counts.as_ref()[reason.index()]
     }
 }
 
@@ -163,8 +196,10 @@ impl<R: Reason> fmt::Debug for ByReason<R> {
 ///
 /// All counters start at zero when the shard is registered, so every label exists from the
 /// start (Vitess `initVariablesForShard`). Read them with
-/// [`Buffer::shard_stats`](crate::Buffer::shard_stats).
+/// [`Buffer::shard_stats`](crate::Buffer::shard_stats). New counters may be added in minor
+/// releases (`#[non_exhaustive]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShardStats {
     /// Episodes started (`BufferStarts`), dry-run included.
     pub starts: u64,
@@ -191,6 +226,12 @@ pub struct ShardStats {
     pub last_requests_dry_run_max: u64,
     /// How long the last episode buffered, start to stop (`BufferLastFailoverDurationMs`).
     pub last_failover_duration: Duration,
+    /// The last episode as its clients saw it: from the first request it held to the last
+    /// one released (woken, evicted or cancelled), drain pauses included; set when its drain
+    /// finishes, zero if it held nothing. `last_failover_duration` is Vitess's figure, from
+    /// the start to the first stop; a drain that backed off makes clients wait longer than
+    /// that, and this says how much.
+    pub last_failover_held_duration: Duration,
     /// The sum of all episodes' durations. (Vitess's `BufferFailoverDurationSumMs` is reset
     /// at every start and so only ever holds the last one; this one is a real sum.)
     pub failover_duration_sum: Duration,
@@ -203,15 +244,19 @@ pub struct ShardStats {
 }
 
 /// Refused inputs, by kind: each is also answered with an [`InputError`](crate::InputError)
-/// or, for time, clamped.
+/// or, for time, clamped. New counters may be added in minor releases (`#[non_exhaustive]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InputStats {
     /// Inputs whose `now` was before an earlier input's; they were run at the earlier time.
     pub clock_regressions: u64,
     /// Inputs naming a [`ShardId`](crate::ShardId) this buffer never issued.
     pub unknown_shards: u64,
-    /// `cancel` or `retry_done` of a ticket that had ended or was never issued.
+    /// `cancel`, `retry_done` or `retry_failed` of a ticket that had ended.
     pub stale_tickets: u64,
+    /// `cancel`, `retry_done` or `retry_failed` of a ticket this buffer never issued
+    /// (another buffer's, or forged).
+    pub tickets_not_issued: u64,
     /// `retry_done` of a ticket still queued.
     pub tickets_not_released: u64,
     /// Health stamps with a term below the shard's highest.
@@ -221,6 +266,7 @@ pub struct InputStats {
 /// Whether an exporter should treat a [`StatSample`] as a counter (it only grows) or a gauge
 /// (it is set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SampleKind {
     /// Only ever grows.
     Counter,
@@ -235,6 +281,7 @@ pub enum SampleKind {
 /// exports the same series and dashboards built for Vitess translate directly. An exporter
 /// adds its own `keyspace` and `shard` labels, plus `reason` where the sample has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct StatSample {
     /// The metric name, e.g. `failover_buffer_requests_evicted`.
     pub name: &'static str,
@@ -295,6 +342,11 @@ impl ShardStats {
                 ms(self.last_failover_duration),
             ),
             (
+                "failover_buffer_last_failover_held_duration_ms",
+                Gauge,
+                ms(self.last_failover_held_duration),
+            ),
+            (
                 "failover_buffer_last_requests_in_flight_max",
                 Gauge,
                 self.last_requests_in_flight_max,
@@ -329,4 +381,30 @@ fn by_reason<R: Reason>(
         kind: SampleKind::Counter,
         value: counts[reason],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_reason_has_exactly_one_counter_per_variant() {
+        // The array length comes from the enum's own variant list, so these hold by
+        // construction; a reason added without a counter would not compile.
+        assert_eq!(
+            core::mem::size_of::<ByReason<StopReason>>(),
+            8 * StopReason::ALL.len()
+        );
+        assert_eq!(
+            core::mem::size_of::<ByReason<EvictReason>>(),
+            8 * EvictReason::ALL.len()
+        );
+        assert_eq!(
+            core::mem::size_of::<ByReason<SkipReason>>(),
+            8 * SkipReason::ALL.len()
+        );
+        for (i, r) in EvictReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
 }

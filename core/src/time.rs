@@ -27,8 +27,13 @@ impl Timestamp {
     /// The origin of the caller's clock.
     pub const ZERO: Timestamp = Timestamp(0);
 
-    /// The latest representable instant; used as "never" by callers that need a sentinel.
+    /// The latest representable instant: "never". Deadlines saturate at it and a deadline
+    /// at `MAX` never fires (no timer is armed for it); a [`Buffer`](crate::Buffer) input
+    /// stamped `MAX` is run 1 ns earlier, so that time never reaches a saturated deadline.
     pub const MAX: Timestamp = Timestamp(u64::MAX);
+
+    /// The latest instant an input runs at.
+    pub(crate) const LATEST: Timestamp = Timestamp(u64::MAX - 1);
 
     /// A timestamp `nanos` nanoseconds after the origin.
     pub const fn from_nanos(nanos: u64) -> Self {

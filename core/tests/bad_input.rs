@@ -98,7 +98,7 @@ fn forged_tickets_are_refused() {
     ] {
         assert_eq!(
             h.cancel(forged),
-            Err(InputError::Ticket(TicketError::Stale(forged)))
+            Err(InputError::Ticket(TicketError::NotIssued(forged)))
         );
     }
     assert_eq!(h.queued(shard), 1);
@@ -148,7 +148,11 @@ fn errors_have_readable_messages() {
     let t = Ticket::from_parts(1, 2);
     assert_eq!(
         InputError::Ticket(TicketError::Stale(t)).to_string(),
-        "Ticket(#2@1) has ended or was never issued"
+        "Ticket(#2@1) has ended"
+    );
+    assert_eq!(
+        InputError::Ticket(TicketError::NotIssued(t)).to_string(),
+        "Ticket(#2@1) was never issued by this buffer"
     );
     assert_eq!(
         InputError::StaleHealthStamp {

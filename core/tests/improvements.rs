@@ -4,7 +4,7 @@
 mod support;
 
 use failover_buffer::{
-    Action, Admission, Config, EvictReason, Metric, ShardState, StopReason, TimerKind, Verdict,
+    Action, Admission, Config, EvictReason, ShardState, StopReason, TimerKind, Verdict,
 };
 use support::*;
 
@@ -79,9 +79,14 @@ fn same_primary_serving_again_after_not_serving_ends_buffering() {
 
 /// The same, with the not-serving stamp seen before the first failing request: only a
 /// not-serving stamp seen *during* the episode counts, so the episode waits for a real end.
+/// (With `proactive_start`, the default, that stamp would itself start the episode; this is
+/// the rule for a router that turned it off.)
 #[test]
 fn not_serving_before_the_episode_does_not_make_a_stale_serving_stamp_count() {
-    let mut h = Harness::new(enabled());
+    let mut h = Harness::new(Config {
+        proactive_start: false,
+        ..enabled()
+    });
     let shard = h.shard("ks", "0");
     h.health(shard, serving(1, 5)).unwrap();
     h.health(shard, not_serving(1, 5)).unwrap();
@@ -116,10 +121,7 @@ fn retry_failing_again_early_in_the_drain_pauses_it_and_waits_again() {
     // ... and its new attempt calls the drain off.
     let t1_again = h.wait(shard, FAILOVER);
     assert_eq!(h.state(shard), ShardState::Buffering);
-    assert_eq!(
-        h.take_actions(),
-        [Action::Metric(Metric::DrainPaused { shard, queued: 2 })]
-    );
+    assert_eq!(h.take_actions(), [Action::DrainPaused { shard, queued: 2 }]);
     let s = h.stats(shard);
     assert_eq!(s.drains_paused, 1);
     assert_eq!(s.stops.total(), 1, "one episode, one stop");
@@ -253,8 +255,11 @@ fn failover_error_during_a_drain_past_max_duration_proceeds() {
 /// is resumed for good at max duration, and later failover errors pass through.
 #[test]
 fn paused_drain_keeps_the_episode_max_duration_deadline() {
+    // A window as long as max duration, so that the request held again keeps waiting: it
+    // keeps its first deadline, which a 10 s window would have passed at 19 s.
     let mut h = Harness::new(Config {
         drain_backoff: secs(30),
+        window: secs(20),
         ..enabled()
     });
     let shard = h.shard("ks", "0");
@@ -282,6 +287,7 @@ fn paused_drain_keeps_the_episode_max_duration_deadline() {
 fn a_backoff_ending_at_max_duration_is_reported_as_max_duration() {
     let mut h = Harness::new(Config {
         drain_backoff: secs(1),
+        window: secs(20),
         ..enabled()
     });
     let shard = h.shard("ks", "0");
@@ -320,7 +326,7 @@ fn pausing_a_drain_releases_requests_already_past_their_window() {
     assert_eq!(h.queued(shard), 1);
     assert_eq!(
         h.buffer.ticket_status(t1_again),
-        Some(failover_buffer::TicketStatus::Queued)
+        failover_buffer::TicketStatus::Queued
     );
     let _ = t2;
 }
@@ -376,7 +382,7 @@ fn a_stale_ticket_never_acts_on_the_request_that_reused_its_slot() {
     assert_eq!(h.queued(shard), 1);
     assert_eq!(
         h.buffer.ticket_status(new),
-        Some(failover_buffer::TicketStatus::Queued)
+        failover_buffer::TicketStatus::Queued
     );
     assert_eq!(h.buffer.input_stats().stale_tickets, 2);
 }

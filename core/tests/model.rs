@@ -15,7 +15,7 @@
 mod ops;
 
 use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
-use ops::{Cause, FILTERS, Op, SetUp, Term, TicketRef, Topo};
+use ops::{Cause, FILTERS, Op, Reconf, SetUp, Term, TicketRef, Topo};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
@@ -47,12 +47,14 @@ fn setup() -> impl Strategy<Value = SetUp> {
             any::<bool>(),
         ),
         0..FILTERS.len(),
+        prop::bool::weighted(0.7),
     )
         .prop_map(
             |(
                 (shards, size, window, extra, min_time),
                 (concurrency, backoff, enabled, dry_run),
                 f,
+                proactive_start,
             )| {
                 SetUp {
                     shards,
@@ -65,6 +67,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
                     enabled,
                     dry_run,
                     filter: FILTERS[f],
+                    proactive_start,
                 }
                 .normalised()
             },
@@ -114,7 +117,39 @@ fn op(shards: usize) -> impl Strategy<Value = Op> {
         6 => (k, cause_some()).prop_map(|(k, cause)| Op::RetryFailed { ticket: TicketRef::Released(k), cause }),
         1 => (issued_any(), cause_some()).prop_map(|(ticket, cause)| Op::RetryFailed { ticket, cause }),
         1 => Just(Op::Shutdown),
+        2 => reconf().prop_map(Op::Reconfigure),
     ]
+}
+
+/// Mostly valid new limits, sometimes an invalid or mode-changing config.
+fn reconf() -> impl Strategy<Value = Reconf> {
+    (
+        (
+            prop_oneof![1 => Just(0u8), 8 => 1u8..=7],
+            1u8..=12,
+            0u8..=12,
+        ),
+        (2u8..=12, prop_oneof![1 => Just(0u8), 8 => 1u8..=3], 1u8..=7),
+        (any::<bool>(), prop::bool::weighted(0.05)),
+    )
+        .prop_map(
+            |(
+                (size, window, extra),
+                (min_time, concurrency, backoff),
+                (proactive_start, change_mode),
+            )| {
+                Reconf {
+                    size,
+                    window,
+                    extra,
+                    min_time,
+                    concurrency,
+                    backoff,
+                    proactive_start,
+                    change_mode,
+                }
+            },
+        )
 }
 
 fn cause_some() -> impl Strategy<Value = Cause> {
@@ -129,7 +164,17 @@ fn issued_any() -> impl Strategy<Value = TicketRef> {
 fn scenario() -> impl Strategy<Value = (SetUp, Vec<Op>)> {
     setup().prop_flat_map(|setup| {
         let ops = prop::collection::vec(op(setup.shards), 1..160);
-        (Just(setup), ops)
+        // Now and then, time reaches its end and a few more inputs follow there.
+        let n = setup.shards as u8;
+        let end =
+            prop::option::weighted(0.1, (0..n, prop::collection::vec(op(setup.shards), 0..8)));
+        (Just(setup), ops, end).prop_map(|(setup, mut ops, end)| {
+            if let Some((shard, tail)) = end {
+                ops.push(Op::EndOfTime { shard });
+                ops.extend(tail);
+            }
+            (setup, ops)
+        })
     })
 }
 
@@ -177,6 +222,8 @@ struct Reached {
     stops: [bool; 5],
     cancelled_queued: bool,
     closed_with_work: bool,
+    reconfigured_while_holding: bool,
+    end_of_time: bool,
 }
 
 impl Reached {
@@ -204,6 +251,13 @@ impl Reached {
             }
             self.closed_with_work |= ops.contains(&Op::Shutdown) && stats.buffered > 0;
         }
+        let reconfigured = ops.iter().any(|op| matches!(op, Op::Reconfigure(_)));
+        self.reconfigured_while_holding |= reconfigured
+            && (0..setup.shards).any(|s| {
+                let id = ShardId::from_index(s as u32);
+                h.buffer().shard_stats(id).is_some_and(|st| st.buffered > 0)
+            });
+        self.end_of_time |= ops.iter().any(|op| matches!(op, Op::EndOfTime { .. }));
     }
 
     fn assert_all(&self) {
@@ -216,7 +270,9 @@ impl Reached {
             && self.drain_paused
             && self.stops.iter().all(|&s| s)
             && self.cancelled_queued
-            && self.closed_with_work;
+            && self.closed_with_work
+            && self.reconfigured_while_holding
+            && self.end_of_time;
         assert!(
             all,
             "some rule is never exercised by the generated cases: {self:#?}"

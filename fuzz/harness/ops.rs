@@ -58,6 +58,8 @@ pub(crate) struct SetUp {
     pub(crate) dry_run: bool,
     /// One of [`FILTERS`].
     pub(crate) filter: &'static str,
+    /// `Config::proactive_start`.
+    pub(crate) proactive_start: bool,
 }
 
 impl SetUp {
@@ -90,6 +92,7 @@ impl SetUp {
             drain_concurrency: self.drain_concurrency,
             drain_backoff: Duration::from_millis(self.drain_backoff_ms),
             filter,
+            proactive_start: self.proactive_start,
         })
     }
 }
@@ -106,8 +109,11 @@ impl<'a> Arbitrary<'a> for SetUp {
             drain_concurrency: u.int_in_range(1..=3)?,
             drain_backoff_ms: 250 * u.int_in_range(1..=8)?,
             enabled: u.ratio(9, 10)?,
-            dry_run: u.arbitrary()?,
+            // The filter before `dry_run`, which `normalised` clears without a filter: so
+            // each byte decides something on its own (the seed encoder relies on it).
             filter: u.choose(&FILTERS)?,
+            dry_run: u.arbitrary()?,
+            proactive_start: u.arbitrary()?,
         }
         .normalised())
     }
@@ -162,6 +168,47 @@ pub(crate) enum TicketRef {
     Forged { slot: u8, generation: u8 },
 }
 
+/// New limits for `Buffer::reconfigure`, in the set-up's units; zeros make an invalid
+/// config, and `change_mode` flips `dry_run` (refused: modes are fixed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
+pub(crate) struct Reconf {
+    /// Slots, 0 (invalid) to 7.
+    pub(crate) size: u8,
+    /// Window in steps of 250 ms, 0 (invalid) to 15.
+    pub(crate) window: u8,
+    /// Max failover duration beyond the window, in steps of 250 ms.
+    pub(crate) extra: u8,
+    /// Min time between failovers in steps of 500 ms, below 2 (invalid) to 15.
+    pub(crate) min_time: u8,
+    /// Drain concurrency, 0 (invalid) to 3.
+    pub(crate) concurrency: u8,
+    /// Drain back-off in steps of 250 ms, 0 (invalid) to 7.
+    pub(crate) backoff: u8,
+    pub(crate) proactive_start: bool,
+    pub(crate) change_mode: bool,
+}
+
+impl Reconf {
+    /// The config this describes, on top of the set-up's mode settings.
+    pub(crate) fn config(&self, setup: &SetUp) -> Result<Config, String> {
+        let mut config = setup.config()?;
+        let window = 250 * u64::from(self.window % 16);
+        config.size = usize::from(self.size % 8);
+        config.window = Duration::from_millis(window);
+        config.max_failover_duration =
+            Duration::from_millis(window + 250 * u64::from(self.extra % 16));
+        config.min_time_between_failovers =
+            Duration::from_millis(500 * u64::from(self.min_time % 16));
+        config.drain_concurrency = usize::from(self.concurrency % 4);
+        config.drain_backoff = Duration::from_millis(250 * u64::from(self.backoff % 8));
+        config.proactive_start = self.proactive_start;
+        if self.change_mode {
+            config.dry_run = !config.dry_run;
+        }
+        Ok(config)
+    }
+}
+
 /// One input (or a pause of the simulated clock). Shard indices at or past the number of
 /// registered shards name a shard the buffer never issued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
@@ -198,6 +245,13 @@ pub(crate) enum Op {
         cause: Cause,
     },
     Shutdown,
+    /// `Buffer::reconfigure` at the current time.
+    Reconfigure(Reconf),
+    /// An input stamped `Timestamp::MAX` (a `request` with a failover cause on this shard),
+    /// after which the clock stays at the end of time.
+    EndOfTime {
+        shard: u8,
+    },
 }
 
 /// What an op returned, for the determinism check.
@@ -205,6 +259,7 @@ pub(crate) enum Op {
 pub(crate) enum Outcome {
     Admission(Result<Admission, InputError>),
     Input(Result<(), InputError>),
+    Reconfigured(Result<(), failover_buffer::ConfigError>),
     Ticked(Timestamp),
     Nothing,
 }
@@ -235,6 +290,7 @@ struct Issued {
 pub(crate) struct Harness {
     buffer: Buffer,
     model: Model,
+    setup: SetUp,
     shards: usize,
     size: usize,
     /// The simulated clock, in nanoseconds; may go below zero (then inputs carry zero).
@@ -242,6 +298,8 @@ pub(crate) struct Harness {
     issued: Vec<Issued>,
     by_ticket: HashMap<Ticket, usize>,
     closed_seen: bool,
+    /// Every input from now on is stamped `Timestamp::MAX`.
+    end_of_time: bool,
     transcript: Vec<Step>,
 }
 
@@ -323,6 +381,7 @@ impl Harness {
         }
         Ok(Harness {
             model: Model::new(&config, names),
+            setup: setup.clone(),
             buffer,
             shards: names.len(),
             size: setup.size,
@@ -330,6 +389,7 @@ impl Harness {
             issued: Vec::new(),
             by_ticket: HashMap::new(),
             closed_seen: false,
+            end_of_time: false,
             transcript: Vec::new(),
         })
     }
@@ -340,6 +400,9 @@ impl Harness {
     }
 
     fn now(&self) -> Timestamp {
+        if self.end_of_time {
+            return Timestamp::MAX;
+        }
         Timestamp::from_nanos(u64::try_from(self.clock).unwrap_or(0))
     }
 
@@ -495,6 +558,29 @@ impl Harness {
                 per_shard_order = true;
                 Outcome::Nothing
             }
+            Op::Reconfigure(r) => {
+                let config = r.config(&self.setup)?;
+                let now = self.now();
+                let core = self.buffer.reconfigure(now, config.clone());
+                let model = self.model.reconfigure(now.as_nanos(), &config);
+                if core != model {
+                    return Err(format!(
+                        "reconfigure answered {core:?}, model says {model:?}"
+                    ));
+                }
+                if core.is_ok() {
+                    self.size = config.size;
+                }
+                per_shard_order = true;
+                Outcome::Reconfigured(core)
+            }
+            Op::EndOfTime { shard } => {
+                self.end_of_time = true;
+                return self.apply(&Op::Request {
+                    shard,
+                    cause: Some(Cause::Reparent),
+                });
+            }
         };
         self.record(outcome, per_shard_order, is_tick, ended_by_input)
     }
@@ -563,8 +649,9 @@ impl Harness {
         let fine = match (answer, life) {
             (Ok(()), Some(Life::Released)) => true,
             (Ok(()), Some(Life::Queued)) => !retry_done,
-            (Err(InputError::Ticket(TicketError::Stale(t))), None | Some(Life::Ended)) => {
-                *t == ticket
+            (Err(InputError::Ticket(TicketError::Stale(t))), Some(Life::Ended)) => *t == ticket,
+            (Err(InputError::Ticket(TicketError::NotIssued(t))), None) => {
+                *t == ticket && self.buffer.ticket_status(ticket) == TicketStatus::NotIssued
             }
             (Err(InputError::Ticket(TicketError::NotReleased(t))), Some(Life::Queued)) => {
                 retry_done && *t == ticket
@@ -611,8 +698,8 @@ impl Harness {
         }
         self.check_state(is_tick)?;
         self.transcript.push(Step {
-            outcome,
-            actions,
+            outcome: anonymous_outcome(outcome),
+            actions: actions.into_iter().map(anonymous_action).collect(),
             timeout: self.buffer.poll_timeout(),
         });
         Ok(())
@@ -625,15 +712,15 @@ impl Harness {
                 .by_ticket
                 .get(ticket)
                 .map_or(usize::MAX - 1, |&i| self.issued[i].shard),
-            Action::FailoverStarted { shard, .. } | Action::StartDrain { shard, .. } => {
-                shard.index()
-            }
-            Action::Metric(m) => match m {
+            Action::FailoverStarted { shard, .. }
+            | Action::StartDrain { shard, .. }
+            | Action::DrainPaused { shard, .. }
+            | Action::Metric(
                 failover_buffer::Metric::BufferingStopped { shard, .. }
-                | failover_buffer::Metric::DrainPaused { shard, .. }
-                | failover_buffer::Metric::DrainFinished { shard, .. } => shard.index(),
-            },
+                | failover_buffer::Metric::DrainFinished { shard, .. },
+            ) => shard.index(),
             Action::Closed => usize::MAX,
+            _ => usize::MAX - 1,
         }
     }
 
@@ -677,7 +764,10 @@ impl Harness {
         let b = &self.buffer;
         b.check_invariants().map_err(|e| e.to_string())?;
         let live = self.issued.iter().filter(|t| t.life != Life::Ended).count();
-        if b.free_slots() + b.held_slots() != self.size || b.held_slots() != live {
+        if b.free_slots() != self.size.saturating_sub(b.held_slots())
+            || b.held_slots() != live
+            || self.model.size() != self.size
+        {
             return Err(format!(
                 "slots: free {} + held {} vs size {}; {live} tickets live",
                 b.free_slots(),
@@ -691,12 +781,9 @@ impl Harness {
         for (i, t) in self.issued.iter().enumerate() {
             let status = b.ticket_status(t.ticket);
             let consistent = match t.life {
-                Life::Queued => status == Some(TicketStatus::Queued),
-                Life::Released => matches!(
-                    status,
-                    Some(TicketStatus::RetryingAfterWindow | TicketStatus::RetryingInDrain)
-                ),
-                Life::Ended => status.is_none(),
+                Life::Queued => status == TicketStatus::Queued,
+                Life::Released => matches!(status, TicketStatus::Retrying(_)),
+                Life::Ended => status == TicketStatus::Ended,
             };
             if !consistent || status != self.model.ticket_status(i) {
                 return Err(format!(
@@ -706,7 +793,7 @@ impl Harness {
                     self.model.ticket_status(i)
                 ));
             }
-            if status.is_some()
+            if status.is_live()
                 && b.ticket_shard(t.ticket) != Some(ShardId::from_index(t.shard as u32))
             {
                 return Err(format!("ticket #{i} names the wrong shard"));
@@ -786,6 +873,13 @@ impl Harness {
             if b.shard_mode(id) != Some(self.model.shard_mode(shard)) {
                 return Err(format!("shard {shard} mode differs"));
             }
+            if !self.model.same_episode(shard, b.episode(id)) {
+                return Err(format!(
+                    "shard {shard} episode: core {:?}, model {}",
+                    b.episode(id),
+                    self.model.episode_debug(shard)
+                ));
+            }
             let stats = b.shard_stats(id).ok_or("registered shard has no stats")?;
             self.model
                 .compare_stats(shard, stats)
@@ -813,6 +907,49 @@ impl Harness {
             }
         }
         Ok(())
+    }
+}
+
+/// A ticket without its buffer's identity, which differs between two buffers in one
+/// process: what the determinism check compares.
+fn anonymous(ticket: Ticket) -> Ticket {
+    Ticket::from_parts(ticket.slot(), ticket.id())
+}
+
+fn anonymous_outcome(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Admission(Ok(Admission::Wait(t))) => {
+            Outcome::Admission(Ok(Admission::Wait(anonymous(t))))
+        }
+        Outcome::Admission(Err(e)) | Outcome::Input(Err(e)) => {
+            let e = match e {
+                InputError::Ticket(TicketError::Stale(t)) => {
+                    InputError::Ticket(TicketError::Stale(anonymous(t)))
+                }
+                InputError::Ticket(TicketError::NotReleased(t)) => {
+                    InputError::Ticket(TicketError::NotReleased(anonymous(t)))
+                }
+                InputError::Ticket(TicketError::NotIssued(t)) => {
+                    InputError::Ticket(TicketError::NotIssued(anonymous(t)))
+                }
+                e => e,
+            };
+            match outcome {
+                Outcome::Admission(_) => Outcome::Admission(Err(e)),
+                _ => Outcome::Input(Err(e)),
+            }
+        }
+        other => other,
+    }
+}
+
+fn anonymous_action(action: Action) -> Action {
+    match action {
+        Action::Wake { ticket, verdict } => Action::Wake {
+            ticket: anonymous(ticket),
+            verdict,
+        },
+        other => other,
     }
 }
 
@@ -865,6 +1002,7 @@ impl<'a> Arbitrary<'a> for ConfigInput {
             drain_concurrency: small(u)?,
             drain_backoff: duration(u)?,
             filter: ShardFilter::new(),
+            proactive_start: u.arbitrary()?,
         };
         let names = u.arbitrary()?;
         let times = u.arbitrary()?;

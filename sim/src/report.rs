@@ -145,6 +145,7 @@ impl BufferCounters {
                 StopReason::ReshardingComplete => &mut self.stops.ReshardingComplete,
                 StopReason::MoveTablesSwitchedTraffic => &mut self.stops.MoveTablesSwitchedTraffic,
                 StopReason::Shutdown => &mut self.stops.Shutdown,
+                _ => continue,
             } += n;
         }
         for (reason, n) in s.evicted.iter() {
@@ -152,6 +153,7 @@ impl BufferCounters {
                 EvictReason::ContextDone => &mut self.evicted.ContextDone,
                 EvictReason::BufferFull => &mut self.evicted.BufferFull,
                 EvictReason::WindowExceeded => &mut self.evicted.WindowExceeded,
+                _ => continue,
             } += n;
         }
         for (reason, n) in s.skipped.iter() {
@@ -161,6 +163,7 @@ impl BufferCounters {
                 SkipReason::Shutdown => &mut self.skipped.Shutdown,
                 SkipReason::LastReparentTooRecent => &mut self.skipped.LastReparentTooRecent,
                 SkipReason::LastFailoverTooRecent => &mut self.skipped.LastFailoverTooRecent,
+                _ => continue,
             } += n;
         }
     }

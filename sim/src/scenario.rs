@@ -376,6 +376,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), String> {
             ConfigError::DrainBackoffZero => "drain_backoff",
             ConfigError::FilterRequiresEnabled => "keyspace_shards",
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
+            _ => "buffer",
         };
         format!("{key}: {e}")
     })
@@ -710,6 +711,7 @@ impl TryFrom<RawBuffer> for BufferToml {
             drain_concurrency: raw.drain_concurrency.unwrap_or(d.drain_concurrency),
             drain_backoff: raw.drain_backoff.map_or(d.drain_backoff, |v| v.0),
             filter,
+            proactive_start: d.proactive_start,
         };
         validate_buffer(&config).map_err(|e| format!("buffer.{e}"))?;
         Ok(BufferToml(config))

@@ -647,6 +647,8 @@ fn buffer_error(error: BufferError) -> ErrorCause {
         BufferError::BufferFull => ErrorCause::BufferFull,
         BufferError::Evicted => ErrorCause::Evicted,
         BufferError::ShardMissing => ErrorCause::ShardMissing,
+        // An error kind added to the core later: the buffer refused the request.
+        _ => ErrorCause::Failover,
     }
 }
 

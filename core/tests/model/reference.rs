@@ -15,9 +15,10 @@
 use std::time::Duration;
 
 use failover_buffer::{
-    Action, BufferError, Config, EvictReason, FailoverCause, HealthStamp, InputError, InputStats,
-    Metric, Mode, PrimaryId, Reason, ShardId, ShardState, ShardStats, SkipReason, StopReason,
-    Ticket, TicketError, TicketStatus, TimerKind, TopologyEvent, Verdict,
+    Action, BufferError, Config, ConfigError, EpisodeView, EvictReason, FailoverCause, HealthStamp,
+    InputError, InputStats, Metric, Mode, PrimaryId, Reason, ReleaseReason, ShardId, ShardState,
+    ShardStats, SkipReason, StopReason, Ticket, TicketError, TicketStatus, TimerKind,
+    TopologyEvent, Verdict,
 };
 
 /// The model's answer to a request: like [`failover_buffer::Admission`], but a queued
@@ -38,8 +39,9 @@ enum Life {
     Queued,
     /// Woken with `Retry` by its window expiring.
     RetryAfterWindow,
-    /// Woken with `Retry` by a drain: counts against `drain_concurrency`.
-    RetryInDrain,
+    /// Woken with `Retry` by a drain that began for this reason: counts against
+    /// `drain_concurrency`.
+    RetryInDrain(StopReason),
     Ended,
 }
 
@@ -68,6 +70,7 @@ struct Counters {
     in_flight_max: u64,
     dry_run_max: u64,
     last_failover_duration: Duration,
+    last_failover_held_duration: Duration,
     failover_duration_sum: Duration,
     utilization_sum: u64,
     utilization_dry_run_sum: u64,
@@ -82,6 +85,11 @@ struct Episode {
     saw_not_serving: bool,
     /// Why the episode first stopped buffering (a resumed drain is not a new stop).
     stopped: Option<StopReason>,
+    /// Why its drain last started.
+    last_stop: Option<StopReason>,
+    /// When it first held a request, and when a held request last left a queue.
+    first_hold: Option<u64>,
+    last_release: u64,
     /// What released requests are told.
     verdict: Verdict,
     /// When the drain last started (for `DrainFinished`'s duration).
@@ -107,6 +115,9 @@ struct ModelShard {
 /// The reference model of a whole buffer.
 #[derive(Clone, Debug)]
 pub(crate) struct Model {
+    /// What fixes the shards' modes, which a reconfiguration may not change.
+    modes: (bool, bool, failover_buffer::ShardFilter),
+    proactive_start: bool,
     size: usize,
     window: u64,
     max_failover_duration: u64,
@@ -119,7 +130,9 @@ pub(crate) struct Model {
     shards: Vec<ModelShard>,
     tickets: Vec<ModelTicket>,
     input_stats: InputStats,
-    actions: Vec<Action>,
+    /// Actions queued, with each `Wake` naming its ticket by index (`Wake`'s ticket is a
+    /// placeholder): a ticket the same input issued and woke is bound only after the input.
+    actions: Vec<(Action, Option<usize>)>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -160,6 +173,8 @@ impl Model {
             })
             .collect();
         Model {
+            modes: (config.enabled, config.dry_run, config.filter.clone()),
+            proactive_start: config.proactive_start,
             size: config.size,
             window: nanos(config.window),
             max_failover_duration: nanos(config.max_failover_duration),
@@ -184,6 +199,27 @@ impl Model {
     /// The actions queued since the last call, oldest first.
     pub(crate) fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)
+            .into_iter()
+            .map(|(action, woken)| match (action, woken) {
+                (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
+                    ticket: self.handle(i),
+                    verdict,
+                },
+                (action, _) => action,
+            })
+            .collect()
+    }
+
+    /// Queues a `Wake` of ticket `i`.
+    fn wake(&mut self, i: usize, verdict: Verdict) {
+        let placeholder = Ticket::from_parts(u32::MAX, u64::MAX);
+        self.actions.push((
+            Action::Wake {
+                ticket: placeholder,
+                verdict,
+            },
+            Some(i),
+        ));
     }
 
     // ----- inputs -----
@@ -208,11 +244,12 @@ impl Model {
             }
             return Ok(self.hold(now, shard, false));
         };
-        Ok(self.failover_request(now, shard, cause, false))
+        Ok(self.failover_request(now, shard, cause))
     }
 
-    /// `Buffer::retry_failed`: the retry is done, then the request comes back with its
-    /// cause, and may call off a drain even if the drain has just finished.
+    /// `Buffer::retry_failed`. A retry a drain released, failing within a young episode
+    /// whose drain began because the failover seemed over, goes back to its shard's queue
+    /// (the drain paused first, if it still ran); any other is a fresh failover error.
     pub(crate) fn retry_failed(
         &mut self,
         now: u64,
@@ -221,20 +258,66 @@ impl Model {
         cause: FailoverCause,
     ) -> Result<Answer, InputError> {
         let now = self.observe(now);
-        let shard = self.end(now, ticket, index, true)?;
-        let answer = self.failover_request(now, shard, cause, true);
+        let i = self.live(ticket, index, true)?;
+        let shard = self.tickets[i].shard;
+        let in_drain = matches!(self.tickets[i].life, Life::RetryInDrain(_));
+        if in_drain && self.may_requeue(now, shard) {
+            return Ok(self.requeue(now, i));
+        }
+        self.end(now, i);
+        let answer = self.failover_request(now, shard, cause);
         self.settle();
         Ok(answer)
     }
 
+    fn may_requeue(&self, now: u64, shard: usize) -> bool {
+        let s = &self.shards[shard];
+        let verdict = s.episode.as_ref().map_or(Verdict::Retry, |e| e.verdict);
+        !self.shut_down
+            && s.mode == Mode::Enabled
+            && verdict == Verdict::Retry
+            && self.may_pause(now, shard)
+            && self.held() <= self.size
+    }
+
+    /// The request of ticket `i` is held again: a new ticket with the same deadline, queued
+    /// before the first entry whose deadline is not earlier.
+    fn requeue(&mut self, now: u64, i: usize) -> Answer {
+        let shard = self.tickets[i].shard;
+        let deadline = self.tickets[i].deadline;
+        let was_draining = self.shards[shard].state == ShardState::Draining;
+        self.tickets[i].life = Life::Ended;
+        if was_draining {
+            self.pause(now, shard);
+        }
+        let j = self.tickets.len();
+        self.tickets.push(ModelTicket {
+            shard,
+            deadline,
+            life: Life::Queued,
+            handle: None,
+        });
+        let at = self.shards[shard]
+            .queue
+            .iter()
+            .position(|&q| self.tickets[q].deadline >= deadline)
+            .unwrap_or(self.shards[shard].queue.len());
+        let s = &mut self.shards[shard];
+        s.queue.insert(at, j);
+        s.counters.buffered += 1;
+        s.counters.in_flight_max = s.counters.in_flight_max.max(s.queue.len() as u64);
+        self.expire_window(now, shard);
+        if was_draining {
+            self.actions.push_other(Action::DrainPaused {
+                shard: ShardId::from_index(shard as u32),
+                queued: self.shards[shard].queue.len(),
+            });
+        }
+        Answer::Wait(j)
+    }
+
     /// A request with a failover cause on a registered shard.
-    fn failover_request(
-        &mut self,
-        now: u64,
-        shard: usize,
-        cause: FailoverCause,
-        after_retry: bool,
-    ) -> Answer {
+    fn failover_request(&mut self, now: u64, shard: usize, cause: FailoverCause) -> Answer {
         let state = self.shards[shard].state;
         if self.shut_down {
             self.skip(shard, SkipReason::Shutdown);
@@ -246,44 +329,64 @@ impl Model {
         }
         match state {
             ShardState::Buffering => self.hold(now, shard, false),
-            ShardState::Idle if after_retry && self.may_reopen(now, shard) => {
-                // A released request failed again after its drain finished: the end was
-                // seen too early, so the episode's drain is called off after the fact.
-                self.pause(now, shard);
-                self.hold(now, shard, true)
-            }
             ShardState::Idle => {
-                let s = &self.shards[shard];
-                let min = self.min_time_between_failovers;
-                let too_recent = |at: Option<u64>| at.is_some_and(|t| now.saturating_sub(t) < min);
-                let (failover_too_recent, reparent_too_recent) =
-                    (too_recent(s.last_end), too_recent(s.last_reparent));
-                if failover_too_recent {
-                    self.skip(shard, SkipReason::LastFailoverTooRecent);
-                    return Answer::Proceed;
-                }
-                if reparent_too_recent {
-                    self.skip(shard, SkipReason::LastReparentTooRecent);
+                if self.skip_start(now, shard, true) {
                     return Answer::Proceed;
                 }
                 self.start(now, shard, cause);
                 self.hold(now, shard, false)
             }
             ShardState::Draining => {
-                let s = &self.shards[shard];
-                let start = s.episode.as_ref().map_or(0, |e| e.start);
-                let young = now < start.saturating_add(self.max_failover_duration);
-                if s.mode != Mode::Enabled || !young {
+                if self.shards[shard].mode != Mode::Enabled {
                     return Answer::Proceed;
                 }
+                let verdict = self.shards[shard]
+                    .episode
+                    .as_ref()
+                    .map_or(Verdict::Retry, |e| e.verdict);
+                if let Verdict::Fail(error) = verdict {
+                    return Answer::Fail(error);
+                }
+                if !self.may_pause(now, shard) {
+                    return Answer::Proceed;
+                }
+                // Only a request that will really be queued calls the drain off.
+                let room = self.held() < self.size
+                    || self.shards[shard]
+                        .queue
+                        .iter()
+                        .any(|&q| self.tickets[q].deadline > now);
+                if !room {
+                    self.skip(shard, SkipReason::BufferFull);
+                    return Answer::Fail(BufferError::BufferFull);
+                }
                 self.pause(now, shard);
+                self.expire_window(now, shard);
                 self.hold(now, shard, true)
             }
         }
     }
 
-    /// Drain back-off: the shard buffers again in the same episode, the entries not yet
-    /// released stay queued, and those past their window leave at once.
+    /// Whether a min-time rule forbids starting an episode now (counted as skipped when
+    /// `count`, i.e. for a request).
+    fn skip_start(&mut self, now: u64, shard: usize, count: bool) -> bool {
+        let s = &self.shards[shard];
+        let min = self.min_time_between_failovers;
+        let too_recent = |at: Option<u64>| at.is_some_and(|t| now.saturating_sub(t) < min);
+        let reason = if too_recent(s.last_end) {
+            SkipReason::LastFailoverTooRecent
+        } else if too_recent(s.last_reparent) {
+            SkipReason::LastReparentTooRecent
+        } else {
+            return false;
+        };
+        if count {
+            self.skip(shard, reason);
+        }
+        true
+    }
+
+    /// Drain back-off: the shard buffers again in the same episode.
     fn pause(&mut self, now: u64, shard: usize) {
         let s = &mut self.shards[shard];
         s.state = ShardState::Buffering;
@@ -291,24 +394,20 @@ impl Model {
         if let Some(e) = s.episode.as_mut() {
             e.resume_at = Some(now.saturating_add(self.drain_backoff));
         }
-        self.expire_window(now, shard);
     }
 
-    /// Whether a retry failing after its drain finished may reopen the episode: it ended
-    /// because the failover seemed over (not resharded away, not timed out, not shut down)
-    /// and is younger than max failover duration.
-    fn may_reopen(&self, now: u64, shard: usize) -> bool {
-        let s = &self.shards[shard];
-        let Some(e) = s.episode.as_ref() else {
+    /// Whether the drain may be called off: it began because the failover seemed over (not
+    /// resharded away, not timed out, not shut down) and the episode is younger than max
+    /// failover duration.
+    fn may_pause(&self, now: u64, shard: usize) -> bool {
+        let Some(e) = self.shards[shard].episode.as_ref() else {
             return false;
         };
         let seemed_over = matches!(
             e.stopped,
             Some(StopReason::NewPrimarySeen | StopReason::MoveTablesSwitchedTraffic)
         );
-        s.mode == Mode::Enabled
-            && seemed_over
-            && now < e.start.saturating_add(self.max_failover_duration)
+        seemed_over && now < e.start.saturating_add(self.max_failover_duration)
     }
 
     /// `Buffer::health`.
@@ -341,6 +440,21 @@ impl Model {
         }
         s.primary = Some(stamp.primary);
         s.highest_term = Some(stamp.term);
+        if s.state == ShardState::Idle && !stamp.serving {
+            // Proactive start: as a failover error right after this stamp, but nothing is
+            // counted if it is too soon.
+            if self.proactive_start
+                && s.mode != Mode::Disabled
+                && !self.skip_start(now, shard, false)
+            {
+                self.start(now, shard, FailoverCause::Reparent);
+                if let Some(e) = self.shards[shard].episode.as_mut() {
+                    e.saw_not_serving = true;
+                }
+            }
+            return Ok(());
+        }
+        let s = &mut self.shards[shard];
         if s.state != ShardState::Buffering {
             return Ok(());
         }
@@ -410,8 +524,10 @@ impl Model {
             if now >= e.start.saturating_add(self.max_failover_duration) {
                 self.stop(now, shard, StopReason::MaxDurationExceeded);
             } else if e.resume_at.is_some_and(|at| now >= at) {
-                // Not a new stop: `stop` counts only the first of an episode.
-                self.stop(now, shard, StopReason::NewPrimarySeen);
+                // Not a new stop: `stop` counts only the first of an episode. The drain
+                // resumes for the reason it first started.
+                let reason = e.stopped.unwrap_or(StopReason::NewPrimarySeen);
+                self.stop(now, shard, reason);
             } else {
                 self.expire_window(now, shard);
             }
@@ -429,46 +545,94 @@ impl Model {
         retry_done: bool,
     ) -> Result<(), InputError> {
         let now = self.observe(now);
-        self.end(now, ticket, index, retry_done)?;
+        let i = self.live(ticket, index, retry_done)?;
+        self.end(now, i);
         self.settle();
         Ok(())
     }
 
-    /// Ends a live ticket and returns its shard; `retry_done` refuses a queued one.
-    fn end(
+    /// The index of a live ticket, or the counted refusal: never issued (no index), ended,
+    /// or (when `released` is asked for) still queued.
+    fn live(
         &mut self,
-        now: u64,
         ticket: Ticket,
         index: Option<usize>,
-        retry_done: bool,
+        released: bool,
     ) -> Result<usize, InputError> {
-        let live = index.filter(|&i| self.tickets[i].life != Life::Ended);
-        let Some(i) = live else {
-            self.input_stats.stale_tickets += 1;
-            return Err(InputError::Ticket(TicketError::Stale(ticket)));
+        let Some(i) = index else {
+            self.input_stats.tickets_not_issued += 1;
+            return Err(InputError::Ticket(TicketError::NotIssued(ticket)));
         };
+        match self.tickets[i].life {
+            Life::Ended => {
+                self.input_stats.stale_tickets += 1;
+                Err(InputError::Ticket(TicketError::Stale(ticket)))
+            }
+            Life::Queued if released => {
+                self.input_stats.tickets_not_released += 1;
+                Err(InputError::Ticket(TicketError::NotReleased(ticket)))
+            }
+            _ => Ok(i),
+        }
+    }
+
+    /// Ends live ticket `i`.
+    fn end(&mut self, now: u64, i: usize) {
         let shard = self.tickets[i].shard;
         let draining = self.shards[shard].state == ShardState::Draining;
-        match self.tickets[i].life {
-            Life::Queued if retry_done => {
-                self.input_stats.tickets_not_released += 1;
-                return Err(InputError::Ticket(TicketError::NotReleased(ticket)));
+        if self.tickets[i].life == Life::Queued {
+            self.shards[shard].queue.retain(|&q| q != i);
+            self.released(now, shard);
+            if draining {
+                self.shards[shard].counters.drained += 1;
+            } else {
+                self.shards[shard].counters.evicted[EvictReason::ContextDone.index()] += 1;
             }
-            Life::Queued => {
-                self.shards[shard].queue.retain(|&q| q != i);
-                if draining {
-                    self.shards[shard].counters.drained += 1;
-                } else {
-                    self.shards[shard].counters.evicted[EvictReason::ContextDone.index()] += 1;
-                }
-            }
-            Life::RetryAfterWindow | Life::RetryInDrain | Life::Ended => {}
         }
         self.tickets[i].life = Life::Ended;
         if draining {
             self.drain(now, shard);
         }
-        Ok(shard)
+    }
+
+    /// `Buffer::reconfigure`.
+    pub(crate) fn reconfigure(&mut self, now: u64, config: &Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        if (config.enabled, config.dry_run, &config.filter)
+            != (self.modes.0, self.modes.1, &self.modes.2)
+        {
+            return Err(ConfigError::ModeSettingsChanged);
+        }
+        let now = self.observe(now);
+        let window = nanos(config.window);
+        if window < self.window {
+            let latest = now.saturating_add(window);
+            for t in self.tickets.iter_mut().filter(|t| t.life != Life::Ended) {
+                t.deadline = t.deadline.min(latest);
+            }
+        }
+        self.size = config.size;
+        self.window = window;
+        self.max_failover_duration = nanos(config.max_failover_duration);
+        self.min_time_between_failovers = nanos(config.min_time_between_failovers);
+        self.drain_concurrency = config.drain_concurrency;
+        self.drain_backoff = nanos(config.drain_backoff);
+        self.proactive_start = config.proactive_start;
+        while self.held() > self.size {
+            let oldest = (0..self.shards.len())
+                .filter_map(|s| Some((self.tickets[*self.shards[s].queue.first()?].deadline, s)))
+                .min();
+            let Some((_, shard)) = oldest else { break };
+            let victim = self.shards[shard].queue.remove(0);
+            self.evict(now, shard, victim);
+        }
+        for shard in 0..self.shards.len() {
+            if self.shards[shard].state == ShardState::Draining {
+                self.drain(now, shard);
+            }
+        }
+        self.settle();
+        Ok(())
     }
 
     /// `Buffer::shutdown`.
@@ -487,6 +651,8 @@ impl Model {
     // ----- rules -----
 
     fn observe(&mut self, now: u64) -> u64 {
+        // `Timestamp::MAX` is "never": inputs stamped with it run 1 ns before.
+        let now = now.min(u64::MAX - 1);
         if now < self.now {
             self.input_stats.clock_regressions += 1;
         } else {
@@ -509,7 +675,7 @@ impl Model {
     fn in_drain(&self, shard: usize) -> usize {
         self.tickets
             .iter()
-            .filter(|t| t.shard == shard && t.life == Life::RetryInDrain)
+            .filter(|t| t.shard == shard && matches!(t.life, Life::RetryInDrain(_)))
             .count()
     }
 
@@ -527,6 +693,9 @@ impl Model {
             start_term: s.highest_term,
             saw_not_serving: false,
             stopped: None,
+            last_stop: None,
+            first_hold: None,
+            last_release: now,
             verdict: Verdict::Retry,
             drain_start: now,
             resume_at: None,
@@ -534,7 +703,7 @@ impl Model {
         s.counters.starts += 1;
         s.counters.in_flight_max = 0;
         s.counters.dry_run_max = 0;
-        self.actions.push(Action::FailoverStarted {
+        self.actions.push_other(Action::FailoverStarted {
             shard: ShardId::from_index(shard as u32),
             cause,
         });
@@ -550,10 +719,10 @@ impl Model {
         }
         let answer = self.enqueue(now, shard);
         if paused {
-            self.actions.push(Action::Metric(Metric::DrainPaused {
+            self.actions.push_other(Action::DrainPaused {
                 shard: ShardId::from_index(shard as u32),
                 queued: self.shards[shard].queue.len(),
-            }));
+            });
         }
         answer
     }
@@ -565,12 +734,7 @@ impl Model {
                 return Answer::Fail(BufferError::BufferFull);
             }
             let victim = self.shards[shard].queue.remove(0);
-            self.tickets[victim].life = Life::Ended;
-            self.shards[shard].counters.evicted[EvictReason::BufferFull.index()] += 1;
-            self.actions.push(Action::Wake {
-                ticket: self.handle(victim),
-                verdict: Verdict::Fail(BufferError::Evicted),
-            });
+            self.evict(now, shard, victim);
         }
         let index = self.tickets.len();
         self.tickets.push(ModelTicket {
@@ -581,9 +745,27 @@ impl Model {
         });
         let s = &mut self.shards[shard];
         s.queue.push(index);
+        if let Some(e) = s.episode.as_mut() {
+            e.first_hold.get_or_insert(now);
+        }
         s.counters.buffered += 1;
         s.counters.in_flight_max = s.counters.in_flight_max.max(s.queue.len() as u64);
         Answer::Wait(index)
+    }
+
+    /// Ends ticket `victim`, already off its queue, with `Fail(Evicted)`.
+    fn evict(&mut self, now: u64, shard: usize, victim: usize) {
+        self.tickets[victim].life = Life::Ended;
+        self.released(now, shard);
+        self.shards[shard].counters.evicted[EvictReason::BufferFull.index()] += 1;
+        self.wake(victim, Verdict::Fail(BufferError::Evicted));
+    }
+
+    /// A held request of `shard` left its queue now.
+    fn released(&mut self, now: u64, shard: usize) {
+        if let Some(e) = self.shards[shard].episode.as_mut() {
+            e.last_release = now;
+        }
     }
 
     /// Releases with `Retry` every queued ticket whose deadline is at or before `now`.
@@ -597,11 +779,9 @@ impl Model {
         for i in due {
             self.shards[shard].queue.retain(|&q| q != i);
             self.tickets[i].life = Life::RetryAfterWindow;
+            self.released(now, shard);
             self.shards[shard].counters.evicted[EvictReason::WindowExceeded.index()] += 1;
-            self.actions.push(Action::Wake {
-                ticket: self.handle(i),
-                verdict: Verdict::Retry,
-            });
+            self.wake(i, Verdict::Retry);
         }
     }
 
@@ -633,22 +813,24 @@ impl Model {
             } else {
                 c.utilization_sum += utilization_percent;
             }
-            self.actions.push(Action::Metric(Metric::BufferingStopped {
-                shard: ShardId::from_index(shard as u32),
-                reason,
-                duration,
-                in_flight_max,
-                utilization_percent,
-            }));
+            self.actions
+                .push_other(Action::Metric(Metric::BufferingStopped {
+                    shard: ShardId::from_index(shard as u32),
+                    reason,
+                    duration,
+                    in_flight_max,
+                    utilization_percent,
+                }));
         }
         if reason == StopReason::ReshardingComplete {
             e.verdict = Verdict::Fail(BufferError::ShardMissing);
         }
+        e.last_stop = Some(reason);
         e.resume_at = None;
         e.drain_start = now;
         s.last_end = Some(now);
         s.state = ShardState::Draining;
-        self.actions.push(Action::StartDrain {
+        self.actions.push_other(Action::StartDrain {
             shard: ShardId::from_index(shard as u32),
             queued: s.queue.len(),
         });
@@ -658,39 +840,44 @@ impl Model {
     /// Releases queued tickets, oldest first, while fewer than `drain_concurrency` drain
     /// retries run; goes idle when nothing is queued or retrying in the drain.
     fn drain(&mut self, now: u64, shard: usize) {
-        let verdict = self.shards[shard]
+        let (verdict, reason) = self.shards[shard]
             .episode
             .as_ref()
-            .map_or(Verdict::Retry, |e| e.verdict);
+            .map_or((Verdict::Retry, None), |e| (e.verdict, e.last_stop));
+        let reason = reason.unwrap_or(StopReason::NewPrimarySeen);
         // A failure never reaches the primary, so it takes no share of the concurrency.
         let room = |m: &Model| verdict != Verdict::Retry || m.in_drain(shard) < m.drain_concurrency;
         while room(self) && !self.shards[shard].queue.is_empty() {
             let i = self.shards[shard].queue.remove(0);
             self.shards[shard].counters.drained += 1;
+            self.released(now, shard);
             self.tickets[i].life = match verdict {
-                Verdict::Retry => Life::RetryInDrain,
+                Verdict::Retry => Life::RetryInDrain(reason),
                 Verdict::Fail(_) => Life::Ended,
             };
-            self.actions.push(Action::Wake {
-                ticket: self.handle(i),
-                verdict,
-            });
+            self.wake(i, verdict);
         }
         if self.shards[shard].queue.is_empty() && self.in_drain(shard) == 0 {
             let s = &mut self.shards[shard];
             s.state = ShardState::Idle;
+            let held = s.episode.as_ref().and_then(|e| {
+                let first = e.first_hold?;
+                Some(Duration::from_nanos(e.last_release.saturating_sub(first)))
+            });
+            s.counters.last_failover_held_duration = held.unwrap_or(Duration::ZERO);
             let drain_start = s.episode.as_ref().map_or(now, |e| e.drain_start);
-            self.actions.push(Action::Metric(Metric::DrainFinished {
-                shard: ShardId::from_index(shard as u32),
-                duration: Duration::from_nanos(now.saturating_sub(drain_start)),
-            }));
+            self.actions
+                .push_other(Action::Metric(Metric::DrainFinished {
+                    shard: ShardId::from_index(shard as u32),
+                    duration: Duration::from_nanos(now.saturating_sub(drain_start)),
+                }));
         }
     }
 
     fn settle(&mut self) {
         if self.shut_down && !self.closed && self.held() == 0 {
             self.closed = true;
-            self.actions.push(Action::Closed);
+            self.actions.push_other(Action::Closed);
         }
     }
 
@@ -726,14 +913,23 @@ impl Model {
         timers
     }
 
-    /// When `tick` is next due.
+    /// When `tick` is next due. A timer at `u64::MAX` (a saturated deadline) is "never".
     pub(crate) fn next_timeout(&self) -> Option<u64> {
-        self.timers().into_iter().map(|(at, _, _)| at).min()
+        self.timers()
+            .into_iter()
+            .map(|(at, _, _)| at)
+            .filter(|&at| at != u64::MAX)
+            .min()
     }
 
     /// `Buffer::free_slots`.
     pub(crate) fn free_slots(&self) -> usize {
-        self.size - self.held()
+        self.size.saturating_sub(self.held())
+    }
+
+    /// The current size (a reconfiguration changes it).
+    pub(crate) fn size(&self) -> usize {
+        self.size
     }
 
     /// `Buffer::held_slots`.
@@ -757,13 +953,42 @@ impl Model {
     }
 
     /// `Buffer::ticket_status` of the `index`-th ticket issued.
-    pub(crate) fn ticket_status(&self, index: usize) -> Option<TicketStatus> {
+    pub(crate) fn ticket_status(&self, index: usize) -> TicketStatus {
         match self.tickets[index].life {
-            Life::Queued => Some(TicketStatus::Queued),
-            Life::RetryAfterWindow => Some(TicketStatus::RetryingAfterWindow),
-            Life::RetryInDrain => Some(TicketStatus::RetryingInDrain),
-            Life::Ended => None,
+            Life::Queued => TicketStatus::Queued,
+            Life::RetryAfterWindow => TicketStatus::Retrying(ReleaseReason::Window),
+            Life::RetryInDrain(reason) => TicketStatus::Retrying(ReleaseReason::Drain(reason)),
+            Life::Ended => TicketStatus::Ended,
         }
+    }
+
+    /// The model's episode, for messages.
+    pub(crate) fn episode_debug(&self, shard: usize) -> String {
+        format!("{:?}", self.shards[shard].episode)
+    }
+
+    /// `Buffer::episode`, field by field (the view is `#[non_exhaustive]`, so it is compared
+    /// rather than built).
+    pub(crate) fn same_episode(&self, shard: usize, core: Option<EpisodeView>) -> bool {
+        let model = self.shards[shard].episode.as_ref().map(|e| {
+            (
+                e.start,
+                e.start_term,
+                e.start.saturating_add(self.max_failover_duration),
+                e.resume_at,
+                e.last_stop,
+            )
+        });
+        let core = core.map(|v| {
+            (
+                v.started_at.as_nanos(),
+                v.start_term,
+                v.max_duration_deadline.as_nanos(),
+                v.paused_until.map(|t| t.as_nanos()),
+                v.stop_reason,
+            )
+        });
+        model == core
     }
 
     /// `Buffer::shard_state`, `queued`, `draining_in_flight` and `highest_term` of a shard.
@@ -834,6 +1059,11 @@ impl Model {
             nanos(core.last_failover_duration),
         );
         check(
+            "last_failover_held_duration",
+            nanos(c.last_failover_held_duration),
+            nanos(core.last_failover_held_duration),
+        );
+        check(
             "failover_duration_sum",
             nanos(c.failover_duration_sum),
             nanos(core.failover_duration_sum),
@@ -849,5 +1079,16 @@ impl Model {
         } else {
             Err(diffs.join("; "))
         }
+    }
+}
+
+/// Queues an action that names no ticket.
+trait PushOther {
+    fn push_other(&mut self, action: Action);
+}
+
+impl PushOther for Vec<(Action, Option<usize>)> {
+    fn push_other(&mut self, action: Action) {
+        self.push((action, None));
     }
 }
