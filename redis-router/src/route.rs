@@ -79,6 +79,16 @@ impl Route {
             .clone()
     }
 
+    /// Routes nowhere: commands meet "no primary" (a failover error) until [`set`](Self::set).
+    /// Returns whether a primary was routed to.
+    pub fn clear(&self) -> bool {
+        self.primary
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+    }
+
     /// Routes to `backend` from now on. Returns whether this changed the route.
     pub fn set(&self, backend: Arc<Backend>) -> bool {
         let mut primary = self.primary.write().unwrap_or_else(|e| e.into_inner());

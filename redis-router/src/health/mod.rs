@@ -70,6 +70,22 @@ impl Reporter {
         self.report(stamp);
     }
 
+    /// `addr` (with `term`) is being failed over: nothing is sent to it from now on, and it
+    /// is reported not serving. Commands meet "no primary" and are held until the new
+    /// primary is routed to.
+    pub(crate) fn fence(&mut self, addr: SocketAddr, term: u64) {
+        let backend = self.backends.get(addr);
+        if self.route.clear() {
+            tracing::info!(shard = self.shard.name(), primary = %addr, term, "failover in progress: no longer routing to the primary");
+        }
+        self.last_addr = Some(addr);
+        self.report(HealthStamp {
+            primary: backend.id,
+            term,
+            serving: false,
+        });
+    }
+
     /// No server is primary now: the last primary is reported not serving.
     pub(crate) fn no_primary(&mut self) {
         if let Some(last) = self.last {

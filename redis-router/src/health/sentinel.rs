@@ -10,7 +10,18 @@ use super::{Reporter, query_role};
 use crate::resp::{self, ConnError, Frame, RespConn};
 
 /// The Sentinel channels the watcher subscribes to.
-const CHANNELS: &[&str] = &["+switch-master", "+sdown", "-sdown", "+odown", "-odown"];
+const CHANNELS: &[&str] = &[
+    "+switch-master",
+    "+sdown",
+    "-sdown",
+    "+odown",
+    "-odown",
+    "+try-failover",
+    "+selected-slave",
+    "-failover-abort-not-elected",
+    "-failover-abort-no-good-slave",
+    "-failover-abort-slave-timeout",
+];
 
 /// Why the router could not learn its primary from Sentinel at start.
 #[derive(Debug)]
@@ -242,6 +253,12 @@ impl SentinelWatcher {
             },
             None => false,
         };
+        // While this Sentinel fails the master over, the old primary may still accept writes
+        // that the promoted replica will never see (redis issue 4819): send it nothing.
+        if master.flags.split(',').any(|f| f == "failover_in_progress") {
+            reporter.fence(master.addr, master.config_epoch);
+            return Ok(());
+        }
         let down = master
             .flags
             .split(',')

@@ -333,12 +333,22 @@ pub async fn run_load(
     duration: Duration,
     tag: &str,
 ) -> LoadReport {
+    run_load_from(Instant::now(), addr, connections, duration, tag).await
+}
+
+/// [`run_load`], with times measured from `start`.
+pub async fn run_load_from(
+    start: Instant,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+) -> LoadReport {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("a client");
     let config = redis::AsyncConnectionConfig::new()
         .set_response_timeout(Some(Duration::from_secs(30)))
         .set_connection_timeout(Some(Duration::from_secs(5)));
-    let start = Instant::now();
-    let deadline = start + duration;
+    let deadline = Instant::now() + duration;
     let tag: Arc<str> = tag.into();
     let mut tasks = Vec::new();
     for conn in 0..connections {
@@ -445,4 +455,53 @@ pub fn summary(label: &str, report: &LoadReport, failover_at: Duration) -> Strin
         ms(report.quantile(0.99, |_| true)),
         ms(report.quantile(1.0, |_| true)),
     )
+}
+
+/// When each server's role changed, watched every 5 ms from a thread of its own.
+#[derive(Debug)]
+pub struct RoleWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(Option<Duration>, Option<Duration>)>>,
+}
+
+impl RoleWatch {
+    /// Watches until [`finish`](Self::finish): the first time `promoted` says "master", and
+    /// the first time `demoted` no longer does (a replica, or unreachable).
+    pub fn start(start: Instant, promoted: SocketAddr, demoted: SocketAddr) -> RoleWatch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut up, mut down) = (None, None);
+            while !flag.load(Ordering::Relaxed) {
+                let now = start.elapsed();
+                if up.is_none() && role(promoted).as_deref() == Some("master") {
+                    up = Some(now);
+                }
+                if down.is_none() && role(demoted).as_deref() != Some("master") {
+                    down = Some(now);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (up, down)
+        });
+        RoleWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `(promoted at, demoted at)`, since the watch's start.
+    pub fn finish(mut self) -> (Option<Duration>, Option<Duration>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().expect("the role watch"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RoleWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
