@@ -54,3 +54,8 @@ pub use classify::FailoverError;
 pub use health::sentinel::SentinelError;
 pub use replay::ReplayPolicy;
 pub use router::{Router, RouterConfig, StartError, Topology};
+
+/// The README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
