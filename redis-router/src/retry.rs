@@ -66,3 +66,95 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use failover_buffer_tokio::{Config, HealthStamp, PrimaryId};
+
+    use super::*;
+
+    fn buffer() -> (FailoverBuffer, Shard) {
+        let buffer = FailoverBuffer::new(Config {
+            enabled: true,
+            ..Config::default()
+        })
+        .unwrap();
+        let shard = buffer.register_shard("redis", "0");
+        let stamp = HealthStamp {
+            primary: PrimaryId(1),
+            term: 1,
+            serving: true,
+        };
+        buffer.health(&shard, stamp).unwrap();
+        (buffer, shard)
+    }
+
+    /// Fails with a failover error until `fail` attempts were made, then answers the count.
+    fn attempts(
+        fail: usize,
+    ) -> (
+        Arc<AtomicUsize>,
+        impl FnMut() -> std::future::Ready<Attempt<usize, usize>>,
+    ) {
+        let made = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&made);
+        (made, move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            std::future::ready(if n <= fail {
+                Attempt::Failover(FailoverCause::Reparent, n)
+            } else {
+                Attempt::Done(n)
+            })
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_released_retry_that_fails_again_pauses_the_drain_and_is_held_again() {
+        let (buffer, shard) = buffer();
+        let (made, attempt) = attempts(2);
+        let request = tokio::spawn({
+            let (buffer, shard) = (buffer.clone(), shard.clone());
+            async move { run(&buffer, &shard, 5, attempt).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            made.load(Ordering::SeqCst),
+            1,
+            "the first attempt failed and is held"
+        );
+        let promoted = HealthStamp {
+            primary: PrimaryId(2),
+            term: 2,
+            serving: true,
+        };
+        buffer.health(&shard, promoted).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(made.load(Ordering::SeqCst), 2, "released, it failed again");
+        assert_eq!(
+            buffer.stats(&shard).drains_paused,
+            1,
+            "reported with retry_failed"
+        );
+        assert!(
+            !request.is_finished(),
+            "held again while the drain backs off"
+        );
+        let answer = request.await.unwrap();
+        assert!(matches!(answer, Ok(3)), "{answer:?}");
+        assert_eq!(buffer.stats(&shard).buffered, 2, "queued twice");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_buffering_attempts_used_up_answer_the_last_failover_error() {
+        let unbuffered = FailoverBuffer::new(Config::default()).unwrap(); // enabled: false
+        let shard = unbuffered.register_shard("redis", "0");
+        let (made, attempt) = attempts(usize::MAX);
+        let answer = run(&unbuffered, &shard, 3, attempt).await;
+        assert!(matches!(answer, Err(Exhausted::Failover(3))), "{answer:?}");
+        assert_eq!(made.load(Ordering::SeqCst), 3);
+    }
+}

@@ -190,3 +190,55 @@ async fn killed_primary_fails_only_non_idempotent_commands_in_flight() {
         );
     }
 }
+
+/// The Sentinel the router follows dies; the router moves to the next one and follows a
+/// failover run by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_moves_to_another_sentinel_when_its_sentinel_dies() {
+    if !redis_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let (primary, replica) = primary_and_replica(&[]);
+    let mut sentinels = sentinels(3, &primary, MASTER, 1000);
+    let router = router(&sentinels).await;
+
+    let start = Instant::now();
+    let load = tokio::spawn(run_load_from(
+        start,
+        router.local_addr(),
+        CONNECTIONS,
+        Duration::from_secs(5),
+        "moved",
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sentinels[0].kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut s = sentinels[1].conn();
+    let ok: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(MASTER)
+        .query(&mut s)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let report = load.await.unwrap();
+
+    assert_eq!(
+        router.primary(),
+        Some(replica.addr()),
+        "followed through the second Sentinel"
+    );
+    eprintln!(
+        "{}",
+        summary(
+            "Sentinel died, then failover",
+            &report,
+            Duration::from_secs(2)
+        )
+    );
+    assert!(report.errors().is_empty(), "{:?}", report.errors().first());
+    assert_eq!(router.stats().starts, 1, "the failover was buffered");
+    let verdict = verify(replica.addr(), "moved", &report);
+    assert_eq!(verdict.counter, report.acked_incrs());
+    assert!(verdict.missing.is_empty());
+}
