@@ -293,6 +293,7 @@ impl Router {
                     first,
                     config.health_interval,
                     config.connect_timeout,
+                    config.buffer.max_failover_duration,
                 );
                 tasks.push(tokio::spawn(watcher.run(reporter)));
             }

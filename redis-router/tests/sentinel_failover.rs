@@ -242,3 +242,58 @@ async fn the_router_moves_to_another_sentinel_when_its_sentinel_dies() {
     assert_eq!(verdict.counter, report.acked_incrs());
     assert!(verdict.missing.is_empty());
 }
+
+/// The failover is run by a Sentinel other than the one the router follows: the router
+/// hears that Sentinel's leader announcement and fences the old primary all the same, so no
+/// write is lost to Sentinel's uncoordinated switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_led_by_another_sentinel_loses_no_write() {
+    if !redis_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let (primary, replica) = primary_and_replica(&[]);
+    let sentinels = sentinels(3, &primary, MASTER, 1000);
+    let router = router(&sentinels).await;
+
+    let start = Instant::now();
+    let load = tokio::spawn(run_load_from(
+        start,
+        router.local_addr(),
+        CONNECTIONS,
+        Duration::from_secs(5),
+        "led",
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The router follows the first Sentinel; the third one leads this failover.
+    let mut s = sentinels[2].conn();
+    let ok: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(MASTER)
+        .query(&mut s)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let report = load.await.unwrap();
+
+    assert_eq!(router.primary(), Some(replica.addr()));
+    eprintln!(
+        "{}",
+        summary(
+            "failover led by another Sentinel",
+            &report,
+            Duration::from_secs(2)
+        )
+    );
+    assert!(report.errors().is_empty(), "{:?}", report.errors().first());
+    let verdict = verify(replica.addr(), "led", &report);
+    assert_eq!(
+        verdict.counter,
+        report.acked_incrs(),
+        "no INCR lost or doubled"
+    );
+    assert!(
+        verdict.missing.is_empty(),
+        "{} acknowledged SETs lost",
+        verdict.missing.len()
+    );
+}

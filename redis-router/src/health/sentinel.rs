@@ -141,7 +141,74 @@ pub(crate) struct SentinelWatcher {
     pub(crate) next: usize,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
+    /// How long a fence may last without a switch or an abort before the router gives up
+    /// on it (the buffer's `max_failover_duration`).
+    pub(crate) fence_limit: Duration,
     primary_conn: Option<RespConn>,
+    /// The master as last checked.
+    last_master: Option<SocketAddr>,
+    /// Set when some Sentinel began failing `last_master` over: (that master, since when).
+    fenced: Option<(SocketAddr, tokio::time::Instant)>,
+}
+
+/// What a Sentinel's leader announces about a failover of our master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaderSignal {
+    /// `+elected-leader` or `+selected-slave`: a failover is under way.
+    Started,
+    /// The leader gave up (`-failover-abort-no-good-slave`, `-failover-abort-slave-timeout`).
+    Aborted,
+}
+
+/// Channels only the Sentinel that runs a failover publishes on (a Sentinel that loses the
+/// election publishes `-failover-abort-not-elected`, which says nothing about the leader).
+const LEADER_CHANNELS: &[&str] = &[
+    "+elected-leader",
+    "+selected-slave",
+    "-failover-abort-no-good-slave",
+    "-failover-abort-slave-timeout",
+];
+
+/// Subscribes to one Sentinel's leader channels forever (reconnecting every second when it
+/// is down) and passes on what it hears about `name`.
+async fn listen_for_leader(
+    sentinel: SocketAddr,
+    name: String,
+    timeout: Duration,
+    signals: tokio::sync::mpsc::Sender<LeaderSignal>,
+) {
+    loop {
+        let heard = async {
+            let mut conn = RespConn::connect(sentinel, timeout)
+                .await
+                .map_err(|e| ConnError::before_send(&e))?;
+            let mut subscribe = vec!["SUBSCRIBE"];
+            subscribe.extend_from_slice(LEADER_CHANNELS);
+            conn.send(&resp::command(&subscribe)).await?;
+            loop {
+                let frame = conn.read_frame().await?;
+                let Some((channel, payload)) = message(&frame) else {
+                    continue;
+                };
+                if !payload.split(' ').any(|w| w == name) {
+                    continue;
+                }
+                let signal = if channel.starts_with('+') {
+                    LeaderSignal::Started
+                } else {
+                    LeaderSignal::Aborted
+                };
+                tracing::info!(%sentinel, channel, payload, "Sentinel leader event");
+                if signals.send(signal).await.is_err() {
+                    return Ok::<(), ConnError>(());
+                }
+            }
+        };
+        if heard.await.is_ok() {
+            return; // the watcher is gone
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 impl SentinelWatcher {
@@ -151,6 +218,7 @@ impl SentinelWatcher {
         first: usize,
         interval: Duration,
         timeout: Duration,
+        fence_limit: Duration,
     ) -> SentinelWatcher {
         SentinelWatcher {
             sentinels,
@@ -158,15 +226,32 @@ impl SentinelWatcher {
             next: first,
             interval,
             timeout,
+            fence_limit,
             primary_conn: None,
+            last_master: None,
+            fenced: None,
         }
     }
 
     /// Watches forever.
+    ///
+    /// Besides following one Sentinel, it listens to every Sentinel for the leader's
+    /// announcement that a failover began, since any of them may lead it.
     pub(crate) async fn run(mut self, mut reporter: Reporter) {
+        // Dropped with this future (the router's drop aborts it): the listeners end too.
+        let mut listeners = tokio::task::JoinSet::new();
+        let (signal_tx, mut signals) = tokio::sync::mpsc::channel(16);
+        for &sentinel in &self.sentinels {
+            listeners.spawn(listen_for_leader(
+                sentinel,
+                self.name.clone(),
+                self.timeout,
+                signal_tx.clone(),
+            ));
+        }
         loop {
             let sentinel = self.sentinels[self.next % self.sentinels.len()];
-            match self.follow(sentinel, &mut reporter).await {
+            match self.follow(sentinel, &mut reporter, &mut signals).await {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(%sentinel, error = %e, "lost the Sentinel; trying the next")
@@ -183,6 +268,7 @@ impl SentinelWatcher {
         &mut self,
         sentinel: SocketAddr,
         reporter: &mut Reporter,
+        signals: &mut tokio::sync::mpsc::Receiver<LeaderSignal>,
     ) -> Result<(), ConnError> {
         let timeout = self.timeout;
         let connect = |addr| async move {
@@ -211,6 +297,17 @@ impl SentinelWatcher {
                             self.check(&mut query, reporter).await?;
                         }
                     }
+                }
+                Some(signal) = signals.recv() => {
+                    match signal {
+                        LeaderSignal::Started => {
+                            if let Some(master) = self.last_master {
+                                self.fenced = Some((master, tokio::time::Instant::now()));
+                            }
+                        }
+                        LeaderSignal::Aborted => self.fenced = None,
+                    }
+                    self.check(&mut query, reporter).await?;
                 }
                 _ = tick.tick() => self.check(&mut query, reporter).await?,
             }
@@ -253,9 +350,21 @@ impl SentinelWatcher {
             },
             None => false,
         };
-        // While this Sentinel fails the master over, the old primary may still accept writes
-        // that the promoted replica will never see (redis issue 4819): send it nothing.
-        if master.flags.split(',').any(|f| f == "failover_in_progress") {
+        self.last_master = Some(master.addr);
+        // While a Sentinel fails the master over, the old primary may still accept writes
+        // that the promoted replica will never see (redis issue 4819): send it nothing. The
+        // fence lasts until Sentinel names another master, the leader aborts, or the
+        // buffer's max failover duration has passed.
+        if let Some((fenced, since)) = self.fenced {
+            if fenced != master.addr {
+                self.fenced = None;
+            } else if since.elapsed() > self.fence_limit {
+                tracing::warn!(master = %self.name, primary = %fenced, "a failover was announced but never completed; routing to the primary again");
+                self.fenced = None;
+            }
+        }
+        let in_progress = master.flags.split(',').any(|f| f == "failover_in_progress");
+        if in_progress || self.fenced.is_some() {
             reporter.fence(master.addr, master.config_epoch);
             return Ok(());
         }
