@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Starts the demo's Redis on one machine: a primary (port 7001), its replica (7002) and three
 # Sentinels (26380-26382, quorum 2, down-after 1000 ms) monitoring it as "mymaster".
-# Everything lives in ./demo-run (pid files, logs, configs).
+# Everything lives in $DEMO_DIR (default: $TMPDIR or /tmp, then failover-buffer-redis-demo):
+# pid files, logs, configs.
 #
 #   redis-router/demo/sentinels.sh         start
 #   redis-router/demo/sentinels.sh stop    stop every process it started, by pid
 set -euo pipefail
-run="${DEMO_DIR:-$PWD/demo-run}"
+run="${DEMO_DIR:-${TMPDIR:-/tmp}/failover-buffer-redis-demo}"
 
 if [ "${1:-start}" = stop ]; then
+    stopped=0
     for pidfile in "$run"/*.pid; do
-        [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+        [ -e "$pidfile" ] || continue
+        if kill "$(cat "$pidfile")" 2>/dev/null; then
+            stopped=$((stopped + 1))
+        fi
+        rm -f "$pidfile"
     done
-    echo "stopped the demo's Redis processes"
+    echo "stopped $stopped Redis processes (pid files in $run)"
     exit 0
 fi
 
