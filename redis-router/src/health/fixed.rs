@@ -44,30 +44,35 @@ impl FixedWatcher {
                 None => self.conns[i] = None,
             }
         }
-        let keep = self.current.as_ref().and_then(|(addr, replid)| {
-            masters
-                .iter()
-                .find(|(a, r)| a == addr && &r.replid == replid)
-                .map(|(a, _)| *a)
-        });
-        let chosen = match keep {
-            Some(addr) => Some(addr),
-            None => masters.first().map(|(addr, role)| {
-                if masters.len() > 1 {
-                    tracing::warn!(
-                        ?masters,
-                        "more than one server says it is primary; taking the first"
-                    );
-                }
-                self.term += 1;
-                self.current = Some((*addr, role.replid.clone()));
-                *addr
-            }),
-        };
+        let chosen = self.choose(&masters);
         match chosen {
             Some(addr) => reporter.primary(addr, self.term, true),
             None => reporter.no_primary(),
         }
+    }
+
+    /// The primary among the servers that say they are one, and bumps the term when it is a
+    /// different server, or the same one with a new replication id (restarted empty, or
+    /// promoted again). A primary that still says so is kept, even if another one appears.
+    fn choose(&mut self, masters: &[(SocketAddr, Role)]) -> Option<SocketAddr> {
+        let kept = self.current.as_ref().is_some_and(|(addr, replid)| {
+            masters
+                .iter()
+                .any(|(a, r)| a == addr && &r.replid == replid)
+        });
+        if kept {
+            return self.current.as_ref().map(|(addr, _)| *addr);
+        }
+        let (addr, role) = masters.first()?;
+        if masters.len() > 1 {
+            tracing::warn!(
+                ?masters,
+                "more than one server says it is primary; taking the first"
+            );
+        }
+        self.term += 1;
+        self.current = Some((*addr, role.replid.clone()));
+        Some(*addr)
     }
 
     /// Polls forever, every `interval`.
@@ -78,5 +83,56 @@ impl FixedWatcher {
             tick.tick().await;
             self.poll(&mut reporter).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master(port: u16, replid: &str) -> (SocketAddr, Role) {
+        (
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Role {
+                master: true,
+                replid: replid.into(),
+            },
+        )
+    }
+
+    fn watcher() -> FixedWatcher {
+        FixedWatcher::new(Vec::new(), Duration::from_millis(100))
+    }
+
+    #[test]
+    fn the_same_primary_keeps_its_term() {
+        let mut w = watcher();
+        assert_eq!(w.choose(&[master(1, "a")]), Some(master(1, "a").0));
+        assert_eq!(w.choose(&[master(1, "a")]), Some(master(1, "a").0));
+        assert_eq!(w.term, 1);
+    }
+
+    #[test]
+    fn another_server_or_a_new_replication_id_bumps_the_term() {
+        let mut w = watcher();
+        w.choose(&[master(1, "a")]);
+        assert_eq!(w.choose(&[master(2, "b")]), Some(master(2, "b").0));
+        assert_eq!(w.term, 2);
+        // The same address with a new replication id: restarted, or promoted again.
+        w.choose(&[master(2, "c")]);
+        assert_eq!(w.term, 3);
+    }
+
+    #[test]
+    fn no_primary_keeps_the_term_and_a_second_primary_does_not_displace_the_first() {
+        let mut w = watcher();
+        w.choose(&[master(1, "a")]);
+        assert_eq!(w.choose(&[]), None);
+        assert_eq!(w.term, 1);
+        assert_eq!(
+            w.choose(&[master(2, "b"), master(1, "a")]),
+            Some(master(1, "a").0)
+        );
+        assert_eq!(w.term, 1);
     }
 }
