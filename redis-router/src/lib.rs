@@ -8,7 +8,9 @@
 //! servers polled with `ROLE` (the term is a counter bumped when another server becomes
 //! primary). Failover errors (`-READONLY`, `-LOADING`, `-MASTERDOWN`, `-NOREPLICAS`, refused,
 //! reset or closed connections) go back through [`failover_buffer_tokio`]'s buffer; every
-//! other reply goes straight to the client.
+//! other reply goes straight to the client. While a Sentinel fails the primary over, the
+//! router sends nothing to the old primary (it hears every Sentinel's leader announcement),
+//! so no write is lost to Sentinel's uncoordinated switch by way of the router.
 //!
 //! # The replay rule
 //!
