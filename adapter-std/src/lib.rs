@@ -78,8 +78,8 @@
 mod buffer;
 mod clock;
 mod events;
-mod retry;
 pub mod plan;
+mod retry;
 mod shard;
 mod state;
 mod telemetry;

@@ -79,9 +79,7 @@ impl EpisodeEvent {
                 reason,
                 duration,
             },
-            Action::DrainPaused { shard, queued } => {
-                EpisodeEvent::DrainPaused { shard, queued }
-            }
+            Action::DrainPaused { shard, queued } => EpisodeEvent::DrainPaused { shard, queued },
             Action::Metric(Metric::DrainFinished { shard, duration }) => {
                 EpisodeEvent::DrainFinished { shard, duration }
             }

@@ -97,8 +97,8 @@ mod events;
 pub mod guide;
 #[cfg(feature = "tower")]
 mod layer;
-mod retry;
 pub mod plan;
+mod retry;
 mod shared;
 mod telemetry;
 mod wait;

@@ -1,0 +1,151 @@
+//! Health: who the primary is, with what term, and whether it accepts writes, turned into
+//! the buffer's `HealthStamp`s.
+//!
+//! * [`fixed`]: a fixed list of servers, each polled with `ROLE` (and `INFO replication` for
+//!   the replication id); the term is a counter bumped when a different server, or the same
+//!   one with a new replication id, reports itself primary.
+//! * [`sentinel`]: Redis Sentinel names the primary; the term is its `config-epoch`.
+//!
+//! Both report every poll (the buffer ignores repeats) and both route to a new primary
+//! *before* reporting it, since the report releases held requests at once.
+
+pub mod fixed;
+pub mod sentinel;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use failover_buffer_tokio::{FailoverBuffer, HealthStamp, Shard};
+
+use crate::resp::{self, Frame, RespConn};
+use crate::route::{Backends, Route};
+
+/// Turns what a watcher sees into a route change and a health stamp, in that order.
+#[derive(Debug)]
+pub(crate) struct Reporter {
+    pub(crate) buffer: FailoverBuffer,
+    pub(crate) shard: Shard,
+    pub(crate) route: Arc<Route>,
+    pub(crate) backends: Arc<Backends>,
+    last: Option<HealthStamp>,
+    last_addr: Option<SocketAddr>,
+}
+
+impl Reporter {
+    pub(crate) fn new(
+        buffer: FailoverBuffer,
+        shard: Shard,
+        route: Arc<Route>,
+        backends: Arc<Backends>,
+    ) -> Reporter {
+        Reporter {
+            buffer,
+            shard,
+            route,
+            backends,
+            last: None,
+            last_addr: None,
+        }
+    }
+
+    /// `addr` is the primary with `term`; `serving` says whether it accepts writes now.
+    pub(crate) fn primary(&mut self, addr: SocketAddr, term: u64, serving: bool) {
+        let backend = self.backends.get(addr);
+        let stamp = HealthStamp {
+            primary: backend.id,
+            term,
+            serving,
+        };
+        // Route first: the report below may release held requests at once.
+        if self.route.set(Arc::clone(&backend)) {
+            tracing::info!(shard = self.shard.name(), primary = %addr, term, "routing to a new primary");
+            metrics::counter!("redis_router_primary_changes", "shard" => self.shard.name().to_owned())
+                .increment(1);
+            if let Some(old) = self.last_addr {
+                self.backends.get(old).pool.clear();
+            }
+        }
+        self.last_addr = Some(addr);
+        self.report(stamp);
+    }
+
+    /// `addr` (with `term`) is being failed over: nothing is sent to it from now on, and it
+    /// is reported not serving. Commands meet "no primary" and are held until the new
+    /// primary is routed to.
+    pub(crate) fn fence(&mut self, addr: SocketAddr, term: u64) {
+        let backend = self.backends.get(addr);
+        if self.route.clear() {
+            tracing::info!(shard = self.shard.name(), primary = %addr, term, "failover in progress: no longer routing to the primary");
+        }
+        self.last_addr = Some(addr);
+        self.report(HealthStamp {
+            primary: backend.id,
+            term,
+            serving: false,
+        });
+    }
+
+    /// No server is primary now: the last primary is reported not serving.
+    pub(crate) fn no_primary(&mut self) {
+        if let Some(last) = self.last {
+            self.report(HealthStamp {
+                serving: false,
+                ..last
+            });
+        }
+    }
+
+    fn report(&mut self, stamp: HealthStamp) {
+        if self.last != Some(stamp) {
+            tracing::info!(
+                shard = self.shard.name(),
+                primary = ?self.last_addr,
+                term = stamp.term,
+                serving = stamp.serving,
+                "primary health changed"
+            );
+            metrics::gauge!("redis_router_primary_serving", "shard" => self.shard.name().to_owned())
+                .set(if stamp.serving { 1.0 } else { 0.0 });
+            metrics::gauge!("redis_router_primary_term", "shard" => self.shard.name().to_owned())
+                .set(stamp.term as f64);
+        }
+        self.last = Some(stamp);
+        if let Err(e) = self.buffer.health(&self.shard, stamp) {
+            tracing::debug!(shard = self.shard.name(), error = %e, "health stamp refused");
+        }
+    }
+}
+
+/// What `ROLE` and `INFO replication` said of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Role {
+    pub(crate) master: bool,
+    pub(crate) replid: String,
+}
+
+/// Asks `conn`'s server for its role and replication id.
+pub(crate) async fn query_role(conn: &mut RespConn, timeout: Duration) -> Option<Role> {
+    let replies = conn
+        .pipeline(
+            &[
+                resp::command(&["ROLE"]),
+                resp::command(&["INFO", "replication"]),
+            ],
+            timeout,
+        )
+        .await
+        .ok()?;
+    let master = match &replies[0] {
+        Frame::Array(parts) => parts.first().and_then(resp::text) == Some("master"),
+        _ => return None,
+    };
+    let info = resp::text(&replies[1])?;
+    let replid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_replid:"))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    Some(Role { master, replid })
+}

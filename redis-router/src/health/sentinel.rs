@@ -1,0 +1,425 @@
+//! Health from Redis Sentinel: the primary's address and `config-epoch`, a subscription to
+//! its events, and `ROLE` on the primary for writability.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use super::{Reporter, query_role};
+use crate::resp::{self, ConnError, Frame, RespConn};
+
+/// The Sentinel channels the watcher subscribes to.
+const CHANNELS: &[&str] = &[
+    "+switch-master",
+    "+sdown",
+    "-sdown",
+    "+odown",
+    "-odown",
+    "+try-failover",
+    "+selected-slave",
+    "-failover-abort-not-elected",
+    "-failover-abort-no-good-slave",
+    "-failover-abort-slave-timeout",
+];
+
+/// Why the router could not learn its primary from Sentinel at start.
+#[derive(Debug)]
+pub enum SentinelError {
+    /// No Sentinel in the list answered.
+    Unreachable {
+        /// Each Sentinel tried, with its error.
+        tried: Vec<(SocketAddr, String)>,
+    },
+    /// The Sentinels answered, but none monitors a master of that name.
+    UnknownMaster {
+        /// The master name asked for.
+        name: String,
+        /// The Sentinels that said they do not know it.
+        sentinels: Vec<SocketAddr>,
+    },
+}
+
+impl fmt::Display for SentinelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SentinelError::Unreachable { tried } => {
+                write!(f, "no Sentinel reachable:")?;
+                for (addr, e) in tried {
+                    write!(f, " {addr}: {e};")?;
+                }
+                Ok(())
+            }
+            SentinelError::UnknownMaster { name, sentinels } => write!(
+                f,
+                "no Sentinel monitors a master named {name:?} (asked {sentinels:?}); check the name in `sentinel monitor`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SentinelError {}
+
+/// What `SENTINEL MASTER <name>` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MasterInfo {
+    pub(crate) addr: SocketAddr,
+    pub(crate) config_epoch: u64,
+    pub(crate) flags: String,
+}
+
+/// Asks `get-master-addr-by-name` of each Sentinel in turn; the first that knows `name`
+/// answers.
+pub(crate) async fn resolve(
+    sentinels: &[SocketAddr],
+    name: &str,
+    timeout: Duration,
+) -> Result<(SocketAddr, usize), SentinelError> {
+    let mut tried = Vec::new();
+    let mut unknown = Vec::new();
+    for (i, &sentinel) in sentinels.iter().enumerate() {
+        let mut conn = match RespConn::connect(sentinel, timeout).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tried.push((sentinel, e.to_string()));
+                continue;
+            }
+        };
+        let cmd = resp::command(&["SENTINEL", "get-master-addr-by-name", name]);
+        match conn.request(&cmd, timeout).await {
+            Ok(Frame::Array(parts)) if parts.len() == 2 => {
+                let (Some(ip), Some(port)) = (resp::text(&parts[0]), resp::text(&parts[1])) else {
+                    tried.push((sentinel, "malformed reply".into()));
+                    continue;
+                };
+                match to_addr(ip, port) {
+                    Some(addr) => return Ok((addr, i)),
+                    None => tried.push((sentinel, format!("unresolvable address {ip}:{port}"))),
+                }
+            }
+            Ok(Frame::Null) => unknown.push(sentinel),
+            Ok(other) => tried.push((sentinel, format!("unexpected reply {other:?}"))),
+            Err(e) => tried.push((sentinel, e.to_string())),
+        }
+    }
+    if unknown.is_empty() {
+        Err(SentinelError::Unreachable { tried })
+    } else {
+        Err(SentinelError::UnknownMaster {
+            name: name.to_owned(),
+            sentinels: unknown,
+        })
+    }
+}
+
+fn to_addr(ip: &str, port: &str) -> Option<SocketAddr> {
+    let port: u16 = port.parse().ok()?;
+    (ip, port).to_socket_addrs().ok()?.next()
+}
+
+/// Parses `SENTINEL MASTER`'s flat field/value array.
+pub(crate) fn parse_master(reply: &Frame) -> Option<MasterInfo> {
+    let Frame::Array(parts) = reply else {
+        return None;
+    };
+    let fields: HashMap<&str, &str> = parts
+        .chunks(2)
+        .filter_map(|kv| Some((resp::text(kv.first()?)?, resp::text(kv.get(1)?)?)))
+        .collect();
+    Some(MasterInfo {
+        addr: to_addr(fields.get("ip")?, fields.get("port")?)?,
+        config_epoch: fields.get("config-epoch")?.parse().ok()?,
+        flags: (*fields.get("flags")?).to_owned(),
+    })
+}
+
+/// Follows one master through a list of Sentinels, moving to the next when one dies.
+#[derive(Debug)]
+pub(crate) struct SentinelWatcher {
+    pub(crate) sentinels: Vec<SocketAddr>,
+    pub(crate) name: String,
+    pub(crate) next: usize,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    /// How long a fence may last without a switch or an abort before the router gives up
+    /// on it (the buffer's `max_failover_duration`).
+    pub(crate) fence_limit: Duration,
+    primary_conn: Option<RespConn>,
+    /// The master as last checked.
+    last_master: Option<SocketAddr>,
+    /// Set when some Sentinel began failing `last_master` over: (that master, since when).
+    fenced: Option<(SocketAddr, tokio::time::Instant)>,
+}
+
+/// What a Sentinel's leader announces about a failover of our master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaderSignal {
+    /// `+elected-leader` or `+selected-slave`: a failover is under way.
+    Started,
+    /// The leader gave up (`-failover-abort-no-good-slave`, `-failover-abort-slave-timeout`).
+    Aborted,
+}
+
+/// Channels only the Sentinel that runs a failover publishes on (a Sentinel that loses the
+/// election publishes `-failover-abort-not-elected`, which says nothing about the leader).
+const LEADER_CHANNELS: &[&str] = &[
+    "+elected-leader",
+    "+selected-slave",
+    "-failover-abort-no-good-slave",
+    "-failover-abort-slave-timeout",
+];
+
+/// Subscribes to one Sentinel's leader channels forever (reconnecting every second when it
+/// is down) and passes on what it hears about `name`.
+async fn listen_for_leader(
+    sentinel: SocketAddr,
+    name: String,
+    timeout: Duration,
+    signals: tokio::sync::mpsc::Sender<LeaderSignal>,
+) {
+    loop {
+        let heard = async {
+            let mut conn = RespConn::connect(sentinel, timeout)
+                .await
+                .map_err(|e| ConnError::before_send(&e))?;
+            let mut subscribe = vec!["SUBSCRIBE"];
+            subscribe.extend_from_slice(LEADER_CHANNELS);
+            conn.send(&resp::command(&subscribe)).await?;
+            loop {
+                let frame = conn.read_frame().await?;
+                let Some((channel, payload)) = message(&frame) else {
+                    continue;
+                };
+                if !payload.split(' ').any(|w| w == name) {
+                    continue;
+                }
+                let signal = if channel.starts_with('+') {
+                    LeaderSignal::Started
+                } else {
+                    LeaderSignal::Aborted
+                };
+                tracing::info!(%sentinel, channel, payload, "Sentinel leader event");
+                if signals.send(signal).await.is_err() {
+                    return Ok::<(), ConnError>(());
+                }
+            }
+        };
+        if heard.await.is_ok() {
+            return; // the watcher is gone
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl SentinelWatcher {
+    pub(crate) fn new(
+        sentinels: Vec<SocketAddr>,
+        name: String,
+        first: usize,
+        interval: Duration,
+        timeout: Duration,
+        fence_limit: Duration,
+    ) -> SentinelWatcher {
+        SentinelWatcher {
+            sentinels,
+            name,
+            next: first,
+            interval,
+            timeout,
+            fence_limit,
+            primary_conn: None,
+            last_master: None,
+            fenced: None,
+        }
+    }
+
+    /// Watches forever.
+    ///
+    /// Besides following one Sentinel, it listens to every Sentinel for the leader's
+    /// announcement that a failover began, since any of them may lead it.
+    pub(crate) async fn run(mut self, mut reporter: Reporter) {
+        // Dropped with this future (the router's drop aborts it): the listeners end too.
+        let mut listeners = tokio::task::JoinSet::new();
+        let (signal_tx, mut signals) = tokio::sync::mpsc::channel(16);
+        for &sentinel in &self.sentinels {
+            listeners.spawn(listen_for_leader(
+                sentinel,
+                self.name.clone(),
+                self.timeout,
+                signal_tx.clone(),
+            ));
+        }
+        loop {
+            let sentinel = self.sentinels[self.next % self.sentinels.len()];
+            match self.follow(sentinel, &mut reporter, &mut signals).await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(%sentinel, error = %e, "lost the Sentinel; trying the next")
+                }
+            }
+            self.next = (self.next + 1) % self.sentinels.len();
+            tokio::time::sleep(self.interval).await;
+        }
+    }
+
+    /// Subscribes to one Sentinel and checks the master every interval, until that
+    /// Sentinel fails.
+    async fn follow(
+        &mut self,
+        sentinel: SocketAddr,
+        reporter: &mut Reporter,
+        signals: &mut tokio::sync::mpsc::Receiver<LeaderSignal>,
+    ) -> Result<(), ConnError> {
+        let timeout = self.timeout;
+        let connect = |addr| async move {
+            RespConn::connect(addr, timeout)
+                .await
+                .map_err(|e| ConnError::before_send(&e))
+        };
+        let mut events = connect(sentinel).await?;
+        let mut query = connect(sentinel).await?;
+        let mut subscribe = vec!["SUBSCRIBE"];
+        subscribe.extend_from_slice(CHANNELS);
+        events.send(&resp::command(&subscribe)).await?;
+        for _ in CHANNELS {
+            events.read_frame().await?;
+        }
+        tracing::info!(%sentinel, master = %self.name, "following Sentinel");
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = events.read_frame() => {
+                    let event = event?;
+                    if let Some((channel, payload)) = message(&event) {
+                        if payload.split(' ').any(|w| w == self.name) {
+                            tracing::info!(%sentinel, channel, payload, "Sentinel event");
+                            self.check(&mut query, reporter).await?;
+                        }
+                    }
+                }
+                Some(signal) = signals.recv() => {
+                    match signal {
+                        LeaderSignal::Started => {
+                            if let Some(master) = self.last_master {
+                                self.fenced = Some((master, tokio::time::Instant::now()));
+                            }
+                        }
+                        LeaderSignal::Aborted => self.fenced = None,
+                    }
+                    self.check(&mut query, reporter).await?;
+                }
+                _ = tick.tick() => self.check(&mut query, reporter).await?,
+            }
+        }
+    }
+
+    /// `SENTINEL MASTER` for address and epoch, then `ROLE` on that address.
+    async fn check(
+        &mut self,
+        query: &mut RespConn,
+        reporter: &mut Reporter,
+    ) -> Result<(), ConnError> {
+        let reply = query
+            .request(
+                &resp::command(&["SENTINEL", "MASTER", &self.name]),
+                self.timeout,
+            )
+            .await?;
+        let Some(master) = parse_master(&reply) else {
+            tracing::warn!(master = %self.name, ?reply, "Sentinel does not describe the master");
+            return Ok(());
+        };
+        if self
+            .primary_conn
+            .as_ref()
+            .is_some_and(|c| c.peer() != master.addr)
+        {
+            self.primary_conn = None;
+        }
+        if self.primary_conn.is_none() {
+            self.primary_conn = RespConn::connect(master.addr, self.timeout).await.ok();
+        }
+        let writable = match self.primary_conn.as_mut() {
+            Some(conn) => match query_role(conn, self.timeout).await {
+                Some(role) => role.master,
+                None => {
+                    self.primary_conn = None;
+                    false
+                }
+            },
+            None => false,
+        };
+        self.last_master = Some(master.addr);
+        // While a Sentinel fails the master over, the old primary may still accept writes
+        // that the promoted replica will never see (redis issue 4819): send it nothing. The
+        // fence lasts until Sentinel names another master, the leader aborts, or the
+        // buffer's max failover duration has passed.
+        if let Some((fenced, since)) = self.fenced {
+            if fenced != master.addr {
+                self.fenced = None;
+            } else if since.elapsed() > self.fence_limit {
+                tracing::warn!(master = %self.name, primary = %fenced, "a failover was announced but never completed; routing to the primary again");
+                self.fenced = None;
+            }
+        }
+        let in_progress = master.flags.split(',').any(|f| f == "failover_in_progress");
+        if in_progress || self.fenced.is_some() {
+            reporter.fence(master.addr, master.config_epoch);
+            return Ok(());
+        }
+        let down = master
+            .flags
+            .split(',')
+            .any(|f| f == "s_down" || f == "o_down");
+        reporter.primary(master.addr, master.config_epoch, writable && !down);
+        Ok(())
+    }
+}
+
+/// A pub/sub message's channel and payload.
+fn message(frame: &Frame) -> Option<(&str, &str)> {
+    let Frame::Array(parts) = frame else {
+        return None;
+    };
+    match parts.as_slice() {
+        [kind, channel, payload] if resp::text(kind) == Some("message") => {
+            Some((resp::text(channel)?, resp::text(payload)?))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_master_fields_are_parsed() {
+        let reply = resp::command(&[
+            "name",
+            "mymaster",
+            "ip",
+            "127.0.0.1",
+            "port",
+            "7001",
+            "flags",
+            "master",
+            "config-epoch",
+            "3",
+        ]);
+        let info = parse_master(&reply).unwrap();
+        assert_eq!(info.addr, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(info.config_epoch, 3);
+        assert_eq!(info.flags, "master");
+    }
+
+    #[test]
+    fn a_pubsub_message_is_read() {
+        let frame = resp::command(&["message", "+switch-master", "m 127.0.0.1 1 127.0.0.1 2"]);
+        assert_eq!(
+            message(&frame),
+            Some(("+switch-master", "m 127.0.0.1 1 127.0.0.1 2"))
+        );
+    }
+}

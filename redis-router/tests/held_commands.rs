@@ -1,0 +1,95 @@
+//! A command held by the buffer belongs to its client: a client that hangs up takes its
+//! command with it, and one that waits gets it served by the new primary.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use failover_buffer_redis::{Router, RouterConfig, Topology};
+use failover_buffer_tokio::EvictReason;
+use support::*;
+
+fn send_set(router: std::net::SocketAddr, key: &str) -> TcpStream {
+    let mut s = TcpStream::connect(router).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n",
+        key.len()
+    )
+    .unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_cancels_its_held_write() {
+    if !redis_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let server = redis_server(&[]);
+    let router = Router::start(RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        Topology::Fixed(vec![server.addr()]),
+    ))
+    .await
+    .unwrap();
+    // The only server turns replica (of nobody): writes meet -READONLY and are held.
+    let nobody = free_port().to_string();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&nobody)
+        .query(&mut server.conn())
+        .unwrap();
+
+    let addr = router.local_addr();
+    let (gone, waiting) =
+        tokio::task::spawn_blocking(move || (send_set(addr, "gone"), send_set(addr, "waiting")))
+            .await
+            .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(router.stats().buffered, 2, "both writes are held");
+
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = router.stats();
+    assert_eq!(
+        stats.evicted[EvictReason::ContextDone],
+        1,
+        "the hung-up client's write left the buffer: {stats:?}"
+    );
+
+    // The server is promoted (a new replication id): the waiting write is served.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut server.conn())
+        .unwrap();
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut waiting = waiting;
+        let mut buf = [0u8; 5];
+        waiting.read_exact(&mut buf).map(|_| buf)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+    let mut c = server.conn();
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("waiting")
+            .query::<u32>(&mut c)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("gone")
+            .query::<u32>(&mut c)
+            .unwrap(),
+        0,
+        "never written"
+    );
+}

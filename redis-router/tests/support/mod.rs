@@ -1,0 +1,507 @@
+//! Real Redis servers and Sentinels for the end-to-end tests, the benchmark and the demo,
+//! and the client load that runs through the router.
+//!
+//! Every process is started on a free loopback port in a directory of its own and killed by
+//! its pid when its guard drops, also when a test fails. Nothing here touches the system's
+//! Redis service or its ports.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Whether `redis-server` and `redis-sentinel` are installed. When they are not, this says
+/// so loudly and returns `false` (the test then skips), except under `CI=true`, where it
+/// panics: CI installs them, so their absence there is a failure.
+pub fn redis_available() -> bool {
+    let found = ["redis-server", "redis-sentinel"].iter().all(|bin| {
+        Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !found {
+        let msg = "redis-server/redis-sentinel not found: install them (apt-get install redis-server redis-sentinel); .ci/run does";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("\n*** SKIPPED: {msg} ***\n");
+    }
+    found
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The end-to-end tests run one at a time: on two cores, two failovers at once would time
+/// each other.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+static DIRS: AtomicU64 = AtomicU64::new(0);
+
+fn scratch_dir(kind: &str, port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "failover-buffer-redis-{}-{}-{kind}-{port}",
+        std::process::id(),
+        DIRS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// One `redis-server` or `redis-sentinel` process, killed by pid on drop.
+#[derive(Debug)]
+pub struct Process {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Process {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A plain synchronous connection, for set-up and checks.
+    pub fn conn(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("a client");
+        client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .expect("a connection")
+    }
+
+    /// SIGKILL, now (the unplanned failover).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process on port {} did not start",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `redis-server` on a free port with `extra` settings (`["--replicaof", ...]`).
+pub fn redis_server(extra: &[&str]) -> Process {
+    let port = free_port();
+    let dir = scratch_dir("server", port);
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--protected-mode", "no"])
+        .args(["--dir", dir.to_str().expect("utf-8 dir")])
+        .args(["--logfile", "redis.log"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let process = Process {
+        port,
+        dir,
+        child: Some(child),
+    };
+    process.wait_ready();
+    process
+}
+
+/// A primary and one replica of it, in sync.
+pub fn primary_and_replica(extra: &[&str]) -> (Process, Process) {
+    let primary = redis_server(extra);
+    let port = primary.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(extra);
+    let replica = redis_server(&args);
+    wait_until(Duration::from_secs(10), "the replica is in sync", || {
+        let mut c = replica.conn();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut c)
+            .unwrap_or_default();
+        info.contains("master_link_status:up")
+    });
+    (primary, replica)
+}
+
+/// Starts `n` Sentinels monitoring `primary` as `name` with a quorum of 2 and waits until
+/// each knows the replica and the other Sentinels.
+pub fn sentinels(n: usize, primary: &Process, name: &str, down_after_ms: u64) -> Vec<Process> {
+    let all: Vec<Process> = (0..n)
+        .map(|_| {
+            let port = free_port();
+            let dir = scratch_dir("sentinel", port);
+            let conf = dir.join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\nlogfile sentinel.log\n\
+                     sentinel monitor {name} 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds {name} {down_after_ms}\n\
+                     sentinel failover-timeout {name} 5000\n\
+                     sentinel parallel-syncs {name} 1\n",
+                    dir = dir.display(),
+                    primary = primary.port,
+                ),
+            )
+            .expect("sentinel.conf");
+            let child = Command::new("redis-sentinel")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-sentinel starts");
+            let process = Process {
+                port,
+                dir,
+                child: Some(child),
+            };
+            process.wait_ready();
+            process
+        })
+        .collect();
+    for s in &all {
+        wait_until(
+            Duration::from_secs(20),
+            "Sentinels know each other and the replica",
+            || {
+                let mut c = s.conn();
+                let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+                    .arg("replicas")
+                    .arg(name)
+                    .query(&mut c)
+                    .unwrap_or_default();
+                let others: Vec<redis::Value> = redis::cmd("SENTINEL")
+                    .arg("sentinels")
+                    .arg(name)
+                    .query(&mut c)
+                    .unwrap_or_default();
+                !replicas.is_empty() && others.len() + 1 == n
+            },
+        );
+    }
+    all
+}
+
+pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The role `ROLE` reports ("master" or "slave"), or `None` if unreachable.
+pub fn role(addr: SocketAddr) -> Option<String> {
+    let client = redis::Client::open(format!("redis://{addr}/")).ok()?;
+    let mut c = client
+        .get_connection_with_timeout(Duration::from_millis(300))
+        .ok()?;
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
+    match role.first()? {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+/// What one client operation saw.
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// When it started, since the load began.
+    pub at: Duration,
+    /// How long it took.
+    pub took: Duration,
+    /// Which connection (0..connections).
+    pub conn: usize,
+    pub kind: OpKind,
+    /// `None` if acknowledged, else the client's error.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    Incr,
+    Set(String),
+}
+
+/// The load's record: every operation, in the order each connection ran them.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub ops: Vec<Op>,
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    pub fn errors(&self) -> Vec<&Op> {
+        self.ops.iter().filter(|o| o.error.is_some()).collect()
+    }
+
+    pub fn acked_incrs(&self) -> u64 {
+        self.ops
+            .iter()
+            .filter(|o| o.kind == OpKind::Incr && o.error.is_none())
+            .count() as u64
+    }
+
+    pub fn failed_incrs(&self) -> u64 {
+        self.ops
+            .iter()
+            .filter(|o| o.kind == OpKind::Incr && o.error.is_some())
+            .count() as u64
+    }
+
+    pub fn acked_sets(&self) -> Vec<&Op> {
+        self.ops
+            .iter()
+            .filter(|o| matches!(o.kind, OpKind::Set(_)) && o.error.is_none())
+            .collect()
+    }
+
+    /// Latency quantile (0.0..=1.0) of the operations matching `keep`.
+    pub fn quantile(&self, q: f64, keep: impl Fn(&Op) -> bool) -> Duration {
+        let mut t: Vec<Duration> = self
+            .ops
+            .iter()
+            .filter(|o| keep(o))
+            .map(|o| o.took)
+            .collect();
+        if t.is_empty() {
+            return Duration::ZERO;
+        }
+        t.sort();
+        t[((t.len() - 1) as f64 * q).round() as usize]
+    }
+
+    pub fn throughput(&self) -> f64 {
+        self.ops.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `connections` client connections against `addr` for `duration`, each alternating
+/// `INCR <tag>:counter` and `SET <tag>:<conn>:<i> <i>` (a key written once, ever), one at a time. The
+/// client's own response timeout is 30 s: longer than any failover here, so the client
+/// library never gives up before the buffer does.
+pub async fn run_load(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+) -> LoadReport {
+    run_load_from(Instant::now(), addr, connections, duration, tag).await
+}
+
+/// [`run_load`], with times measured from `start`.
+pub async fn run_load_from(
+    start: Instant,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+) -> LoadReport {
+    let client = redis::Client::open(format!("redis://{addr}/")).expect("a client");
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_connection_timeout(Some(Duration::from_secs(5)));
+    let deadline = Instant::now() + duration;
+    let tag: Arc<str> = tag.into();
+    let mut tasks = Vec::new();
+    for conn in 0..connections {
+        let mut c = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .expect("a connection to the router");
+        let tag = Arc::clone(&tag);
+        tasks.push(tokio::spawn(async move {
+            let mut ops = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                let (kind, result) = if i % 2 == 0 {
+                    let r = redis::cmd("INCR")
+                        .arg(format!("{tag}:counter"))
+                        .query_async::<i64>(&mut c)
+                        .await;
+                    (OpKind::Incr, r.map(|_| ()))
+                } else {
+                    let key = format!("{tag}:{conn}:{i}");
+                    let r = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(i)
+                        .query_async::<()>(&mut c)
+                        .await;
+                    (OpKind::Set(key), r)
+                };
+                ops.push(Op {
+                    at: began - start,
+                    took: began.elapsed(),
+                    conn,
+                    kind,
+                    error: result.err().map(|e| e.to_string()),
+                });
+                i += 1;
+            }
+            ops
+        }));
+    }
+    let mut report = LoadReport::default();
+    for t in tasks {
+        report.ops.extend(t.await.expect("a load task"));
+    }
+    report.elapsed = start.elapsed();
+    report
+}
+
+/// What the primary holds after the load, against what the client was told.
+#[derive(Debug)]
+pub struct Verdict {
+    /// The counter's value.
+    pub counter: u64,
+    /// Acknowledged `SET` keys missing from the primary.
+    pub missing: Vec<Op>,
+}
+
+pub fn verify(primary: SocketAddr, tag: &str, report: &LoadReport) -> Verdict {
+    let client = redis::Client::open(format!("redis://{primary}/")).expect("a client");
+    let mut c = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .expect("the primary");
+    let counter: Option<u64> = redis::cmd("GET")
+        .arg(format!("{tag}:counter"))
+        .query(&mut c)
+        .expect("GET counter");
+    let sets = report.acked_sets();
+    let mut missing = Vec::new();
+    for chunk in sets.chunks(500) {
+        let mut pipe = redis::pipe();
+        for op in chunk {
+            if let OpKind::Set(key) = &op.kind {
+                pipe.cmd("EXISTS").arg(key);
+            }
+        }
+        let exists: Vec<bool> = pipe.query(&mut c).expect("EXISTS");
+        missing.extend(
+            chunk
+                .iter()
+                .zip(exists)
+                .filter(|(_, e)| !e)
+                .map(|(op, _)| (*op).clone()),
+        );
+    }
+    Verdict {
+        counter: counter.unwrap_or(0),
+        missing,
+    }
+}
+
+/// Prints the run's numbers as the README quotes them.
+pub fn summary(label: &str, report: &LoadReport, failover_at: Duration) -> String {
+    let before = |o: &Op| o.at + o.took < failover_at;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "{label}: {} ops in {:.1} s ({:.0} ops/s), {} client errors; latency before the failover p50 {:.2} ms p99 {:.2} ms; whole run p50 {:.2} ms p99 {:.2} ms max {:.0} ms",
+        report.ops.len(),
+        report.elapsed.as_secs_f64(),
+        report.throughput(),
+        report.errors().len(),
+        ms(report.quantile(0.5, before)),
+        ms(report.quantile(0.99, before)),
+        ms(report.quantile(0.5, |_| true)),
+        ms(report.quantile(0.99, |_| true)),
+        ms(report.quantile(1.0, |_| true)),
+    )
+}
+
+/// When each server's role changed, watched every 5 ms from a thread of its own.
+#[derive(Debug)]
+pub struct RoleWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(Option<Duration>, Option<Duration>)>>,
+}
+
+impl RoleWatch {
+    /// Watches until [`finish`](Self::finish): the first time `promoted` says "master", and
+    /// the first time `demoted` no longer does (a replica, or unreachable).
+    pub fn start(start: Instant, promoted: SocketAddr, demoted: SocketAddr) -> RoleWatch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut up, mut down) = (None, None);
+            while !flag.load(Ordering::Relaxed) {
+                let now = start.elapsed();
+                if up.is_none() && role(promoted).as_deref() == Some("master") {
+                    up = Some(now);
+                }
+                if down.is_none() && role(demoted).as_deref() != Some("master") {
+                    down = Some(now);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (up, down)
+        });
+        RoleWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `(promoted at, demoted at)`, since the watch's start.
+    pub fn finish(mut self) -> (Option<Duration>, Option<Duration>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().expect("the role watch"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RoleWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
