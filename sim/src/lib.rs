@@ -63,27 +63,32 @@
 //! let [none, vitess, _mine] = &comparison.runs[..] else { unreachable!() };
 //! // Without a buffer the failover is errors; with one, most requests just wait.
 //! assert!(none.report.errors.total > vitess.report.errors.total);
-//! # Ok::<(), failover_buffer::ConfigError>(())
+//! # Ok::<(), failover_buffer_sim::SimError>(())
 //! ```
 
 mod duration;
+mod error;
+pub mod experiment;
 mod plot;
 mod report;
 mod rng;
 mod scenario;
 mod sim;
+mod table;
 
-pub use duration::{format_duration, parse_duration};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use error::{BufferKeyError, RowError, RowErrorKind, SimError, SweepError};
+pub use experiment::{
+    Comparison, ConfigSummary, GridReport, GridRow, NamedRun, Sweep, compare, grid, grid_size,
+    write_comparison, write_grid,
+};
 pub use plot::plot_timeline;
 pub use report::{
-    BufferCounters, Comparison, ConfigSummary, Errors, Evicted, Latency, NamedRun, Report, Skipped,
-    Stops, Sweep, SweepReport, SweepRow, Timeline, compare, sweep, write_comparison, write_sweep,
+    BufferCounters, Errors, Evicted, Latency, Report, Skipped, Stops, TIMELINE_BUCKET, Timeline,
 };
 pub use rng::Rng;
 pub use scenario::{
     BUFFER_KEYS, Client, Failover, Scenario, ScenarioError, ServiceTime, ShardSpec,
     enabled_vitess_defaults, set_buffer_key, validate_buffer,
 };
-pub use sim::{
-    ErrorCause, NoObserver, Observer, Outcome, RequestEnd, TIMELINE_BUCKET, run, run_observed,
-};
+pub use sim::{ErrorCause, NoObserver, Observer, Outcome, RequestEnd, run, run_observed};

@@ -13,6 +13,7 @@ use failover_buffer::{Config, ConfigError, ShardFilter};
 use serde::Deserialize;
 
 use crate::duration::{format_duration, parse_duration};
+use crate::error::BufferKeyError;
 
 /// A simulation set-up: traffic, client behaviour, failovers and the buffer's config.
 ///
@@ -324,49 +325,59 @@ pub const BUFFER_KEYS: &[&str] = &[
 /// set_buffer_key(&mut config, "size", "5000")?;
 /// assert_eq!(config.size, 5000);
 /// assert!(set_buffer_key(&mut config, "sise", "1").is_err());
-/// # Ok::<(), String>(())
+/// # Ok::<(), failover_buffer_sim::BufferKeyError>(())
 /// ```
-pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(), String> {
-    fn int(key: &str, value: &str) -> Result<usize, String> {
-        value
-            .parse()
-            .map_err(|_| format!("{key}: {value:?} is not a whole number"))
-    }
-    fn boolean(key: &str, value: &str) -> Result<bool, String> {
-        value
-            .parse()
-            .map_err(|_| format!("{key}: {value:?} is not true or false"))
-    }
-    let duration = |value: &str| parse_duration(value).map_err(|e| format!("{key}: {e}"));
+pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(), BufferKeyError> {
+    let int = || {
+        value.parse().map_err(|_| BufferKeyError::NotAWholeNumber {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    };
+    let boolean = || {
+        value.parse().map_err(|_| BufferKeyError::NotABool {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    };
+    let duration = || {
+        parse_duration(value).map_err(|error| BufferKeyError::Duration {
+            key: key.to_string(),
+            error,
+        })
+    };
     match key {
-        "enabled" => config.enabled = boolean(key, value)?,
-        "dry_run" => config.dry_run = boolean(key, value)?,
-        "size" => config.size = int(key, value)?,
-        "window" => config.window = duration(value)?,
-        "max_failover_duration" => config.max_failover_duration = duration(value)?,
-        "min_time_between_failovers" => config.min_time_between_failovers = duration(value)?,
-        "drain_concurrency" => config.drain_concurrency = int(key, value)?,
-        "drain_backoff" => config.drain_backoff = duration(value)?,
+        "enabled" => config.enabled = boolean()?,
+        "dry_run" => config.dry_run = boolean()?,
+        "size" => config.size = int()?,
+        "window" => config.window = duration()?,
+        "max_failover_duration" => config.max_failover_duration = duration()?,
+        "min_time_between_failovers" => config.min_time_between_failovers = duration()?,
+        "drain_concurrency" => config.drain_concurrency = int()?,
+        "drain_backoff" => config.drain_backoff = duration()?,
         "keyspace_shards" => {
-            config.filter = value
-                .parse::<ShardFilter>()
-                .map_err(|e| format!("{key}: {e}"))?;
+            config.filter =
+                value
+                    .parse::<ShardFilter>()
+                    .map_err(|error| BufferKeyError::Filter {
+                        key: key.to_string(),
+                        error,
+                    })?;
         }
-        _ => {
-            return Err(format!(
-                "unknown buffer key {key:?}; expected one of {}",
-                BUFFER_KEYS.join(", ")
-            ));
-        }
+        _ => return Err(BufferKeyError::UnknownKey(key.to_string())),
     }
     Ok(())
 }
 
 /// Checks a buffer config, naming the key at fault in the error: `"window: buffer window
 /// must be <= max failover duration: ..."`.
-pub fn validate_buffer(config: &Config) -> Result<(), String> {
-    config.validate().map_err(|e| {
-        let key = match e {
+#[allow(
+    unreachable_patterns,
+    reason = "the core's enums become #[non_exhaustive]; until then the wildcard is unreachable"
+)]
+pub fn validate_buffer(config: &Config) -> Result<(), BufferKeyError> {
+    config.validate().map_err(|error| {
+        let key = match error {
             ConfigError::WindowZero | ConfigError::WindowExceedsMaxFailoverDuration { .. } => {
                 "window"
             }
@@ -376,8 +387,9 @@ pub fn validate_buffer(config: &Config) -> Result<(), String> {
             ConfigError::DrainBackoffZero => "drain_backoff",
             ConfigError::FilterRequiresEnabled => "keyspace_shards",
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
+            _ => "buffer",
         };
-        format!("{key}: {e}")
+        BufferKeyError::Invalid { key, error }
     })
 }
 
