@@ -88,7 +88,7 @@ pub use report::{
 };
 pub use rng::Rng;
 pub use scenario::{
-    BUFFER_KEYS, Client, Failover, Scenario, ScenarioError, ServiceTime, ShardSpec,
+    BUFFER_KEYS, Client, Failover, Objective, Scenario, ScenarioError, ServiceTime, ShardSpec,
     enabled_vitess_defaults, set_buffer_key, validate_buffer,
 };
 pub use sim::{ErrorCause, NoObserver, Observer, Outcome, RequestEnd, run, run_observed};

@@ -1,7 +1,8 @@
 //! `failover-buffer-sim`: what a failover costs your clients, with and without the buffer.
 //!
 //! ```text
-//! failover-buffer-sim [SCENARIO.toml] [--seed N] [--json] [--plot FILE.svg] [--sweep KEY=V1,V2,..]
+//! failover-buffer-sim [SCENARIO.toml] [--seed N] [--json] [--plot FILE.svg]
+//!                     [--sweep KEY=V1,V2,.. | --recommend]
 //! ```
 //!
 //! Without a scenario file it runs the built-in default scenario. See the crate README for
@@ -15,8 +16,9 @@ use std::time::Duration;
 use clap::Parser;
 use failover_buffer::Config;
 use failover_buffer_sim::{
-    Comparison, Observer, Report, Scenario, SimError, Sweep, compare, grid, grid_size,
-    plot_timeline, run, write_comparison, write_grid,
+    Comparison, Observer, Report, Scenario, SimError, Sweep, compare,
+    experiment::{recommend, write_recommendation},
+    grid, grid_size, plot_timeline, run, write_comparison, write_grid,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -42,8 +44,12 @@ struct Args {
     /// Run the scenario once per value of a buffer config key and print one row per value,
     /// e.g. `--sweep size=100,1000,5000`. Repeat for more keys to get the grid: one row per
     /// combination. For `keyspace_shards`, separate values with `;`.
-    #[arg(long, value_name = "KEY=V1,V2,..")]
+    #[arg(long, value_name = "KEY=V1,V2,..", conflicts_with = "recommend")]
     sweep: Vec<Sweep>,
+    /// Search for the smallest buffer config that meets the scenario's `[objective]`, and
+    /// print it, the runners-up, and why each smaller candidate failed.
+    #[arg(long)]
+    recommend: bool,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,9 @@ fn execute(args: &Args) -> Result<(), SimError> {
     };
     let seed = args.seed.unwrap_or(scenario.seed);
     let scenario = &scenario;
+    if args.recommend {
+        return recommend_mode(args, scenario, seed);
+    }
     let runs = if args.sweep.is_empty() {
         3
     } else {
@@ -103,6 +112,49 @@ fn execute(args: &Args) -> Result<(), SimError> {
                 (mine, none)
             }
         };
+        plot(path, scenario, seed, &mine, &none)?;
+    }
+    Ok(())
+}
+
+fn recommend_mode(args: &Args, scenario: &Scenario, seed: u64) -> Result<(), SimError> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {pos}/{len} runs searched, {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let found = recommend(scenario, seed, &mut |p| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.planned as u64);
+            bar.set_position(p.done as u64);
+        }
+    })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        print_json(&mut stdout, &found)?;
+    } else {
+        write_recommendation(&mut stdout, &found).map_err(stdout_error)?;
+    }
+    if let Some(path) = &args.plot {
+        let config = match &found.best {
+            Some(best) => Config {
+                size: best.size,
+                drain_concurrency: best.drain_concurrency,
+                window: best.window,
+                max_failover_duration: best.max_failover_duration,
+                ..scenario.buffer.clone()
+            },
+            None => scenario.buffer.clone(),
+        };
+        let mine = run(scenario, &config, seed)?;
+        let none = run(scenario, &Config::default(), seed)?;
         plot(path, scenario, seed, &mine, &none)?;
     }
     Ok(())

@@ -50,6 +50,25 @@ pub struct Scenario {
     pub shards: Vec<ShardSpec>,
     /// The buffer's config for the scenario's own run.
     pub buffer: Config,
+    /// What `--recommend` must meet, if the scenario says.
+    pub objective: Option<Objective>,
+}
+
+/// What a config must achieve for `--recommend` ([`recommend`](crate::experiment::recommend)):
+/// every limit set must hold. A limit not set is not checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Objective {
+    /// At most this many requests may fail (`errors = 0`: no client errors).
+    pub errors: Option<u64>,
+    /// The p99 added latency of successful requests may not exceed this.
+    pub added_latency_p99: Option<Duration>,
+    /// No successful request may be delayed longer than this.
+    pub added_latency_max: Option<Duration>,
+    /// The longest drain may not exceed this (the burst the new primary takes).
+    pub drain_time: Option<Duration>,
+    /// Memory: at most this many slots per router (the config's `size`, which is what a
+    /// router reserves).
+    pub size: Option<usize>,
 }
 
 /// The application's client and the router's retry policy.
@@ -227,6 +246,13 @@ impl Scenario {
                 }],
             }],
             buffer: enabled_vitess_defaults(),
+            objective: Some(Objective {
+                errors: Some(0),
+                added_latency_p99: Some(Duration::from_millis(3500)),
+                added_latency_max: None,
+                drain_time: Some(Duration::from_secs(1)),
+                size: None,
+            }),
         }
     }
 
@@ -434,6 +460,7 @@ struct RawScenario {
     shards: Shards,
     #[serde(default)]
     buffer: BufferToml,
+    objective: Option<ObjectiveToml>,
 }
 
 fn default_seed() -> u64 {
@@ -454,6 +481,7 @@ impl From<RawScenario> for Scenario {
             service: raw.service.0,
             shards: raw.shards.0,
             buffer: raw.buffer.0,
+            objective: raw.objective.map(|o| o.0),
         }
     }
 }
@@ -725,5 +753,35 @@ impl TryFrom<RawBuffer> for BufferToml {
         };
         validate_buffer(&config).map_err(|e| format!("buffer.{e}"))?;
         Ok(BufferToml(config))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "RawObjective")]
+struct ObjectiveToml(Objective);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjective {
+    errors: Option<u64>,
+    added_latency_p99: Option<Dur>,
+    added_latency_max: Option<Dur>,
+    drain_time: Option<Dur>,
+    size: Option<usize>,
+}
+
+impl TryFrom<RawObjective> for ObjectiveToml {
+    type Error = String;
+    fn try_from(raw: RawObjective) -> Result<Self, String> {
+        if raw.size == Some(0) {
+            return Err("objective.size: a buffer has at least 1 slot".into());
+        }
+        Ok(ObjectiveToml(Objective {
+            errors: raw.errors,
+            added_latency_p99: raw.added_latency_p99.map(|d| d.0),
+            added_latency_max: raw.added_latency_max.map(|d| d.0),
+            drain_time: raw.drain_time.map(|d| d.0),
+            size: raw.size,
+        }))
     }
 }

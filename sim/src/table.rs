@@ -22,6 +22,16 @@ pub(crate) fn write_table_left(
     rows: &[Vec<String>],
     left: usize,
 ) -> io::Result<()> {
+    write_columns(out, rows, &|c| c < left)
+}
+
+/// Writes rows as aligned columns, two spaces apart: column `c` left-aligned when
+/// `left(c)`, right-aligned otherwise. Trailing spaces are trimmed.
+pub(crate) fn write_columns(
+    out: &mut dyn Write,
+    rows: &[Vec<String>],
+    left: &dyn Fn(usize) -> bool,
+) -> io::Result<()> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -35,12 +45,13 @@ pub(crate) fn write_table_left(
     for row in rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
-            if c == 0 {
-                line.push_str(&format!("{cell:<w$}", w = widths[0]));
-            } else if c < left {
-                line.push_str(&format!("  {cell:<w$}", w = widths[c]));
+            if c > 0 {
+                line.push_str("  ");
+            }
+            if left(c) {
+                line.push_str(&format!("{cell:<w$}", w = widths[c]));
             } else {
-                line.push_str(&format!("  {cell:>w$}", w = widths[c]));
+                line.push_str(&format!("{cell:>w$}", w = widths[c]));
             }
         }
         writeln!(out, "{}", line.trim_end())?;
