@@ -35,6 +35,13 @@
 //!   *k* + 1 with term *k* + 1. A failover that never ends has no promotion: the primary
 //!   refuses until the end of the run, and only `max_failover_duration` ends the episode.
 //! * **Timers.** `tick` is driven at every instant `poll_timeout` names.
+//! * **What real deployments add** (each off by default): several routers sharing the
+//!   traffic round-robin, each with its own buffer ([`Scenario::routers`]); per-shard and
+//!   cold-primary service times ([`ShardSpec::service`], [`ColdPrimary`]); exponential
+//!   back-off with jitter ([`Backoff`], [`Jitter`]); a health stream that loses stamps
+//!   ([`Health`], [`Failover::serving_stamp_lost`]); a failover that first pauses writes
+//!   ([`Failover::write_pause`]); resharding and MoveTables switches ([`TopologyChange`]).
+//!   The crate README describes each precisely.
 //!
 //! Errors are counted by [`ErrorCause`]. Added latency is measured over successful requests
 //! as end minus arrival minus the request's own service time, so an unaffected request adds
@@ -88,7 +95,8 @@ pub use report::{
 };
 pub use rng::Rng;
 pub use scenario::{
-    BUFFER_KEYS, Client, Failover, Objective, Scenario, ScenarioError, ServiceTime, ShardSpec,
-    enabled_vitess_defaults, set_buffer_key, validate_buffer,
+    BUFFER_KEYS, Backoff, Client, ColdPrimary, Failover, Health, Jitter, Objective, Scenario,
+    ScenarioError, ServiceTime, ShardSpec, enabled_vitess_defaults, set_buffer_key,
+    validate_buffer,
 };
 pub use sim::{ErrorCause, NoObserver, Observer, Outcome, RequestEnd, run, run_observed};

@@ -8,14 +8,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use failover_buffer::{
     Action, Admission, Buffer, BufferError, Config, FailoverCause, HealthStamp, Metric, PrimaryId,
-    ShardId, Ticket, Timestamp, Verdict,
+    ShardId, Ticket, Timestamp, TopologyEvent, Verdict,
 };
 use slab::Slab;
 
 use crate::error::SimError;
 use crate::report::Report;
 use crate::rng::Rng;
-use crate::scenario::{Scenario, ServiceTime};
+use crate::scenario::{Backoff, Jitter, Scenario, ServiceTime, TopologyKind};
 
 /// Why the application saw an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,7 +31,8 @@ pub enum ErrorCause {
     /// ([`BufferError::Evicted`]).
     Evicted,
     /// The shard was resharded away while the request waited
-    /// ([`BufferError::ShardMissing`]).
+    /// ([`BufferError::ShardMissing`]). The simulated router re-plans such a request to
+    /// the new shards instead, so this stays 0.
     ShardMissing,
     /// A buffer error this simulator does not know yet (a newer core).
     Other,
@@ -130,7 +131,10 @@ enum Kind {
     /// An arrival listed in the scenario.
     ListedArrival { shard: u32 },
     /// A request's attempt answered: refused with a failover error, or not.
-    Done { req: u32, refused: bool },
+    Done {
+        req: u32,
+        refused: Option<FailoverCause>,
+    },
     /// A request's client timeout passed while it was in flight.
     InFlightTimeout { req: u32 },
     /// A request's client timeout, armed while it was held under the ticket with this
@@ -138,10 +142,16 @@ enum Kind {
     HeldTimeout { req: u32, ticket: u64 },
     /// A request sends its next attempt after the retry delay.
     Send { req: u32 },
-    /// The buffer's timer.
-    Tick,
-    /// The health stream delivers a stamp (an index into `Sim::stamps`).
-    Health { stamp: u32 },
+    /// A router's buffer timer.
+    Tick { router: u32 },
+    /// A router's health stream delivers a stamp (an index into `Sim::stamps`).
+    Health { stamp: u32, router: u32 },
+    /// A router learns of a topology change.
+    Topology {
+        shard: u32,
+        router: u32,
+        event: TopologyEvent,
+    },
 }
 
 impl PartialEq for Event {
@@ -168,6 +178,7 @@ impl Ord for Event {
 /// A request between its arrival and its end.
 struct Req {
     shard: u32,
+    router: u32,
     arrival: u64,
     deadline: u64,
     service: u64,
@@ -181,23 +192,78 @@ struct Req {
     affected: bool,
 }
 
+/// What an attempt sent at an instant meets at a shard, as one router sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    /// Refused with this cause after the attempt's service time.
+    Refuse(FailoverCause),
+    /// Writes are paused: the attempt hangs until this instant, then is refused (after its
+    /// service time).
+    Hang { until: u64 },
+    /// The router knows the primary is not serving: the attempt fails at once.
+    FailFast,
+    /// Served, `factor` times slower (a cold primary).
+    Cold { factor: f64 },
+}
+
+/// A shard as one router sees it: its phases, `[from, until)` and sorted, and how far a send
+/// has got through them (time only moves forward).
+struct View {
+    phases: Vec<(u64, u64, Phase)>,
+    next: usize,
+}
+
+impl View {
+    /// The phase at `now`, if any.
+    fn at(&mut self, now: u64) -> Option<Phase> {
+        while let Some(&(_, until, _)) = self.phases.get(self.next) {
+            if until > now {
+                break;
+            }
+            self.next += 1;
+        }
+        match self.phases.get(self.next) {
+            Some(&(from, _, phase)) if from <= now => Some(phase),
+            _ => None,
+        }
+    }
+}
+
 struct ShardRt {
-    id: ShardId,
     rng: Rng,
+    /// For the retry jitter, a stream of its own so the traffic stays the same.
+    retry_rng: Rng,
     /// Mean gap between Poisson arrivals in nanoseconds, or 0 for none.
     mean_gap: f64,
-    /// `[from, until)` intervals when the primary refuses writes.
-    refusing: Vec<(u64, u64)>,
-    /// When the current episode first stopped buffering (for the drain time).
-    stopped_at: Option<u64>,
+    service: ServiceTime,
+    /// Arrivals so far, for the round-robin over routers.
+    arrivals: u64,
+}
+
+/// One router: its own buffer, its held requests, its timer and its view of each shard.
+struct Router {
+    buffer: Buffer,
+    /// Shard ids in this router's buffer, by shard index.
+    ids: Vec<ShardId>,
+    /// Held requests by [`Ticket::id`].
+    held: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    next_tick: Option<u64>,
+    /// By shard index.
+    views: Vec<View>,
+    /// By shard index: when the current episode first stopped buffering (for the drain
+    /// time).
+    stopped_at: Vec<Option<u64>>,
 }
 
 const PROGRESS_EVERY: u64 = 1 << 16;
+/// Random streams apart from the shards' traffic streams (which are 0, 1, ..).
+const RETRY_STREAM: u64 = 1 << 40;
+const HEALTH_STREAM: u64 = 2 << 40;
 
 struct Sim<'a, O> {
     scenario: &'a Scenario,
     observer: &'a mut O,
-    buffer: Buffer,
+    routers: Vec<Router>,
     shards: Vec<ShardRt>,
     heap: BinaryHeap<Event>,
     /// Client timeouts of held requests, apart from `heap`: during a long failover they are
@@ -208,9 +274,8 @@ struct Sim<'a, O> {
     now: u64,
     end_of_arrivals: u64,
     reqs: Slab<Req>,
-    /// Held requests by [`Ticket::id`].
-    held: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
-    next_tick: Option<u64>,
+    /// Requests held by all routers.
+    held_total: usize,
     report: Report,
     zero_latency: u64,
     latencies: Vec<u64>,
@@ -220,6 +285,15 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// `at + d`, or "never" (`u64::MAX`) if `at` is never.
+fn after(at: u64, d: Duration) -> u64 {
+    if at == u64::MAX {
+        u64::MAX
+    } else {
+        at.saturating_add(nanos(d))
+    }
+}
+
 impl<'a, O: Observer> Sim<'a, O> {
     fn new(
         scenario: &'a Scenario,
@@ -227,17 +301,29 @@ impl<'a, O: Observer> Sim<'a, O> {
         seed: u64,
         observer: &'a mut O,
     ) -> Result<Self, SimError> {
-        let mut buffer = Buffer::new(config.clone())?;
-        let ids: Vec<ShardId> = scenario
-            .shards
-            .iter()
-            .map(|s| buffer.register_shard(&s.keyspace, &s.shard))
-            .collect();
+        let n_routers = scenario.routers.max(1) as usize;
+        let mut routers = Vec::with_capacity(n_routers);
+        for _ in 0..n_routers {
+            let mut buffer = Buffer::new(config.clone())?;
+            let ids = scenario
+                .shards
+                .iter()
+                .map(|s| buffer.register_shard(&s.keyspace, &s.shard))
+                .collect();
+            routers.push(Router {
+                buffer,
+                ids,
+                held: HashMap::default(),
+                next_tick: None,
+                views: Vec::with_capacity(scenario.shards.len()),
+                stopped_at: vec![None; scenario.shards.len()],
+            });
+        }
         let mut sim = Sim {
             scenario,
             observer,
+            routers,
             shards: Vec::with_capacity(scenario.shards.len()),
-            buffer,
             heap: BinaryHeap::new(),
             timeouts: BinaryHeap::new(),
             seq: 0,
@@ -245,14 +331,20 @@ impl<'a, O: Observer> Sim<'a, O> {
             now: 0,
             end_of_arrivals: nanos(scenario.duration),
             reqs: Slab::new(),
-            held: HashMap::default(),
-            next_tick: None,
+            held_total: 0,
             report: Report::default(),
             zero_latency: 0,
             latencies: Vec::new(),
         };
+        // Which router loses which stamp: drawn in a fixed order from a stream of its own.
+        let mut health_rng = Rng::for_stream(seed, HEALTH_STREAM);
+        let loss = scenario.health.loss;
+        let mut lost = |explicit: bool| -> Vec<bool> {
+            (0..n_routers)
+                .map(|_| explicit || (loss > 0.0 && health_rng.unit() <= loss))
+                .collect()
+        };
         for (i, spec) in scenario.shards.iter().enumerate() {
-            let id = ids[i];
             let shard = i as u32;
             // The old primary (id 1, term 1) serves from the start; failover k promotes
             // primary k + 1 with term k + 1.
@@ -264,34 +356,109 @@ impl<'a, O: Observer> Sim<'a, O> {
                     term: 1,
                     serving: true,
                 },
+                &vec![false; n_routers],
             );
-            let mut refusing = Vec::new();
+            let mut phases: Vec<Vec<(u64, u64, Phase)>> = vec![Vec::new(); n_routers];
             for (k, f) in spec.failovers.iter().enumerate() {
                 let old = k as u64 + 1;
                 let start = nanos(f.start);
-                refusing.push((start, f.writable_at().map_or(u64::MAX, nanos)));
-                if let Some(delay) = f.not_serving_delay {
+                let not_serving_at = f
+                    .not_serving_delay
+                    .map(|delay| start.saturating_add(nanos(delay)));
+                let not_serving_lost = lost(f.not_serving_stamp_lost);
+                if let Some(at) = not_serving_at {
                     sim.push_stamp(
-                        start.saturating_add(nanos(delay)),
+                        at,
                         shard,
                         HealthStamp {
                             primary: PrimaryId(old),
                             term: old,
                             serving: false,
                         },
+                        &not_serving_lost,
                     );
                 }
-                if let Some(at) = f.serving_stamp_at() {
+                let serving_at = f.serving_stamp_at().map(nanos);
+                let serving_lost = lost(f.serving_stamp_lost);
+                if let Some(at) = serving_at {
                     sim.push_stamp(
-                        nanos(at),
+                        at,
                         shard,
                         HealthStamp {
                             primary: PrimaryId(old + 1),
                             term: old + 1,
                             serving: true,
                         },
+                        &serving_lost,
                     );
                 }
+                let writable = f.writable_at().map_or(u64::MAX, nanos);
+                for (r, phases) in phases.iter_mut().enumerate() {
+                    let pause_end = start.saturating_add(nanos(f.write_pause));
+                    let mut refuse_until = writable;
+                    if pause_end > start {
+                        match not_serving_at.filter(|_| !not_serving_lost[r]) {
+                            Some(at) if at < pause_end => {
+                                if at > start {
+                                    phases.push((start, at, Phase::Hang { until: pause_end }));
+                                }
+                                phases.push((at.max(start), pause_end, Phase::FailFast));
+                            }
+                            _ => phases.push((start, pause_end, Phase::Hang { until: pause_end })),
+                        }
+                        // The old primary refuses until this router sees the new one.
+                        let seen = match serving_at {
+                            Some(at) if !serving_lost[r] => at,
+                            _ => u64::MAX,
+                        };
+                        refuse_until = refuse_until.max(seen);
+                    }
+                    if refuse_until > pause_end {
+                        phases.push((
+                            pause_end,
+                            refuse_until,
+                            Phase::Refuse(FailoverCause::Reparent),
+                        ));
+                    }
+                    if let Some(cold) = f.cold {
+                        let until = after(refuse_until, cold.lasts);
+                        if until > refuse_until {
+                            phases.push((
+                                refuse_until,
+                                until,
+                                Phase::Cold {
+                                    factor: cold.factor,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            for t in &spec.topology {
+                let (start, end) = (nanos(t.start), nanos(t.start + t.duration));
+                let (cause, event) = match t.kind {
+                    TopologyKind::Resharding => {
+                        (FailoverCause::Resharding, TopologyEvent::ShardMissing)
+                    }
+                    TopologyKind::MoveTables => {
+                        (FailoverCause::MoveTables, TopologyEvent::TrafficSwitched)
+                    }
+                };
+                for (router, phases) in phases.iter_mut().enumerate() {
+                    phases.push((start, end, Phase::Refuse(cause)));
+                    sim.push(
+                        end,
+                        Kind::Topology {
+                            shard,
+                            router: router as u32,
+                            event,
+                        },
+                    );
+                }
+            }
+            for (router, mut phases) in phases.into_iter().enumerate() {
+                phases.sort_by_key(|p| p.0);
+                sim.routers[router].views.push(View { phases, next: 0 });
             }
             for &at in &spec.arrivals {
                 sim.push(nanos(at), Kind::ListedArrival { shard });
@@ -309,11 +476,11 @@ impl<'a, O: Observer> Sim<'a, O> {
                 }
             }
             sim.shards.push(ShardRt {
-                id,
                 rng,
+                retry_rng: Rng::for_stream(seed, RETRY_STREAM + i as u64),
                 mean_gap,
-                refusing,
-                stopped_at: None,
+                service: spec.service.unwrap_or(scenario.service),
+                arrivals: 0,
             });
         }
         Ok(sim)
@@ -336,10 +503,21 @@ impl<'a, O: Observer> Sim<'a, O> {
         }
     }
 
-    fn push_stamp(&mut self, at: u64, shard: u32, stamp: HealthStamp) {
+    /// Schedules a stamp's delivery to every router that does not lose it.
+    fn push_stamp(&mut self, at: u64, shard: u32, stamp: HealthStamp, lost: &[bool]) {
         let index = self.stamps.len() as u32;
         self.stamps.push((shard, stamp));
-        self.push(at, Kind::Health { stamp: index });
+        for (router, &lost) in lost.iter().enumerate() {
+            if !lost {
+                self.push(
+                    at,
+                    Kind::Health {
+                        stamp: index,
+                        router: router as u32,
+                    },
+                );
+            }
+        }
     }
 
     fn ts(&self) -> Timestamp {
@@ -350,7 +528,7 @@ impl<'a, O: Observer> Sim<'a, O> {
         let mut events = 0u64;
         while let Some(event) = self.pop() {
             let only_stale_timeouts_left = self.heap.is_empty()
-                && self.held.is_empty()
+                && self.held_total == 0
                 && matches!(event.kind, Kind::HeldTimeout { .. });
             if only_stale_timeouts_left {
                 // Nobody is held, so this and every other pending client timeout would do
@@ -362,25 +540,33 @@ impl<'a, O: Observer> Sim<'a, O> {
             if events % PROGRESS_EVERY == 0 {
                 self.observer.progress(Duration::from_nanos(self.now));
             }
-            self.handle(event.kind);
-            self.drain_actions();
-            let held = self.buffer.held_slots() as u64;
-            if held > self.report.peak_slots {
-                self.report.peak_slots = held;
-            }
-            if let Some(at) = self.buffer.poll_timeout() {
-                let at = at.as_nanos().max(self.now);
-                if self.next_tick.is_none_or(|t| at < t) {
-                    self.next_tick = Some(at);
-                    self.push(at, Kind::Tick);
-                }
-            }
+            let router = self.handle(event.kind);
+            self.settle(router);
         }
         self.report.events = events;
         self.report.simulated_ns = self.now;
     }
 
-    fn handle(&mut self, kind: Kind) {
+    /// After an input to `router`'s buffer: carries out its actions, notes its slots, and
+    /// schedules its timer.
+    fn settle(&mut self, router: u32) {
+        self.drain_actions(router);
+        let rt = &mut self.routers[router as usize];
+        let held = rt.buffer.held_slots() as u64;
+        if held > self.report.peak_slots {
+            self.report.peak_slots = held;
+        }
+        if let Some(at) = rt.buffer.poll_timeout() {
+            let at = at.as_nanos().max(self.now);
+            if rt.next_tick.is_none_or(|t| at < t) {
+                rt.next_tick = Some(at);
+                self.push(at, Kind::Tick { router });
+            }
+        }
+    }
+
+    /// Handles one event and returns the router it concerned.
+    fn handle(&mut self, kind: Kind) -> u32 {
         match kind {
             Kind::Arrival { shard } => {
                 let rt = &mut self.shards[shard as usize];
@@ -389,69 +575,106 @@ impl<'a, O: Observer> Sim<'a, O> {
                 if next < self.end_of_arrivals {
                     self.push(next, Kind::Arrival { shard });
                 }
-                self.arrive(shard);
+                self.arrive(shard)
             }
             Kind::ListedArrival { shard } => self.arrive(shard),
-            Kind::Done { req, refused } => self.done(req, refused),
+            Kind::Done { req, refused } => {
+                let router = self.reqs[req as usize].router;
+                self.done(req, refused);
+                router
+            }
             Kind::InFlightTimeout { req } => {
+                let router = self.reqs[req as usize].router;
                 if let Some(ticket) = self.reqs[req as usize].released.take() {
                     // A released request's retry ends with its client: a cancel counts as
                     // retry done.
-                    let _ = self.buffer.cancel(self.ts(), ticket);
+                    let now = self.ts();
+                    let _ = self.routers[router as usize].buffer.cancel(now, ticket);
                 }
                 self.end(req, Outcome::Error(ErrorCause::Timeout));
+                router
             }
             Kind::HeldTimeout { req, ticket } => {
-                let held = self
-                    .reqs
-                    .get(req as usize)
-                    .and_then(|r| r.held)
-                    .filter(|t| t.id() == ticket);
-                if let Some(ticket) = held {
-                    let _ = self.buffer.cancel(self.ts(), ticket);
-                    self.held.remove(&ticket.id());
+                let Some(r) = self.reqs.get(req as usize) else {
+                    return 0;
+                };
+                let router = r.router;
+                if let Some(ticket) = r.held.filter(|t| t.id() == ticket) {
+                    let now = self.ts();
+                    let rt = &mut self.routers[router as usize];
+                    let _ = rt.buffer.cancel(now, ticket);
+                    rt.held.remove(&ticket.id());
+                    self.held_total -= 1;
                     self.reqs[req as usize].held = None;
                     self.end(req, Outcome::Error(ErrorCause::Timeout));
                 }
+                router
             }
-            Kind::Send { req } => self.send(req),
-            Kind::Tick => {
-                if self.next_tick == Some(self.now) {
-                    self.next_tick = None;
+            Kind::Send { req } => {
+                self.send(req);
+                self.reqs[req as usize].router
+            }
+            Kind::Tick { router } => {
+                let now = self.now;
+                let rt = &mut self.routers[router as usize];
+                if rt.next_tick == Some(now) {
+                    rt.next_tick = None;
                 }
-                self.buffer.tick(self.ts());
+                rt.buffer.tick(Timestamp::from_nanos(now));
+                router
             }
-            Kind::Health { stamp } => {
+            Kind::Health { stamp, router } => {
                 let (shard, stamp) = self.stamps[stamp as usize];
-                let id = self.shards[shard as usize].id;
+                let now = self.ts();
+                let rt = &mut self.routers[router as usize];
+                let id = rt.ids[shard as usize];
                 // Stamps are generated in term order, so none is stale; a refusal would be
                 // counted in the buffer's input stats and changes nothing.
-                let _ = self.buffer.health(self.ts(), id, stamp);
+                let _ = rt.buffer.health(now, id, stamp);
+                router
+            }
+            Kind::Topology {
+                shard,
+                router,
+                event,
+            } => {
+                let now = self.ts();
+                let rt = &mut self.routers[router as usize];
+                let id = rt.ids[shard as usize];
+                let _ = rt.buffer.topology(now, id, event);
+                router
             }
         }
     }
 
-    fn arrive(&mut self, shard: u32) {
-        let service = match self.scenario.service {
+    /// A request arrives at the router whose turn it is, and returns that router.
+    fn arrive(&mut self, shard: u32) -> u32 {
+        let n_routers = self.routers.len() as u64;
+        let rt = &mut self.shards[shard as usize];
+        let router = if n_routers == 1 {
+            0
+        } else {
+            (rt.arrivals % n_routers) as u32
+        };
+        rt.arrivals += 1;
+        let service = match rt.service {
             ServiceTime::Constant(d) => nanos(d),
             ServiceTime::Uniform { min, max } => {
                 let (min, max) = (nanos(min), nanos(max));
                 let span = max - min;
-                let draw = self.shards[shard as usize].rng.next_u64();
+                let draw = rt.rng.next_u64();
                 min + if span == u64::MAX {
                     draw
                 } else {
                     draw % (span + 1)
                 }
             }
-            ServiceTime::Exponential { mean } => self.shards[shard as usize]
-                .rng
-                .exponential(nanos(mean) as f64)
-                as u64,
+            ServiceTime::Exponential { mean } => rt.rng.exponential(nanos(mean) as f64) as u64,
         };
         self.report.requests += 1;
         let req = self.reqs.insert(Req {
             shard,
+            router,
             arrival: self.now,
             deadline: self.now.saturating_add(nanos(self.scenario.client.timeout)),
             service,
@@ -460,11 +683,40 @@ impl<'a, O: Observer> Sim<'a, O> {
             released: None,
             affected: false,
         }) as u32;
-        let id = self.shards[shard as usize].id;
-        match self.buffer.request(self.ts(), id, None) {
+        let now = self.ts();
+        let rt = &mut self.routers[router as usize];
+        let id = rt.ids[shard as usize];
+        match rt.buffer.request(now, id, None) {
             Ok(admission) => self.admit(req, admission),
             // The shard was registered with this buffer, so it is known.
             Err(_) => self.send(req),
+        }
+        router
+    }
+
+    /// How long the client waits before retry number `retry` (1 for the first retry).
+    fn retry_delay(&mut self, shard: u32, retry: u32) -> u64 {
+        let client = &self.scenario.client;
+        let base = nanos(client.retry_delay);
+        let delay = match client.backoff {
+            Backoff::Fixed => base,
+            Backoff::Exponential { max } => {
+                let doubled = base.saturating_mul(1u64 << (retry.saturating_sub(1)).min(63));
+                doubled.min(nanos(max))
+            }
+        };
+        let rng = &mut self.shards[shard as usize].retry_rng;
+        let draw = |rng: &mut Rng, up_to: u64| {
+            if up_to == u64::MAX {
+                rng.next_u64()
+            } else {
+                rng.next_u64() % (up_to + 1)
+            }
+        };
+        match client.jitter {
+            Jitter::None => delay,
+            Jitter::Full => draw(rng, delay),
+            Jitter::Equal => delay / 2 + draw(rng, delay - delay / 2),
         }
     }
 
@@ -472,8 +724,14 @@ impl<'a, O: Observer> Sim<'a, O> {
     fn admit(&mut self, req: u32, admission: Admission) {
         match admission {
             Admission::Proceed => {
-                let delay = nanos(self.scenario.client.retry_delay);
-                if self.reqs[req as usize].attempts > 0 && delay > 0 {
+                let r = &self.reqs[req as usize];
+                let (attempts, shard) = (r.attempts, r.shard);
+                let delay = if attempts > 0 {
+                    self.retry_delay(shard, attempts)
+                } else {
+                    0
+                };
+                if delay > 0 {
                     self.push(self.now.saturating_add(delay), Kind::Send { req });
                 } else {
                     self.send(req);
@@ -484,8 +742,10 @@ impl<'a, O: Observer> Sim<'a, O> {
                 r.held = Some(ticket);
                 r.affected = true;
                 let deadline = r.deadline;
-                self.held.insert(ticket.id(), req);
-                self.report.timeline.queued(self.now, self.held.len());
+                let router = r.router;
+                self.routers[router as usize].held.insert(ticket.id(), req);
+                self.held_total += 1;
+                self.report.timeline.queued(self.now, self.held_total);
                 let ticket = ticket.id();
                 self.seq += 1;
                 self.timeouts.push(Event {
@@ -493,21 +753,32 @@ impl<'a, O: Observer> Sim<'a, O> {
                     kind: Kind::HeldTimeout { req, ticket },
                 });
             }
+            // A shard resharded away: the router re-plans the request to the new shards.
+            Admission::Fail(BufferError::ShardMissing) => self.send(req),
             Admission::Fail(error) => self.end(req, Outcome::Error(buffer_error(error))),
         }
     }
 
-    /// Sends an attempt to the primary, which refuses it if it is failing over right now.
+    /// Sends an attempt to the primary, which may refuse it, hang it or serve it slowly.
     fn send(&mut self, req: u32) {
         let now = self.now;
         let r = &mut self.reqs[req as usize];
         r.attempts += 1;
         self.report.attempts += 1;
-        let refused = self.shards[r.shard as usize]
-            .refusing
-            .iter()
-            .any(|&(from, until)| from <= now && now < until);
-        let answer = now.saturating_add(r.service);
+        let phase = self.routers[r.router as usize].views[r.shard as usize].at(now);
+        let (answer, refused) = match phase {
+            None => (now.saturating_add(r.service), None),
+            Some(Phase::Refuse(cause)) => (now.saturating_add(r.service), Some(cause)),
+            Some(Phase::Hang { until }) => (
+                until.saturating_add(r.service),
+                Some(FailoverCause::Reparent),
+            ),
+            Some(Phase::FailFast) => (now, Some(FailoverCause::Reparent)),
+            Some(Phase::Cold { factor }) => {
+                let took = (r.service as f64 * factor).round() as u64;
+                (now.saturating_add(took), None)
+            }
+        };
         if answer > r.deadline {
             let deadline = r.deadline.max(now);
             self.push(deadline, Kind::InFlightTimeout { req });
@@ -516,31 +787,35 @@ impl<'a, O: Observer> Sim<'a, O> {
         }
     }
 
-    fn done(&mut self, req: u32, refused: bool) {
+    fn done(&mut self, req: u32, refused: Option<FailoverCause>) {
         let released = self.reqs[req as usize].released.take();
         let r = &mut self.reqs[req as usize];
-        let again = refused && r.attempts < self.scenario.client.attempts;
-        if refused {
+        let router = r.router as usize;
+        let again = refused.is_some() && r.attempts < self.scenario.client.attempts;
+        if refused.is_some() {
             r.affected = true;
         }
-        if !again {
+        let Some(cause) = refused.filter(|_| again) else {
             if let Some(ticket) = released {
-                let _ = self.buffer.retry_done(self.ts(), ticket);
+                let now = self.ts();
+                let _ = self.routers[router].buffer.retry_done(now, ticket);
             }
             let outcome = match refused {
-                false => Outcome::Ok,
-                true => Outcome::Error(ErrorCause::Failover),
+                None => Outcome::Ok,
+                Some(_) => Outcome::Error(ErrorCause::Failover),
             };
             self.end(req, outcome);
             return;
-        }
-        let id = self.shards[r.shard as usize].id;
-        let cause = FailoverCause::Reparent;
+        };
+        let shard = r.shard as usize;
+        let now = self.ts();
+        let rt = &mut self.routers[router];
+        let id = rt.ids[shard];
         let answer = match released {
             // A released request refused again tells the buffer its drain came too early,
             // even if that drain has just finished with this very retry.
-            Some(ticket) => self.buffer.retry_failed(self.ts(), ticket, cause),
-            None => self.buffer.request(self.ts(), id, Some(cause)),
+            Some(ticket) => rt.buffer.retry_failed(now, ticket, cause),
+            None => rt.buffer.request(now, id, Some(cause)),
         };
         match answer {
             Ok(admission) => self.admit(req, admission),
@@ -548,14 +823,16 @@ impl<'a, O: Observer> Sim<'a, O> {
         }
     }
 
-    fn drain_actions(&mut self) {
-        while let Some(action) = self.buffer.poll_action() {
+    fn drain_actions(&mut self, router: u32) {
+        while let Some(action) = self.routers[router as usize].buffer.poll_action() {
             match action {
                 Action::Wake { ticket, verdict } => {
-                    let Some(req) = self.held.remove(&ticket.id()) else {
+                    let rt = &mut self.routers[router as usize];
+                    let Some(req) = rt.held.remove(&ticket.id()) else {
                         continue;
                     };
-                    self.report.timeline.queued(self.now, self.held.len());
+                    self.held_total -= 1;
+                    self.report.timeline.queued(self.now, self.held_total);
                     self.reqs[req as usize].held = None;
                     match verdict {
                         Verdict::Retry => {
@@ -563,22 +840,26 @@ impl<'a, O: Observer> Sim<'a, O> {
                             self.reqs[req as usize].released = Some(ticket);
                             self.send(req);
                         }
+                        // The shard was resharded away: the ticket has ended, and the
+                        // router re-plans the request to the new shards.
+                        Verdict::Fail(BufferError::ShardMissing) => self.send(req),
                         Verdict::Fail(error) => {
                             self.end(req, Outcome::Error(buffer_error(error)));
                         }
                     }
                 }
                 Action::Metric(Metric::BufferingStopped { shard, .. }) => {
-                    if let Some(rt) = self.shards.get_mut(shard.index()) {
-                        rt.stopped_at.get_or_insert(self.now);
+                    let rt = &mut self.routers[router as usize];
+                    if let Some(at) = rt.stopped_at.get_mut(shard.index()) {
+                        at.get_or_insert(self.now);
                     }
                 }
                 Action::Metric(Metric::DrainFinished { shard, .. }) => {
-                    if let Some(rt) = self.shards.get_mut(shard.index()) {
-                        if let Some(from) = rt.stopped_at.take() {
-                            let took = self.now - from;
-                            self.report.drain_time_ns = self.report.drain_time_ns.max(took);
-                        }
+                    let rt = &mut self.routers[router as usize];
+                    if let Some(from) = rt.stopped_at.get_mut(shard.index()).and_then(Option::take)
+                    {
+                        let took = self.now - from;
+                        self.report.drain_time_ns = self.report.drain_time_ns.max(took);
                     }
                 }
                 _ => {}
@@ -620,9 +901,11 @@ impl<'a, O: Observer> Sim<'a, O> {
         self.report.added_latency.p50_ns = self.percentile(50);
         self.report.added_latency.p99_ns = self.percentile(99);
         self.report.added_latency.max_ns = self.latencies.iter().copied().max().unwrap_or(0);
-        for rt in &self.shards {
-            if let Some(stats) = self.buffer.shard_stats(rt.id) {
-                self.report.buffer.add(stats);
+        for rt in &self.routers {
+            for &id in &rt.ids {
+                if let Some(stats) = rt.buffer.shard_stats(id) {
+                    self.report.buffer.add(stats);
+                }
             }
         }
         self.report.timeline.finish(self.now);
