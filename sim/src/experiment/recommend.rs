@@ -190,6 +190,7 @@ pub fn recommend(
     };
 
     let mut judged = Vec::new();
+    let mut hint = 0;
     for &(window, max) in &pairs {
         for &concurrency in &DRAIN_CONCURRENCIES {
             let config = |size: usize| Config {
@@ -200,17 +201,25 @@ pub fn recommend(
                 ..base.clone()
             };
             // The smallest size on the ladder that meets the error limit; the largest if
-            // none does (it is then rejected for its errors).
-            let (mut lo, mut hi) = (0, sizes.len() - 1);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                let report = search.run(&config(sizes[mid]))?;
-                if objective.errors.is_none_or(|n| report.errors.total <= n) {
-                    hi = mid;
+            // none does (it is then rejected for its errors). Neighbouring candidates
+            // mostly need the same size, so the last answer is tried first.
+            let mut meets = |at: usize| -> Result<bool, SimError> {
+                let report = search.run(&config(sizes[at]))?;
+                Ok(objective.errors.is_none_or(|n| report.errors.total <= n))
+            };
+            let last = sizes.len() - 1;
+            let lo = if meets(hint)? {
+                if hint == 0 || !meets(hint - 1)? {
+                    hint
                 } else {
-                    lo = mid + 1;
+                    bisect(0, hint - 1, &mut meets)?
                 }
-            }
+            } else if hint == last {
+                last
+            } else {
+                bisect(hint + 1, last, &mut meets)?
+            };
+            hint = lo;
             let config = config(sizes[lo]);
             let report = search.run(&config)?;
             let misses = misses(&objective, &config, &report);
@@ -277,6 +286,24 @@ pub fn recommend(
         runners_up,
         rejected,
     })
+}
+
+/// The smallest index in `[lo, hi]` where `meets` holds, or `hi` if it holds nowhere
+/// below `hi`, assuming it holds from some index on.
+fn bisect(
+    mut lo: usize,
+    mut hi: usize,
+    meets: &mut dyn FnMut(usize) -> Result<bool, SimError>,
+) -> Result<usize, SimError> {
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if meets(mid)? {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
 }
 
 /// Sizes of one significant digit (1, 2, .., 9, 10, 20, .., 90, 100, ..) up to `largest`,
