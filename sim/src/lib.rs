@@ -76,6 +76,7 @@
 mod duration;
 mod error;
 pub mod experiment;
+mod input;
 mod plot;
 mod report;
 mod rng;
@@ -89,6 +90,7 @@ pub use experiment::{
     Comparison, ConfigSummary, GridReport, GridRow, NamedRun, Sweep, compare, grid, grid_size,
     write_comparison, write_grid,
 };
+pub use input::{TIMELINE_COLUMNS, TraceReader, TraceRow, read_timeline};
 pub use plot::plot_timeline;
 pub use report::{
     BufferCounters, Errors, Evicted, Latency, Report, Skipped, Stops, TIMELINE_BUCKET, Timeline,

@@ -3,6 +3,7 @@
 //! ```text
 //! failover-buffer-sim [SCENARIO.toml] [--seed N] [--json] [--plot FILE.svg]
 //!                     [--sweep KEY=V1,V2,.. | --recommend]
+//!                     [--trace FILE.csv] [--timeline FILE.csv]
 //! ```
 //!
 //! Without a scenario file it runs the built-in default scenario. See the crate README for
@@ -16,9 +17,9 @@ use std::time::Duration;
 use clap::Parser;
 use failover_buffer::Config;
 use failover_buffer_sim::{
-    Comparison, Observer, Report, Scenario, SimError, Sweep, compare,
+    Comparison, Observer, Report, Scenario, SimError, Sweep, TraceReader, compare,
     experiment::{recommend, write_recommendation},
-    grid, grid_size, plot_timeline, run, write_comparison, write_grid,
+    grid, grid_size, plot_timeline, read_timeline, run, write_comparison, write_grid,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -50,6 +51,14 @@ struct Args {
     /// print it, the runners-up, and why each smaller candidate failed.
     #[arg(long)]
     recommend: bool,
+    /// Replay this request trace (CSV: time,shard[,size]) instead of the scenario's
+    /// traffic. It is streamed, never loaded whole.
+    #[arg(long, value_name = "FILE.csv")]
+    trace: Option<PathBuf>,
+    /// Use this failover timeline (CSV with a header: shard,start,duration,..) instead of
+    /// the scenario's failovers.
+    #[arg(long, value_name = "FILE.csv")]
+    timeline: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -64,10 +73,18 @@ fn main() -> ExitCode {
 }
 
 fn execute(args: &Args) -> Result<(), SimError> {
-    let scenario = match &args.scenario {
+    let mut scenario = match &args.scenario {
         Some(path) => Scenario::from_file(path)?,
         None => Scenario::default_scenario(),
     };
+    if let Some(path) = &args.timeline {
+        read_timeline(path, &mut scenario)?;
+    }
+    if let Some(path) = &args.trace {
+        // Check the file opens before anything runs; rows are checked as they are read.
+        TraceReader::open(path, &scenario.shards)?;
+        scenario.trace = Some(path.clone());
+    }
     let seed = args.seed.unwrap_or(scenario.seed);
     let scenario = &scenario;
     if args.recommend {

@@ -28,8 +28,13 @@ pub struct Report {
     pub added_latency: Latency,
     /// The buffer's counters, summed over shards.
     pub buffer: BufferCounters,
-    /// The most slots held at once (queued plus released retries not yet done).
+    /// The most slots one router held at once (queued plus released retries not yet
+    /// done).
     pub peak_slots: u64,
+    /// The most bytes of queued requests one router held at once, from a trace's `size`
+    /// column; not in the JSON while 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub peak_held_bytes: u64,
     /// The longest drain: from the end of buffering to the end of the last released retry.
     pub drain_time_ns: u64,
     /// When the last event happened.

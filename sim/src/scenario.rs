@@ -7,7 +7,7 @@
 
 use core::fmt;
 use core::time::Duration;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use failover_buffer::{Config, ConfigError, ShardFilter};
 use serde::Deserialize;
@@ -58,6 +58,9 @@ pub struct Scenario {
     pub buffer: Config,
     /// What `--recommend` must meet, if the scenario says.
     pub objective: Option<Objective>,
+    /// A request trace to replay instead of the shards' `rate` and `arrivals` (see
+    /// [`TraceReader`](crate::TraceReader)); read as the run goes, never whole.
+    pub trace: Option<PathBuf>,
 }
 
 /// What a config must achieve for `--recommend` ([`recommend`](crate::experiment::recommend)):
@@ -75,6 +78,9 @@ pub struct Objective {
     /// Memory: at most this many slots per router (the config's `size`, which is what a
     /// router reserves).
     pub size: Option<usize>,
+    /// Memory: at most this many bytes of queued requests in one router at once (from a
+    /// trace's `size` column).
+    pub held_bytes: Option<u64>,
 }
 
 /// The health stream's reliability. Each router has its own stream, and loses each stamp
@@ -372,7 +378,9 @@ impl Scenario {
                 added_latency_max: None,
                 drain_time: Some(Duration::from_secs(1)),
                 size: None,
+                held_bytes: None,
             }),
+            trace: None,
         }
     }
 
@@ -405,13 +413,18 @@ impl Scenario {
     /// A one-line description of the traffic and failovers, for report headers.
     pub fn summary(&self) -> String {
         let rate: f64 = self.shards.iter().map(|s| s.rate).sum();
-        let mut text = format!(
-            "{} shard{}, {} req/s Poisson for {}",
+        let shards = format!(
+            "{} shard{}",
             self.shards.len(),
-            if self.shards.len() == 1 { "" } else { "s" },
-            rate,
-            format_duration(self.duration)
+            if self.shards.len() == 1 { "" } else { "s" }
         );
+        let mut text = match &self.trace {
+            Some(path) => format!("{shards}, requests from {}", path.display()),
+            None => format!(
+                "{shards}, {rate} req/s Poisson for {}",
+                format_duration(self.duration)
+            ),
+        };
         for shard in &self.shards {
             for f in &shard.failovers {
                 let what = match f.duration {
@@ -688,6 +701,7 @@ impl From<RawScenario> for Scenario {
             shards: raw.shards.0,
             buffer: raw.buffer.0,
             objective: raw.objective.map(|o| o.0),
+            trace: None,
         }
     }
 }
@@ -857,53 +871,8 @@ impl TryFrom<RawShard> for ShardToml {
             ));
         }
         let failovers: Vec<Failover> = raw.failovers.into_iter().map(|f| f.0).collect();
-        for pair in failovers.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            let Some(end) = a.writable_at() else {
-                return Err(format!(
-                    "shards.failovers: {}: only the last failover may never end",
-                    raw.name
-                ));
-            };
-            let quiet = a.quiet_at().unwrap_or(end);
-            if b.start < quiet {
-                return Err(format!(
-                    "shards.failovers: {}: the failover at {} starts before the one at {} is over ({})",
-                    raw.name,
-                    format_duration(b.start),
-                    format_duration(a.start),
-                    format_duration(quiet)
-                ));
-            }
-        }
-        // Topology changes may not overlap each other or a failover's disturbed span.
         let topology: Vec<TopologyChange> = raw.topology.into_iter().map(|t| t.0).collect();
-        let mut busy: Vec<(Duration, Duration, String)> = failovers
-            .iter()
-            .map(|f| {
-                (
-                    f.start,
-                    f.quiet_at().unwrap_or(Duration::MAX),
-                    format!("the failover at {}", format_duration(f.start)),
-                )
-            })
-            .collect();
-        for t in &topology {
-            busy.push((
-                t.start,
-                t.start + t.duration,
-                format!("the topology change at {}", format_duration(t.start)),
-            ));
-        }
-        busy.sort_by_key(|b| b.0);
-        for pair in busy.windows(2) {
-            if pair[1].0 < pair[0].1 {
-                return Err(format!(
-                    "shards: {}: {} starts before {} is over",
-                    raw.name, pair[1].2, pair[0].2
-                ));
-            }
-        }
+        check_timeline(&raw.name, &failovers, &topology)?;
         let mut arrivals: Vec<Duration> = raw.arrivals.into_iter().map(|a| a.0).collect();
         arrivals.sort_unstable();
         Ok(ShardToml(ShardSpec {
@@ -1075,6 +1044,7 @@ struct RawObjective {
     added_latency_max: Option<Dur>,
     drain_time: Option<Dur>,
     size: Option<usize>,
+    held_bytes: Option<u64>,
 }
 
 impl TryFrom<RawObjective> for ObjectiveToml {
@@ -1089,6 +1059,7 @@ impl TryFrom<RawObjective> for ObjectiveToml {
             added_latency_max: raw.added_latency_max.map(|d| d.0),
             drain_time: raw.drain_time.map(|d| d.0),
             size: raw.size,
+            held_bytes: raw.held_bytes,
         }))
     }
 }
@@ -1123,4 +1094,74 @@ impl TryFrom<RawTopology> for TopologyToml {
             duration: raw.duration.0,
         }))
     }
+}
+
+/// Checks a shard's timeline: failovers in order and not overlapping (the next starts after
+/// the previous one is quiet), only the last never ending, and topology changes overlapping
+/// neither a failover nor each other. `name` names the shard in the error.
+pub(crate) fn check_timeline(
+    name: &str,
+    failovers: &[Failover],
+    topology: &[TopologyChange],
+) -> Result<(), String> {
+    for f in failovers {
+        match f.duration {
+            Some(d) if f.write_pause > d => {
+                return Err(format!(
+                    "shards.failovers: {name}: write_pause ({}) is longer than the failover ({})",
+                    format_duration(f.write_pause),
+                    format_duration(d)
+                ));
+            }
+            None if f.cold.is_some() => {
+                return Err(format!(
+                    "shards.failovers: {name}: a failover that never ends has no new primary to be cold"
+                ));
+            }
+            _ => {}
+        }
+    }
+    for pair in failovers.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let Some(quiet) = a.quiet_at() else {
+            return Err(format!(
+                "shards.failovers: {name}: only the last failover may never end"
+            ));
+        };
+        if b.start < quiet {
+            return Err(format!(
+                "shards.failovers: {name}: the failover at {} starts before the one at {} is over ({})",
+                format_duration(b.start),
+                format_duration(a.start),
+                format_duration(quiet)
+            ));
+        }
+    }
+    let mut busy: Vec<(Duration, Duration, String)> = failovers
+        .iter()
+        .map(|f| {
+            (
+                f.start,
+                f.quiet_at().unwrap_or(Duration::MAX),
+                format!("the failover at {}", format_duration(f.start)),
+            )
+        })
+        .collect();
+    for t in topology {
+        busy.push((
+            t.start,
+            t.start + t.duration,
+            format!("the topology change at {}", format_duration(t.start)),
+        ));
+    }
+    busy.sort_by_key(|b| b.0);
+    for pair in busy.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err(format!(
+                "shards: {name}: {} starts before {} is over",
+                pair[1].2, pair[0].2
+            ));
+        }
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use failover_buffer::{
 use slab::Slab;
 
 use crate::error::SimError;
+use crate::input::{TraceReader, TraceRow};
 use crate::report::Report;
 use crate::rng::Rng;
 use crate::scenario::{Backoff, Jitter, Scenario, ServiceTime, TopologyKind};
@@ -108,7 +109,7 @@ pub fn run_observed<O: Observer>(
 ) -> Result<Report, SimError> {
     let mut sim = Sim::new(scenario, config, seed, observer)?;
     sim.run();
-    Ok(sim.finish())
+    sim.finish()
 }
 
 /// A scheduled event. The heap is a min-heap on `(at, seq)`; `seq` breaks ties in the order
@@ -130,6 +131,8 @@ enum Kind {
     Arrival { shard: u32 },
     /// An arrival listed in the scenario.
     ListedArrival { shard: u32 },
+    /// The trace's next request (the only trace row in memory).
+    TraceArrival { row: TraceRow },
     /// A request's attempt answered: refused with a failover error, or not.
     Done {
         req: u32,
@@ -190,6 +193,8 @@ struct Req {
     released: Option<Ticket>,
     /// Saw a failover error or was held: counted as affected.
     affected: bool,
+    /// Bytes, from a trace's `size` column.
+    size: u64,
 }
 
 /// What an attempt sent at an instant meets at a shard, as one router sees it.
@@ -253,6 +258,8 @@ struct Router {
     /// By shard index: when the current episode first stopped buffering (for the drain
     /// time).
     stopped_at: Vec<Option<u64>>,
+    /// Bytes of the requests queued here now.
+    held_bytes: u64,
 }
 
 const PROGRESS_EVERY: u64 = 1 << 16;
@@ -276,6 +283,10 @@ struct Sim<'a, O> {
     reqs: Slab<Req>,
     /// Requests held by all routers.
     held_total: usize,
+    /// The trace being replayed, if any.
+    trace: Option<TraceReader>,
+    /// The first bad trace row: the run stops there.
+    failed: Option<SimError>,
     report: Report,
     zero_latency: u64,
     latencies: Vec<u64>,
@@ -317,6 +328,7 @@ impl<'a, O: Observer> Sim<'a, O> {
                 next_tick: None,
                 views: Vec::with_capacity(scenario.shards.len()),
                 stopped_at: vec![None; scenario.shards.len()],
+                held_bytes: 0,
             });
         }
         let mut sim = Sim {
@@ -332,6 +344,8 @@ impl<'a, O: Observer> Sim<'a, O> {
             end_of_arrivals: nanos(scenario.duration),
             reqs: Slab::new(),
             held_total: 0,
+            trace: None,
+            failed: None,
             report: Report::default(),
             zero_latency: 0,
             latencies: Vec::new(),
@@ -460,11 +474,13 @@ impl<'a, O: Observer> Sim<'a, O> {
                 phases.sort_by_key(|p| p.0);
                 sim.routers[router].views.push(View { phases, next: 0 });
             }
-            for &at in &spec.arrivals {
-                sim.push(nanos(at), Kind::ListedArrival { shard });
+            if scenario.trace.is_none() {
+                for &at in &spec.arrivals {
+                    sim.push(nanos(at), Kind::ListedArrival { shard });
+                }
             }
             let mut rng = Rng::for_stream(seed, i as u64);
-            let mean_gap = if spec.rate > 0.0 {
+            let mean_gap = if spec.rate > 0.0 && scenario.trace.is_none() {
                 1e9 / spec.rate
             } else {
                 0.0
@@ -482,6 +498,13 @@ impl<'a, O: Observer> Sim<'a, O> {
                 service: spec.service.unwrap_or(scenario.service),
                 arrivals: 0,
             });
+        }
+        if let Some(path) = &scenario.trace {
+            let mut trace = TraceReader::open(path, &scenario.shards)?;
+            if let Some(row) = trace.next_row()? {
+                sim.push(row.at, Kind::TraceArrival { row });
+            }
+            sim.trace = Some(trace);
         }
         Ok(sim)
     }
@@ -542,6 +565,9 @@ impl<'a, O: Observer> Sim<'a, O> {
             }
             let router = self.handle(event.kind);
             self.settle(router);
+            if self.failed.is_some() {
+                break;
+            }
         }
         self.report.events = events;
         self.report.simulated_ns = self.now;
@@ -575,9 +601,17 @@ impl<'a, O: Observer> Sim<'a, O> {
                 if next < self.end_of_arrivals {
                     self.push(next, Kind::Arrival { shard });
                 }
-                self.arrive(shard)
+                self.arrive(shard, 0)
             }
-            Kind::ListedArrival { shard } => self.arrive(shard),
+            Kind::ListedArrival { shard } => self.arrive(shard, 0),
+            Kind::TraceArrival { row } => {
+                match self.trace.as_mut().map(TraceReader::next_row) {
+                    Some(Ok(Some(next))) => self.push(next.at, Kind::TraceArrival { row: next }),
+                    Some(Err(error)) => self.failed = Some(error),
+                    Some(Ok(None)) | None => {}
+                }
+                self.arrive(row.shard, row.size)
+            }
             Kind::Done { req, refused } => {
                 let router = self.reqs[req as usize].router;
                 self.done(req, refused);
@@ -604,6 +638,7 @@ impl<'a, O: Observer> Sim<'a, O> {
                     let rt = &mut self.routers[router as usize];
                     let _ = rt.buffer.cancel(now, ticket);
                     rt.held.remove(&ticket.id());
+                    rt.held_bytes -= r.size;
                     self.held_total -= 1;
                     self.reqs[req as usize].held = None;
                     self.end(req, Outcome::Error(ErrorCause::Timeout));
@@ -648,7 +683,7 @@ impl<'a, O: Observer> Sim<'a, O> {
     }
 
     /// A request arrives at the router whose turn it is, and returns that router.
-    fn arrive(&mut self, shard: u32) -> u32 {
+    fn arrive(&mut self, shard: u32, size: u64) -> u32 {
         let n_routers = self.routers.len() as u64;
         let rt = &mut self.shards[shard as usize];
         let router = if n_routers == 1 {
@@ -682,6 +717,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             held: None,
             released: None,
             affected: false,
+            size,
         }) as u32;
         let now = self.ts();
         let rt = &mut self.routers[router as usize];
@@ -743,7 +779,13 @@ impl<'a, O: Observer> Sim<'a, O> {
                 r.affected = true;
                 let deadline = r.deadline;
                 let router = r.router;
-                self.routers[router as usize].held.insert(ticket.id(), req);
+                let size = r.size;
+                let rt = &mut self.routers[router as usize];
+                rt.held.insert(ticket.id(), req);
+                rt.held_bytes += size;
+                if rt.held_bytes > self.report.peak_held_bytes {
+                    self.report.peak_held_bytes = rt.held_bytes;
+                }
                 self.held_total += 1;
                 self.report.timeline.queued(self.now, self.held_total);
                 let ticket = ticket.id();
@@ -831,6 +873,7 @@ impl<'a, O: Observer> Sim<'a, O> {
                     let Some(req) = rt.held.remove(&ticket.id()) else {
                         continue;
                     };
+                    rt.held_bytes -= self.reqs[req as usize].size;
                     self.held_total -= 1;
                     self.report.timeline.queued(self.now, self.held_total);
                     self.reqs[req as usize].held = None;
@@ -897,7 +940,10 @@ impl<'a, O: Observer> Sim<'a, O> {
         });
     }
 
-    fn finish(mut self) -> Report {
+    fn finish(mut self) -> Result<Report, SimError> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
         self.report.added_latency.p50_ns = self.percentile(50);
         self.report.added_latency.p99_ns = self.percentile(99);
         self.report.added_latency.max_ns = self.latencies.iter().copied().max().unwrap_or(0);
@@ -909,7 +955,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             }
         }
         self.report.timeline.finish(self.now);
-        self.report
+        Ok(self.report)
     }
 
     /// The nearest-rank percentile of the added latency of successful requests.

@@ -204,5 +204,8 @@ pub fn write_comparison(out: &mut dyn Write, c: &Comparison) -> io::Result<()> {
     row("drains paused", &|r| r.buffer.drains_paused.to_string());
     row("peak slots used", &|r| r.peak_slots.to_string());
     row("drain time", &|r| ms(r.drain_time_ns));
+    if reports.iter().any(|r| r.peak_held_bytes > 0) {
+        row("peak held bytes", &|r| r.peak_held_bytes.to_string());
+    }
     write_table(out, &rows)
 }

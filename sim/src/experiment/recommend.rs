@@ -399,6 +399,16 @@ fn misses(objective: &Objective, config: &Config, report: &Report) -> Vec<Miss> 
         report.added_latency.max_ns,
     );
     time("drain_time", objective.drain_time, report.drain_time_ns);
+    if let Some(limit) = objective.held_bytes {
+        if report.peak_held_bytes > limit {
+            misses.push(Miss {
+                objective: "held_bytes",
+                limit: limit.to_string(),
+                got: report.peak_held_bytes.to_string(),
+                by: (report.peak_held_bytes - limit).to_string(),
+            });
+        }
+    }
     if let Some(limit) = objective.size {
         if config.size > limit {
             misses.push(Miss {
@@ -428,6 +438,9 @@ fn objective_line(o: &Objective) -> String {
     }
     if let Some(n) = o.size {
         parts.push(format!("size <= {n} slots"));
+    }
+    if let Some(n) = o.held_bytes {
+        parts.push(format!("held bytes <= {n}"));
     }
     if parts.is_empty() {
         "none (every config meets it)".to_string()
