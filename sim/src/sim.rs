@@ -3,6 +3,7 @@
 
 use core::cmp::Ordering;
 use core::time::Duration;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -68,7 +69,9 @@ pub struct RequestEnd {
 /// Watches a run as it goes: every request's end, and progress. Both methods do nothing by
 /// default, and [`run`] uses an observer that does nothing, which the compiler removes.
 pub trait Observer {
-    /// A request ended.
+    /// A request ended. It is called once the request's fate is settled: for a request
+    /// served at once by a primary that is up, that is at its arrival (with its `end` in
+    /// the near future), so calls are not in order of `end`.
     fn request_ended(&mut self, _end: &RequestEnd) {}
     /// Called every few thousand events with the simulated time reached.
     fn progress(&mut self, _now: Duration) {}
@@ -126,9 +129,36 @@ impl Event {
     }
 }
 
+/// A shard's next Poisson arrival, in a heap of its own (`Sim::arrivals`): each shard has
+/// exactly one pending, so handling one replaces it in place with the next (one sift instead
+/// of a pop and a push), and the main heap stays small. Keys are drawn from the same
+/// sequence as [`Event`]'s, so the order of all events is as if there were one heap.
+struct NextArrival {
+    key: u128,
+    shard: u32,
+}
+
+impl PartialEq for NextArrival {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for NextArrival {}
+
+impl PartialOrd for NextArrival {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NextArrival {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.key.cmp(&self.key)
+    }
+}
+
 enum Kind {
-    /// The next Poisson arrival of a shard.
-    Arrival { shard: u32 },
     /// An arrival listed in the scenario.
     ListedArrival { shard: u32 },
     /// The trace's next request (the only trace row in memory).
@@ -263,6 +293,14 @@ struct Router {
 }
 
 const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// The heaps events come from.
+#[derive(Clone, Copy)]
+enum Source {
+    Main,
+    Timeouts,
+    Arrivals,
+}
 /// Random streams apart from the shards' traffic streams (which are 0, 1, ..).
 const RETRY_STREAM: u64 = 1 << 40;
 const HEALTH_STREAM: u64 = 2 << 40;
@@ -273,6 +311,8 @@ struct Sim<'a, O> {
     routers: Vec<Router>,
     shards: Vec<ShardRt>,
     heap: BinaryHeap<Event>,
+    /// The shards' next Poisson arrivals.
+    arrivals: BinaryHeap<NextArrival>,
     /// Client timeouts of held requests, apart from `heap`: during a long failover they are
     /// most of the pending events, and keeping them out keeps the hot heap small.
     timeouts: BinaryHeap<Event>,
@@ -287,6 +327,10 @@ struct Sim<'a, O> {
     trace: Option<TraceReader>,
     /// The first bad trace row: the run stops there.
     failed: Option<SimError>,
+    /// Requests ended at arrival (see `arrive`): their answers count as events.
+    fast_events: u64,
+    /// The latest answer of a request ended at arrival.
+    last_fast_answer: u64,
     report: Report,
     zero_latency: u64,
     latencies: Vec<u64>,
@@ -337,6 +381,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             routers,
             shards: Vec::with_capacity(scenario.shards.len()),
             heap: BinaryHeap::new(),
+            arrivals: BinaryHeap::with_capacity(scenario.shards.len()),
             timeouts: BinaryHeap::new(),
             seq: 0,
             stamps: Vec::new(),
@@ -346,6 +391,8 @@ impl<'a, O: Observer> Sim<'a, O> {
             held_total: 0,
             trace: None,
             failed: None,
+            fast_events: 0,
+            last_fast_answer: 0,
             report: Report::default(),
             zero_latency: 0,
             latencies: Vec::new(),
@@ -488,7 +535,11 @@ impl<'a, O: Observer> Sim<'a, O> {
             if mean_gap > 0.0 {
                 let first = rng.exponential(mean_gap) as u64;
                 if first < sim.end_of_arrivals {
-                    sim.push(first, Kind::Arrival { shard });
+                    sim.seq += 1;
+                    sim.arrivals.push(NextArrival {
+                        key: (u128::from(first) << 64) | u128::from(sim.seq),
+                        shard,
+                    });
                 }
             }
             sim.shards.push(ShardRt {
@@ -517,12 +568,23 @@ impl<'a, O: Observer> Sim<'a, O> {
         });
     }
 
-    /// The earliest event of the two heaps (the keys are unique, so there are no ties).
-    fn pop(&mut self) -> Option<Event> {
-        match (self.heap.peek(), self.timeouts.peek()) {
-            (Some(a), Some(b)) if b.key < a.key => self.timeouts.pop(),
-            (None, Some(_)) => self.timeouts.pop(),
-            _ => self.heap.pop(),
+    /// Which heap holds the earliest event (keys are unique, so there are no ties).
+    #[inline]
+    fn earliest(&self) -> Option<Source> {
+        // Plain comparisons: this runs once per event, and an iterator over options here
+        // compiled to stack shuffles that cost more than the heaps.
+        const NONE: u128 = u128::MAX;
+        let main = self.heap.peek().map_or(NONE, |e| e.key);
+        let timeout = self.timeouts.peek().map_or(NONE, |e| e.key);
+        let arrival = self.arrivals.peek().map_or(NONE, |e| e.key);
+        if arrival < main && arrival < timeout {
+            Some(Source::Arrivals)
+        } else if timeout < main {
+            Some(Source::Timeouts)
+        } else if main != NONE {
+            Some(Source::Main)
+        } else {
+            None
         }
     }
 
@@ -549,9 +611,22 @@ impl<'a, O: Observer> Sim<'a, O> {
 
     fn run(&mut self) {
         let mut events = 0u64;
-        while let Some(event) = self.pop() {
+        while let Some(source) = self.earliest() {
+            let event = match source {
+                Source::Arrivals => {
+                    self.poisson_arrival(&mut events);
+                    continue;
+                }
+                Source::Main => self.heap.pop(),
+                Source::Timeouts => self.timeouts.pop(),
+            };
+            let Some(event) = event else { break };
+            // (An answer still to come, of a request ended at arrival, would have kept the
+            // heap busy until then.)
             let only_stale_timeouts_left = self.heap.is_empty()
+                && self.arrivals.is_empty()
                 && self.held_total == 0
+                && event.at() >= self.last_fast_answer
                 && matches!(event.kind, Kind::HeldTimeout { .. });
             if only_stale_timeouts_left {
                 // Nobody is held, so this and every other pending client timeout would do
@@ -559,18 +634,48 @@ impl<'a, O: Observer> Sim<'a, O> {
                 break;
             }
             self.now = self.now.max(event.at());
-            events += 1;
-            if events % PROGRESS_EVERY == 0 {
-                self.observer.progress(Duration::from_nanos(self.now));
-            }
+            self.count_event(&mut events);
             let router = self.handle(event.kind);
             self.settle(router);
             if self.failed.is_some() {
                 break;
             }
         }
-        self.report.events = events;
+        self.report.events = events + self.fast_events;
+        self.now = self.now.max(self.last_fast_answer);
         self.report.simulated_ns = self.now;
+    }
+
+    fn count_event(&mut self, events: &mut u64) {
+        *events += 1;
+        if *events % PROGRESS_EVERY == 0 {
+            self.observer.progress(Duration::from_nanos(self.now));
+        }
+    }
+
+    /// The earliest Poisson arrival: the shard's next one is drawn and takes its place (with
+    /// the next sequence number, as a push would), then the request arrives.
+    fn poisson_arrival(&mut self, events: &mut u64) {
+        let Some(mut top) = self.arrivals.peek_mut() else {
+            return;
+        };
+        let at = (top.key >> 64) as u64;
+        let shard = top.shard;
+        self.now = self.now.max(at);
+        let rt = &mut self.shards[shard as usize];
+        let gap = rt.rng.exponential(rt.mean_gap) as u64;
+        let next = self.now.saturating_add(gap.max(1));
+        if next < self.end_of_arrivals {
+            self.seq += 1;
+            top.key = (u128::from(next) << 64) | u128::from(self.seq);
+            drop(top);
+        } else {
+            PeekMut::pop(top);
+        }
+        self.count_event(events);
+        if let Some(router) = self.arrive(shard, 0) {
+            self.settle(router);
+        }
     }
 
     /// After an input to `router`'s buffer: carries out its actions, notes its slots, and
@@ -594,23 +699,14 @@ impl<'a, O: Observer> Sim<'a, O> {
     /// Handles one event and returns the router it concerned.
     fn handle(&mut self, kind: Kind) -> u32 {
         match kind {
-            Kind::Arrival { shard } => {
-                let rt = &mut self.shards[shard as usize];
-                let gap = rt.rng.exponential(rt.mean_gap) as u64;
-                let next = self.now.saturating_add(gap.max(1));
-                if next < self.end_of_arrivals {
-                    self.push(next, Kind::Arrival { shard });
-                }
-                self.arrive(shard, 0)
-            }
-            Kind::ListedArrival { shard } => self.arrive(shard, 0),
+            Kind::ListedArrival { shard } => self.arrive(shard, 0).unwrap_or(0),
             Kind::TraceArrival { row } => {
                 match self.trace.as_mut().map(TraceReader::next_row) {
                     Some(Ok(Some(next))) => self.push(next.at, Kind::TraceArrival { row: next }),
                     Some(Err(error)) => self.failed = Some(error),
                     Some(Ok(None)) | None => {}
                 }
-                self.arrive(row.shard, row.size)
+                self.arrive(row.shard, row.size).unwrap_or(0)
             }
             Kind::Done { req, refused } => {
                 let router = self.reqs[req as usize].router;
@@ -682,8 +778,10 @@ impl<'a, O: Observer> Sim<'a, O> {
         }
     }
 
-    /// A request arrives at the router whose turn it is, and returns that router.
-    fn arrive(&mut self, shard: u32, size: u64) -> u32 {
+    /// A request arrives at the router whose turn it is, and returns that router; or `None`
+    /// if it went straight through an idle buffer, which that leaves untouched (no action,
+    /// no slot, no timer), so there is nothing to settle.
+    fn arrive(&mut self, shard: u32, size: u64) -> Option<u32> {
         let n_routers = self.routers.len() as u64;
         let rt = &mut self.shards[shard as usize];
         let router = if n_routers == 1 {
@@ -707,11 +805,39 @@ impl<'a, O: Observer> Sim<'a, O> {
             ServiceTime::Exponential { mean } => rt.rng.exponential(nanos(mean) as f64) as u64,
         };
         self.report.requests += 1;
+        let now = self.now;
+        let deadline = now.saturating_add(nanos(self.scenario.client.timeout));
+        let rt = &mut self.routers[router as usize];
+        let id = rt.ids[shard as usize];
+        let admission = rt.buffer.request(Timestamp::from_nanos(now), id, None);
+        let answer = now.saturating_add(service);
+        // The common case, decided now: sent, served at once, answered in time. Nothing can
+        // change its fate, so it ends here, without a table entry or an answer event (its
+        // answer still counts as an event, and its instant still bounds the run).
+        if matches!(admission, Ok(Admission::Proceed))
+            && answer <= deadline
+            && rt.views[shard as usize].at(now).is_none()
+        {
+            self.report.attempts += 1;
+            self.report.ok += 1;
+            self.zero_latency += 1;
+            self.fast_events += 1;
+            self.last_fast_answer = self.last_fast_answer.max(answer);
+            self.observer.request_ended(&RequestEnd {
+                shard: shard as usize,
+                arrival: Duration::from_nanos(now),
+                end: Duration::from_nanos(answer),
+                service: Duration::from_nanos(service),
+                attempts: 1,
+                outcome: Outcome::Ok,
+            });
+            return None;
+        }
         let req = self.reqs.insert(Req {
             shard,
             router,
-            arrival: self.now,
-            deadline: self.now.saturating_add(nanos(self.scenario.client.timeout)),
+            arrival: now,
+            deadline,
             service,
             attempts: 0,
             held: None,
@@ -719,15 +845,12 @@ impl<'a, O: Observer> Sim<'a, O> {
             affected: false,
             size,
         }) as u32;
-        let now = self.ts();
-        let rt = &mut self.routers[router as usize];
-        let id = rt.ids[shard as usize];
-        match rt.buffer.request(now, id, None) {
+        match admission {
             Ok(admission) => self.admit(req, admission),
             // The shard was registered with this buffer, so it is known.
             Err(_) => self.send(req),
         }
-        router
+        Some(router)
     }
 
     /// How long the client waits before retry number `retry` (1 for the first retry).
