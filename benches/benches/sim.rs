@@ -19,7 +19,7 @@ fn default_scenario(c: &mut Criterion) {
     bench(c, "default_scenario", &Scenario::default_scenario(), 20);
 }
 
-/// 64 shards at 1,000 requests/s each for 10 s (640,000 requests), eight of them failing
+/// 64 shards at 1,000 requests/s each for 10 s (637,594 requests), eight of them failing
 /// over for 3 s at staggered instants, with 100,000 slots: the shape of the one-hour,
 /// 100k requests/s scenario (`sim/scenarios/hour-64-shards.toml`) at a bench's length.
 fn sixty_four_shards(c: &mut Criterion) {
