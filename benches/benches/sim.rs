@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion, name: &str, scenario: &Scenario, samples: usize) {
             b.iter_custom(|iters| {
                 let start = thread_cpu_time().unwrap_or_default();
                 for _ in 0..iters {
-                    criterion::black_box(once());
+                    std::hint::black_box(once());
                 }
                 thread_cpu_time().unwrap_or_default().saturating_sub(start)
             })
