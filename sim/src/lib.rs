@@ -73,6 +73,11 @@
 //! # Ok::<(), failover_buffer_sim::SimError>(())
 //! ```
 
+/// The crate README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod duration;
 mod error;
 pub mod experiment;

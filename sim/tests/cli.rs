@@ -177,3 +177,30 @@ fn plot_writes_an_svg_and_leaves_stdout_unchanged() {
     assert!(svg.contains("released to retry"));
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn sweep_arguments_are_refused_with_typed_errors() {
+    use failover_buffer_sim::{BufferKeyError, Sweep, SweepError};
+    assert_eq!(
+        "size".parse::<Sweep>(),
+        Err(SweepError::NotKeyValues("size".into()))
+    );
+    assert_eq!(
+        "size=1,,2".parse::<Sweep>(),
+        Err(SweepError::EmptyValue("size=1,,2".into()))
+    );
+    assert!(matches!(
+        "size=many".parse::<Sweep>(),
+        Err(SweepError::Value {
+            error: BufferKeyError::NotAWholeNumber { .. },
+            ..
+        })
+    ));
+    assert!(matches!(
+        "sise=1".parse::<Sweep>(),
+        Err(SweepError::Value {
+            error: BufferKeyError::UnknownKey(_),
+            ..
+        })
+    ));
+}

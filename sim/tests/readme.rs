@@ -51,3 +51,33 @@ fn every_marked_readme_block_is_the_binarys_actual_output() {
     }
     assert!(checked >= 2, "{checked} blocks checked");
 }
+
+/// The workspace README's simulator section shows `$ cargo run ... -- ARGS` followed by the
+/// output; a block abbreviated with a `...` line must still show only lines of the output.
+#[test]
+fn the_workspace_readmes_simulator_blocks_are_actual_output() {
+    let readme = include_str!("../../README.md");
+    let prompt = "```text\n$ cargo run --release -p failover-buffer-sim -- ";
+    let mut checked = 0;
+    let mut rest = readme;
+    while let Some(at) = rest.find(prompt) {
+        rest = &rest[at + prompt.len()..];
+        let (args, after) = rest.split_once('\n').expect("a command line");
+        let (block, after) = after.split_once("```\n").expect("the block ends");
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let output = run(&args);
+        if block.lines().any(|l| l == "...") {
+            for line in block.lines().filter(|&l| l != "...") {
+                assert!(
+                    output.lines().any(|o| o == line),
+                    "{args:?}: {line:?} not in\n{output}"
+                );
+            }
+        } else {
+            assert_eq!(block, output, "workspace README block for {args:?}");
+        }
+        checked += 1;
+        rest = after;
+    }
+    assert!(checked >= 3, "{checked} blocks checked");
+}

@@ -92,3 +92,47 @@ fn recommend_on_the_default_scenario_gives_the_readmes_answer() {
         "concurrency 8 is rejected for its drain: {text}"
     );
 }
+
+#[test]
+fn recommend_json_is_the_same_twice_and_names_the_recommendation() {
+    let dir = std::env::temp_dir().join(format!("failover-buffer-sim-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("ten.toml");
+    std::fs::write(&path, TEN_HELD).expect("write");
+    let svg = dir.join("ten.svg");
+    let once = || {
+        Command::new(env!("CARGO_BIN_EXE_failover-buffer-sim"))
+            .args([
+                path.to_str().expect("utf-8"),
+                "--recommend",
+                "--json",
+                "--plot",
+            ])
+            .arg(&svg)
+            .output()
+            .expect("the binary runs")
+    };
+    let (a, b) = (once(), once());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(
+        a.stderr.is_empty(),
+        "no progress bar when stderr is not a terminal"
+    );
+    assert_eq!(a.stdout, b.stdout);
+    let json: serde_json::Value = serde_json::from_slice(&a.stdout).expect("JSON");
+    assert_eq!(json["best"]["size"], 10);
+    assert_eq!(json["best"]["drain_concurrency"], 4);
+    assert_eq!(json["best"]["window"], "10s");
+    let svg = std::fs::read_to_string(&svg).expect("the recommended config's timeline");
+    assert!(svg.starts_with("<svg"));
+}
+
+#[test]
+fn recommend_and_sweep_together_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_failover-buffer-sim"))
+        .args(["--recommend", "--sweep", "size=1,2"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
