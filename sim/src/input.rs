@@ -32,7 +32,10 @@ pub struct TraceRow {
     pub size: u64,
 }
 
-/// Reads a trace row by row; see the [module](self) documentation for the format.
+/// Reads a trace row by row, holding one at a time: one request a row, `time,shard` or
+/// `time,shard,size`, sorted by time, with an optional header row naming those columns;
+/// blank lines and `#` comments are skipped; `time` is a duration with a unit from the
+/// start; `shard` is `keyspace/shard`, one of the scenario's; `size` is bytes.
 ///
 /// ```
 /// use failover_buffer_sim::{Scenario, TraceReader};

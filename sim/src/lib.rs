@@ -4,9 +4,13 @@
 //! defaults and with your config. It answers "how big a buffer, how long a window, how much
 //! drain concurrency" for your traffic in one command.
 //!
-//! It does no I/O of its own, reads no clock and uses no threads: [`run`] is a pure function
-//! of a [`Scenario`], a [`Config`](failover_buffer::Config) and a seed. The binary
-//! `failover-buffer-sim` wraps it with a scenario file reader, tables, JSON, sweeps and plots.
+//! It reads no clock and uses no threads: [`run`] is a pure function of a [`Scenario`], a
+//! [`Config`](failover_buffer::Config) and a seed (its only I/O is reading a replayed
+//! trace, [`Scenario::trace`], row by row). The [`experiment`] module runs it over many
+//! configs: the three-way [`compare`], the [`grid`] of one or more swept keys, and
+//! [`recommend`](experiment::recommend), the smallest config that meets the scenario's
+//! [`Objective`]. The binary `failover-buffer-sim` wraps them with a scenario file reader,
+//! tables, JSON and plots.
 //!
 //! # The model
 //!
@@ -103,7 +107,7 @@ pub use report::{
 pub use rng::Rng;
 pub use scenario::{
     BUFFER_KEYS, Backoff, Client, ColdPrimary, Failover, Health, Jitter, Objective, Scenario,
-    ScenarioError, ServiceTime, ShardSpec, enabled_vitess_defaults, set_buffer_key,
-    validate_buffer,
+    ScenarioError, ServiceTime, ShardSpec, TopologyChange, TopologyKind, enabled_vitess_defaults,
+    set_buffer_key, validate_buffer,
 };
 pub use sim::{ErrorCause, NoObserver, Observer, Outcome, RequestEnd, run, run_observed};
