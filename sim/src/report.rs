@@ -199,7 +199,7 @@ impl BufferCounters {
 /// bucket `i` covers `[i × 100 ms, (i + 1) × 100 ms)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Timeline {
-    /// The deepest the buffer's queues were (all shards) during the bucket.
+    /// The deepest the buffers' queues were (all shards, all routers) during the bucket.
     pub queued_max: Vec<u32>,
     /// Errors the application saw in the bucket.
     pub errors: Vec<u32>,
