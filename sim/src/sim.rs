@@ -170,9 +170,10 @@ enum Kind {
     },
     /// A request's client timeout passed while it was in flight.
     InFlightTimeout { req: u32 },
-    /// A request's client timeout, armed while it was held under the ticket with this
-    /// [`Ticket::id`] (unique for the buffer's life, so a stale timeout is recognised).
-    HeldTimeout { req: u32, ticket: u64 },
+    /// A request's client timeout, armed when it was held for the `hold`-th time in the
+    /// run (a serial over every router: ticket ids are unique only within one buffer, and
+    /// a request's table entry is reused, so this is how a stale timeout is recognised).
+    HeldTimeout { req: u32, hold: u64 },
     /// A request sends its next attempt after the retry delay.
     Send { req: u32 },
     /// A router's buffer timer.
@@ -218,6 +219,8 @@ struct Req {
     attempts: u32,
     /// Held by the buffer under this ticket.
     held: Option<Ticket>,
+    /// The serial of its latest hold (see [`Kind::HeldTimeout`]).
+    hold: u64,
     /// Released by the buffer (`Wake { Retry }`): the attempt in flight is its retry, and
     /// `retry_done` (or `cancel`) is owed when it ends.
     released: Option<Ticket>,
@@ -327,6 +330,8 @@ struct Sim<'a, O> {
     trace: Option<TraceReader>,
     /// The first bad trace row: the run stops there.
     failed: Option<SimError>,
+    /// Holds so far, over every router (see [`Kind::HeldTimeout`]).
+    holds: u64,
     /// Requests ended at arrival (see `arrive`): their answers count as events.
     fast_events: u64,
     /// The latest answer of a request ended at arrival.
@@ -391,6 +396,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             held_total: 0,
             trace: None,
             failed: None,
+            holds: 0,
             fast_events: 0,
             last_fast_answer: 0,
             report: Report::default(),
@@ -724,12 +730,12 @@ impl<'a, O: Observer> Sim<'a, O> {
                 self.end(req, Outcome::Error(ErrorCause::Timeout));
                 router
             }
-            Kind::HeldTimeout { req, ticket } => {
+            Kind::HeldTimeout { req, hold } => {
                 let Some(r) = self.reqs.get(req as usize) else {
                     return 0;
                 };
                 let router = r.router;
-                if let Some(ticket) = r.held.filter(|t| t.id() == ticket) {
+                if let Some(ticket) = r.held.filter(|_| r.hold == hold) {
                     let now = self.ts();
                     let rt = &mut self.routers[router as usize];
                     let _ = rt.buffer.cancel(now, ticket);
@@ -841,6 +847,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             service,
             attempts: 0,
             held: None,
+            hold: 0,
             released: None,
             affected: false,
             size,
@@ -897,8 +904,11 @@ impl<'a, O: Observer> Sim<'a, O> {
                 }
             }
             Admission::Wait(ticket) => {
+                self.holds += 1;
+                let hold = self.holds;
                 let r = &mut self.reqs[req as usize];
                 r.held = Some(ticket);
+                r.hold = hold;
                 r.affected = true;
                 let deadline = r.deadline;
                 let router = r.router;
@@ -911,11 +921,10 @@ impl<'a, O: Observer> Sim<'a, O> {
                 }
                 self.held_total += 1;
                 self.report.timeline.queued(self.now, self.held_total);
-                let ticket = ticket.id();
                 self.seq += 1;
                 self.timeouts.push(Event {
                     key: (u128::from(deadline.max(self.now)) << 64) | u128::from(self.seq),
-                    kind: Kind::HeldTimeout { req, ticket },
+                    kind: Kind::HeldTimeout { req, hold },
                 });
             }
             // A shard resharded away: the router re-plans the request to the new shards.

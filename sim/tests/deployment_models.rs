@@ -406,3 +406,34 @@ fn a_topology_change_overlapping_a_failover_is_refused() {
         "{error}"
     );
 }
+
+/// Regression: ticket ids are unique only within one router's buffer. Request X (router 0)
+/// is held and released in the first failover, leaving its client timeout (4.1 s) pending;
+/// request Y (router 1) reuses X's table entry and is held under a ticket with the same id
+/// in the second failover. X's stale timeout must not cancel Y: Y waits for the promotion
+/// at 6 s and succeeds at 6.01 s, well within its own timeout (6.5 s).
+#[test]
+fn a_stale_client_timeout_from_one_router_never_cancels_a_request_held_by_another() {
+    let s = scenario_with(
+        "routers = 2",
+        r#"
+        [client]
+        timeout = "3s"
+        [[shards]]
+        name = "ks/0"
+        arrivals = ["1.1s", "3.5s"]
+        [[shards.failovers]]
+        start = "1s"
+        duration = "500ms"
+        [[shards.failovers]]
+        start = "3s"
+        duration = "3s"
+        [buffer]
+        min_time_between_failovers = "1s"
+        "#,
+    );
+    let (report, ends) = simulate(&s);
+    assert_eq!(report.errors.total, 0, "{ends:?}");
+    assert_eq!(ends[0].end, ms(1510));
+    assert_eq!(ends[1].end, ms(6010));
+}
