@@ -92,7 +92,7 @@ drain_backoff = "200ms"
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn every_request_ends_once_and_the_same_inputs_give_the_same_report(
