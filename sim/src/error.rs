@@ -37,9 +37,35 @@ pub enum SimError {
         /// The drawing library's reason.
         error: String,
     },
-    /// The scenario has no `[objective]` for `--recommend`, or it cannot be searched.
-    Objective(String),
+    /// `--recommend` cannot search this scenario.
+    Objective(ObjectiveError),
 }
+
+/// Why `--recommend` cannot search a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ObjectiveError {
+    /// The scenario has no `[objective]` table.
+    Missing,
+    /// The scenario's `[buffer]` does not buffer (`enabled = false` or `dry_run = true`),
+    /// so there is nothing to size.
+    NotBuffering,
+}
+
+impl fmt::Display for ObjectiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectiveError::Missing => {
+                "the scenario has no [objective] table; add one (see sim/README.md)"
+            }
+            ObjectiveError::NotBuffering => {
+                "the scenario's [buffer] must have enabled = true and dry_run = false"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ObjectiveError {}
 
 impl fmt::Display for SimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -65,7 +91,8 @@ impl std::error::Error for SimError {
             SimError::Sweep(e) => Some(e),
             SimError::Row(e) => Some(e),
             SimError::Io { error, .. } => Some(error),
-            SimError::Plot { .. } | SimError::Objective(_) => None,
+            SimError::Objective(e) => Some(e),
+            SimError::Plot { .. } => None,
         }
     }
 }

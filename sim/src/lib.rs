@@ -94,7 +94,7 @@ mod sim;
 mod table;
 
 pub use duration::{DurationError, format_duration, parse_duration};
-pub use error::{BufferKeyError, RowError, RowErrorKind, SimError, SweepError};
+pub use error::{BufferKeyError, ObjectiveError, RowError, RowErrorKind, SimError, SweepError};
 pub use experiment::{
     Comparison, ConfigSummary, GridReport, GridRow, NamedRun, Sweep, compare, grid, grid_size,
     write_comparison, write_grid,

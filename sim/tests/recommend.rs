@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use failover_buffer_sim::{Scenario, SimError, experiment::recommend};
+use failover_buffer_sim::{ObjectiveError, Scenario, SimError, experiment::recommend};
 
 /// Ten requests arrive during a 1 s outage and are all held; each attempt takes 10 ms, so a
 /// drain at concurrency c takes ceil(10 / c) × 10 ms.
@@ -64,7 +64,10 @@ fn a_scenario_without_an_objective_is_refused() {
     let text = TEN_HELD.replace("[objective]\nerrors = 0\ndrain_time = \"30ms\"\n", "");
     let scenario = Scenario::from_toml_str(&text, "none.toml").expect("valid");
     let error = recommend(&scenario, 1, &mut |_| {}).expect_err("nothing to meet");
-    assert!(matches!(error, SimError::Objective(_)), "{error}");
+    assert!(
+        matches!(error, SimError::Objective(ObjectiveError::Missing)),
+        "{error}"
+    );
 }
 
 /// The README's hand sweep (a size grid, then a drain-concurrency grid at 7,000) reaches

@@ -26,7 +26,7 @@ use failover_buffer::Config;
 use serde::Serialize;
 
 use crate::duration::format_duration;
-use crate::error::SimError;
+use crate::error::{ObjectiveError, SimError};
 use crate::report::Report;
 use crate::scenario::{Objective, Scenario};
 use crate::sim::run;
@@ -154,15 +154,11 @@ pub fn recommend(
     progress: &mut dyn FnMut(SearchProgress),
 ) -> Result<Recommendation, SimError> {
     let Some(objective) = scenario.objective else {
-        return Err(SimError::Objective(
-            "the scenario has no [objective] table; add one (see sim/README.md)".into(),
-        ));
+        return Err(SimError::Objective(ObjectiveError::Missing));
     };
     let base = &scenario.buffer;
     if !base.enabled || base.dry_run {
-        return Err(SimError::Objective(
-            "the scenario's [buffer] must have enabled = true and dry_run = false".into(),
-        ));
+        return Err(SimError::Objective(ObjectiveError::NotBuffering));
     }
     let sizes = size_ladder(objective.size.unwrap_or(LARGEST_SIZE));
     let mut windows: Vec<Duration> = WINDOWS.to_vec();
