@@ -1,7 +1,6 @@
 //! The engine: a discrete-event loop that plays a scenario's traffic against a real
 //! [`Buffer`] under a simulated clock.
 
-use core::cmp::Ordering;
 use core::time::Duration;
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, HashMap};
@@ -13,8 +12,14 @@ use failover_buffer::{
 };
 use slab::Slab;
 
+mod event;
+mod view;
+
+use event::{Event, Kind, NextArrival, Source};
+use view::{Phase, Sees, View, failover_phases};
+
 use crate::error::SimError;
-use crate::input::{TraceReader, TraceRow};
+use crate::input::TraceReader;
 use crate::report::Report;
 use crate::rng::Rng;
 use crate::scenario::{Backoff, Jitter, Scenario, ServiceTime, TopologyKind};
@@ -115,100 +120,6 @@ pub fn run_observed<O: Observer>(
     sim.finish()
 }
 
-/// A scheduled event. The heap is a min-heap on `(at, seq)`; `seq` breaks ties in the order
-/// events were scheduled, so a run never depends on anything but its inputs.
-struct Event {
-    /// `at << 64 | seq`: one comparison orders by time, then by scheduling order.
-    key: u128,
-    kind: Kind,
-}
-
-impl Event {
-    fn at(&self) -> u64 {
-        (self.key >> 64) as u64
-    }
-}
-
-/// A shard's next Poisson arrival, in a heap of its own (`Sim::arrivals`): each shard has
-/// exactly one pending, so handling one replaces it in place with the next (one sift instead
-/// of a pop and a push), and the main heap stays small. Keys are drawn from the same
-/// sequence as [`Event`]'s, so the order of all events is as if there were one heap.
-struct NextArrival {
-    key: u128,
-    shard: u32,
-}
-
-impl PartialEq for NextArrival {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl Eq for NextArrival {}
-
-impl PartialOrd for NextArrival {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for NextArrival {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
-    }
-}
-
-enum Kind {
-    /// An arrival listed in the scenario.
-    ListedArrival { shard: u32 },
-    /// The trace's next request (the only trace row in memory).
-    TraceArrival { row: TraceRow },
-    /// A request's attempt answered: refused with a failover error, or not.
-    Done {
-        req: u32,
-        refused: Option<FailoverCause>,
-    },
-    /// A request's client timeout passed while it was in flight.
-    InFlightTimeout { req: u32 },
-    /// A request's client timeout, armed when it was held for the `hold`-th time in the
-    /// run (a serial over every router: ticket ids are unique only within one buffer, and
-    /// a request's table entry is reused, so this is how a stale timeout is recognised).
-    HeldTimeout { req: u32, hold: u64 },
-    /// A request sends its next attempt after the retry delay.
-    Send { req: u32 },
-    /// A router's buffer timer.
-    Tick { router: u32 },
-    /// A router's health stream delivers a stamp (an index into `Sim::stamps`).
-    Health { stamp: u32, router: u32 },
-    /// A router learns of a topology change.
-    Topology {
-        shard: u32,
-        router: u32,
-        event: TopologyEvent,
-    },
-}
-
-impl PartialEq for Event {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl Eq for Event {}
-
-impl PartialOrd for Event {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Event {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
-        other.key.cmp(&self.key)
-    }
-}
-
 /// A request between its arrival and its end.
 struct Req {
     shard: u32,
@@ -228,43 +139,6 @@ struct Req {
     affected: bool,
     /// Bytes, from a trace's `size` column.
     size: u64,
-}
-
-/// What an attempt sent at an instant meets at a shard, as one router sees it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Phase {
-    /// Refused with this cause after the attempt's service time.
-    Refuse(FailoverCause),
-    /// Writes are paused: the attempt hangs until this instant, then is refused (after its
-    /// service time).
-    Hang { until: u64 },
-    /// The router knows the primary is not serving: the attempt fails at once.
-    FailFast,
-    /// Served, `factor` times slower (a cold primary).
-    Cold { factor: f64 },
-}
-
-/// A shard as one router sees it: its phases, `[from, until)` and sorted, and how far a send
-/// has got through them (time only moves forward).
-struct View {
-    phases: Vec<(u64, u64, Phase)>,
-    next: usize,
-}
-
-impl View {
-    /// The phase at `now`, if any.
-    fn at(&mut self, now: u64) -> Option<Phase> {
-        while let Some(&(_, until, _)) = self.phases.get(self.next) {
-            if until > now {
-                break;
-            }
-            self.next += 1;
-        }
-        match self.phases.get(self.next) {
-            Some(&(from, _, phase)) if from <= now => Some(phase),
-            _ => None,
-        }
-    }
 }
 
 struct ShardRt {
@@ -297,13 +171,6 @@ struct Router {
 
 const PROGRESS_EVERY: u64 = 1 << 16;
 
-/// The heaps events come from.
-#[derive(Clone, Copy)]
-enum Source {
-    Main,
-    Timeouts,
-    Arrivals,
-}
 /// Random streams apart from the shards' traffic streams (which are 0, 1, ..).
 const RETRY_STREAM: u64 = 1 << 40;
 const HEALTH_STREAM: u64 = 2 << 40;
@@ -341,17 +208,9 @@ struct Sim<'a, O> {
     latencies: Vec<u64>,
 }
 
+/// A duration in nanoseconds, saturating ("never" for an absurdly long one).
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// `at + d`, or "never" (`u64::MAX`) if `at` is never.
-fn after(at: u64, d: Duration) -> u64 {
-    if at == u64::MAX {
-        u64::MAX
-    } else {
-        at.saturating_add(nanos(d))
-    }
 }
 
 impl<'a, O: Observer> Sim<'a, O> {
@@ -459,46 +318,15 @@ impl<'a, O: Observer> Sim<'a, O> {
                         &serving_lost,
                     );
                 }
-                let writable = f.writable_at().map_or(u64::MAX, nanos);
                 for (r, phases) in phases.iter_mut().enumerate() {
-                    let pause_end = start.saturating_add(nanos(f.write_pause));
-                    let mut refuse_until = writable;
-                    if pause_end > start {
-                        match not_serving_at.filter(|_| !not_serving_lost[r]) {
-                            Some(at) if at < pause_end => {
-                                if at > start {
-                                    phases.push((start, at, Phase::Hang { until: pause_end }));
-                                }
-                                phases.push((at.max(start), pause_end, Phase::FailFast));
-                            }
-                            _ => phases.push((start, pause_end, Phase::Hang { until: pause_end })),
-                        }
-                        // The old primary refuses until this router sees the new one.
-                        let seen = match serving_at {
-                            Some(at) if !serving_lost[r] => at,
-                            _ => u64::MAX,
-                        };
-                        refuse_until = refuse_until.max(seen);
-                    }
-                    if refuse_until > pause_end {
-                        phases.push((
-                            pause_end,
-                            refuse_until,
-                            Phase::Refuse(FailoverCause::Reparent),
-                        ));
-                    }
-                    if let Some(cold) = f.cold {
-                        let until = after(refuse_until, cold.lasts);
-                        if until > refuse_until {
-                            phases.push((
-                                refuse_until,
-                                until,
-                                Phase::Cold {
-                                    factor: cold.factor,
-                                },
-                            ));
-                        }
-                    }
+                    failover_phases(
+                        f,
+                        Sees {
+                            not_serving_at: not_serving_at.filter(|_| !not_serving_lost[r]),
+                            serving_at: serving_at.filter(|_| !serving_lost[r]),
+                        },
+                        phases,
+                    );
                 }
             }
             for t in &spec.topology {
@@ -523,9 +351,8 @@ impl<'a, O: Observer> Sim<'a, O> {
                     );
                 }
             }
-            for (router, mut phases) in phases.into_iter().enumerate() {
-                phases.sort_by_key(|p| p.0);
-                sim.routers[router].views.push(View { phases, next: 0 });
+            for (router, phases) in phases.into_iter().enumerate() {
+                sim.routers[router].views.push(View::new(phases));
             }
             if scenario.trace.is_none() {
                 for &at in &spec.arrivals {
