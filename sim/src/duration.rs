@@ -1,6 +1,28 @@
 //! Durations as the scenario file writes them: `"250ms"`, `"10s"`, `"1.5s"`, `"2m"`.
 
+use core::fmt;
 use core::time::Duration;
+
+/// A text that is not a duration: the text and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid duration {:?}: {} (write a number and a unit: ns, us, ms, s, m, h; e.g. \"250ms\", \"10s\")",
+            self.text, self.why
+        )
+    }
+}
+
+impl std::error::Error for DurationError {}
 
 /// Parses a duration: a decimal number and a unit, one of `ns`, `us`, `ms`, `s`, `m`, `h`
 /// (`"0"` alone is also accepted). Fractions are allowed as long as the result is a whole
@@ -14,11 +36,12 @@ use core::time::Duration;
 /// assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
 /// assert!(parse_duration("10").is_err()); // a unit is required
 /// ```
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = |why: &str| {
-        Err(format!(
-            "invalid duration {text:?}: {why} (write a number and a unit: ns, us, ms, s, m, h; e.g. \"250ms\", \"10s\")"
-        ))
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let bad = |why: &'static str| {
+        Err(DurationError {
+            text: text.to_string(),
+            why,
+        })
     };
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -4,9 +4,13 @@
 //! defaults and with your config. It answers "how big a buffer, how long a window, how much
 //! drain concurrency" for your traffic in one command.
 //!
-//! It does no I/O of its own, reads no clock and uses no threads: [`run`] is a pure function
-//! of a [`Scenario`], a [`Config`](failover_buffer::Config) and a seed. The binary
-//! `failover-buffer-sim` wraps it with a scenario file reader, tables, JSON, sweeps and plots.
+//! It reads no clock and uses no threads: [`run`] is a pure function of a [`Scenario`], a
+//! [`Config`](failover_buffer::Config) and a seed (its only I/O is reading a replayed
+//! trace, [`Scenario::trace`], row by row). The [`experiment`] module runs it over many
+//! configs: the three-way [`compare`], the [`grid`] of one or more swept keys, and
+//! [`recommend`](experiment::recommend), the smallest config that meets the scenario's
+//! [`Objective`]. The binary `failover-buffer-sim` wraps them with a scenario file reader,
+//! tables, JSON and plots.
 //!
 //! # The model
 //!
@@ -35,6 +39,13 @@
 //!   *k* + 1 with term *k* + 1. A failover that never ends has no promotion: the primary
 //!   refuses until the end of the run, and only `max_failover_duration` ends the episode.
 //! * **Timers.** `tick` is driven at every instant `poll_timeout` names.
+//! * **What real deployments add** (each off by default): several routers sharing the
+//!   traffic round-robin, each with its own buffer ([`Scenario::routers`]); per-shard and
+//!   cold-primary service times ([`ShardSpec::service`], [`ColdPrimary`]); exponential
+//!   back-off with jitter ([`Backoff`], [`Jitter`]); a health stream that loses stamps
+//!   ([`Health`], [`Failover::serving_stamp_lost`]); a failover that first pauses writes
+//!   ([`Failover::write_pause`]); resharding and MoveTables switches ([`TopologyChange`]).
+//!   The crate README describes each precisely.
 //!
 //! Errors are counted by [`ErrorCause`]. Added latency is measured over successful requests
 //! as end minus arrival minus the request's own service time, so an unaffected request adds
@@ -63,27 +74,40 @@
 //! let [none, vitess, _mine] = &comparison.runs[..] else { unreachable!() };
 //! // Without a buffer the failover is errors; with one, most requests just wait.
 //! assert!(none.report.errors.total > vitess.report.errors.total);
-//! # Ok::<(), failover_buffer::ConfigError>(())
+//! # Ok::<(), failover_buffer_sim::SimError>(())
 //! ```
 
+/// The crate README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod duration;
+mod error;
+pub mod experiment;
+mod input;
 mod plot;
 mod report;
 mod rng;
 mod scenario;
 mod sim;
+mod table;
 
-pub use duration::{format_duration, parse_duration};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use error::{BufferKeyError, ObjectiveError, RowError, RowErrorKind, SimError, SweepError};
+pub use experiment::{
+    Comparison, ConfigSummary, GridReport, GridRow, NamedRun, Sweep, compare, grid, grid_size,
+    write_comparison, write_grid,
+};
+pub use input::{TIMELINE_COLUMNS, TraceReader, TraceRow, read_timeline};
 pub use plot::plot_timeline;
 pub use report::{
-    BufferCounters, Comparison, ConfigSummary, Errors, Evicted, Latency, NamedRun, Report, Skipped,
-    Stops, Sweep, SweepReport, SweepRow, Timeline, compare, sweep, write_comparison, write_sweep,
+    BufferCounters, Errors, Evicted, Latency, Report, Skipped, Stops, TIMELINE_BUCKET, Timeline,
 };
 pub use rng::Rng;
 pub use scenario::{
-    BUFFER_KEYS, Client, Failover, Scenario, ScenarioError, ServiceTime, ShardSpec,
-    enabled_vitess_defaults, set_buffer_key, validate_buffer,
+    BUFFER_KEYS, Backoff, Client, ColdPrimary, Failover, Health, Jitter, Objective, Scenario,
+    ScenarioError, ServiceTime, ShardSpec, TopologyChange, TopologyKind, enabled_vitess_defaults,
+    set_buffer_key, validate_buffer,
 };
-pub use sim::{
-    ErrorCause, NoObserver, Observer, Outcome, RequestEnd, TIMELINE_BUCKET, run, run_observed,
-};
+pub use sim::{ErrorCause, NoObserver, Observer, Outcome, RequestEnd, run, run_observed};

@@ -1,7 +1,9 @@
 //! `failover-buffer-sim`: what a failover costs your clients, with and without the buffer.
 //!
 //! ```text
-//! failover-buffer-sim [SCENARIO.toml] [--seed N] [--json] [--plot FILE.svg] [--sweep KEY=V1,V2,..]
+//! failover-buffer-sim [SCENARIO.toml] [--seed N] [--json] [--plot FILE.svg]
+//!                     [--sweep KEY=V1,V2,.. | --recommend]
+//!                     [--trace FILE.csv] [--timeline FILE.csv]
 //! ```
 //!
 //! Without a scenario file it runs the built-in default scenario. See the crate README for
@@ -15,8 +17,9 @@ use std::time::Duration;
 use clap::Parser;
 use failover_buffer::Config;
 use failover_buffer_sim::{
-    Comparison, Observer, Report, Scenario, Sweep, compare, plot_timeline, run, sweep,
-    write_comparison, write_sweep,
+    Comparison, Observer, Report, Scenario, SimError, Sweep, TraceReader, compare,
+    experiment::{recommend, write_recommendation},
+    grid, grid_size, plot_timeline, read_timeline, run, write_comparison, write_grid,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -40,26 +43,27 @@ struct Args {
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
     /// Run the scenario once per value of a buffer config key and print one row per value,
-    /// e.g. `--sweep size=100,1000,5000`. Repeat for more keys (one table each). For
-    /// `keyspace_shards`, separate values with `;`.
-    #[arg(long, value_name = "KEY=V1,V2,..")]
+    /// e.g. `--sweep size=100,1000,5000`. Repeat for more keys to get the grid: one row per
+    /// combination. For `keyspace_shards`, separate values with `;`.
+    #[arg(long, value_name = "KEY=V1,V2,..", conflicts_with = "recommend")]
     sweep: Vec<Sweep>,
+    /// Search for the smallest buffer config that meets the scenario's `[objective]`, and
+    /// print it, the runners-up, and why each smaller candidate failed.
+    #[arg(long)]
+    recommend: bool,
+    /// Replay this request trace (CSV: time,shard[,size]) instead of the scenario's
+    /// traffic. It is streamed, never loaded whole.
+    #[arg(long, value_name = "FILE.csv")]
+    trace: Option<PathBuf>,
+    /// Use this failover timeline (CSV with a header: shard,start,duration,..) instead of
+    /// the scenario's failovers.
+    #[arg(long, value_name = "FILE.csv")]
+    timeline: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let scenario = match &args.scenario {
-        Some(path) => match Scenario::from_file(path) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Scenario::default_scenario(),
-    };
-    let seed = args.seed.unwrap_or(scenario.seed);
-    match execute(&args, &scenario, seed) {
+    match execute(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -68,52 +72,48 @@ fn main() -> ExitCode {
     }
 }
 
-fn execute(args: &Args, scenario: &Scenario, seed: u64) -> Result<(), String> {
+fn execute(args: &Args) -> Result<(), SimError> {
+    let mut scenario = match &args.scenario {
+        Some(path) => Scenario::from_file(path)?,
+        None => Scenario::default_scenario(),
+    };
+    if let Some(path) = &args.timeline {
+        read_timeline(path, &mut scenario)?;
+    }
+    if let Some(path) = &args.trace {
+        // Check the file opens before anything runs; rows are checked as they are read.
+        TraceReader::open(path, &scenario.shards)?;
+        scenario.trace = Some(path.clone());
+    }
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let scenario = &scenario;
+    if args.recommend {
+        return recommend_mode(args, scenario, seed);
+    }
     let runs = if args.sweep.is_empty() {
         3
     } else {
-        args.sweep.iter().map(|s| s.values.len()).sum()
+        grid_size(&args.sweep)
     };
     let mut progress = Progress::new(scenario.duration, runs);
     let mut stdout = std::io::stdout().lock();
     let mut comparison: Option<Comparison> = None;
     if args.sweep.is_empty() {
-        let c = compare(scenario, seed, &mut progress).map_err(|e| e.to_string())?;
+        let c = compare(scenario, seed, &mut progress)?;
         progress.clear();
         if args.json {
             print_json(&mut stdout, &c)?;
         } else {
-            write_comparison(&mut stdout, &c).map_err(|e| e.to_string())?;
+            write_comparison(&mut stdout, &c).map_err(stdout_error)?;
         }
         comparison = Some(c);
     } else {
-        let mut reports = Vec::with_capacity(args.sweep.len());
-        for s in &args.sweep {
-            reports.push(sweep(scenario, seed, s, &mut progress)?);
-        }
+        let report = grid(scenario, seed, &args.sweep, &mut progress)?;
         progress.clear();
         if args.json {
-            #[derive(Serialize)]
-            struct Sweeps<'a> {
-                scenario: &'a str,
-                summary: String,
-                seed: u64,
-                sweeps: &'a [failover_buffer_sim::SweepReport],
-            }
-            let all = Sweeps {
-                scenario: &scenario.name,
-                summary: scenario.summary(),
-                seed,
-                sweeps: &reports,
-            };
-            print_json(&mut stdout, &all)?;
+            print_json(&mut stdout, &report)?;
         } else {
-            for (i, report) in reports.iter().enumerate() {
-                if i > 0 {
-                    writeln!(stdout).map_err(|e| e.to_string())?;
-                }
-                write_sweep(&mut stdout, scenario, seed, report).map_err(|e| e.to_string())?;
-            }
+            write_grid(&mut stdout, &report).map_err(stdout_error)?;
         }
     }
     if let Some(path) = &args.plot {
@@ -124,8 +124,8 @@ fn execute(args: &Args, scenario: &Scenario, seed: u64) -> Result<(), String> {
                 (mine, none)
             }
             None => {
-                let mine = run(scenario, &scenario.buffer, seed).map_err(|e| e.to_string())?;
-                let none = run(scenario, &Config::default(), seed).map_err(|e| e.to_string())?;
+                let mine = run(scenario, &scenario.buffer, seed)?;
+                let none = run(scenario, &Config::default(), seed)?;
                 (mine, none)
             }
         };
@@ -134,13 +134,63 @@ fn execute(args: &Args, scenario: &Scenario, seed: u64) -> Result<(), String> {
     Ok(())
 }
 
+fn recommend_mode(args: &Args, scenario: &Scenario, seed: u64) -> Result<(), SimError> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {pos}/{len} runs searched, {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let found = recommend(scenario, seed, &mut |p| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.planned as u64);
+            bar.set_position(p.done as u64);
+        }
+    })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        print_json(&mut stdout, &found)?;
+    } else {
+        write_recommendation(&mut stdout, &found).map_err(stdout_error)?;
+    }
+    if let Some(path) = &args.plot {
+        let config = match &found.best {
+            Some(best) => Config {
+                size: best.size,
+                drain_concurrency: best.drain_concurrency,
+                window: best.window,
+                max_failover_duration: best.max_failover_duration,
+                ..scenario.buffer.clone()
+            },
+            None => scenario.buffer.clone(),
+        };
+        let mine = run(scenario, &config, seed)?;
+        let none = run(scenario, &Config::default(), seed)?;
+        plot(path, scenario, seed, &mine, &none)?;
+    }
+    Ok(())
+}
+
+fn stdout_error(error: std::io::Error) -> SimError {
+    SimError::Io {
+        path: PathBuf::from("<stdout>"),
+        error,
+    }
+}
+
 fn plot(
     path: &std::path::Path,
     scenario: &Scenario,
     seed: u64,
     mine: &Report,
     none: &Report,
-) -> Result<(), String> {
+) -> Result<(), SimError> {
     let title = format!(
         "failover-buffer-sim: scenario {:?}, seed {seed}",
         scenario.name
@@ -153,9 +203,9 @@ fn plot(
     )
 }
 
-fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), String> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| e.to_string())?;
-    writeln!(out).map_err(|e| e.to_string())
+fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), SimError> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| stdout_error(e.into()))?;
+    writeln!(out).map_err(stdout_error)
 }
 
 /// A progress bar over simulated time, drawn to stderr only when stderr is a terminal, so

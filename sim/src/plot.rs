@@ -4,8 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::report::Timeline;
-use crate::sim::TIMELINE_BUCKET;
+use crate::error::SimError;
+use crate::report::{TIMELINE_BUCKET, Timeline};
 
 /// Draws a run's timeline as an SVG: on top the buffer's queue depth, below the errors the
 /// application saw and the requests the buffer released, per 100 ms. `baseline`, if given
@@ -16,8 +16,11 @@ pub fn plot_timeline(
     title: &str,
     timeline: &Timeline,
     baseline: Option<(&str, &Timeline)>,
-) -> Result<(), String> {
-    draw(path, title, timeline, baseline).map_err(|e| format!("{}: {e}", path.display()))
+) -> Result<(), SimError> {
+    draw(path, title, timeline, baseline).map_err(|e| SimError::Plot {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })
 }
 
 fn draw(

@@ -7,12 +7,13 @@
 
 use core::fmt;
 use core::time::Duration;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use failover_buffer::{Config, ConfigError, ShardFilter};
 use serde::Deserialize;
 
 use crate::duration::{format_duration, parse_duration};
+use crate::error::BufferKeyError;
 
 /// A simulation set-up: traffic, client behaviour, failovers and the buffer's config.
 ///
@@ -41,14 +42,81 @@ pub struct Scenario {
     /// Arrivals happen from time zero until this instant; the simulation then runs until
     /// every request has ended.
     pub duration: Duration,
+    /// Routers, each with its own buffer (of `buffer`'s config), sharing every shard's
+    /// traffic round-robin: request *k* of a shard goes to router *k* mod `routers`. Each
+    /// router has its own health stream. 1 by default.
+    pub routers: u32,
     /// How the application's client behaves.
     pub client: Client,
-    /// How long the primary takes to answer one attempt.
+    /// How long the primary takes to answer one attempt (a shard may have its own).
     pub service: ServiceTime,
+    /// How the health stream loses messages.
+    pub health: Health,
     /// The shards, with their traffic and failovers.
     pub shards: Vec<ShardSpec>,
     /// The buffer's config for the scenario's own run.
     pub buffer: Config,
+    /// What `--recommend` must meet, if the scenario says.
+    pub objective: Option<Objective>,
+    /// A request trace to replay instead of the shards' `rate` and `arrivals` (see
+    /// [`TraceReader`](crate::TraceReader)); read as the run goes, never whole.
+    pub trace: Option<PathBuf>,
+}
+
+/// What a config must achieve for `--recommend` ([`recommend`](crate::experiment::recommend)):
+/// every limit set must hold. A limit not set is not checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Objective {
+    /// At most this many requests may fail (`errors = 0`: no client errors).
+    pub errors: Option<u64>,
+    /// The p99 added latency of successful requests may not exceed this.
+    pub added_latency_p99: Option<Duration>,
+    /// No successful request may be delayed longer than this.
+    pub added_latency_max: Option<Duration>,
+    /// The longest drain may not exceed this (the burst the new primary takes).
+    pub drain_time: Option<Duration>,
+    /// Memory: at most this many slots per router (the config's `size`, which is what a
+    /// router reserves).
+    pub size: Option<usize>,
+    /// Memory: at most this many bytes of queued requests in one router at once (from a
+    /// trace's `size` column).
+    pub held_bytes: Option<u64>,
+}
+
+/// The health stream's reliability. Each router has its own stream, and loses each stamp
+/// of a failover (not the first, at time zero) independently.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Health {
+    /// The probability that a router never receives a stamp, 0 to 1 (drawn from the seed,
+    /// one draw per stamp and router). A lost serving stamp leaves that router's buffer to
+    /// end the episode at `max_failover_duration`; a lost not-serving stamp delays the start
+    /// of buffering during a write pause.
+    pub loss: f64,
+}
+
+/// How a client spaces the retries the buffer does not hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backoff {
+    /// Every retry waits `retry_delay`.
+    #[default]
+    Fixed,
+    /// Retry *n* (from 1) waits `retry_delay` × 2^(*n*−1), at most `max`.
+    Exponential {
+        /// The longest wait.
+        max: Duration,
+    },
+}
+
+/// Randomness added to each retry's wait (drawn from the seed, so runs repeat).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Jitter {
+    /// The wait as the back-off says.
+    #[default]
+    None,
+    /// Uniform between zero and the wait ("full jitter").
+    Full,
+    /// Half the wait, plus uniform between zero and the other half ("equal jitter").
+    Equal,
 }
 
 /// The application's client and the router's retry policy.
@@ -59,8 +127,13 @@ pub struct Client {
     pub timeout: Duration,
     /// Attempts per request, the first included (Vitess's gateway: `retry_count` 2, so 3).
     pub attempts: u32,
-    /// Pause between a failed attempt and the next one when the buffer does not hold it.
+    /// Pause between a failed attempt and the next one when the buffer does not hold it
+    /// (the base of an exponential back-off).
     pub retry_delay: Duration,
+    /// How the pause grows from retry to retry.
+    pub backoff: Backoff,
+    /// Randomness added to the pause.
+    pub jitter: Jitter,
 }
 
 impl Default for Client {
@@ -69,6 +142,8 @@ impl Default for Client {
             timeout: Duration::from_secs(30),
             attempts: 3,
             retry_delay: Duration::ZERO,
+            backoff: Backoff::Fixed,
+            jitter: Jitter::None,
         }
     }
 }
@@ -113,12 +188,52 @@ pub struct ShardSpec {
     pub rate: f64,
     /// Extra arrivals at these exact instants, for hand-computable scenarios.
     pub arrivals: Vec<Duration>,
+    /// Its own service time, instead of the scenario's.
+    pub service: Option<ServiceTime>,
     /// Failovers, in order, not overlapping.
     pub failovers: Vec<Failover>,
+    /// Topology changes (resharding, MoveTables), in order, not overlapping each other or
+    /// a failover.
+    pub topology: Vec<TopologyChange>,
+}
+
+/// What kind of topology change; see [`TopologyChange`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopologyKind {
+    /// A resharding cut-over: writes are refused ("keyspace is being resharded") until
+    /// the router learns the shard is gone (`TopologyEvent::ShardMissing`); requests are
+    /// then re-planned to the new shards, which serve.
+    Resharding,
+    /// A MoveTables switch: writes are refused ("disallowed due to rule") until the router
+    /// learns traffic switched (`TopologyEvent::TrafficSwitched`); requests are then sent to
+    /// the target keyspace, which serves.
+    MoveTables,
+}
+
+/// A topology change of a shard: refused writes from `start` for `duration`, then the
+/// topology event, then a destination that serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopologyChange {
+    /// What changes.
+    pub kind: TopologyKind,
+    /// When writes start being refused.
+    pub start: Duration,
+    /// How long until the switch, when the event reaches every router.
+    pub duration: Duration,
+}
+
+/// A primary that is slow after a failover: its service times are multiplied by `factor`
+/// for `lasts`, from when it first serves (a cold cache, a warming buffer pool).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ColdPrimary {
+    /// The multiplier, at least 1.
+    pub factor: f64,
+    /// How long it lasts.
+    pub lasts: Duration,
 }
 
 /// One failover of a shard's primary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Failover {
     /// From this instant the primary refuses requests with a failover error.
     pub start: Duration,
@@ -133,6 +248,18 @@ pub struct Failover {
     /// After promotion, the new primary is advertised serving but still refuses writes for
     /// this long (read-only mode not cleared yet).
     pub read_only_lag: Duration,
+    /// A failover that first pauses writes (Redis `FAILOVER`, `CLIENT PAUSE WRITE`): for
+    /// this long from `start`, attempts hang, then are refused (`-READONLY`) when the pause
+    /// ends; and refusals go on until the router sees the new primary (its serving stamp),
+    /// not merely until promotion. A router that got the not-serving stamp stops sending
+    /// during the pause and fails attempts at once. Zero for none.
+    pub write_pause: Duration,
+    /// After the failover, the new primary is slow for a while.
+    pub cold: Option<ColdPrimary>,
+    /// The serving stamp never arrives, at any router.
+    pub serving_stamp_lost: bool,
+    /// The not-serving stamp never arrives, at any router.
+    pub not_serving_stamp_lost: bool,
 }
 
 impl Failover {
@@ -144,6 +271,17 @@ impl Failover {
     /// The instant the serving stamp of the new primary arrives, or `None` if never.
     pub fn serving_stamp_at(&self) -> Option<Duration> {
         Some(self.start + self.duration? + self.health_delay)
+    }
+
+    /// When the shard is quiet again, with the serving stamp delivered and the cold spell
+    /// over, or `None` if never: the next failover may start from here.
+    pub fn quiet_at(&self) -> Option<Duration> {
+        let writable = self.writable_at()?;
+        let mut end = writable.max(self.serving_stamp_at().unwrap_or(writable));
+        if let Some(cold) = self.cold {
+            end += cold.lasts;
+        }
+        Some(end)
     }
 }
 
@@ -210,22 +348,39 @@ impl Scenario {
             name: "default".to_string(),
             seed: 1,
             duration: Duration::from_secs(10),
+            routers: 1,
             client: Client::default(),
             service: ServiceTime::default(),
+            health: Health::default(),
             shards: vec![ShardSpec {
                 keyspace: "commerce".to_string(),
                 shard: "0".to_string(),
                 rate: 2000.0,
                 arrivals: Vec::new(),
+                service: None,
                 failovers: vec![Failover {
                     start: Duration::from_secs(2),
                     duration: Some(Duration::from_secs(3)),
                     health_delay: Duration::from_millis(100),
                     not_serving_delay: None,
                     read_only_lag: Duration::ZERO,
+                    write_pause: Duration::ZERO,
+                    cold: None,
+                    serving_stamp_lost: false,
+                    not_serving_stamp_lost: false,
                 }],
+                topology: Vec::new(),
             }],
             buffer: enabled_vitess_defaults(),
+            objective: Some(Objective {
+                errors: Some(0),
+                added_latency_p99: Some(Duration::from_millis(3500)),
+                added_latency_max: None,
+                drain_time: Some(Duration::from_secs(1)),
+                size: None,
+                held_bytes: None,
+            }),
+            trace: None,
         }
     }
 
@@ -258,13 +413,18 @@ impl Scenario {
     /// A one-line description of the traffic and failovers, for report headers.
     pub fn summary(&self) -> String {
         let rate: f64 = self.shards.iter().map(|s| s.rate).sum();
-        let mut text = format!(
-            "{} shard{}, {} req/s Poisson for {}",
+        let shards = format!(
+            "{} shard{}",
             self.shards.len(),
-            if self.shards.len() == 1 { "" } else { "s" },
-            rate,
-            format_duration(self.duration)
+            if self.shards.len() == 1 { "" } else { "s" }
         );
+        let mut text = match &self.trace {
+            Some(path) => format!("{shards}, requests from {}", path.display()),
+            None => format!(
+                "{shards}, {rate} req/s Poisson for {}",
+                format_duration(self.duration)
+            ),
+        };
         for shard in &self.shards {
             for f in &shard.failovers {
                 let what = match f.duration {
@@ -283,7 +443,45 @@ impl Scenario {
                         format_duration(f.read_only_lag)
                     ));
                 }
+                if !f.write_pause.is_zero() {
+                    text.push_str(&format!(
+                        ", writes paused {}",
+                        format_duration(f.write_pause)
+                    ));
+                }
+                if let Some(cold) = f.cold {
+                    text.push_str(&format!(
+                        ", cold primary x{} for {}",
+                        cold.factor,
+                        format_duration(cold.lasts)
+                    ));
+                }
+                if f.serving_stamp_lost {
+                    text.push_str(", serving stamp lost");
+                }
+                if f.not_serving_stamp_lost {
+                    text.push_str(", not-serving stamp lost");
+                }
             }
+            for t in &shard.topology {
+                let what = match t.kind {
+                    TopologyKind::Resharding => "resharding",
+                    TopologyKind::MoveTables => "MoveTables switch",
+                };
+                text.push_str(&format!(
+                    "; {}/{}: {what} at {} for {}",
+                    shard.keyspace,
+                    shard.shard,
+                    format_duration(t.start),
+                    format_duration(t.duration)
+                ));
+            }
+        }
+        if self.routers > 1 {
+            text.push_str(&format!("; {} routers", self.routers));
+        }
+        if self.health.loss > 0.0 {
+            text.push_str(&format!("; health stamps lost with p={}", self.health.loss));
         }
         text
     }
@@ -324,49 +522,59 @@ pub const BUFFER_KEYS: &[&str] = &[
 /// set_buffer_key(&mut config, "size", "5000")?;
 /// assert_eq!(config.size, 5000);
 /// assert!(set_buffer_key(&mut config, "sise", "1").is_err());
-/// # Ok::<(), String>(())
+/// # Ok::<(), failover_buffer_sim::BufferKeyError>(())
 /// ```
-pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(), String> {
-    fn int(key: &str, value: &str) -> Result<usize, String> {
-        value
-            .parse()
-            .map_err(|_| format!("{key}: {value:?} is not a whole number"))
-    }
-    fn boolean(key: &str, value: &str) -> Result<bool, String> {
-        value
-            .parse()
-            .map_err(|_| format!("{key}: {value:?} is not true or false"))
-    }
-    let duration = |value: &str| parse_duration(value).map_err(|e| format!("{key}: {e}"));
+pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(), BufferKeyError> {
+    let int = || {
+        value.parse().map_err(|_| BufferKeyError::NotAWholeNumber {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    };
+    let boolean = || {
+        value.parse().map_err(|_| BufferKeyError::NotABool {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    };
+    let duration = || {
+        parse_duration(value).map_err(|error| BufferKeyError::Duration {
+            key: key.to_string(),
+            error,
+        })
+    };
     match key {
-        "enabled" => config.enabled = boolean(key, value)?,
-        "dry_run" => config.dry_run = boolean(key, value)?,
-        "size" => config.size = int(key, value)?,
-        "window" => config.window = duration(value)?,
-        "max_failover_duration" => config.max_failover_duration = duration(value)?,
-        "min_time_between_failovers" => config.min_time_between_failovers = duration(value)?,
-        "drain_concurrency" => config.drain_concurrency = int(key, value)?,
-        "drain_backoff" => config.drain_backoff = duration(value)?,
+        "enabled" => config.enabled = boolean()?,
+        "dry_run" => config.dry_run = boolean()?,
+        "size" => config.size = int()?,
+        "window" => config.window = duration()?,
+        "max_failover_duration" => config.max_failover_duration = duration()?,
+        "min_time_between_failovers" => config.min_time_between_failovers = duration()?,
+        "drain_concurrency" => config.drain_concurrency = int()?,
+        "drain_backoff" => config.drain_backoff = duration()?,
         "keyspace_shards" => {
-            config.filter = value
-                .parse::<ShardFilter>()
-                .map_err(|e| format!("{key}: {e}"))?;
+            config.filter =
+                value
+                    .parse::<ShardFilter>()
+                    .map_err(|error| BufferKeyError::Filter {
+                        key: key.to_string(),
+                        error,
+                    })?;
         }
-        _ => {
-            return Err(format!(
-                "unknown buffer key {key:?}; expected one of {}",
-                BUFFER_KEYS.join(", ")
-            ));
-        }
+        _ => return Err(BufferKeyError::UnknownKey(key.to_string())),
     }
     Ok(())
 }
 
 /// Checks a buffer config, naming the key at fault in the error: `"window: buffer window
 /// must be <= max failover duration: ..."`.
-pub fn validate_buffer(config: &Config) -> Result<(), String> {
-    config.validate().map_err(|e| {
-        let key = match e {
+#[allow(
+    unreachable_patterns,
+    reason = "the core's enums become #[non_exhaustive]; until then the wildcard is unreachable"
+)]
+pub fn validate_buffer(config: &Config) -> Result<(), BufferKeyError> {
+    config.validate().map_err(|error| {
+        let key = match error {
             ConfigError::WindowZero | ConfigError::WindowExceedsMaxFailoverDuration { .. } => {
                 "window"
             }
@@ -378,7 +586,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), String> {
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
             _ => "buffer",
         };
-        format!("{key}: {e}")
+        BufferKeyError::Invalid { key, error }
     })
 }
 
@@ -416,17 +624,64 @@ struct RawScenario {
     seed: u64,
     #[serde(default = "default_duration")]
     duration: Dur,
+    #[serde(default = "default_routers")]
+    routers: Routers,
     #[serde(default)]
     client: ClientToml,
     #[serde(default)]
     service: ServiceToml,
+    #[serde(default)]
+    health: HealthToml,
     shards: Shards,
     #[serde(default)]
     buffer: BufferToml,
+    objective: Option<ObjectiveToml>,
 }
 
 fn default_seed() -> u64 {
     1
+}
+
+fn default_routers() -> Routers {
+    Routers(1)
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "u32")]
+struct Routers(u32);
+
+impl TryFrom<u32> for Routers {
+    type Error = String;
+    fn try_from(n: u32) -> Result<Self, String> {
+        if n == 0 {
+            return Err("routers: at least 1".into());
+        }
+        Ok(Routers(n))
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(try_from = "RawHealth")]
+struct HealthToml(Health);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    #[serde(default)]
+    loss: f64,
+}
+
+impl TryFrom<RawHealth> for HealthToml {
+    type Error = String;
+    fn try_from(raw: RawHealth) -> Result<Self, String> {
+        if !(0.0..=1.0).contains(&raw.loss) {
+            return Err(format!(
+                "health.loss: {} is not a probability (0 to 1)",
+                raw.loss
+            ));
+        }
+        Ok(HealthToml(Health { loss: raw.loss }))
+    }
 }
 
 fn default_duration() -> Dur {
@@ -439,10 +694,14 @@ impl From<RawScenario> for Scenario {
             name: raw.name,
             seed: raw.seed,
             duration: raw.duration.0,
+            routers: raw.routers.0,
             client: raw.client.0,
             service: raw.service.0,
+            health: raw.health.0,
             shards: raw.shards.0,
             buffer: raw.buffer.0,
+            objective: raw.objective.map(|o| o.0),
+            trace: None,
         }
     }
 }
@@ -457,6 +716,9 @@ struct RawClient {
     timeout: Option<Dur>,
     attempts: Option<u32>,
     retry_delay: Option<Dur>,
+    backoff: Option<String>,
+    max_retry_delay: Option<Dur>,
+    jitter: Option<String>,
 }
 
 impl TryFrom<RawClient> for ClientToml {
@@ -467,6 +729,30 @@ impl TryFrom<RawClient> for ClientToml {
             timeout: raw.timeout.map_or(d.timeout, |t| t.0),
             attempts: raw.attempts.unwrap_or(d.attempts),
             retry_delay: raw.retry_delay.map_or(d.retry_delay, |t| t.0),
+            backoff: match (raw.backoff.as_deref(), raw.max_retry_delay) {
+                (None | Some("fixed"), None) => Backoff::Fixed,
+                (None | Some("fixed"), Some(_)) => {
+                    return Err("client.max_retry_delay is for backoff = \"exponential\"".into());
+                }
+                (Some("exponential"), max) => Backoff::Exponential {
+                    max: max.map_or(Duration::MAX, |m| m.0),
+                },
+                (Some(other), _) => {
+                    return Err(format!(
+                        "client.backoff: {other:?} is not \"fixed\" or \"exponential\""
+                    ));
+                }
+            },
+            jitter: match raw.jitter.as_deref() {
+                None | Some("none") => Jitter::None,
+                Some("full") => Jitter::Full,
+                Some("equal") => Jitter::Equal,
+                Some(other) => {
+                    return Err(format!(
+                        "client.jitter: {other:?} is not \"none\", \"full\" or \"equal\""
+                    ));
+                }
+            },
         };
         if client.attempts == 0 {
             return Err("client.attempts must be at least 1 (the first attempt counts)".into());
@@ -556,8 +842,11 @@ struct RawShard {
     rate: f64,
     #[serde(default)]
     arrivals: Vec<Dur>,
+    service: Option<ServiceToml>,
     #[serde(default)]
     failovers: Vec<FailoverToml>,
+    #[serde(default)]
+    topology: Vec<TopologyToml>,
 }
 
 impl TryFrom<RawShard> for ShardToml {
@@ -582,25 +871,8 @@ impl TryFrom<RawShard> for ShardToml {
             ));
         }
         let failovers: Vec<Failover> = raw.failovers.into_iter().map(|f| f.0).collect();
-        for pair in failovers.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            let Some(end) = a.writable_at() else {
-                return Err(format!(
-                    "shards.failovers: {}: only the last failover may never end",
-                    raw.name
-                ));
-            };
-            let quiet = end.max(a.serving_stamp_at().unwrap_or(end));
-            if b.start < quiet {
-                return Err(format!(
-                    "shards.failovers: {}: the failover at {} starts before the one at {} is over ({})",
-                    raw.name,
-                    format_duration(b.start),
-                    format_duration(a.start),
-                    format_duration(quiet)
-                ));
-            }
-        }
+        let topology: Vec<TopologyChange> = raw.topology.into_iter().map(|t| t.0).collect();
+        check_timeline(&raw.name, &failovers, &topology)?;
         let mut arrivals: Vec<Duration> = raw.arrivals.into_iter().map(|a| a.0).collect();
         arrivals.sort_unstable();
         Ok(ShardToml(ShardSpec {
@@ -608,7 +880,9 @@ impl TryFrom<RawShard> for ShardToml {
             shard: shard.to_string(),
             rate: raw.rate,
             arrivals,
+            service: raw.service.map(|s| s.0),
             failovers,
+            topology,
         }))
     }
 }
@@ -627,6 +901,13 @@ struct RawFailover {
     health_delay: Option<Dur>,
     not_serving_delay: Option<Dur>,
     read_only_lag: Option<Dur>,
+    write_pause: Option<Dur>,
+    cold_factor: Option<f64>,
+    cold_for: Option<Dur>,
+    #[serde(default)]
+    serving_stamp_lost: bool,
+    #[serde(default)]
+    not_serving_stamp_lost: bool,
 }
 
 impl TryFrom<RawFailover> for FailoverToml {
@@ -653,12 +934,46 @@ impl TryFrom<RawFailover> for FailoverToml {
                     .into(),
             );
         }
+        let cold = match (raw.cold_factor, raw.cold_for) {
+            (None, None) => None,
+            (Some(factor), Some(lasts)) => {
+                if !(factor.is_finite() && factor >= 1.0) {
+                    return Err(format!(
+                        "failovers.cold_factor: {factor} is not a slowdown (a number >= 1)"
+                    ));
+                }
+                Some(ColdPrimary {
+                    factor,
+                    lasts: lasts.0,
+                })
+            }
+            _ => return Err("failovers: cold_factor and cold_for go together".into()),
+        };
+        if duration.is_none() && cold.is_some() {
+            return Err(
+                "failovers: a failover that never_ends has no new primary to be cold".into(),
+            );
+        }
+        let write_pause = raw.write_pause.map_or(Duration::ZERO, |d| d.0);
+        if let Some(d) = duration {
+            if write_pause > d {
+                return Err(format!(
+                    "failovers.write_pause ({}) is longer than the failover ({})",
+                    format_duration(write_pause),
+                    format_duration(d)
+                ));
+            }
+        }
         Ok(FailoverToml(Failover {
             start: raw.start.0,
             duration,
             health_delay: raw.health_delay.map_or(Duration::ZERO, |d| d.0),
             not_serving_delay: raw.not_serving_delay.map(|d| d.0),
             read_only_lag: raw.read_only_lag.map_or(Duration::ZERO, |d| d.0),
+            write_pause,
+            cold,
+            serving_stamp_lost: raw.serving_stamp_lost,
+            not_serving_stamp_lost: raw.not_serving_stamp_lost,
         }))
     }
 }
@@ -685,6 +1000,7 @@ struct RawBuffer {
     drain_concurrency: Option<usize>,
     drain_backoff: Option<Dur>,
     keyspace_shards: Option<String>,
+    proactive_start: Option<bool>,
 }
 
 impl TryFrom<RawBuffer> for BufferToml {
@@ -711,9 +1027,143 @@ impl TryFrom<RawBuffer> for BufferToml {
             drain_concurrency: raw.drain_concurrency.unwrap_or(d.drain_concurrency),
             drain_backoff: raw.drain_backoff.map_or(d.drain_backoff, |v| v.0),
             filter,
-            proactive_start: d.proactive_start,
+            proactive_start: raw.proactive_start.unwrap_or(d.proactive_start),
         };
         validate_buffer(&config).map_err(|e| format!("buffer.{e}"))?;
         Ok(BufferToml(config))
     }
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "RawObjective")]
+struct ObjectiveToml(Objective);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjective {
+    errors: Option<u64>,
+    added_latency_p99: Option<Dur>,
+    added_latency_max: Option<Dur>,
+    drain_time: Option<Dur>,
+    size: Option<usize>,
+    held_bytes: Option<u64>,
+}
+
+impl TryFrom<RawObjective> for ObjectiveToml {
+    type Error = String;
+    fn try_from(raw: RawObjective) -> Result<Self, String> {
+        if raw.size == Some(0) {
+            return Err("objective.size: a buffer has at least 1 slot".into());
+        }
+        Ok(ObjectiveToml(Objective {
+            errors: raw.errors,
+            added_latency_p99: raw.added_latency_p99.map(|d| d.0),
+            added_latency_max: raw.added_latency_max.map(|d| d.0),
+            drain_time: raw.drain_time.map(|d| d.0),
+            size: raw.size,
+            held_bytes: raw.held_bytes,
+        }))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "RawTopology")]
+struct TopologyToml(TopologyChange);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopology {
+    kind: String,
+    start: Dur,
+    duration: Dur,
+}
+
+impl TryFrom<RawTopology> for TopologyToml {
+    type Error = String;
+    fn try_from(raw: RawTopology) -> Result<Self, String> {
+        let kind = match raw.kind.as_str() {
+            "resharding" => TopologyKind::Resharding,
+            "move_tables" => TopologyKind::MoveTables,
+            other => {
+                return Err(format!(
+                    "topology.kind: {other:?} is not \"resharding\" or \"move_tables\""
+                ));
+            }
+        };
+        Ok(TopologyToml(TopologyChange {
+            kind,
+            start: raw.start.0,
+            duration: raw.duration.0,
+        }))
+    }
+}
+
+/// Checks a shard's timeline: failovers in order and not overlapping (the next starts after
+/// the previous one is quiet), only the last never ending, and topology changes overlapping
+/// neither a failover nor each other. `name` names the shard in the error.
+pub(crate) fn check_timeline(
+    name: &str,
+    failovers: &[Failover],
+    topology: &[TopologyChange],
+) -> Result<(), String> {
+    for f in failovers {
+        match f.duration {
+            Some(d) if f.write_pause > d => {
+                return Err(format!(
+                    "shards.failovers: {name}: write_pause ({}) is longer than the failover ({})",
+                    format_duration(f.write_pause),
+                    format_duration(d)
+                ));
+            }
+            None if f.cold.is_some() => {
+                return Err(format!(
+                    "shards.failovers: {name}: a failover that never ends has no new primary to be cold"
+                ));
+            }
+            _ => {}
+        }
+    }
+    for pair in failovers.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let Some(quiet) = a.quiet_at() else {
+            return Err(format!(
+                "shards.failovers: {name}: only the last failover may never end"
+            ));
+        };
+        if b.start < quiet {
+            return Err(format!(
+                "shards.failovers: {name}: the failover at {} starts before the one at {} is over ({})",
+                format_duration(b.start),
+                format_duration(a.start),
+                format_duration(quiet)
+            ));
+        }
+    }
+    let mut busy: Vec<(Duration, Duration, String)> = failovers
+        .iter()
+        .map(|f| {
+            (
+                f.start,
+                f.quiet_at().unwrap_or(Duration::MAX),
+                format!("the failover at {}", format_duration(f.start)),
+            )
+        })
+        .collect();
+    for t in topology {
+        busy.push((
+            t.start,
+            t.start + t.duration,
+            format!("the topology change at {}", format_duration(t.start)),
+        ));
+    }
+    busy.sort_by_key(|b| b.0);
+    for pair in busy.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err(format!(
+                "shards: {name}: {} starts before {} is over",
+                pair[1].2, pair[0].2
+            ));
+        }
+    }
+    Ok(())
 }
