@@ -61,8 +61,12 @@ use crate::time::Timestamp;
 ///   draining shard always proceeds, touching nothing.
 /// * **Buffering.** Every request waits, first attempts included. When every slot is taken,
 ///   the shard's oldest queued request is evicted (`Fail(Evicted)`) for the newcomer; with
-///   nothing of its own to evict, the newcomer fails with `BufferFull`. A request held for
-///   its whole `window` is released to retry ([`ReleaseReason::Window`]).
+///   nothing of its own to evict, the newcomer fails with `BufferFull`. That is the default
+///   [`Eviction::OldestOfShard`](crate::Eviction::OldestOfShard); `OldestAnywhere` evicts
+///   the oldest queued request of any shard instead, and `RejectNew` refuses the newcomer.
+///   A shard holding `max_per_shard` slots evicts its own oldest queued request (or, under
+///   `RejectNew`, refuses). A request held for its whole `window` is released to retry
+///   ([`ReleaseReason::Window`]).
 /// * **End.** A serving stamp with a term above the highest known at the start, or any
 ///   serving stamp once a not-serving one was seen during the episode, ends it
 ///   (`NewPrimarySeen`); so do `max_failover_duration`, a topology event and
@@ -179,6 +183,7 @@ impl Buffer {
             mode,
         ));
         self.active.register();
+        self.pool.register();
         self.names
             .entry(keyspace.to_string())
             .or_default()
@@ -321,6 +326,7 @@ impl Buffer {
                 active: &mut self.active,
                 limits: &self.limits,
                 shut_down: self.shut_down,
+                foreign_victim: None,
             },
         )
     }
@@ -368,7 +374,18 @@ impl Buffer {
             return Ok(Admission::Proceed);
         }
         let (shards, mut ctx) = self.ctx();
-        Ok(shards[shard.index()].request(shard, now, cause, &mut ctx))
+        let admission = shards[shard.index()].request(shard, now, cause, &mut ctx);
+        let victim = ctx.foreign_victim;
+        self.evict_foreign(now, victim);
+        Ok(admission)
+    }
+
+    /// Evicts the other shard's request whose slot a newcomer took (`OldestAnywhere`).
+    fn evict_foreign(&mut self, now: Timestamp, victim: Option<u32>) {
+        let Some(slot) = victim else { return };
+        let shard = self.pool.entry(slot).shard;
+        let (shards, mut ctx) = self.ctx();
+        shards[shard.index()].evict_queued(slot, now, &mut ctx);
     }
 
     /// The retry of a request woken with [`Verdict::Retry`](crate::Verdict::Retry) failed
@@ -405,6 +422,8 @@ impl Buffer {
         }
         sb.finish(shard, now, ticket.slot, status, &mut ctx);
         let admission = sb.request(shard, now, Some(cause), &mut ctx);
+        let victim = ctx.foreign_victim;
+        self.evict_foreign(now, victim);
         self.settle();
         Ok(admission)
     }
@@ -541,8 +560,8 @@ impl Buffer {
     }
 
     /// Changes the limits at run time: `size`, `window`, `max_failover_duration`,
-    /// `min_time_between_failovers`, `drain_concurrency`, `drain_backoff` and
-    /// `proactive_start` (operators raise the size during an incident).
+    /// `min_time_between_failovers`, `drain_concurrency`, `drain_backoff`,
+    /// `proactive_start`, `eviction` and `max_per_shard` (operators raise the size during an incident).
     ///
     /// `config` is checked as [`new`](Self::new) checks it, and refused with the same
     /// [`ConfigError`]; `enabled`, `dry_run` and `filter` fix each shard's mode when it is
@@ -561,6 +580,11 @@ impl Buffer {
     /// * **max_failover_duration**: applies to the episodes in progress, from their start
     ///   (see [`EpisodeView::max_duration_deadline`]); one already past it stops at the next
     ///   [`tick`](Self::tick).
+    /// * **max_per_shard**: a shard holding more than a lower cap evicts its oldest queued
+    ///   requests (`Fail(Evicted)`, counted as evicted `BufferFull`) until it holds no more
+    ///   than the cap, before a smaller size evicts anything; requests already released keep
+    ///   their slots, and the shard queues nothing more until it is below the cap.
+    /// * **eviction**: applies to the next request that finds no free slot.
     /// * **drain_concurrency**: a higher limit releases more requests from every draining
     ///   shard at once; with a lower one, the retries already running finish and no new one
     ///   is released until fewer run than the limit.
@@ -595,6 +619,19 @@ impl Buffer {
         self.config = config;
         if self.limits.window < old.window {
             self.pool.cap_deadlines(now.plus_nanos(self.limits.window));
+        }
+        // A lower cap: a shard above it evicts its own oldest queued requests until it is
+        // not (those released keep their slots until their retries finish).
+        for i in 0..self.shards.len() {
+            let id = ShardId::from_index(i as u32);
+            let (shards, mut ctx) = self.ctx();
+            let sb = &mut shards[i];
+            while ctx.pool.held_by(id) > ctx.limits.sharing.max_per_shard {
+                let Some(victim) = ctx.pool.pop_front(&mut sb.queue) else {
+                    break;
+                };
+                sb.evict(victim.slot, now, &mut ctx);
+            }
         }
         // Shrunk: evict the oldest queued request across all shards while too many are held.
         while self.pool.len() > self.limits.size {

@@ -48,8 +48,11 @@ impl Buffer {
     /// 5. After a `tick(t)`, no queued request of a buffering shard is due at or before `t`,
     ///    and queues are in deadline order.
     /// 8. A quiet shard (idle, holding nothing) has `buffered == evicted + drained`.
+    /// 9. No shard holds more than `max_per_shard` slots (or, after a reconfiguration lowered
+    ///    it, nothing of the shard is queued while its retries released before hold more).
     ///
-    /// Also checks its own bookkeeping: the queue links, and that exactly the buffering
+    /// Also checks its own bookkeeping: the queue links (per shard and buffer-wide), the
+    /// per-shard slot counts, and that exactly the buffering
     /// shards are on the timer list.
     ///
     /// ```
@@ -110,6 +113,18 @@ impl Buffer {
             }
             let held = p.pool.iter().filter(|(_, e)| e.shard == id).count();
             counted += held;
+            if held != p.pool.held_by(id) {
+                return fail(
+                    1,
+                    s,
+                    "a shard's count of slots held differs from the entries",
+                );
+            }
+            // Above the cap only after a reconfiguration lowered it, with retries still
+            // running; nothing of the shard may be queued then.
+            if held > p.limits.sharing.max_per_shard && len > 0 {
+                return fail(9, s, "a shard holds more slots than max_per_shard");
+            }
             if sb.mode != Mode::Enabled && held != 0 {
                 return fail(2, s, "a shard that is not enabled holds requests");
             }
@@ -142,6 +157,33 @@ impl Buffer {
         }
         if counted != p.pool.len() {
             return fail(1, None, "an entry belongs to no registered shard");
+        }
+        // The buffer-wide FIFO: exactly the queued entries, linked both ways, in deadline
+        // order.
+        let mut prev = None;
+        let mut len = 0usize;
+        for slot in p.pool.walk_all(p.pool.len() + 1) {
+            if p.pool.entry(slot).status != Held::Queued {
+                return fail(
+                    1,
+                    None,
+                    "the buffer-wide queue links an entry that is not queued",
+                );
+            }
+            if !p.pool.all_prev_is(slot, prev) {
+                return fail(1, None, "the buffer-wide queue's back link is wrong");
+            }
+            if prev.is_some_and(|q| p.pool.entry(q).deadline > p.pool.entry(slot).deadline) {
+                return fail(5, None, "the buffer-wide queue is out of deadline order");
+            }
+            prev = Some(slot);
+            len += 1;
+        }
+        if len != queued
+            || len != p.pool.all().len()
+            || crate::queue::Pool::tail_of(p.pool.all()) != prev
+        {
+            return fail(1, None, "the buffer-wide queue's length or tail is wrong");
         }
         if p.active.list.len()
             != p.shards

@@ -4,6 +4,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::filter::ShardFilter;
+use crate::policy::Eviction;
 
 /// How a shard treats failover errors, fixed when the shard is registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,6 +74,16 @@ pub struct Config {
     /// not a failover (a primary that is briefly read-only for maintenance, say): each such
     /// stamp then costs an episode, and the `min_time_between_failovers` after it.
     pub proactive_start: bool,
+    /// Whom a full buffer pushes out for a newcomer: the newcomer's shard's oldest request
+    /// (Vitess, the default), the oldest request of any shard (Multigres), or nobody (the
+    /// newcomer is refused). See [`Eviction`]. Not in Vitess as a setting.
+    pub eviction: Eviction,
+    /// The most slots one shard may hold at once (queued or retrying), so that one failing
+    /// shard cannot take every slot and a second shard failing over at the same time still
+    /// gets its share. A shard at its cap makes room by evicting its own oldest queued
+    /// request (under [`Eviction::RejectNew`], the newcomer is refused instead). `None` (the
+    /// default, as in Vitess): a shard may take the whole `size`. Not in Vitess.
+    pub max_per_shard: Option<usize>,
 }
 
 impl Default for Config {
@@ -88,6 +99,8 @@ impl Default for Config {
             drain_backoff: Duration::from_secs(1),
             filter: ShardFilter::new(),
             proactive_start: true,
+            eviction: Eviction::OldestOfShard,
+            max_per_shard: None,
         }
     }
 }
@@ -124,6 +137,8 @@ pub enum ConfigError {
     /// `dry_run` or `filter` settings: these decide each shard's [`Mode`] once, when it is
     /// registered, so they cannot change at run time.
     ModeSettingsChanged,
+    /// `max_per_shard` is `Some(0)`: no shard could hold anything.
+    MaxPerShardZero,
 }
 
 impl fmt::Display for ConfigError {
@@ -164,6 +179,9 @@ impl fmt::Display for ConfigError {
                 "enabled, dry_run and the keyspace/shard list cannot change at run time: \
                  each shard's mode is fixed when it is registered",
             ),
+            ConfigError::MaxPerShardZero => {
+                f.write_str("max requests per shard must be >= 1 (specified value: 0)")
+            }
         }
     }
 }
@@ -206,6 +224,9 @@ impl Config {
         }
         if self.enabled && self.dry_run && self.filter.is_empty() {
             return Err(ConfigError::DryRunAndEnabledWithoutFilter);
+        }
+        if self.max_per_shard == Some(0) {
+            return Err(ConfigError::MaxPerShardZero);
         }
         Ok(())
     }

@@ -38,6 +38,7 @@ pub mod drain;
 mod error;
 mod event;
 mod filter;
+mod policy;
 mod queue;
 mod shard;
 mod shard_buffer;
@@ -52,6 +53,7 @@ pub use config::{Config, ConfigError, Mode};
 pub use error::{BufferError, InputError};
 pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
+pub use policy::{Eviction, UnknownEviction};
 pub use queue::{ReleaseReason, TicketStatus};
 pub use shard::{EpisodeView, ShardId, ShardState};
 pub use stats::{

@@ -1,11 +1,15 @@
-//! Held requests: one slab for all shards, with an intrusive FIFO list per shard.
+//! Held requests: one slab for all shards, with an intrusive FIFO list per shard and one
+//! buffer-wide FIFO of every queued request.
 //!
 //! Every live ticket owns one slab entry, and the slab's length is the number of slots held,
 //! so the free-slot count is derived rather than kept (it cannot drift). A queued entry is
-//! linked into its shard's list by slab index, so enqueue, evict-oldest and cancel of any
-//! entry are O(1) with no scan (Vitess scans its slice to remove a cancelled request).
+//! linked into its shard's list and into the buffer-wide list by slab index, so enqueue,
+//! evict-oldest (of a shard, or of the whole buffer) and cancel of any entry are O(1) with
+//! no scan (Vitess scans its slice to remove a cancelled request).
 
 use core::sync::atomic::{AtomicU32, Ordering};
+
+use alloc::vec::Vec;
 
 use slab::Slab;
 
@@ -81,7 +85,7 @@ impl Held {
     }
 }
 
-/// One held request. 32 bytes, so the slab entry stays well under DESIGN's 64-byte budget.
+/// One held request. 40 bytes, so the slab entry stays well under DESIGN's 64-byte budget.
 #[derive(Debug)]
 pub(crate) struct Entry {
     generation: u64,
@@ -89,6 +93,9 @@ pub(crate) struct Entry {
     pub(crate) deadline: Timestamp,
     prev: u32,
     next: u32,
+    /// Links in the buffer-wide FIFO of queued entries.
+    all_prev: u32,
+    all_next: u32,
     pub(crate) shard: ShardId,
     pub(crate) status: Held,
 }
@@ -130,6 +137,10 @@ impl Queue {
 #[derive(Debug)]
 pub(crate) struct Pool {
     entries: Slab<Entry>,
+    /// Every queued entry of every shard, in deadline order (oldest first).
+    all: Queue,
+    /// Per shard index: slots held, queued or retrying.
+    held_by: Vec<u32>,
     next_generation: u64,
     /// The owning buffer's identity, stamped on every ticket.
     buffer: u32,
@@ -147,6 +158,8 @@ impl Pool {
         }
         Pool {
             entries: Slab::with_capacity(capacity),
+            all: Queue::default(),
+            held_by: Vec::new(),
             next_generation: 1,
             buffer,
         }
@@ -156,6 +169,21 @@ impl Pool {
         let generation = self.next_generation;
         self.next_generation += 1;
         generation
+    }
+
+    /// Makes room for one more shard's count of slots held.
+    pub(crate) fn register(&mut self) {
+        self.held_by.push(0);
+    }
+
+    /// Slots `shard` holds: its live tickets, queued or retrying.
+    pub(crate) fn held_by(&self, shard: ShardId) -> usize {
+        self.held_by.get(shard.index()).map_or(0, |&n| n as usize)
+    }
+
+    /// The buffer-wide FIFO of every queued entry.
+    pub(crate) fn all(&self) -> &Queue {
+        &self.all
     }
 
     /// Slots held: live tickets, queued or retrying.
@@ -180,10 +208,13 @@ impl Pool {
             deadline,
             prev: queue.tail,
             next: NIL,
+            all_prev: self.all.tail,
+            all_next: NIL,
             shard,
             status: Held::Queued,
         });
-        // The slab never holds more than `size` entries, and `size` is checked to fit at
+        // The slab never holds more than `size` entries (plus the one a newcomer takes just
+        // before its victim from another shard leaves), and `size` is checked to fit at
         // construction, so the index fits in a u32 below NIL.
         let slot = u32::try_from(slot).unwrap_or(NIL - 1);
         match queue.tail {
@@ -192,6 +223,15 @@ impl Pool {
         }
         queue.tail = slot;
         queue.len += 1;
+        match self.all.tail {
+            NIL => self.all.head = slot,
+            tail => self.entries[tail as usize].all_next = slot,
+        }
+        self.all.tail = slot;
+        self.all.len += 1;
+        if let Some(n) = self.held_by.get_mut(shard.index()) {
+            *n += 1;
+        }
         Ticket {
             slot,
             buffer: self.buffer,
@@ -226,7 +266,38 @@ impl Pool {
             n => self.entries[n as usize].prev = slot,
         }
         queue.len += 1;
+        self.requeue_all(slot, next);
         self.ticket_at(slot)
+    }
+
+    /// Links a requeued entry into the buffer-wide FIFO ahead of every entry whose deadline
+    /// is not earlier than its own, as in its shard's queue. It starts from its shard's next
+    /// entry (or the tail), whose deadline is not earlier, and walks back past the other
+    /// shards' entries with a deadline not earlier than its own: the requests queued since it
+    /// first was, which a drain back-off keeps few.
+    fn requeue_all(&mut self, slot: u32, shard_next: u32) {
+        let deadline = self.entries[slot as usize].deadline;
+        let mut next = shard_next;
+        let mut prev = match next {
+            NIL => self.all.tail,
+            n => self.entries[n as usize].all_prev,
+        };
+        while prev != NIL && self.entries[prev as usize].deadline >= deadline {
+            next = prev;
+            prev = self.entries[prev as usize].all_prev;
+        }
+        let e = &mut self.entries[slot as usize];
+        e.all_prev = prev;
+        e.all_next = next;
+        match prev {
+            NIL => self.all.head = slot,
+            p => self.entries[p as usize].all_next = slot,
+        }
+        match next {
+            NIL => self.all.tail = slot,
+            n => self.entries[n as usize].all_prev = slot,
+        }
+        self.all.len += 1;
     }
 
     /// Moves every entry's deadline to `latest` at the most: a shorter window applies to
@@ -244,15 +315,27 @@ impl Pool {
         Some(self.ticket_at(slot))
     }
 
-    /// Unlinks a queued entry from anywhere in `queue`, in O(1).
+    /// Unlinks a queued entry from anywhere in `queue` (and from the buffer-wide FIFO), in
+    /// O(1).
     pub(crate) fn unlink(&mut self, queue: &mut Queue, slot: u32) {
-        let (prev, next) = {
+        let (prev, next, all_prev, all_next) = {
             let e = &mut self.entries[slot as usize];
-            let links = (e.prev, e.next);
+            let links = (e.prev, e.next, e.all_prev, e.all_next);
             e.prev = NIL;
             e.next = NIL;
+            e.all_prev = NIL;
+            e.all_next = NIL;
             links
         };
+        match all_prev {
+            NIL => self.all.head = all_next,
+            p => self.entries[p as usize].all_next = all_next,
+        }
+        match all_next {
+            NIL => self.all.tail = all_prev,
+            n => self.entries[n as usize].all_prev = all_prev,
+        }
+        self.all.len -= 1;
         match prev {
             NIL => queue.head = next,
             p => self.entries[p as usize].next = next,
@@ -306,7 +389,10 @@ impl Pool {
 
     /// Ends a ticket, freeing its slot. It must not be linked in a queue.
     pub(crate) fn remove(&mut self, slot: u32) {
-        self.entries.remove(slot as usize);
+        let e = self.entries.remove(slot as usize);
+        if let Some(n) = self.held_by.get_mut(e.shard.index()) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// Every live entry, for the invariant checker.
@@ -327,6 +413,28 @@ impl Pool {
             Some(slot)
         })
         .take(limit)
+    }
+
+    /// The slots of the buffer-wide FIFO, head first, for the invariant checker; stops
+    /// after `limit` steps.
+    pub(crate) fn walk_all(&self, limit: usize) -> impl Iterator<Item = u32> + '_ {
+        let mut at = self.all.head;
+        core::iter::from_fn(move || {
+            let slot = at;
+            if slot == NIL {
+                return None;
+            }
+            at = self.entries.get(slot as usize).map_or(NIL, |e| e.all_next);
+            Some(slot)
+        })
+        .take(limit)
+    }
+
+    /// Whether `slot`'s buffer-wide back link points at `prev`, for the invariant checker.
+    pub(crate) fn all_prev_is(&self, slot: u32, prev: Option<u32>) -> bool {
+        self.entries
+            .get(slot as usize)
+            .is_some_and(|e| e.all_prev == prev.unwrap_or(NIL))
     }
 
     /// Whether `slot`'s back link points at `prev`, for the invariant checker.
@@ -374,9 +482,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_request_costs_32_bytes_and_a_ticket_16() {
-        // The buffer identity fits the ticket's padding, and the release reason the entry's.
-        assert_eq!(core::mem::size_of::<Entry>(), 32);
+    fn a_held_request_costs_40_bytes_and_a_ticket_16() {
+        // The buffer identity fits the ticket's padding, and the release reason the entry's;
+        // the buffer-wide FIFO's links cost 8 bytes.
+        assert_eq!(core::mem::size_of::<Entry>(), 40);
         assert_eq!(core::mem::size_of::<Ticket>(), 16);
     }
 }

@@ -13,6 +13,7 @@ use crate::action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 use crate::config::{Config, Mode};
 use crate::error::BufferError;
 use crate::event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
+use crate::policy::{Room, Sharing};
 use crate::queue::{Held, Pool, Queue, ReleaseReason};
 use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::stats::{EvictReason, ShardStats, SkipReason, StopReason};
@@ -28,6 +29,7 @@ pub(crate) struct Limits {
     pub(crate) drain_concurrency: usize,
     pub(crate) drain_backoff: u64,
     pub(crate) proactive_start: bool,
+    pub(crate) sharing: Sharing,
 }
 
 impl Limits {
@@ -40,6 +42,10 @@ impl Limits {
             drain_concurrency: config.drain_concurrency,
             drain_backoff: duration_nanos(config.drain_backoff),
             proactive_start: config.proactive_start,
+            sharing: Sharing {
+                eviction: config.eviction,
+                max_per_shard: config.max_per_shard.unwrap_or(usize::MAX),
+            },
         }
     }
 }
@@ -89,6 +95,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) active: &'a mut Active,
     pub(crate) limits: &'a Limits,
     pub(crate) shut_down: bool,
+    /// A queued entry of another shard that a newcomer took the slot of
+    /// ([`Eviction::OldestAnywhere`](crate::Eviction::OldestAnywhere)): the buffer evicts it
+    /// from its shard when the input returns, since one shard cannot reach another's queue.
+    pub(crate) foreign_victim: Option<u32>,
 }
 
 /// The episode in progress, or the last one.
@@ -237,7 +247,7 @@ impl ShardBuffer {
                 }
                 // Only a request that is actually queued may call the drain off: one the
                 // buffer refuses changes nothing (issue 10, fix 1).
-                if !self.can_enqueue_after_expiry(now, ctx) {
+                if !self.can_enqueue_after_expiry(id, now, ctx) {
                     self.stats.skipped.bump(SkipReason::BufferFull);
                     return Admission::Fail(BufferError::BufferFull);
                 }
@@ -332,9 +342,11 @@ impl ShardBuffer {
 
     /// Whether a request would be queued after the window expiry a pause runs: a slot is
     /// free, or this shard will still have a queued request to evict.
-    fn can_enqueue_after_expiry(&self, now: Timestamp, ctx: &Ctx<'_>) -> bool {
-        ctx.pool.len() < ctx.limits.size
-            || Pool::tail_of(&self.queue).is_some_and(|t| ctx.pool.entry(t).deadline > now)
+    fn can_enqueue_after_expiry(&self, id: ShardId, now: Timestamp, ctx: &Ctx<'_>) -> bool {
+        let limits = ctx.limits;
+        limits
+            .sharing
+            .room_after_expiry(limits.size, ctx.pool, id, &self.queue, now)
     }
 
     fn past_max_duration(&self, now: Timestamp, limits: &Limits) -> bool {
@@ -374,17 +386,21 @@ impl ShardBuffer {
 
     /// Queues a request in a buffering, enabled shard, making room if the buffer is full.
     fn enqueue(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) -> Admission {
-        if ctx.pool.len() >= ctx.limits.size {
-            // Full. Make room by evicting this shard's oldest request; its slot passes
-            // straight to the newcomer. Another shard's requests are never touched: their
-            // failover is not this one's business. (Above the size, which only a
-            // reconfiguration that shrank it leaves behind, nothing is queued anywhere, so
-            // this refuses.)
-            let Some(victim) = ctx.pool.pop_front(&mut self.queue) else {
+        // Full, or at this shard's cap: the policy picks whose slot passes to the newcomer
+        // (see `Eviction`). Above the size, which only a reconfiguration that shrank it
+        // leaves behind, nothing is queued anywhere, so that refuses.
+        let limits = ctx.limits;
+        match limits.sharing.room(limits.size, ctx.pool, id, &self.queue) {
+            Room::Free => {}
+            Room::Refuse => {
                 self.stats.skipped.bump(SkipReason::BufferFull);
                 return Admission::Fail(BufferError::BufferFull);
-            };
-            self.evict(victim.slot, now, ctx);
+            }
+            Room::Evict(slot) if ctx.pool.entry(slot).shard == id => {
+                ctx.pool.unlink(&mut self.queue, slot);
+                self.evict(slot, now, ctx);
+            }
+            Room::Evict(slot) => ctx.foreign_victim = Some(slot),
         }
         let deadline = now.plus_nanos(ctx.limits.window);
         let ticket = ctx.pool.push_back(&mut self.queue, id, deadline);
@@ -393,6 +409,12 @@ impl ShardBuffer {
         let peak = &mut self.stats.last_requests_in_flight_max;
         *peak = (*peak).max(self.queue.len() as u64);
         Admission::Wait(ticket)
+    }
+
+    /// Evicts a queued entry of this shard, for a newcomer of another shard.
+    pub(crate) fn evict_queued(&mut self, slot: u32, now: Timestamp, ctx: &mut Ctx<'_>) {
+        ctx.pool.unlink(&mut self.queue, slot);
+        self.evict(slot, now, ctx);
     }
 
     /// Ends an entry already unlinked from the queue with `Fail(Evicted)`.

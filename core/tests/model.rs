@@ -14,7 +14,7 @@
 #[path = "../../fuzz/harness/ops.rs"]
 mod ops;
 
-use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
+use failover_buffer::{EvictReason, Eviction, Reason, ShardId, SkipReason, StopReason};
 use ops::{Cause, FILTERS, Op, Reconf, SetUp, Term, TicketRef, Topo};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -48,6 +48,10 @@ fn setup() -> impl Strategy<Value = SetUp> {
         ),
         0..FILTERS.len(),
         prop::bool::weighted(0.7),
+        (
+            0..Eviction::ALL.len(),
+            prop::option::weighted(0.4, 1usize..=6),
+        ),
     )
         .prop_map(
             |(
@@ -55,6 +59,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
                 (concurrency, backoff, enabled, dry_run),
                 f,
                 proactive_start,
+                (eviction, max_per_shard),
             )| {
                 SetUp {
                     shards,
@@ -68,6 +73,8 @@ fn setup() -> impl Strategy<Value = SetUp> {
                     dry_run,
                     filter: FILTERS[f],
                     proactive_start,
+                    eviction: Eviction::ALL[eviction],
+                    max_per_shard,
                 }
                 .normalised()
             },
@@ -131,12 +138,17 @@ fn reconf() -> impl Strategy<Value = Reconf> {
         ),
         (2u8..=12, prop_oneof![1 => Just(0u8), 8 => 1u8..=3], 1u8..=7),
         (any::<bool>(), prop::bool::weighted(0.05)),
+        (
+            0u8..3,
+            prop_oneof![4 => Just(0u8), 1 => Just(1u8), 4 => 2u8..=7],
+        ),
     )
         .prop_map(
             |(
                 (size, window, extra),
                 (min_time, concurrency, backoff),
                 (proactive_start, change_mode),
+                (eviction, max_per_shard),
             )| {
                 Reconf {
                     size,
@@ -147,6 +159,8 @@ fn reconf() -> impl Strategy<Value = Reconf> {
                     backoff,
                     proactive_start,
                     change_mode,
+                    eviction,
+                    max_per_shard,
                 }
             },
         )
@@ -224,6 +238,10 @@ struct Reached {
     closed_with_work: bool,
     reconfigured_while_holding: bool,
     end_of_time: bool,
+    /// Per eviction policy: a full buffer (or a shard at its cap) evicted or refused.
+    full_under_policy: [bool; 3],
+    /// A shard at a cap below the size made room from its own queue, or was refused.
+    full_at_cap: bool,
 }
 
 impl Reached {
@@ -250,6 +268,14 @@ impl Reached {
                 self.stops[i] |= stats.stops[r] > 0;
             }
             self.closed_with_work |= ops.contains(&Op::Shutdown) && stats.buffered > 0;
+            let full = stats.evicted[EvictReason::BufferFull] > 0
+                || stats.skipped[SkipReason::BufferFull] > 0;
+            let policy = Eviction::ALL
+                .iter()
+                .position(|&e| e == setup.eviction)
+                .expect("a known policy");
+            self.full_under_policy[policy] |= full;
+            self.full_at_cap |= full && setup.max_per_shard.is_some_and(|cap| cap < setup.size);
         }
         let reconfigured = ops.iter().any(|op| matches!(op, Op::Reconfigure(_)));
         self.reconfigured_while_holding |= reconfigured
@@ -272,7 +298,9 @@ impl Reached {
             && self.cancelled_queued
             && self.closed_with_work
             && self.reconfigured_while_holding
-            && self.end_of_time;
+            && self.end_of_time
+            && self.full_under_policy.iter().all(|&f| f)
+            && self.full_at_cap;
         assert!(
             all,
             "some rule is never exercised by the generated cases: {self:#?}"

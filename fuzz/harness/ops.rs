@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use failover_buffer::{
-    Action, Admission, Buffer, Config, FailoverCause, HealthStamp, InputError, PrimaryId,
+    Action, Admission, Buffer, Config, Eviction, FailoverCause, HealthStamp, InputError, PrimaryId,
     ShardFilter, ShardId, ShardState, Ticket, TicketError, TicketStatus, TimerKind, Timestamp,
     TopologyEvent, Verdict,
 };
@@ -60,6 +60,10 @@ pub(crate) struct SetUp {
     pub(crate) filter: &'static str,
     /// `Config::proactive_start`.
     pub(crate) proactive_start: bool,
+    /// `Config::eviction`.
+    pub(crate) eviction: Eviction,
+    /// `Config::max_per_shard`, 1 to 8 when set.
+    pub(crate) max_per_shard: Option<usize>,
 }
 
 impl SetUp {
@@ -93,6 +97,8 @@ impl SetUp {
             drain_backoff: Duration::from_millis(self.drain_backoff_ms),
             filter,
             proactive_start: self.proactive_start,
+            eviction: self.eviction,
+            max_per_shard: self.max_per_shard,
         })
     }
 }
@@ -114,6 +120,10 @@ impl<'a> Arbitrary<'a> for SetUp {
             filter: u.choose(&FILTERS)?,
             dry_run: u.arbitrary()?,
             proactive_start: u.arbitrary()?,
+            // Not decoded, so that the committed seeds keep their meaning: fuzzing reaches
+            // every policy and cap through `Op::Reconfigure`.
+            eviction: Eviction::OldestOfShard,
+            max_per_shard: None,
         }
         .normalised())
     }
@@ -186,6 +196,10 @@ pub(crate) struct Reconf {
     pub(crate) backoff: u8,
     pub(crate) proactive_start: bool,
     pub(crate) change_mode: bool,
+    /// Eviction policy, an index into `Eviction::ALL` (modulo).
+    pub(crate) eviction: u8,
+    /// Per-shard cap: 0 for none, 1 for 0 (invalid), `n` for `n - 1` (modulo 8).
+    pub(crate) max_per_shard: u8,
 }
 
 impl Reconf {
@@ -202,6 +216,11 @@ impl Reconf {
         config.drain_concurrency = usize::from(self.concurrency % 4);
         config.drain_backoff = Duration::from_millis(250 * u64::from(self.backoff % 8));
         config.proactive_start = self.proactive_start;
+        config.eviction = Eviction::ALL[usize::from(self.eviction) % Eviction::ALL.len()];
+        config.max_per_shard = match self.max_per_shard % 8 {
+            0 => None,
+            n => Some(usize::from(n - 1)),
+        };
         if self.change_mode {
             config.dry_run = !config.dry_run;
         }
@@ -1003,6 +1022,8 @@ impl<'a> Arbitrary<'a> for ConfigInput {
             drain_backoff: duration(u)?,
             filter: ShardFilter::new(),
             proactive_start: u.arbitrary()?,
+            eviction: *u.choose(&Eviction::ALL)?,
+            max_per_shard: u.arbitrary()?,
         };
         let names = u.arbitrary()?;
         let times = u.arbitrary()?;

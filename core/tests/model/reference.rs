@@ -15,9 +15,9 @@
 use std::time::Duration;
 
 use failover_buffer::{
-    Action, BufferError, Config, ConfigError, EpisodeView, EvictReason, FailoverCause, HealthStamp,
-    InputError, InputStats, Metric, Mode, PrimaryId, Reason, ReleaseReason, ShardId, ShardState,
-    ShardStats, SkipReason, StopReason, Ticket, TicketError, TicketStatus, TimerKind,
+    Action, BufferError, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
+    HealthStamp, InputError, InputStats, Metric, Mode, PrimaryId, Reason, ReleaseReason, ShardId,
+    ShardState, ShardStats, SkipReason, StopReason, Ticket, TicketError, TicketStatus, TimerKind,
     TopologyEvent, Verdict,
 };
 
@@ -124,6 +124,16 @@ pub(crate) struct Model {
     min_time_between_failovers: u64,
     drain_concurrency: usize,
     drain_backoff: u64,
+    eviction: Eviction,
+    /// `usize::MAX` when there is no cap.
+    max_per_shard: usize,
+    /// Every ticket ever queued, in the buffer-wide order of the queued ones (a new request
+    /// at the end; a requeued one ahead of the first queued ticket whose deadline is not
+    /// earlier). Tickets no longer queued are skipped when it is read.
+    order: Vec<usize>,
+    /// A queued ticket of another shard that the current request's newcomer took the slot
+    /// of: evicted when the input returns.
+    foreign_victim: Option<usize>,
     now: u64,
     shut_down: bool,
     closed: bool,
@@ -181,6 +191,10 @@ impl Model {
             min_time_between_failovers: nanos(config.min_time_between_failovers),
             drain_concurrency: config.drain_concurrency,
             drain_backoff: nanos(config.drain_backoff),
+            eviction: config.eviction,
+            max_per_shard: config.max_per_shard.unwrap_or(usize::MAX),
+            order: Vec::new(),
+            foreign_victim: None,
             now: 0,
             shut_down: false,
             closed: false,
@@ -242,9 +256,22 @@ impl Model {
             if state != ShardState::Buffering {
                 return Ok(Answer::Proceed);
             }
-            return Ok(self.hold(now, shard, false));
+            let answer = self.hold(now, shard, false);
+            self.evict_foreign(now);
+            return Ok(answer);
         };
-        Ok(self.failover_request(now, shard, cause))
+        let answer = self.failover_request(now, shard, cause);
+        self.evict_foreign(now);
+        Ok(answer)
+    }
+
+    /// Evicts the other shard's ticket whose slot this input's newcomer took.
+    fn evict_foreign(&mut self, now: u64) {
+        if let Some(victim) = self.foreign_victim.take() {
+            let shard = self.tickets[victim].shard;
+            self.shards[shard].queue.retain(|&q| q != victim);
+            self.evict(now, shard, victim);
+        }
     }
 
     /// `Buffer::retry_failed`. A retry a drain released, failing within a young episode
@@ -266,6 +293,7 @@ impl Model {
         }
         self.end(now, i);
         let answer = self.failover_request(now, shard, cause);
+        self.evict_foreign(now);
         self.settle();
         Ok(answer)
     }
@@ -302,6 +330,14 @@ impl Model {
             .iter()
             .position(|&q| self.tickets[q].deadline >= deadline)
             .unwrap_or(self.shards[shard].queue.len());
+        let at_all = self
+            .order
+            .iter()
+            .position(|&q| {
+                self.tickets[q].life == Life::Queued && self.tickets[q].deadline >= deadline
+            })
+            .unwrap_or(self.order.len());
+        self.order.insert(at_all, j);
         let s = &mut self.shards[shard];
         s.queue.insert(at, j);
         s.counters.buffered += 1;
@@ -350,12 +386,28 @@ impl Model {
                 if !self.may_pause(now, shard) {
                     return Answer::Proceed;
                 }
-                // Only a request that will really be queued calls the drain off.
-                let room = self.held() < self.size
-                    || self.shards[shard]
-                        .queue
-                        .iter()
-                        .any(|&q| self.tickets[q].deadline > now);
+                // Only a request that will really be queued calls the drain off: after this
+                // shard's due requests are released by their window (keeping their slots),
+                // is a slot free, or is there a queued request the policy may evict?
+                let own_left = self.shards[shard]
+                    .queue
+                    .iter()
+                    .any(|&q| self.tickets[q].deadline > now);
+                let others_queued = self
+                    .tickets
+                    .iter()
+                    .any(|t| t.life == Life::Queued && t.shard != shard);
+                let room = if self.held_by(shard) >= self.max_per_shard {
+                    self.eviction != Eviction::RejectNew && own_left
+                } else if self.held() < self.size {
+                    true
+                } else {
+                    match self.eviction {
+                        Eviction::OldestOfShard => own_left,
+                        Eviction::OldestAnywhere => own_left || others_queued,
+                        _ => false,
+                    }
+                };
                 if !room {
                     self.skip(shard, SkipReason::BufferFull);
                     return Answer::Fail(BufferError::BufferFull);
@@ -618,6 +670,14 @@ impl Model {
         self.drain_concurrency = config.drain_concurrency;
         self.drain_backoff = nanos(config.drain_backoff);
         self.proactive_start = config.proactive_start;
+        self.eviction = config.eviction;
+        self.max_per_shard = config.max_per_shard.unwrap_or(usize::MAX);
+        for shard in 0..self.shards.len() {
+            while self.held_by(shard) > self.max_per_shard && !self.shards[shard].queue.is_empty() {
+                let victim = self.shards[shard].queue.remove(0);
+                self.evict(now, shard, victim);
+            }
+        }
         while self.held() > self.size {
             let oldest = (0..self.shards.len())
                 .filter_map(|s| Some((self.tickets[*self.shards[s].queue.first()?].deadline, s)))
@@ -669,6 +729,13 @@ impl Model {
         self.tickets
             .iter()
             .filter(|t| t.life != Life::Ended)
+            .count()
+    }
+
+    fn held_by(&self, shard: usize) -> usize {
+        self.tickets
+            .iter()
+            .filter(|t| t.shard == shard && t.life != Life::Ended)
             .count()
     }
 
@@ -728,13 +795,41 @@ impl Model {
     }
 
     fn enqueue(&mut self, now: u64, shard: usize) -> Answer {
-        if self.held() >= self.size {
-            if self.shards[shard].queue.is_empty() {
+        // Whose slot the newcomer takes: `None` for a free one, `Err` if it gets none.
+        let own_oldest = self.shards[shard].queue.first().copied();
+        let victim = if self.held_by(shard) >= self.max_per_shard {
+            // At its cap, a shard makes room from its own queue only.
+            match self.eviction {
+                Eviction::RejectNew => Err(()),
+                _ => own_oldest.map(Some).ok_or(()),
+            }
+        } else if self.held() < self.size {
+            Ok(None)
+        } else {
+            match self.eviction {
+                Eviction::OldestOfShard => own_oldest.map(Some).ok_or(()),
+                Eviction::OldestAnywhere => self
+                    .order
+                    .iter()
+                    .copied()
+                    .find(|&q| self.tickets[q].life == Life::Queued)
+                    .map(Some)
+                    .ok_or(()),
+                _ => Err(()),
+            }
+        };
+        match victim {
+            Err(()) => {
                 self.skip(shard, SkipReason::BufferFull);
                 return Answer::Fail(BufferError::BufferFull);
             }
-            let victim = self.shards[shard].queue.remove(0);
-            self.evict(now, shard, victim);
+            Ok(Some(victim)) if self.tickets[victim].shard == shard => {
+                self.shards[shard].queue.retain(|&q| q != victim);
+                self.evict(now, shard, victim);
+            }
+            // Another shard's: evicted when the input returns.
+            Ok(Some(victim)) => self.foreign_victim = Some(victim),
+            Ok(None) => {}
         }
         let index = self.tickets.len();
         self.tickets.push(ModelTicket {
@@ -743,6 +838,7 @@ impl Model {
             life: Life::Queued,
             handle: None,
         });
+        self.order.push(index);
         let s = &mut self.shards[shard];
         s.queue.push(index);
         if let Some(e) = s.episode.as_mut() {
