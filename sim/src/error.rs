@@ -162,6 +162,13 @@ pub enum BufferKeyError {
         /// Why.
         error: FilterError,
     },
+    /// An eviction policy that is not `oldest_of_shard`, `oldest_anywhere` or `reject_new`.
+    UnknownEviction {
+        /// The key.
+        key: String,
+        /// The text given.
+        value: String,
+    },
     /// The config as a whole is refused by the core; `key` is the one at fault.
     Invalid {
         /// The key at fault.
@@ -187,6 +194,10 @@ impl fmt::Display for BufferKeyError {
             }
             BufferKeyError::Duration { key, error } => write!(f, "{key}: {error}"),
             BufferKeyError::Filter { key, error } => write!(f, "{key}: {error}"),
+            BufferKeyError::UnknownEviction { key, value } => write!(
+                f,
+                "{key}: {value:?} is not oldest_of_shard, oldest_anywhere or reject_new"
+            ),
             BufferKeyError::Invalid { key, error } => write!(f, "{key}: {error}"),
         }
     }

@@ -9,7 +9,7 @@ use core::fmt;
 use core::time::Duration;
 use std::path::{Path, PathBuf};
 
-use failover_buffer::{Config, ConfigError, ShardFilter};
+use failover_buffer::{Config, ConfigError, Eviction, ShardFilter};
 use serde::Deserialize;
 
 use crate::duration::{format_duration, parse_duration};
@@ -507,12 +507,15 @@ pub const BUFFER_KEYS: &[&str] = &[
     "drain_concurrency",
     "drain_backoff",
     "keyspace_shards",
+    "eviction",
+    "max_per_shard",
 ];
 
 /// Sets one buffer config key from text, as `--sweep` does: booleans are `true`/`false`,
 /// counts are integers, durations are as in [`parse_duration`], `keyspace_shards` is
-/// Vitess's comma-separated list. The config is not validated here; see
-/// [`validate_buffer`].
+/// Vitess's comma-separated list, `eviction` is `oldest_of_shard`, `oldest_anywhere` or
+/// `reject_new`, and `max_per_shard` is a count or `none`. The config is not validated here;
+/// see [`validate_buffer`].
 ///
 /// ```
 /// use failover_buffer_sim::{enabled_vitess_defaults, set_buffer_key};
@@ -521,6 +524,9 @@ pub const BUFFER_KEYS: &[&str] = &[
 /// set_buffer_key(&mut config, "window", "5s")?;
 /// set_buffer_key(&mut config, "size", "5000")?;
 /// assert_eq!(config.size, 5000);
+/// set_buffer_key(&mut config, "eviction", "oldest_anywhere")?;
+/// set_buffer_key(&mut config, "max_per_shard", "2500")?;
+/// assert_eq!(config.max_per_shard, Some(2500));
 /// assert!(set_buffer_key(&mut config, "sise", "1").is_err());
 /// # Ok::<(), failover_buffer_sim::BufferKeyError>(())
 /// ```
@@ -552,6 +558,18 @@ pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(),
         "min_time_between_failovers" => config.min_time_between_failovers = duration()?,
         "drain_concurrency" => config.drain_concurrency = int()?,
         "drain_backoff" => config.drain_backoff = duration()?,
+        "eviction" => {
+            config.eviction = value.parse().map_err(|_| BufferKeyError::UnknownEviction {
+                key: key.to_string(),
+                value: value.to_string(),
+            })?;
+        }
+        "max_per_shard" => {
+            config.max_per_shard = match value {
+                "none" => None,
+                _ => Some(int()?),
+            };
+        }
         "keyspace_shards" => {
             config.filter =
                 value
@@ -584,6 +602,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), BufferKeyError> {
             ConfigError::DrainBackoffZero => "drain_backoff",
             ConfigError::FilterRequiresEnabled => "keyspace_shards",
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
+            ConfigError::MaxPerShardZero => "max_per_shard",
             _ => "buffer",
         };
         BufferKeyError::Invalid { key, error }
@@ -1001,6 +1020,8 @@ struct RawBuffer {
     drain_backoff: Option<Dur>,
     keyspace_shards: Option<String>,
     proactive_start: Option<bool>,
+    eviction: Option<String>,
+    max_per_shard: Option<usize>,
 }
 
 impl TryFrom<RawBuffer> for BufferToml {
@@ -1028,6 +1049,13 @@ impl TryFrom<RawBuffer> for BufferToml {
             drain_backoff: raw.drain_backoff.map_or(d.drain_backoff, |v| v.0),
             filter,
             proactive_start: raw.proactive_start.unwrap_or(d.proactive_start),
+            eviction: match raw.eviction {
+                Some(name) => name
+                    .parse::<Eviction>()
+                    .map_err(|e| format!("buffer.eviction: {e}"))?,
+                None => d.eviction,
+            },
+            max_per_shard: raw.max_per_shard.or(d.max_per_shard),
         };
         validate_buffer(&config).map_err(|e| format!("buffer.{e}"))?;
         Ok(BufferToml(config))
