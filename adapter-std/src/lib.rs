@@ -92,9 +92,9 @@ pub use shard::Shard;
 
 pub use failover_buffer;
 pub use failover_buffer::{
-    BufferError, Config, ConfigError, EvictReason, FailoverCause, HealthStamp, InputError,
-    InputStats, InvariantViolation, Mode, PrimaryId, ShardFilter, ShardId, ShardState, ShardStats,
-    SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
+    BufferError, Config, ConfigError, EvictReason, Eviction, FailoverCause, HealthStamp,
+    InputError, InputStats, InvariantViolation, Mode, PrimaryId, ShardFilter, ShardId, ShardState,
+    ShardStats, SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -113,7 +113,7 @@ pub use wait::RetryGuard;
 
 // The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.
 pub use failover_buffer::{
-    BufferError, ByReason, Config, ConfigError, EvictReason, FailoverCause, HealthStamp,
+    BufferError, ByReason, Config, ConfigError, EvictReason, Eviction, FailoverCause, HealthStamp,
     InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason, ShardFilter, ShardId,
     ShardState, ShardStats, SkipReason, StopReason, Ticket, TopologyEvent,
 };
