@@ -65,8 +65,10 @@ use crate::time::Timestamp;
 ///   [`Eviction::OldestOfShard`](crate::Eviction::OldestOfShard); `OldestAnywhere` evicts
 ///   the oldest queued request of any shard instead, and `RejectNew` refuses the newcomer.
 ///   A shard holding `max_per_shard` slots evicts its own oldest queued request (or, under
-///   `RejectNew`, refuses). A request held for its whole `window` is released to retry
-///   ([`ReleaseReason::Window`]).
+///   `RejectNew`, refuses). With a byte budget ([`Config::max_bytes`]), a request that
+///   would take the bytes held over it evicts by the same policy until it fits, or fails
+///   with `BufferFull`, evicting nothing, if it cannot be made to fit. A request held for
+///   its whole `window` is released to retry ([`ReleaseReason::Window`]).
 /// * **End.** A serving stamp with a term above the highest known at the start, or any
 ///   serving stamp once a not-serving one was seen during the episode, ends it
 ///   (`NewPrimarySeen`); so do `max_failover_duration`, a topology event and
@@ -326,7 +328,7 @@ impl Buffer {
                 active: &mut self.active,
                 limits: &self.limits,
                 shut_down: self.shut_down,
-                foreign_victim: None,
+                foreign_victims: 0,
             },
         )
     }
@@ -374,18 +376,75 @@ impl Buffer {
             return Ok(Admission::Proceed);
         }
         let (shards, mut ctx) = self.ctx();
-        let admission = shards[shard.index()].request(shard, now, cause, &mut ctx);
-        let victim = ctx.foreign_victim;
-        self.evict_foreign(now, victim);
+        let admission = shards[shard.index()].request(shard, now, cause, 0, &mut ctx);
+        let victims = ctx.foreign_victims;
+        self.evict_foreign(now, victims);
         Ok(admission)
     }
 
-    /// Evicts the other shard's request whose slot a newcomer took (`OldestAnywhere`).
-    fn evict_foreign(&mut self, now: Timestamp, victim: Option<u32>) {
-        let Some(slot) = victim else { return };
-        let shard = self.pool.entry(slot).shard;
+    /// [`request`](Self::request) for a request of `bytes` bytes, counted against
+    /// [`Config::max_bytes`] while it is held (and in [`ShardStats::bytes_held`]). A request
+    /// that would take the buffer over its budget evicts queued requests by the
+    /// [`Config::eviction`] policy until it fits; if that cannot make it fit, or it is larger
+    /// than the whole budget, it fails with `BufferFull` and nothing is evicted. A first
+    /// attempt on a shard that is not buffering costs what it costs in `request`: one load.
+    ///
+    /// ```
+    /// use failover_buffer::{Admission, Buffer, BufferError, Config, FailoverCause, Timestamp};
+    ///
+    /// let config = Config { enabled: true, max_bytes: Some(10 << 20), ..Config::default() };
+    /// let mut buffer = Buffer::new(config)?;
+    /// let shard = buffer.register_shard("ks", "0");
+    /// let (t, failover) = (Timestamp::from_secs(1), Some(FailoverCause::Reparent));
+    /// assert!(matches!(buffer.request_sized(t, shard, failover, 6 << 20)?, Admission::Wait(_)));
+    /// // 6 MB + 6 MB is over the 10 MB budget: the first makes way for the second.
+    /// assert!(matches!(buffer.request_sized(t, shard, failover, 6 << 20)?, Admission::Wait(_)));
+    /// assert_eq!(buffer.shard_stats(shard).unwrap().bytes_held, 6 << 20);
+    /// // Larger than the whole budget: refused, nothing evicted.
+    /// assert_eq!(
+    ///     buffer.request_sized(t, shard, failover, 11 << 20)?,
+    ///     Admission::Fail(BufferError::BufferFull)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn request_sized(
+        &mut self,
+        now: Timestamp,
+        shard: ShardId,
+        cause: Option<FailoverCause>,
+        bytes: u64,
+    ) -> Result<Admission, InputError> {
+        let now = self.observe(now);
+        let Some(state) = self.shards.get(shard.index()).map(|s| s.state) else {
+            return Err(self.unknown_shard());
+        };
+        if cause.is_none() && state != ShardState::Buffering {
+            return Ok(Admission::Proceed);
+        }
         let (shards, mut ctx) = self.ctx();
-        shards[shard.index()].evict_queued(slot, now, &mut ctx);
+        let admission = shards[shard.index()].request(shard, now, cause, bytes, &mut ctx);
+        let victims = ctx.foreign_victims;
+        self.evict_foreign(now, victims);
+        Ok(admission)
+    }
+
+    /// Bytes held across all shards: queued requests, plus released requests whose retries
+    /// have not finished (see [`request_sized`](Self::request_sized)).
+    pub fn held_bytes(&self) -> u64 {
+        self.pool.bytes()
+    }
+
+    /// Evicts the other shards' requests a newcomer made way for (`OldestAnywhere`): the
+    /// `victims` oldest queued requests of the buffer.
+    fn evict_foreign(&mut self, now: Timestamp, victims: usize) {
+        for _ in 0..victims {
+            let Some(slot) = self.pool.all().head() else {
+                return;
+            };
+            let shard = self.pool.entry(slot).shard;
+            let (shards, mut ctx) = self.ctx();
+            shards[shard.index()].evict_queued(slot, now, &mut ctx);
+        }
     }
 
     /// The retry of a request woken with [`Verdict::Retry`](crate::Verdict::Retry) failed
@@ -420,10 +479,12 @@ impl Buffer {
         if status.in_drain() && sb.may_requeue(now, &ctx) {
             return Ok(sb.requeue(shard, now, ticket.slot, &mut ctx));
         }
+        // Held again, it weighs what it weighed.
+        let bytes = ctx.pool.entry(ticket.slot).bytes;
         sb.finish(shard, now, ticket.slot, status, &mut ctx);
-        let admission = sb.request(shard, now, Some(cause), &mut ctx);
-        let victim = ctx.foreign_victim;
-        self.evict_foreign(now, victim);
+        let admission = sb.request(shard, now, Some(cause), bytes, &mut ctx);
+        let victims = ctx.foreign_victims;
+        self.evict_foreign(now, victims);
         self.settle();
         Ok(admission)
     }
@@ -561,7 +622,7 @@ impl Buffer {
 
     /// Changes the limits at run time: `size`, `window`, `max_failover_duration`,
     /// `min_time_between_failovers`, `drain_concurrency`, `drain_backoff`,
-    /// `proactive_start`, `eviction` and `max_per_shard` (operators raise the size during an incident).
+    /// `proactive_start`, `eviction`, `max_per_shard` and `max_bytes` (operators raise the size during an incident).
     ///
     /// `config` is checked as [`new`](Self::new) checks it, and refused with the same
     /// [`ConfigError`]; `enabled`, `dry_run` and `filter` fix each shard's mode when it is
@@ -585,6 +646,9 @@ impl Buffer {
     ///   than the cap, before a smaller size evicts anything; requests already released keep
     ///   their slots, and the shard queues nothing more until it is below the cap.
     /// * **eviction**: applies to the next request that finds no free slot.
+    /// * **max_bytes**: a lower budget evicts queued requests, oldest first across all
+    ///   shards, as a smaller size does (the two share the loop), until the bytes held fit;
+    ///   retries already released keep their bytes until they finish.
     /// * **drain_concurrency**: a higher limit releases more requests from every draining
     ///   shard at once; with a lower one, the retries already running finish and no new one
     ///   is released until fewer run than the limit.
@@ -633,8 +697,11 @@ impl Buffer {
                 sb.evict(victim.slot, now, &mut ctx);
             }
         }
-        // Shrunk: evict the oldest queued request across all shards while too many are held.
-        while self.pool.len() > self.limits.size {
+        // Shrunk: evict the oldest queued request across all shards while too many are held
+        // (slots or bytes).
+        while self.pool.len() > self.limits.size
+            || self.pool.bytes() > self.limits.sharing.max_bytes
+        {
             let oldest = self
                 .shards
                 .iter()

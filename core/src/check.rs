@@ -50,6 +50,9 @@ impl Buffer {
     /// 8. A quiet shard (idle, holding nothing) has `buffered == evicted + drained`.
     /// 9. No shard holds more than `max_per_shard` slots (or, after a reconfiguration lowered
     ///    it, nothing of the shard is queued while its retries released before hold more).
+    /// 10. The bytes held never exceed `max_bytes` (or, after a reconfiguration lowered it,
+    ///     nothing is queued while retries released before hold more), and each shard's
+    ///     `bytes_held` is the sum of its entries' sizes, at most its `peak_bytes`.
     ///
     /// Also checks its own bookkeeping: the queue links (per shard and buffer-wide), the
     /// per-shard slot counts, and that exactly the buffering
@@ -120,6 +123,18 @@ impl Buffer {
                     "a shard's count of slots held differs from the entries",
                 );
             }
+            let bytes: u64 = p
+                .pool
+                .iter()
+                .filter(|(_, e)| e.shard == id)
+                .map(|(_, e)| e.bytes)
+                .sum();
+            if bytes != p.pool.bytes_by(id) || bytes != sb.stats.bytes_held {
+                return fail(10, s, "a shard's bytes held differ from its entries");
+            }
+            if sb.stats.peak_bytes < bytes {
+                return fail(10, s, "a shard holds more bytes than its peak");
+            }
             // Above the cap only after a reconfiguration lowered it, with retries still
             // running; nothing of the shard may be queued then.
             if held > p.limits.sharing.max_per_shard && len > 0 {
@@ -157,6 +172,15 @@ impl Buffer {
         }
         if counted != p.pool.len() {
             return fail(1, None, "an entry belongs to no registered shard");
+        }
+        // Over the byte budget only after a reconfiguration lowered it, with retries still
+        // running; nothing may be queued then.
+        let bytes: u64 = p.pool.iter().map(|(_, e)| e.bytes).sum();
+        if bytes != p.pool.bytes() {
+            return fail(10, None, "the bytes held differ from the entries");
+        }
+        if bytes > p.limits.sharing.max_bytes && queued > 0 {
+            return fail(10, None, "more bytes held than max_bytes");
         }
         // The buffer-wide FIFO: exactly the queued entries, linked both ways, in deadline
         // order.

@@ -84,6 +84,14 @@ pub struct Config {
     /// request (under [`Eviction::RejectNew`], the newcomer is refused instead). `None` (the
     /// default, as in Vitess): a shard may take the whole `size`. Not in Vitess.
     pub max_per_shard: Option<usize>,
+    /// The most bytes held at once across all shards, counting the sizes requests carry
+    /// ([`Buffer::request_sized`](crate::Buffer::request_sized); a plain
+    /// [`request`](crate::Buffer::request) weighs nothing). Slots count requests, but memory
+    /// is bytes. A request that would go over evicts queued requests by the
+    /// [`eviction`](Self::eviction) policy until it fits, and fails with `BufferFull`
+    /// (evicting nothing) if even that cannot make it fit, or if it is larger than the whole
+    /// budget. `None` (the default, as in Vitess): no budget. Not in Vitess.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -101,6 +109,7 @@ impl Default for Config {
             proactive_start: true,
             eviction: Eviction::OldestOfShard,
             max_per_shard: None,
+            max_bytes: None,
         }
     }
 }
@@ -139,6 +148,8 @@ pub enum ConfigError {
     ModeSettingsChanged,
     /// `max_per_shard` is `Some(0)`: no shard could hold anything.
     MaxPerShardZero,
+    /// `max_bytes` is `Some(0)`: only requests of no size could be held.
+    MaxBytesZero,
 }
 
 impl fmt::Display for ConfigError {
@@ -179,6 +190,9 @@ impl fmt::Display for ConfigError {
                 "enabled, dry_run and the keyspace/shard list cannot change at run time: \
                  each shard's mode is fixed when it is registered",
             ),
+            ConfigError::MaxBytesZero => {
+                f.write_str("max bytes held must be >= 1 (specified value: 0)")
+            }
             ConfigError::MaxPerShardZero => {
                 f.write_str("max requests per shard must be >= 1 (specified value: 0)")
             }
@@ -227,6 +241,9 @@ impl Config {
         }
         if self.max_per_shard == Some(0) {
             return Err(ConfigError::MaxPerShardZero);
+        }
+        if self.max_bytes == Some(0) {
+            return Err(ConfigError::MaxBytesZero);
         }
         Ok(())
     }

@@ -107,6 +107,8 @@ pub(crate) struct Sharing {
     pub(crate) eviction: Eviction,
     /// `usize::MAX` when there is no cap.
     pub(crate) max_per_shard: usize,
+    /// `u64::MAX` when there is no budget.
+    pub(crate) max_bytes: u64,
 }
 
 /// How a newcomer gets its slot.
@@ -138,6 +140,32 @@ impl Sharing {
             Eviction::OldestAnywhere => evict(pool.all().head()),
             Eviction::RejectNew => Room::Refuse,
         }
+    }
+
+    /// Whether a request of `bytes` can be brought under the byte budget by evicting what
+    /// the policy allows, `unevictable` bytes of this shard's queue aside (those its window
+    /// is about to release). O(1): nothing is evicted unless all of it would fit.
+    pub(crate) fn bytes_fit(
+        &self,
+        pool: &Pool,
+        queue: &Queue,
+        bytes: u64,
+        unevictable: u64,
+    ) -> bool {
+        if bytes > self.max_bytes {
+            return false;
+        }
+        let held = pool.bytes().saturating_add(bytes);
+        if held <= self.max_bytes {
+            return true;
+        }
+        let evictable = match self.eviction {
+            Eviction::OldestOfShard => queue.bytes(),
+            Eviction::OldestAnywhere => pool.all().bytes(),
+            Eviction::RejectNew => 0,
+        }
+        .saturating_sub(unevictable);
+        held - evictable.min(held) <= self.max_bytes
     }
 
     /// Whether [`room`](Self::room) would find a slot after `shard`'s requests due at `now`

@@ -85,10 +85,12 @@ impl Held {
     }
 }
 
-/// One held request. 40 bytes, so the slab entry stays well under DESIGN's 64-byte budget.
+/// One held request. 48 bytes, so the slab entry stays well under DESIGN's 64-byte budget.
 #[derive(Debug)]
 pub(crate) struct Entry {
     generation: u64,
+    /// The size the request carries, counted against `max_bytes`.
+    pub(crate) bytes: u64,
     /// Enqueue time + window: when the window releases it.
     pub(crate) deadline: Timestamp,
     prev: u32,
@@ -106,6 +108,8 @@ pub(crate) struct Queue {
     head: u32,
     tail: u32,
     len: u32,
+    /// Bytes of the entries linked.
+    bytes: u64,
 }
 
 impl Default for Queue {
@@ -114,6 +118,7 @@ impl Default for Queue {
             head: NIL,
             tail: NIL,
             len: 0,
+            bytes: 0,
         }
     }
 }
@@ -125,6 +130,11 @@ impl Queue {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes of the entries queued.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The oldest entry's slot.
@@ -141,6 +151,10 @@ pub(crate) struct Pool {
     all: Queue,
     /// Per shard index: slots held, queued or retrying.
     held_by: Vec<u32>,
+    /// Per shard index: bytes held, queued or retrying.
+    bytes_by: Vec<u64>,
+    /// Bytes held across all shards.
+    bytes: u64,
     next_generation: u64,
     /// The owning buffer's identity, stamped on every ticket.
     buffer: u32,
@@ -160,6 +174,8 @@ impl Pool {
             entries: Slab::with_capacity(capacity),
             all: Queue::default(),
             held_by: Vec::new(),
+            bytes_by: Vec::new(),
+            bytes: 0,
             next_generation: 1,
             buffer,
         }
@@ -174,6 +190,23 @@ impl Pool {
     /// Makes room for one more shard's count of slots held.
     pub(crate) fn register(&mut self) {
         self.held_by.push(0);
+        self.bytes_by.push(0);
+    }
+
+    /// Bytes held across all shards, queued or retrying.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Bytes `shard` holds, queued or retrying.
+    pub(crate) fn bytes_by(&self, shard: ShardId) -> u64 {
+        self.bytes_by.get(shard.index()).copied().unwrap_or(0)
+    }
+
+    /// The entry after `slot` in the buffer-wide FIFO.
+    pub(crate) fn next_of_all(&self, slot: u32) -> Option<u32> {
+        let next = self.entries[slot as usize].all_next;
+        (next != NIL).then_some(next)
     }
 
     /// Slots `shard` holds: its live tickets, queued or retrying.
@@ -201,10 +234,12 @@ impl Pool {
         queue: &mut Queue,
         shard: ShardId,
         deadline: Timestamp,
+        bytes: u64,
     ) -> Ticket {
         let generation = self.issue();
         let slot = self.entries.insert(Entry {
             generation,
+            bytes,
             deadline,
             prev: queue.tail,
             next: NIL,
@@ -223,6 +258,12 @@ impl Pool {
         }
         queue.tail = slot;
         queue.len += 1;
+        queue.bytes += bytes;
+        self.all.bytes += bytes;
+        self.bytes += bytes;
+        if let Some(b) = self.bytes_by.get_mut(shard.index()) {
+            *b += bytes;
+        }
         match self.all.tail {
             NIL => self.all.head = slot,
             tail => self.entries[tail as usize].all_next = slot,
@@ -266,6 +307,9 @@ impl Pool {
             n => self.entries[n as usize].prev = slot,
         }
         queue.len += 1;
+        let bytes = self.entries[slot as usize].bytes;
+        queue.bytes += bytes;
+        self.all.bytes += bytes;
         self.requeue_all(slot, next);
         self.ticket_at(slot)
     }
@@ -318,9 +362,9 @@ impl Pool {
     /// Unlinks a queued entry from anywhere in `queue` (and from the buffer-wide FIFO), in
     /// O(1).
     pub(crate) fn unlink(&mut self, queue: &mut Queue, slot: u32) {
-        let (prev, next, all_prev, all_next) = {
+        let (prev, next, all_prev, all_next, bytes) = {
             let e = &mut self.entries[slot as usize];
-            let links = (e.prev, e.next, e.all_prev, e.all_next);
+            let links = (e.prev, e.next, e.all_prev, e.all_next, e.bytes);
             e.prev = NIL;
             e.next = NIL;
             e.all_prev = NIL;
@@ -336,6 +380,8 @@ impl Pool {
             n => self.entries[n as usize].all_prev = all_prev,
         }
         self.all.len -= 1;
+        self.all.bytes -= bytes;
+        queue.bytes -= bytes;
         match prev {
             NIL => queue.head = next,
             p => self.entries[p as usize].next = next,
@@ -388,11 +434,16 @@ impl Pool {
     }
 
     /// Ends a ticket, freeing its slot. It must not be linked in a queue.
-    pub(crate) fn remove(&mut self, slot: u32) {
+    pub(crate) fn remove(&mut self, slot: u32) -> u64 {
         let e = self.entries.remove(slot as usize);
         if let Some(n) = self.held_by.get_mut(e.shard.index()) {
             *n = n.saturating_sub(1);
         }
+        if let Some(b) = self.bytes_by.get_mut(e.shard.index()) {
+            *b = b.saturating_sub(e.bytes);
+        }
+        self.bytes = self.bytes.saturating_sub(e.bytes);
+        e.bytes
     }
 
     /// Every live entry, for the invariant checker.
@@ -482,10 +533,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_request_costs_40_bytes_and_a_ticket_16() {
+    fn a_held_request_costs_48_bytes_and_a_ticket_16() {
         // The buffer identity fits the ticket's padding, and the release reason the entry's;
-        // the buffer-wide FIFO's links cost 8 bytes.
-        assert_eq!(core::mem::size_of::<Entry>(), 40);
+        // the buffer-wide FIFO's links cost 8 bytes, the request's size 8.
+        assert_eq!(core::mem::size_of::<Entry>(), 48);
         assert_eq!(core::mem::size_of::<Ticket>(), 16);
     }
 }

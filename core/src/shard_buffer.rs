@@ -13,7 +13,7 @@ use crate::action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 use crate::config::{Config, Mode};
 use crate::error::BufferError;
 use crate::event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
-use crate::policy::{Room, Sharing};
+use crate::policy::{Eviction, Room, Sharing};
 use crate::queue::{Held, Pool, Queue, ReleaseReason};
 use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::stats::{EvictReason, ShardStats, SkipReason, StopReason};
@@ -45,6 +45,7 @@ impl Limits {
             sharing: Sharing {
                 eviction: config.eviction,
                 max_per_shard: config.max_per_shard.unwrap_or(usize::MAX),
+                max_bytes: config.max_bytes.unwrap_or(u64::MAX),
             },
         }
     }
@@ -95,10 +96,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) active: &'a mut Active,
     pub(crate) limits: &'a Limits,
     pub(crate) shut_down: bool,
-    /// A queued entry of another shard that a newcomer took the slot of
-    /// ([`Eviction::OldestAnywhere`](crate::Eviction::OldestAnywhere)): the buffer evicts it
-    /// from its shard when the input returns, since one shard cannot reach another's queue.
-    pub(crate) foreign_victim: Option<u32>,
+    /// How many entries at the head of the buffer-wide FIFO, all of other shards, a newcomer
+    /// made way for ([`Eviction::OldestAnywhere`](crate::Eviction::OldestAnywhere)): the
+    /// buffer evicts them from their shards when the input returns, since one shard cannot
+    /// reach another's queue.
+    pub(crate) foreign_victims: usize,
 }
 
 /// The episode in progress, or the last one.
@@ -205,6 +207,7 @@ impl ShardBuffer {
         id: ShardId,
         now: Timestamp,
         cause: Option<FailoverCause>,
+        bytes: u64,
         ctx: &mut Ctx<'_>,
     ) -> Admission {
         if ctx.shut_down {
@@ -247,7 +250,7 @@ impl ShardBuffer {
                 }
                 // Only a request that is actually queued may call the drain off: one the
                 // buffer refuses changes nothing (issue 10, fix 1).
-                if !self.can_enqueue_after_expiry(id, now, ctx) {
+                if !self.can_enqueue_after_expiry(id, now, bytes, ctx) {
                     self.stats.skipped.bump(SkipReason::BufferFull);
                     return Admission::Fail(BufferError::BufferFull);
                 }
@@ -263,7 +266,7 @@ impl ShardBuffer {
             self.stats.buffered_dry_run += 1;
             return Admission::Proceed;
         }
-        let admission = self.enqueue(id, now, ctx);
+        let admission = self.enqueue(id, now, bytes, ctx);
         if paused {
             ctx.out.push_back(Action::DrainPaused {
                 shard: id,
@@ -342,11 +345,25 @@ impl ShardBuffer {
 
     /// Whether a request would be queued after the window expiry a pause runs: a slot is
     /// free, or this shard will still have a queued request to evict.
-    fn can_enqueue_after_expiry(&self, id: ShardId, now: Timestamp, ctx: &Ctx<'_>) -> bool {
+    fn can_enqueue_after_expiry(
+        &self,
+        id: ShardId,
+        now: Timestamp,
+        bytes: u64,
+        ctx: &Ctx<'_>,
+    ) -> bool {
         let limits = ctx.limits;
+        let due: u64 = ctx
+            .pool
+            .walk(&self.queue, self.queue.len())
+            .map(|slot| ctx.pool.entry(slot))
+            .take_while(|e| e.deadline <= now)
+            .map(|e| e.bytes)
+            .sum();
         limits
             .sharing
             .room_after_expiry(limits.size, ctx.pool, id, &self.queue, now)
+            && limits.sharing.bytes_fit(ctx.pool, &self.queue, bytes, due)
     }
 
     fn past_max_duration(&self, now: Timestamp, limits: &Limits) -> bool {
@@ -385,25 +402,55 @@ impl ShardBuffer {
     }
 
     /// Queues a request in a buffering, enabled shard, making room if the buffer is full.
-    fn enqueue(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) -> Admission {
+    fn enqueue(&mut self, id: ShardId, now: Timestamp, bytes: u64, ctx: &mut Ctx<'_>) -> Admission {
         // Full, or at this shard's cap: the policy picks whose slot passes to the newcomer
         // (see `Eviction`). Above the size, which only a reconfiguration that shrank it
-        // leaves behind, nothing is queued anywhere, so that refuses.
+        // leaves behind, nothing is queued anywhere, so that refuses. Nothing is evicted
+        // unless the newcomer will then fit the byte budget too.
         let limits = ctx.limits;
-        match limits.sharing.room(limits.size, ctx.pool, id, &self.queue) {
-            Room::Free => {}
-            Room::Refuse => {
-                self.stats.skipped.bump(SkipReason::BufferFull);
-                return Admission::Fail(BufferError::BufferFull);
-            }
+        let sharing = limits.sharing;
+        let room = sharing.room(limits.size, ctx.pool, id, &self.queue);
+        if room == Room::Refuse || !sharing.bytes_fit(ctx.pool, &self.queue, bytes, 0) {
+            self.stats.skipped.bump(SkipReason::BufferFull);
+            return Admission::Fail(BufferError::BufferFull);
+        }
+        // Bytes of other shards' entries already given up (evicted when the input returns).
+        let mut foreign_bytes = 0;
+        match room {
             Room::Evict(slot) if ctx.pool.entry(slot).shard == id => {
                 ctx.pool.unlink(&mut self.queue, slot);
                 self.evict(slot, now, ctx);
             }
-            Room::Evict(slot) => ctx.foreign_victim = Some(slot),
+            Room::Evict(slot) => {
+                ctx.foreign_victims = 1;
+                foreign_bytes = ctx.pool.entry(slot).bytes;
+            }
+            _ => {}
+        }
+        // Over the byte budget: more victims, oldest first, by the same policy.
+        let mut cursor = match ctx.foreign_victims {
+            0 => ctx.pool.all().head(),
+            _ => ctx.pool.all().head().and_then(|h| ctx.pool.next_of_all(h)),
+        };
+        while ctx.pool.bytes() - foreign_bytes + bytes > sharing.max_bytes {
+            let victim = match sharing.eviction {
+                Eviction::OldestAnywhere => cursor,
+                _ => self.queue.head(),
+            };
+            let Some(slot) = victim else { break };
+            cursor = ctx.pool.next_of_all(slot);
+            if ctx.pool.entry(slot).shard == id {
+                ctx.pool.unlink(&mut self.queue, slot);
+                self.evict(slot, now, ctx);
+            } else {
+                ctx.foreign_victims += 1;
+                foreign_bytes += ctx.pool.entry(slot).bytes;
+            }
         }
         let deadline = now.plus_nanos(ctx.limits.window);
-        let ticket = ctx.pool.push_back(&mut self.queue, id, deadline);
+        let ticket = ctx.pool.push_back(&mut self.queue, id, deadline, bytes);
+        self.stats.bytes_held = ctx.pool.bytes_by(id);
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.stats.bytes_held);
         self.episode.first_hold.get_or_insert(now);
         self.stats.buffered += 1;
         let peak = &mut self.stats.last_requests_in_flight_max;
@@ -420,7 +467,7 @@ impl ShardBuffer {
     /// Ends an entry already unlinked from the queue with `Fail(Evicted)`.
     pub(crate) fn evict(&mut self, slot: u32, now: Timestamp, ctx: &mut Ctx<'_>) {
         let ticket = ctx.pool.ticket_at(slot);
-        ctx.pool.remove(slot);
+        self.free(slot, ctx);
         self.note_release(now);
         self.stats.evicted.bump(EvictReason::BufferFull);
         ctx.out.push_back(Action::Wake {
@@ -588,7 +635,7 @@ impl ShardBuffer {
                     self.drain_in_flight += 1;
                 }
                 // A failure ends the ticket at once.
-                Verdict::Fail(_) => ctx.pool.remove(ticket.slot),
+                Verdict::Fail(_) => self.free(ticket.slot, ctx),
             }
             ctx.out.push_back(Action::Wake {
                 ticket,
@@ -607,6 +654,12 @@ impl ShardBuffer {
                 duration: now.saturating_duration_since(self.episode.drain_start),
             }));
         }
+    }
+
+    /// Ends a ticket of this shard, freeing its slot and its bytes.
+    fn free(&mut self, slot: u32, ctx: &mut Ctx<'_>) {
+        let bytes = ctx.pool.remove(slot);
+        self.stats.bytes_held = self.stats.bytes_held.saturating_sub(bytes);
     }
 
     /// Forgets drain retries above the limit that have finished.
@@ -629,7 +682,7 @@ impl ShardBuffer {
         match status {
             Held::Queued => {
                 ctx.pool.unlink(&mut self.queue, slot);
-                ctx.pool.remove(slot);
+                self.free(slot, ctx);
                 self.note_release(now);
                 // Vitess counts a request cancelled while its drain is under way as drained:
                 // the drain had taken it on. Before the drain it is evicted.
@@ -639,9 +692,9 @@ impl ShardBuffer {
                     self.stats.evicted.bump(EvictReason::ContextDone);
                 }
             }
-            Held::Retrying(ReleaseReason::Window) => ctx.pool.remove(slot),
+            Held::Retrying(ReleaseReason::Window) => self.free(slot, ctx),
             Held::Retrying(ReleaseReason::Drain(_)) => {
-                ctx.pool.remove(slot);
+                self.free(slot, ctx);
                 self.drain_in_flight -= 1;
                 self.shrink_excess(ctx.limits);
             }

@@ -241,6 +241,11 @@ pub struct ShardStats {
     /// The same for dry-run episodes, from the dry-run count (`BufferUtilizationDryRunSum`;
     /// can exceed 100 per episode).
     pub utilization_dry_run_sum: u64,
+    /// Bytes this shard holds now (queued or retrying), from the sizes its requests carry
+    /// ([`Buffer::request_sized`](crate::Buffer::request_sized)). Not in Vitess.
+    pub bytes_held: u64,
+    /// The most bytes this shard has held at once. Not in Vitess.
+    pub peak_bytes: u64,
 }
 
 /// Refused inputs, by kind: each is also answered with an [`InputError`](crate::InputError)

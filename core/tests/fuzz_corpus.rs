@@ -82,6 +82,7 @@ fn setup(shards: usize, size: usize) -> SetUp {
         proactive_start: false,
         eviction: Eviction::OldestOfShard,
         max_per_shard: None,
+        max_bytes: None,
     }
 }
 
@@ -260,6 +261,7 @@ fn seeds() -> Vec<(&'static str, SetUp, Vec<Op>)> {
                     change_mode: false,
                     eviction: 1,
                     max_per_shard: 3,
+                    max_bytes: 0,
                 }),
                 request(1, FAIL),
                 request(1, FAIL),
@@ -274,6 +276,7 @@ fn seeds() -> Vec<(&'static str, SetUp, Vec<Op>)> {
                     change_mode: false,
                     eviction: 2,
                     max_per_shard: 2,
+                    max_bytes: 5,
                 }),
                 request(1, FAIL),
                 health(0, 2, Term::Newer, true),
@@ -298,6 +301,7 @@ fn seeds() -> Vec<(&'static str, SetUp, Vec<Op>)> {
                     change_mode: false,
                     eviction: 0,
                     max_per_shard: 0,
+                    max_bytes: 0,
                 }),
                 Op::Reconfigure(Reconf {
                     size: 0,
@@ -310,6 +314,7 @@ fn seeds() -> Vec<(&'static str, SetUp, Vec<Op>)> {
                     change_mode: false,
                     eviction: 0,
                     max_per_shard: 0,
+                    max_bytes: 0,
                 }),
                 request(1, FAIL),
                 Op::TickAtDeadline,

@@ -51,6 +51,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
         (
             0..Eviction::ALL.len(),
             prop::option::weighted(0.4, 1usize..=6),
+            prop::option::weighted(0.4, 1u64..=16),
         ),
     )
         .prop_map(
@@ -59,7 +60,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
                 (concurrency, backoff, enabled, dry_run),
                 f,
                 proactive_start,
-                (eviction, max_per_shard),
+                (eviction, max_per_shard, max_bytes),
             )| {
                 SetUp {
                     shards,
@@ -75,6 +76,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
                     proactive_start,
                     eviction: Eviction::ALL[eviction],
                     max_per_shard,
+                    max_bytes,
                 }
                 .normalised()
             },
@@ -141,6 +143,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
         (
             0u8..3,
             prop_oneof![4 => Just(0u8), 1 => Just(1u8), 4 => 2u8..=7],
+            prop_oneof![4 => Just(0u8), 1 => Just(1u8), 4 => 2u8..=15],
         ),
     )
         .prop_map(
@@ -148,7 +151,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
                 (size, window, extra),
                 (min_time, concurrency, backoff),
                 (proactive_start, change_mode),
-                (eviction, max_per_shard),
+                (eviction, max_per_shard, max_bytes),
             )| {
                 Reconf {
                     size,
@@ -161,6 +164,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
                     change_mode,
                     eviction,
                     max_per_shard,
+                    max_bytes,
                 }
             },
         )

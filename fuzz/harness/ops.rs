@@ -64,7 +64,13 @@ pub(crate) struct SetUp {
     pub(crate) eviction: Eviction,
     /// `Config::max_per_shard`, 1 to 8 when set.
     pub(crate) max_per_shard: Option<usize>,
+    /// `Config::max_bytes`, against the sizes of [`REQUEST_BYTES`].
+    pub(crate) max_bytes: Option<u64>,
 }
+
+/// The sizes requests carry, the n-th `Op::Request` taking the n-th (cyclically); a size of
+/// 0 is sent with `Buffer::request`, the others with `Buffer::request_sized`.
+pub(crate) const REQUEST_BYTES: [u64; 8] = [3, 0, 4, 1, 5, 9, 2, 6];
 
 impl SetUp {
     /// Makes the combination valid: a filter needs `enabled`, and `enabled` with `dry_run`
@@ -99,6 +105,7 @@ impl SetUp {
             proactive_start: self.proactive_start,
             eviction: self.eviction,
             max_per_shard: self.max_per_shard,
+            max_bytes: self.max_bytes,
         })
     }
 }
@@ -124,6 +131,7 @@ impl<'a> Arbitrary<'a> for SetUp {
             // every policy and cap through `Op::Reconfigure`.
             eviction: Eviction::OldestOfShard,
             max_per_shard: None,
+            max_bytes: None,
         }
         .normalised())
     }
@@ -200,6 +208,8 @@ pub(crate) struct Reconf {
     pub(crate) eviction: u8,
     /// Per-shard cap: 0 for none, 1 for 0 (invalid), `n` for `n - 1` (modulo 8).
     pub(crate) max_per_shard: u8,
+    /// Byte budget: 0 for none, 1 for 0 (invalid), `n` for `2 * (n - 1)` (modulo 16).
+    pub(crate) max_bytes: u8,
 }
 
 impl Reconf {
@@ -220,6 +230,10 @@ impl Reconf {
         config.max_per_shard = match self.max_per_shard % 8 {
             0 => None,
             n => Some(usize::from(n - 1)),
+        };
+        config.max_bytes = match self.max_bytes % 16 {
+            0 => None,
+            n => Some(2 * u64::from(n - 1)),
         };
         if self.change_mode {
             config.dry_run = !config.dry_run;
@@ -320,6 +334,8 @@ pub(crate) struct Harness {
     /// Every input from now on is stamped `Timestamp::MAX`.
     end_of_time: bool,
     transcript: Vec<Step>,
+    /// `Op::Request`s applied so far: which of [`REQUEST_BYTES`] the next one carries.
+    requests: usize,
 }
 
 /// Runs `ops` on a fresh buffer and model, then shuts down and finishes every retry;
@@ -410,6 +426,7 @@ impl Harness {
             closed_seen: false,
             end_of_time: false,
             transcript: Vec::new(),
+            requests: 0,
         })
     }
 
@@ -461,10 +478,16 @@ impl Harness {
             Op::Request { shard, cause } => {
                 let now = self.now();
                 let cause = cause.map(Cause::core);
-                let core = self
-                    .buffer
-                    .request(now, ShardId::from_index(shard.into()), cause);
-                let model = self.model.request(now.as_nanos(), shard.into(), cause);
+                let bytes = REQUEST_BYTES[self.requests % REQUEST_BYTES.len()];
+                self.requests += 1;
+                let id = ShardId::from_index(shard.into());
+                let core = match bytes {
+                    0 => self.buffer.request(now, id, cause),
+                    _ => self.buffer.request_sized(now, id, cause, bytes),
+                };
+                let model = self
+                    .model
+                    .request(now.as_nanos(), shard.into(), cause, bytes);
                 self.admit("request", core, model, shard.into())?;
                 Outcome::Admission(core)
             }
@@ -1024,6 +1047,7 @@ impl<'a> Arbitrary<'a> for ConfigInput {
             proactive_start: u.arbitrary()?,
             eviction: *u.choose(&Eviction::ALL)?,
             max_per_shard: u.arbitrary()?,
+            max_bytes: u.arbitrary()?,
         };
         let names = u.arbitrary()?;
         let times = u.arbitrary()?;

@@ -509,12 +509,13 @@ pub const BUFFER_KEYS: &[&str] = &[
     "keyspace_shards",
     "eviction",
     "max_per_shard",
+    "max_bytes",
 ];
 
 /// Sets one buffer config key from text, as `--sweep` does: booleans are `true`/`false`,
 /// counts are integers, durations are as in [`parse_duration`], `keyspace_shards` is
 /// Vitess's comma-separated list, `eviction` is `oldest_of_shard`, `oldest_anywhere` or
-/// `reject_new`, and `max_per_shard` is a count or `none`. The config is not validated here;
+/// `reject_new`, and `max_per_shard` and `max_bytes` are counts or `none`. The config is not validated here;
 /// see [`validate_buffer`].
 ///
 /// ```
@@ -570,6 +571,15 @@ pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(),
                 _ => Some(int()?),
             };
         }
+        "max_bytes" => {
+            config.max_bytes = match value {
+                "none" => None,
+                _ => Some(value.parse().map_err(|_| BufferKeyError::NotAWholeNumber {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                })?),
+            };
+        }
         "keyspace_shards" => {
             config.filter =
                 value
@@ -603,6 +613,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), BufferKeyError> {
             ConfigError::FilterRequiresEnabled => "keyspace_shards",
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
             ConfigError::MaxPerShardZero => "max_per_shard",
+            ConfigError::MaxBytesZero => "max_bytes",
             _ => "buffer",
         };
         BufferKeyError::Invalid { key, error }
@@ -1022,6 +1033,7 @@ struct RawBuffer {
     proactive_start: Option<bool>,
     eviction: Option<String>,
     max_per_shard: Option<usize>,
+    max_bytes: Option<u64>,
 }
 
 impl TryFrom<RawBuffer> for BufferToml {
@@ -1056,6 +1068,7 @@ impl TryFrom<RawBuffer> for BufferToml {
                 None => d.eviction,
             },
             max_per_shard: raw.max_per_shard.or(d.max_per_shard),
+            max_bytes: raw.max_bytes.or(d.max_bytes),
         };
         validate_buffer(&config).map_err(|e| format!("buffer.{e}"))?;
         Ok(BufferToml(config))

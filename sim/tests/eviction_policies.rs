@@ -1,4 +1,4 @@
-//! The `eviction` and `max_per_shard` buffer keys (issue 15): read from a scenario file and
+//! The `eviction`, `max_per_shard` and `max_bytes` buffer keys (issue 15): read from a scenario file and
 //! from `--sweep`, refused with the key named, and changing what a two-shard failover does.
 
 use failover_buffer::Eviction;
@@ -68,4 +68,31 @@ fn a_cap_holds_the_second_shards_requests_instead_of_refusing_them() {
     assert_eq!(anywhere.buffer_full, 0, "{anywhere:?}");
     let reject = with(Eviction::RejectNew, None);
     assert_eq!(reject.evicted, 0, "{reject:?}");
+}
+
+/// A replayed trace's sizes count against `max_bytes`: during the failover, 300 bytes are
+/// held, and the next 200 would go over a budget of 400, so the 300 make way.
+#[test]
+fn a_byte_budget_applies_to_a_traces_sizes() {
+    let text = "[service]\ndistribution = \"constant\"\ntime = \"10ms\"\n[[shards]]\nname = \"ks/0\"\nrate = 1000\n[[shards.failovers]]\nstart = \"1s\"\nduration = \"1s\"\n[buffer]\nmax_bytes = 400\n";
+    let mut scenario = Scenario::from_toml_str(text, "s.toml").expect("valid");
+    assert_eq!(scenario.buffer.max_bytes, Some(400));
+    let dir =
+        std::env::temp_dir().join(format!("failover-buffer-sim-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("sizes.csv");
+    std::fs::write(&path, "time,shard,size\n1.1s,ks/0,300\n1.2s,ks/0,200\n").expect("write");
+    scenario.trace = Some(path);
+    let report = run(&scenario, &scenario.buffer, 1).expect("runs");
+    assert_eq!(
+        (report.requests, report.errors.evicted, report.ok),
+        (2, 1, 1)
+    );
+    let unlimited = failover_buffer::Config {
+        max_bytes: None,
+        ..scenario.buffer.clone()
+    };
+    let report = run(&scenario, &unlimited, 1).expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!((report.errors.total, report.ok), (0, 2));
 }

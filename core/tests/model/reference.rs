@@ -53,6 +53,8 @@ struct ModelTicket {
     life: Life,
     /// The value the core gave it.
     handle: Option<Ticket>,
+    /// The size it carries.
+    bytes: u64,
 }
 
 /// Per-shard counters, mirroring [`ShardStats`] field by field (reasons indexed by
@@ -74,6 +76,7 @@ struct Counters {
     failover_duration_sum: Duration,
     utilization_sum: u64,
     utilization_dry_run_sum: u64,
+    peak_bytes: u64,
 }
 
 /// The current (or last) failover episode of a shard.
@@ -133,7 +136,9 @@ pub(crate) struct Model {
     order: Vec<usize>,
     /// A queued ticket of another shard that the current request's newcomer took the slot
     /// of: evicted when the input returns.
-    foreign_victim: Option<usize>,
+    foreign_victims: Vec<usize>,
+    /// `u64::MAX` when there is no budget.
+    max_bytes: u64,
     now: u64,
     shut_down: bool,
     closed: bool,
@@ -194,7 +199,8 @@ impl Model {
             eviction: config.eviction,
             max_per_shard: config.max_per_shard.unwrap_or(usize::MAX),
             order: Vec::new(),
-            foreign_victim: None,
+            foreign_victims: Vec::new(),
+            max_bytes: config.max_bytes.unwrap_or(u64::MAX),
             now: 0,
             shut_down: false,
             closed: false,
@@ -238,12 +244,13 @@ impl Model {
 
     // ----- inputs -----
 
-    /// `Buffer::request`.
+    /// `Buffer::request_sized` (`Buffer::request` is `bytes` 0).
     pub(crate) fn request(
         &mut self,
         now: u64,
         shard: usize,
         cause: Option<FailoverCause>,
+        bytes: u64,
     ) -> Result<Answer, InputError> {
         let now = self.observe(now);
         if shard >= self.shards.len() {
@@ -256,18 +263,18 @@ impl Model {
             if state != ShardState::Buffering {
                 return Ok(Answer::Proceed);
             }
-            let answer = self.hold(now, shard, false);
+            let answer = self.hold(now, shard, false, bytes);
             self.evict_foreign(now);
             return Ok(answer);
         };
-        let answer = self.failover_request(now, shard, cause);
+        let answer = self.failover_request(now, shard, cause, bytes);
         self.evict_foreign(now);
         Ok(answer)
     }
 
-    /// Evicts the other shard's ticket whose slot this input's newcomer took.
+    /// Evicts the other shards' tickets this input's newcomer made way for, oldest first.
     fn evict_foreign(&mut self, now: u64) {
-        if let Some(victim) = self.foreign_victim.take() {
+        for victim in std::mem::take(&mut self.foreign_victims) {
             let shard = self.tickets[victim].shard;
             self.shards[shard].queue.retain(|&q| q != victim);
             self.evict(now, shard, victim);
@@ -291,8 +298,9 @@ impl Model {
         if in_drain && self.may_requeue(now, shard) {
             return Ok(self.requeue(now, i));
         }
+        let bytes = self.tickets[i].bytes;
         self.end(now, i);
-        let answer = self.failover_request(now, shard, cause);
+        let answer = self.failover_request(now, shard, cause, bytes);
         self.evict_foreign(now);
         self.settle();
         Ok(answer)
@@ -324,6 +332,7 @@ impl Model {
             deadline,
             life: Life::Queued,
             handle: None,
+            bytes: self.tickets[i].bytes,
         });
         let at = self.shards[shard]
             .queue
@@ -353,7 +362,13 @@ impl Model {
     }
 
     /// A request with a failover cause on a registered shard.
-    fn failover_request(&mut self, now: u64, shard: usize, cause: FailoverCause) -> Answer {
+    fn failover_request(
+        &mut self,
+        now: u64,
+        shard: usize,
+        cause: FailoverCause,
+        bytes: u64,
+    ) -> Answer {
         let state = self.shards[shard].state;
         if self.shut_down {
             self.skip(shard, SkipReason::Shutdown);
@@ -364,13 +379,13 @@ impl Model {
             return Answer::Proceed;
         }
         match state {
-            ShardState::Buffering => self.hold(now, shard, false),
+            ShardState::Buffering => self.hold(now, shard, false, bytes),
             ShardState::Idle => {
                 if self.skip_start(now, shard, true) {
                     return Answer::Proceed;
                 }
                 self.start(now, shard, cause);
-                self.hold(now, shard, false)
+                self.hold(now, shard, false, bytes)
             }
             ShardState::Draining => {
                 if self.shards[shard].mode != Mode::Enabled {
@@ -408,13 +423,21 @@ impl Model {
                         _ => false,
                     }
                 };
-                if !room {
+                // ...and can it be brought under the byte budget, this shard's due requests
+                // no longer being evictable?
+                let due: u64 = self.shards[shard]
+                    .queue
+                    .iter()
+                    .filter(|&&q| self.tickets[q].deadline <= now)
+                    .map(|&q| self.tickets[q].bytes)
+                    .sum();
+                if !room || !self.bytes_fit(shard, bytes, due) {
                     self.skip(shard, SkipReason::BufferFull);
                     return Answer::Fail(BufferError::BufferFull);
                 }
                 self.pause(now, shard);
                 self.expire_window(now, shard);
-                self.hold(now, shard, true)
+                self.hold(now, shard, true, bytes)
             }
         }
     }
@@ -672,13 +695,14 @@ impl Model {
         self.proactive_start = config.proactive_start;
         self.eviction = config.eviction;
         self.max_per_shard = config.max_per_shard.unwrap_or(usize::MAX);
+        self.max_bytes = config.max_bytes.unwrap_or(u64::MAX);
         for shard in 0..self.shards.len() {
             while self.held_by(shard) > self.max_per_shard && !self.shards[shard].queue.is_empty() {
                 let victim = self.shards[shard].queue.remove(0);
                 self.evict(now, shard, victim);
             }
         }
-        while self.held() > self.size {
+        while self.held() > self.size || self.held_bytes(None) > self.max_bytes {
             let oldest = (0..self.shards.len())
                 .filter_map(|s| Some((self.tickets[*self.shards[s].queue.first()?].deadline, s)))
                 .min();
@@ -777,14 +801,14 @@ impl Model {
     }
 
     /// A request on a buffering shard: counted on a dry run, queued otherwise.
-    fn hold(&mut self, now: u64, shard: usize, paused: bool) -> Answer {
+    fn hold(&mut self, now: u64, shard: usize, paused: bool, bytes: u64) -> Answer {
         if self.shards[shard].mode == Mode::DryRun {
             let c = &mut self.shards[shard].counters;
             c.dry_run_max += 1;
             c.buffered_dry_run += 1;
             return Answer::Proceed;
         }
-        let answer = self.enqueue(now, shard);
+        let answer = self.enqueue(now, shard, bytes);
         if paused {
             self.actions.push_other(Action::DrainPaused {
                 shard: ShardId::from_index(shard as u32),
@@ -794,7 +818,39 @@ impl Model {
         answer
     }
 
-    fn enqueue(&mut self, now: u64, shard: usize) -> Answer {
+    /// Bytes of the live tickets (of `shard`, if given).
+    fn held_bytes(&self, shard: Option<usize>) -> u64 {
+        self.tickets
+            .iter()
+            .filter(|t| t.life != Life::Ended && shard.is_none_or(|s| s == t.shard))
+            .map(|t| t.bytes)
+            .sum()
+    }
+
+    /// Whether a request of `bytes` fits the budget once the policy has evicted all it may,
+    /// `unevictable` bytes of the shard's queue aside.
+    fn bytes_fit(&self, shard: usize, bytes: u64, unevictable: u64) -> bool {
+        if bytes > self.max_bytes {
+            return false;
+        }
+        let queued = |only: Option<usize>| -> u64 {
+            self.tickets
+                .iter()
+                .filter(|t| t.life == Life::Queued && only.is_none_or(|s| s == t.shard))
+                .map(|t| t.bytes)
+                .sum()
+        };
+        let evictable = match self.eviction {
+            Eviction::OldestOfShard => queued(Some(shard)),
+            Eviction::OldestAnywhere => queued(None),
+            _ => 0,
+        }
+        .saturating_sub(unevictable);
+        let held = self.held_bytes(None) + bytes;
+        held <= self.max_bytes || held - evictable.min(held) <= self.max_bytes
+    }
+
+    fn enqueue(&mut self, now: u64, shard: usize, bytes: u64) -> Answer {
         // Whose slot the newcomer takes: `None` for a free one, `Err` if it gets none.
         let own_oldest = self.shards[shard].queue.first().copied();
         let victim = if self.held_by(shard) >= self.max_per_shard {
@@ -818,18 +874,41 @@ impl Model {
                 _ => Err(()),
             }
         };
-        match victim {
-            Err(()) => {
-                self.skip(shard, SkipReason::BufferFull);
-                return Answer::Fail(BufferError::BufferFull);
+        // Nothing is evicted unless the newcomer then fits the byte budget too.
+        if victim.is_err() || !self.bytes_fit(shard, bytes, 0) {
+            self.skip(shard, SkipReason::BufferFull);
+            return Answer::Fail(BufferError::BufferFull);
+        }
+        // Another shard's victims are evicted when the input returns.
+        let take = |m: &mut Model, victim: usize| {
+            if m.tickets[victim].shard == shard {
+                m.shards[shard].queue.retain(|&q| q != victim);
+                m.evict(now, shard, victim);
+            } else {
+                m.foreign_victims.push(victim);
             }
-            Ok(Some(victim)) if self.tickets[victim].shard == shard => {
-                self.shards[shard].queue.retain(|&q| q != victim);
-                self.evict(now, shard, victim);
+        };
+        if let Ok(Some(victim)) = victim {
+            take(self, victim);
+        }
+        // Over the byte budget: the policy's next oldest, until it fits.
+        loop {
+            let given_up: u64 = self
+                .foreign_victims
+                .iter()
+                .map(|&v| self.tickets[v].bytes)
+                .sum();
+            if self.held_bytes(None) - given_up + bytes <= self.max_bytes {
+                break;
             }
-            // Another shard's: evicted when the input returns.
-            Ok(Some(victim)) => self.foreign_victim = Some(victim),
-            Ok(None) => {}
+            let next = match self.eviction {
+                Eviction::OldestAnywhere => self.order.iter().copied().find(|&q| {
+                    self.tickets[q].life == Life::Queued && !self.foreign_victims.contains(&q)
+                }),
+                _ => self.shards[shard].queue.first().copied(),
+            };
+            let Some(victim) = next else { break };
+            take(self, victim);
         }
         let index = self.tickets.len();
         self.tickets.push(ModelTicket {
@@ -837,9 +916,12 @@ impl Model {
             deadline: now.saturating_add(self.window),
             life: Life::Queued,
             handle: None,
+            bytes,
         });
         self.order.push(index);
+        let held = self.held_bytes(Some(shard));
         let s = &mut self.shards[shard];
+        s.counters.peak_bytes = s.counters.peak_bytes.max(held);
         s.queue.push(index);
         if let Some(e) = s.episode.as_mut() {
             e.first_hold.get_or_insert(now);
@@ -1170,6 +1252,8 @@ impl Model {
             c.utilization_dry_run_sum,
             core.utilization_dry_run_sum,
         );
+        check("bytes_held", self.held_bytes(Some(shard)), core.bytes_held);
+        check("peak_bytes", c.peak_bytes, core.peak_bytes);
         if diffs.is_empty() {
             Ok(())
         } else {

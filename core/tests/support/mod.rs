@@ -156,6 +156,25 @@ impl Harness {
         admission
     }
 
+    /// `Buffer::request_sized`: a request carrying `bytes`.
+    #[allow(dead_code, reason = "only the byte-budget tests send sizes")]
+    pub fn request_sized(
+        &mut self,
+        shard: ShardId,
+        cause: Option<FailoverCause>,
+        bytes: u64,
+    ) -> Admission {
+        let admission = self
+            .buffer
+            .request_sized(self.now, shard, cause, bytes)
+            .expect("known shard");
+        if let Admission::Wait(t) = admission {
+            assert!(self.live.insert(t, Life::Queued).is_none(), "ticket reused");
+        }
+        self.after_input();
+        admission
+    }
+
     /// A request that must be held.
     pub fn wait(&mut self, shard: ShardId, cause: Option<FailoverCause>) -> Ticket {
         match self.request(shard, cause) {

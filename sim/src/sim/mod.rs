@@ -642,7 +642,10 @@ impl<'a, O: Observer> Sim<'a, O> {
         let deadline = now.saturating_add(nanos(self.scenario.client.timeout));
         let rt = &mut self.routers[router as usize];
         let id = rt.ids[shard as usize];
-        let admission = rt.buffer.request(Timestamp::from_nanos(now), id, None);
+        // The size a trace gave it counts against the buffer's `max_bytes` (0: weightless).
+        let admission = rt
+            .buffer
+            .request_sized(Timestamp::from_nanos(now), id, None, size);
         let answer = now.saturating_add(service);
         // The common case, decided now: sent, served at once, answered in time. Nothing can
         // change its fate, so it ends here, without a table entry or an answer event (its
@@ -809,6 +812,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             return;
         };
         let shard = r.shard as usize;
+        let size = r.size;
         let now = self.ts();
         let rt = &mut self.routers[router];
         let id = rt.ids[shard];
@@ -816,7 +820,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             // A released request refused again tells the buffer its drain came too early,
             // even if that drain has just finished with this very retry.
             Some(ticket) => rt.buffer.retry_failed(now, ticket, cause),
-            None => rt.buffer.request(now, id, Some(cause)),
+            None => rt.buffer.request_sized(now, id, Some(cause), size),
         };
         match answer {
             Ok(admission) => self.admit(req, admission),
