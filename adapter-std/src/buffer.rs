@@ -471,6 +471,40 @@ impl FailoverBuffer {
         self.wait(shard, cause, Some(deadline))
     }
 
+    /// [`wait_for_failover_end`](Self::wait_for_failover_end) for a request of `bytes`
+    /// bytes: while held it counts against [`Config::max_bytes`] (and the shard's
+    /// [`ShardStats::bytes_held`]). A request that would take the buffer over its budget
+    /// evicts held requests by the [`Config::eviction`] policy until it fits, or is refused
+    /// with [`BufferError::BufferFull`] (evicting nothing) if it cannot be made to fit. The
+    /// idle fast path is the same one atomic load.
+    ///
+    /// # Panics
+    ///
+    /// If the buffer's timer thread has died (see [Lifecycle](Self#lifecycle)).
+    pub fn wait_for_failover_end_sized(
+        &self,
+        shard: &Shard,
+        cause: Option<FailoverCause>,
+        bytes: u64,
+    ) -> Result<Option<RetryGuard>, BufferError> {
+        if cause.is_none() && !shard.inner.buffering.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        block(&self.keeper, shard.id(), None, |st, now| {
+            let id = st.shard_id(&shard.inner);
+            st.core
+                .request_sized(now, id, cause, bytes)
+                .unwrap_or(Admission::Proceed)
+        })
+        .map_err(untimed)
+    }
+
+    /// Bytes held across all shards: held requests, and released ones whose retries have
+    /// not finished (see [`wait_for_failover_end_sized`](Self::wait_for_failover_end_sized)).
+    pub fn held_bytes(&self) -> u64 {
+        self.shared().lock().core.held_bytes()
+    }
+
     #[inline]
     fn wait(
         &self,

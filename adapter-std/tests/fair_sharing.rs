@@ -79,3 +79,41 @@ fn with_a_cap_the_second_shard_is_held_until_its_failover_ends() {
 fn under_oldest_anywhere_the_second_shard_takes_the_oldest_slot() {
     assert_eq!(second_shard_under(Eviction::OldestAnywhere, None), Ok(true));
 }
+
+/// A byte budget of 10: a held 6-byte request makes way for a second 6-byte one, and a
+/// request larger than the budget is refused at once.
+#[test]
+fn sized_requests_count_against_the_byte_budget() {
+    let (buffer, _clock) = manual(Config {
+        enabled: true,
+        max_bytes: Some(10),
+        ..Config::default()
+    });
+    let shard = buffer.register_shard("commerce", "0");
+    buffer.health(&shard, stamp(1, 1, true)).unwrap();
+    let spawn = |bytes| {
+        let (buffer, shard) = (buffer.clone(), shard.clone());
+        thread::spawn(move || {
+            buffer
+                .wait_for_failover_end_sized(&shard, Some(FailoverCause::Reparent), bytes)
+                .map(|guard| guard.is_some())
+        })
+    };
+    let first = spawn(6);
+    eventually("the first is held", || buffer.held_bytes() == 6);
+    let second = spawn(6);
+    assert_eq!(first.join().unwrap(), Err(BufferError::Evicted));
+    eventually("the second is held", || {
+        buffer.stats(&shard).bytes_held == 6
+    });
+    assert_eq!(
+        buffer
+            .wait_for_failover_end_sized(&shard, Some(FailoverCause::Reparent), 11)
+            .map(|guard| guard.is_some()),
+        Err(BufferError::BufferFull)
+    );
+    buffer.health(&shard, stamp(2, 2, true)).unwrap();
+    assert_eq!(second.join().unwrap(), Ok(true));
+    eventually("everything is done", || buffer.held_bytes() == 0);
+    assert_eq!(buffer.stats(&shard).peak_bytes, 6);
+}

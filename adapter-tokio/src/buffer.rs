@@ -42,7 +42,7 @@ use crate::wait::{Ask, RetryGuard, Wait};
 /// See the [crate documentation](crate) for the calling pattern.
 #[derive(Clone)]
 pub struct FailoverBuffer {
-    keeper: Arc<Keeper>,
+    pub(crate) keeper: Arc<Keeper>,
 }
 
 /// A registered `keyspace/shard`, as returned by [`FailoverBuffer::register_shard`].
@@ -54,7 +54,7 @@ pub struct FailoverBuffer {
 /// the buffer that issued it; another buffer treats it as an unknown shard.
 #[derive(Clone)]
 pub struct Shard {
-    cell: Arc<ShardCell>,
+    pub(crate) cell: Arc<ShardCell>,
 }
 
 impl Shard {

@@ -100,6 +100,7 @@ mod layer;
 pub mod plan;
 mod retry;
 mod shared;
+mod sized;
 mod telemetry;
 mod wait;
 

@@ -33,12 +33,14 @@ pub(crate) enum Ask {
     Request(Option<FailoverCause>),
     /// A released request's retry failed again with this failover error.
     RetryFailed(Ticket, FailoverCause),
+    /// A request carrying this many bytes (`Config::max_bytes`).
+    RequestSized(Option<FailoverCause>, u64),
 }
 
 impl Ask {
     fn cause(self) -> Option<FailoverCause> {
         match self {
-            Ask::Request(cause) => cause,
+            Ask::Request(cause) | Ask::RequestSized(cause, _) => cause,
             Ask::RetryFailed(_, cause) => Some(cause),
         }
     }
@@ -74,6 +76,7 @@ impl<'a> Wait<'a> {
             // it is not ours to hold.
             let answer = match ask {
                 Ask::Request(cause) => state.core.request(now, id, cause),
+                Ask::RequestSized(cause, bytes) => state.core.request_sized(now, id, cause, bytes),
                 Ask::RetryFailed(ticket, cause) => state.core.retry_failed(now, ticket, cause),
             };
             let admission = answer.unwrap_or(Admission::Proceed);
@@ -182,7 +185,7 @@ impl Drop for Wait<'_> {
                 telemetry::retry_done(self.cell, ticket);
                 return;
             }
-            Stage::Start(Ask::Request(_)) | Stage::Done => return,
+            Stage::Start(Ask::Request(_) | Ask::RequestSized(..)) | Stage::Done => return,
         };
         // The waker comes back out, to be dropped after the lock.
         let waiter = self
