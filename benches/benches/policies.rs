@@ -120,5 +120,64 @@ fn free(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, full, free);
+/// Sized requests against a byte budget that binds before the slots do: 1,000 requests of
+/// 4 bytes each into a budget of 4,000 bytes already spent, each evicting the oldest (of its
+/// shard, or of any shard), against the same requests into an empty budget.
+fn bytes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("policies/request_sized");
+    group.throughput(Throughput::Elements(SIZE as u64));
+    let budget = |eviction| Config {
+        eviction,
+        max_bytes: Some(4 * SIZE as u64),
+        ..config(10 * SIZE, 1)
+    };
+    let filled = |config: Config, held: usize| {
+        let mut buffer = Buffer::new(config).expect("valid");
+        let a = buffer.register_shard("bench", "a");
+        let now = Timestamp::from_secs(1);
+        buffer.health(now, a, serving(1)).expect("known shard");
+        for _ in 0..held {
+            let _ = black_box(buffer.request_sized(now, a, Some(CAUSE), 4));
+        }
+        while buffer.poll_action().is_some() {}
+        (buffer, a)
+    };
+    let sized = |buffer: &mut Buffer, shard| {
+        let now = Timestamp::from_secs(1);
+        let mut waited = 0;
+        for _ in 0..SIZE {
+            if matches!(
+                buffer.request_sized(black_box(now), black_box(shard), Some(CAUSE), 4),
+                Ok(Admission::Wait(_))
+            ) {
+                waited += 1;
+            }
+            while buffer.poll_action().is_some() {}
+        }
+        waited
+    };
+    for (name, eviction, held) in [
+        ("with_room", Eviction::OldestOfShard, 0),
+        ("over_budget/oldest_of_shard", Eviction::OldestOfShard, SIZE),
+        (
+            "over_budget/oldest_anywhere",
+            Eviction::OldestAnywhere,
+            SIZE,
+        ),
+    ] {
+        group.bench_function(BenchmarkId::from_parameter(name), |bench| {
+            bench.iter_batched(
+                || filled(budget(eviction), held),
+                |(mut buffer, a)| {
+                    black_box(sized(&mut buffer, a));
+                    buffer
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, full, free, bytes);
 criterion_main!(benches);

@@ -278,6 +278,37 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_above_its_cap_is_caught() {
+        let (mut b, _, _) = buffering(2, 1);
+        b.corrupt().2.sharing.max_per_shard = 1;
+        assert_eq!(
+            caught(&b),
+            (9, "a shard holds more slots than max_per_shard")
+        );
+    }
+
+    #[test]
+    fn more_bytes_held_than_the_budget_is_caught() {
+        let (mut b, shard, _) = buffering(0, 1);
+        let held = b.request_sized(T0, shard, Some(FailoverCause::Reparent), 5);
+        assert!(matches!(held, Ok(Admission::Wait(_))));
+        b.corrupt().2.sharing.max_bytes = 4;
+        assert_eq!(caught(&b), (10, "more bytes held than max_bytes"));
+    }
+
+    #[test]
+    fn a_shards_bytes_that_differ_from_its_entries_are_caught() {
+        let (mut b, shard, _) = buffering(0, 1);
+        let held = b.request_sized(T0, shard, Some(FailoverCause::Reparent), 5);
+        assert!(matches!(held, Ok(Admission::Wait(_))));
+        b.corrupt().0[0].stats.bytes_held = 4;
+        assert_eq!(
+            caught(&b),
+            (10, "a shard's bytes held differ from its entries")
+        );
+    }
+
+    #[test]
     fn more_held_than_the_size_is_caught() {
         let (mut b, _, _) = buffering(2, 1);
         b.corrupt().2.size = 1;
