@@ -476,7 +476,7 @@ impl Buffer {
         let (shard, status) = self.live(ticket, true)?;
         let (shards, mut ctx) = self.ctx();
         let sb = &mut shards[shard.index()];
-        if status.in_drain() && sb.may_requeue(now, &ctx) {
+        if status.in_drain() && sb.may_requeue(shard, now, &ctx) {
             return Ok(sb.requeue(shard, now, ticket.slot, &mut ctx));
         }
         // Held again, it weighs what it weighed.

@@ -278,12 +278,16 @@ impl ShardBuffer {
 
     /// Whether a retry that this shard's drain released, failing again now, goes back to the
     /// queue ([`requeue`](Self::requeue)) rather than being a fresh failover error.
-    pub(crate) fn may_requeue(&self, now: Timestamp, ctx: &Ctx<'_>) -> bool {
+    /// Not while a reconfiguration left more held than the size, the byte budget or the
+    /// shard's cap allow: nothing is queued then.
+    pub(crate) fn may_requeue(&self, id: ShardId, now: Timestamp, ctx: &Ctx<'_>) -> bool {
         !ctx.shut_down
             && self.mode == Mode::Enabled
             && self.episode.release == Verdict::Retry
             && self.may_pause(now, ctx.limits)
             && ctx.pool.len() <= ctx.limits.size
+            && ctx.pool.bytes() <= ctx.limits.sharing.max_bytes
+            && ctx.pool.held_by(id) <= ctx.limits.sharing.max_per_shard
     }
 
     /// A drain-released retry failed again with a failover error: proof that the new primary

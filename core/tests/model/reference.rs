@@ -314,6 +314,8 @@ impl Model {
             && verdict == Verdict::Retry
             && self.may_pause(now, shard)
             && self.held() <= self.size
+            && self.held_bytes(None) <= self.max_bytes
+            && self.held_by(shard) <= self.max_per_shard
     }
 
     /// The request of ticket `i` is held again: a new ticket with the same deadline, queued
