@@ -60,8 +60,3 @@ pub use stats::{
 };
 pub use ticket::{Ticket, TicketError};
 pub use time::Timestamp;
-
-/// The root README's Rust examples, compiled and run as doctests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
