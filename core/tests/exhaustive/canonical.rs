@@ -5,10 +5,14 @@
 //! which can run ahead of the buffer's (`Op::Wait`) or behind it (a negative `Op::Tick`).
 //!
 //! Two states with the same canonical form behave the same from then on, for every input
-//! sequence, up to renaming tickets, shifting time and shifting terms, and up to the values
-//! of counters that only ever grow. Each rewrite below is sound for a reason read off the
-//! core's code (`core/src/`); a field not named here is kept verbatim, which is always sound
-//! (it can only keep apart states that could have merged):
+//! sequence, up to renaming tickets, shards and primaries, shifting time and terms, and
+//! adding to counters. Each rewrite is sound for a reason read off the core's code
+//! (`core/src/`); a field not named here is kept verbatim, which is always sound (it can
+//! only keep apart states that could have merged). The **structural** rules 1–5 hold
+//! whatever the core's rules are; the **full** form adds rules 6–8, which rely on named
+//! facts of today's rules, and rule 9 on a reported duration's value being no input to any
+//! decision. `merging_rules_lose_no_state` checks them empirically: exploring with the
+//! structural form reaches exactly the same full forms.
 //!
 //! 1. **Tickets are renamed by order of issue among the live ones** (`#0` is the oldest
 //!    live ticket). The core reads a ticket's generation and slot only to tell tickets
@@ -26,19 +30,34 @@
 //!    to zero, but the buffer clamps any input below `now` to `now` anyway, so the
 //!    difference shows only in `clock_regressions`, a counter; see 4.)
 //! 3. **Terms are taken relative to each shard's highest term.** A stamp below the highest
-//!    is refused before any other rule reads it, so an accepted stamp's term is compared
-//!    only with the highest term and with the episode's `start_term` (which is at most the
-//!    highest); the harness picks stamp terms relative to the highest, too. So the highest
-//!    becomes `H`, and a `start_term` below it becomes `H-` (below the highest, every
-//!    accepted stamp is newer than it, whatever its value). A highest term of 0 is kept
-//!    verbatim: there the harness's "older" stamp saturates to the same term.
-//! 4. **Counters are dropped**, except `last_requests_in_flight_max` and
-//!    `last_requests_dry_run_max`, the only ones a rule reads (`stop` reports them). The
-//!    others (`ShardStats`, `InputStats`) are only ever added to, and every change to them
-//!    is compared with the model at the step it happens, so two states that differ only
-//!    in them have the same future up to those offsets.
+//!    is refused before any other rule reads it, and the harness picks stamp terms
+//!    relative to the highest. A highest term of 0 is kept verbatim: there the harness's
+//!    "older" stamp saturates to the same term.
+//! 4. **Counters are reduced to what rules read**: each shard's balance `buffered -
+//!    evicted - drained` (invariant 8 compares it when the shard is quiet) and the
+//!    episode's peaks `last_requests_*_max` (its first stop reports them). The others
+//!    (`ShardStats`, `InputStats`) are only ever added to, and every change to them is
+//!    compared with the model at the step it happens.
 //! 5. **What never changes after set-up is dropped**: the config, the limits and the
 //!    shard names.
+//! 6. **Shards of the same mode are interchangeable**: every permutation of them is
+//!    printed (renaming `ShardId`s and reordering `Active::pos`) and the least print is
+//!    the form. The alphabet offers every input on every shard alike, and a shard's names
+//!    only decide its mode.
+//! 7. **Facts no rule will read again are forgotten**, each for the reason given where it
+//!    is done: `last_end`/`last_reparent` older than min time between failovers, a
+//!    `last_tick` before every live deadline, a released ticket's deadline, an episode an
+//!    idle shard can no longer reopen, a stopped episode's start once past max duration,
+//!    its `saw_not_serving` and `start_term`, a buffering shard's `drain_start`, and the
+//!    peaks once the first stop has reported them.
+//! 8. **Primaries are anonymous**: a stamp's primary is only compared for equality with
+//!    the known one, and the alphabet's two primaries are interchangeable.
+//! 9. **When a drain started is not kept.** `drain_start` is read by one rule only, to
+//!    report `DrainFinished`'s duration; no decision reads it. Two states that differ in it
+//!    alone go through the same states, actions and answers, except for that one reported
+//!    duration, which is compared with the model whenever it is reported (as counters are,
+//!    rule 4). Without this rule a drain waiting on a retry while time passes is a new
+//!    state at every step, and the state space has no end.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -49,9 +68,11 @@ use super::debug_tree::{self, Value};
 
 /// A state's canonical form, and the facts about it that the alphabet needs.
 pub(crate) struct Canonical {
-    /// A 128-bit fingerprint of `text`.
+    /// A 128-bit fingerprint of `text`: the full form (rules 1–8).
     pub(crate) key: u128,
-    /// The canonical form, printed.
+    /// The fingerprint of the structural form (rules 1–5), if asked for.
+    pub(crate) structural_key: Option<u128>,
+    /// The full form, printed.
     pub(crate) text: String,
     /// Tickets queued, in all shards.
     pub(crate) queued: usize,
@@ -63,12 +84,14 @@ pub(crate) struct Canonical {
     pub(crate) clock_offset: i128,
 }
 
-/// The canonical form of `buffer` with the harness clock at `clock_ns`.
-pub(crate) fn canonical(buffer: &Buffer, clock_ns: i64) -> Result<Canonical, String> {
+/// The canonical form of `buffer` with the harness clock at `clock_ns`; with `structural`,
+/// the structural form's fingerprint too.
+pub(crate) fn canonical(
+    buffer: &Buffer,
+    clock_ns: i64,
+    structural: bool,
+) -> Result<Canonical, String> {
     let tree = debug_tree::parse(&format!("{buffer:#?}"))?;
-    let Value::Struct(_, fields) = &tree else {
-        return Err("Buffer does not print as a struct".into());
-    };
     let now = tree
         .field("now")
         .and_then(Value::atom)
@@ -76,16 +99,40 @@ pub(crate) fn canonical(buffer: &Buffer, clock_ns: i64) -> Result<Canonical, Str
         .ok_or("Buffer has no `now`")?;
     let limits = tree.field("limits").ok_or("Buffer has no `limits`")?;
     let pool = Pool::read(tree.field("pool").ok_or("Buffer has no `pool`")?)?;
-    let norm = Norm {
+    let clock_offset = i128::from(clock_ns) - i128::from(now);
+    let mut norm = Norm {
         now,
         max_failover_duration: number(limits.field("max_failover_duration"), "max duration")?,
         min_time_between_failovers: number(
             limits.field("min_time_between_failovers"),
             "min time between failovers",
         )?,
+        full: true,
     };
-    let clock_offset = i128::from(clock_ns) - i128::from(now);
+    let text = form(&tree, &pool, &norm, clock_offset)?;
+    let structural_key = if structural {
+        norm.full = false;
+        Some(fingerprint(&form(&tree, &pool, &norm, clock_offset)?))
+    } else {
+        None
+    };
+    let queued = pool.live.iter().filter(|e| e.status == "Queued").count();
+    Ok(Canonical {
+        key: fingerprint(&text),
+        structural_key,
+        queued,
+        released: pool.live.len() - queued,
+        last_ended: pool.last_ended,
+        clock_offset,
+        text,
+    })
+}
 
+/// The printed form of a parsed `Buffer`.
+fn form(tree: &Value, pool: &Pool, norm: &Norm, clock_offset: i128) -> Result<String, String> {
+    let Value::Struct(_, fields) = tree else {
+        return Err("Buffer does not print as a struct".into());
+    };
     let mut shards = Vec::new();
     let mut rest = vec![(
         "clock".to_string(),
@@ -99,36 +146,41 @@ pub(crate) fn canonical(buffer: &Buffer, clock_ns: i64) -> Result<Canonical, Str
                     return Err("`shards` is not a list".into());
                 };
                 for s in list {
-                    shards.push(shard(s, &pool, &norm)?);
+                    shards.push(shard(s, pool, norm)?);
                 }
                 continue;
             }
-            "pool" => pool.canonical(&norm),
-            "last_tick" => last_tick(value, &pool, &norm),
-            _ => norm.value(value, &pool),
+            "pool" => pool.canonical(norm, &draining(tree)),
+            "last_tick" => last_tick(value, pool, norm),
+            _ => norm.value(value, pool),
         };
         rest.push((name.clone(), kept));
     }
-    let text = symmetric_minimum(&shards, &rest);
-    let queued = pool.live.iter().filter(|e| e.status == "Queued").count();
-    Ok(Canonical {
-        key: fingerprint(&text),
-        queued,
-        released: pool.live.len() - queued,
-        last_ended: pool.last_ended,
-        clock_offset,
-        text,
-    })
+    Ok(symmetric_minimum(&shards, &rest, norm.full))
 }
 
-/// Rule 6: shards of the same mode are interchangeable. Every permutation of such shards
-/// is printed, renaming `ShardId`s to match, and the least print is the canonical form.
-/// Sound because the alphabet offers every input on every shard alike, and a shard's
-/// names only decide its mode.
-fn symmetric_minimum(shards: &[Value], rest: &[(String, Value)]) -> String {
+/// The indices of the shards that are draining.
+fn draining(tree: &Value) -> Vec<usize> {
+    match tree.field("shards") {
+        Some(Value::List(shards)) => (0..shards.len())
+            .filter(|&i| shards[i].field("state").and_then(Value::atom) == Some("Draining"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Rule 6: the least print over the permutations of shards of the same mode (only the
+/// identity in the structural form).
+fn symmetric_minimum(shards: &[Value], rest: &[(String, Value)], full: bool) -> String {
     let modes: Vec<Option<&Value>> = shards.iter().map(|s| s.field("mode")).collect();
+    let identity: Vec<usize> = (0..shards.len()).collect();
+    let perms = if full {
+        permutations(shards.len())
+    } else {
+        vec![identity]
+    };
     let mut best: Option<String> = None;
-    for perm in permutations(shards.len()) {
+    for perm in perms {
         // perm[old] = new; only permutations that keep every shard's mode.
         if (0..shards.len()).any(|i| modes[i] != modes[perm[i]]) {
             continue;
@@ -150,6 +202,7 @@ fn symmetric_minimum(shards: &[Value], rest: &[(String, Value)]) -> String {
     best.unwrap_or_default()
 }
 
+/// Every permutation of `0..n`, as `perm[old] = new`.
 fn permutations(n: usize) -> Vec<Vec<usize>> {
     if n == 0 {
         return vec![Vec::new()];
@@ -209,9 +262,14 @@ fn rename_shards(v: &Value, perm: &[usize]) -> Value {
     }
 }
 
+fn none() -> Value {
+    Value::Atom("None".into())
+}
+
 /// Rule 7 (`last_tick`): read only by invariant 5, against the head of a buffering queue.
-/// Before every live ticket's deadline it can never flag anything (tickets issued later
-/// have deadlines after `now`), so it is then the same as no tick at all.
+/// Before every queued ticket's deadline it can never flag anything (a released ticket
+/// never queues again, and tickets issued later have deadlines after `now`), so it is then
+/// the same as no tick at all.
 fn last_tick(v: &Value, pool: &Pool, norm: &Norm) -> Value {
     let at = v
         .option()
@@ -219,10 +277,16 @@ fn last_tick(v: &Value, pool: &Pool, norm: &Norm) -> Value {
         .and_then(Value::atom)
         .and_then(timestamp_nanos);
     match at {
-        Some(t) if pool.live.iter().any(|e| e.deadline.is_some_and(|d| d <= t)) => {
-            norm.value(v, pool)
+        Some(t)
+            if norm.full
+                && !pool
+                    .live
+                    .iter()
+                    .any(|e| e.status == "Queued" && e.deadline.is_some_and(|d| d <= t)) =>
+        {
+            none()
         }
-        _ => Value::Atom("None".into()),
+        _ => norm.value(v, pool),
     }
 }
 
@@ -235,11 +299,14 @@ fn timestamp_nanos(atom: &str) -> Option<u64> {
     Some(secs.parse::<u64>().ok()? * 1_000_000_000 + frac.parse::<u64>().ok()?)
 }
 
-/// The rewrites that apply anywhere: instants relative to `now`, tickets by rank.
+/// The rewrites that apply anywhere (instants relative to `now`, tickets by rank), and
+/// what the other rules need.
 struct Norm {
     now: u64,
     max_failover_duration: u64,
     min_time_between_failovers: u64,
+    /// The full form (rules 1–8), or the structural one (1–5).
+    full: bool,
 }
 
 impl Norm {
@@ -282,6 +349,7 @@ struct Entry {
     next: Option<u32>,
     status: String,
     deadline: Option<u64>,
+    shard: Option<usize>,
     /// Every field but the generation and the links, normalised later.
     rest: Vec<(String, Value)>,
 }
@@ -312,15 +380,14 @@ impl Pool {
             return Err("Pool has no `entries` map (print it with {:#?})".into());
         };
         let next_generation: u64 = number(v.field("next_generation"), "next_generation")?;
-        let mut live = Vec::new();
-        let mut slots = Vec::new();
+        let mut read = Vec::new();
         for (k, e) in entries {
             let slot: u32 = number(Some(k), "a slot")?;
             let Value::Struct(_, fields) = e else {
                 return Err("a slab entry is not a struct".into());
             };
             let next: u32 = number(e.field("next"), "next")?;
-            live.push(Entry {
+            let entry = Entry {
                 generation: number(e.field("generation"), "generation")?,
                 next: (next != NIL).then_some(next),
                 status: e.field("status").and_then(Value::atom).unwrap_or("").into(),
@@ -328,36 +395,37 @@ impl Pool {
                     .field("deadline")
                     .and_then(Value::atom)
                     .and_then(timestamp_nanos),
+                shard: match e.field("shard") {
+                    Some(Value::Tuple(_, id)) => id
+                        .first()
+                        .and_then(Value::atom)
+                        .and_then(|a| a.parse().ok()),
+                    _ => None,
+                },
                 rest: fields
                     .iter()
                     .filter(|(n, _)| !matches!(n.as_str(), "generation" | "prev" | "next"))
                     .cloned()
                     .collect(),
-            });
-            slots.push(slot);
+            };
+            read.push((slot, entry));
         }
-        let mut order: Vec<usize> = (0..live.len()).collect();
-        order.sort_by_key(|&i| live[i].generation);
-        let mut by_slot = HashMap::new();
-        let mut sorted = Vec::new();
-        let mut taken: Vec<Option<Entry>> = live.into_iter().map(Some).collect();
-        for (rank, &i) in order.iter().enumerate() {
-            by_slot.insert(slots[i], rank);
-            sorted.push(taken[i].take().expect("each entry once"));
-        }
-        let rank = sorted
+        read.sort_by_key(|(_, e)| e.generation);
+        let by_slot = read.iter().enumerate().map(|(r, (s, _))| (*s, r)).collect();
+        let rank = read
             .iter()
             .enumerate()
-            .map(|(r, e)| (e.generation, r))
+            .map(|(r, (_, e))| (e.generation, r))
             .collect();
+        let live: Vec<Entry> = read.into_iter().map(|(_, e)| e).collect();
         // Generations are handed out 1, 2, 3, ..: the n-th ticket issued (the harness's
         // index n) has generation n + 1, and the newest one not live has ended.
         let last_ended = (1..next_generation)
             .rev()
-            .find(|g| !sorted.iter().any(|e| e.generation == *g))
+            .find(|g| !live.iter().any(|e| e.generation == *g))
             .map(|g| (g - 1) as usize);
         Ok(Pool {
-            live: sorted,
+            live,
             by_slot,
             rank,
             last_ended,
@@ -394,11 +462,35 @@ impl Pool {
         Ok(Value::List(ranks))
     }
 
-    fn canonical(&self, norm: &Norm) -> Value {
+    /// The live entries by rank. Rule 7: a released ticket's deadline is never read again
+    /// (only queued tickets' deadlines are, and a released ticket never queues again); a
+    /// queued ticket's deadline that has passed while its shard drains is read only by a
+    /// drain back-off, which releases every such ticket at once, in queue order, whatever
+    /// the deadline's value (a draining shard has no timer to show it).
+    fn canonical(&self, norm: &Norm, draining: &[usize]) -> Value {
         let live = self
             .live
             .iter()
-            .map(|e| Value::Struct(String::new(), norm_fields(&e.rest, norm, self)))
+            .map(|e| {
+                let fields = e
+                    .rest
+                    .iter()
+                    .filter(|(n, _)| !(norm.full && n == "deadline" && e.status != "Queued"))
+                    .map(|(n, v)| {
+                        let due = norm.full
+                            && n == "deadline"
+                            && e.deadline.is_some_and(|d| d <= norm.now)
+                            && e.shard.is_some_and(|s| draining.contains(&s));
+                        let v = if due {
+                            Value::Atom("due".into())
+                        } else {
+                            norm.value(v, self)
+                        };
+                        (n.clone(), v)
+                    })
+                    .collect();
+                Value::Struct(String::new(), fields)
+            })
             .collect();
         Value::Struct(
             String::new(),
@@ -413,15 +505,8 @@ impl Pool {
     }
 }
 
-fn norm_fields(fields: &[(String, Value)], norm: &Norm, pool: &Pool) -> Vec<(String, Value)> {
-    fields
-        .iter()
-        .map(|(n, v)| (n.clone(), norm.value(v, pool)))
-        .collect()
-}
-
-/// A `ShardBuffer`: names dropped, queue as ranks, terms relative, primary anonymous,
-/// counters reduced to what rules read, and facts that no rule will read again forgotten.
+/// A `ShardBuffer`: names dropped, queue as ranks, terms relative, counters reduced, and
+/// in the full form, primary anonymous and facts no rule will read again forgotten.
 fn shard(v: &Value, pool: &Pool, norm: &Norm) -> Result<Value, String> {
     let Value::Struct(name, fields) = v else {
         return Err("a shard is not a struct".into());
@@ -438,11 +523,10 @@ fn shard(v: &Value, pool: &Pool, norm: &Norm) -> Result<Value, String> {
         let kept = match n.as_str() {
             "keyspace" | "shard" => continue,
             "queue" => pool.walk(number(value.field("head"), "queue head")?)?,
-            "stats" => counters_read_by_rules(value, episode.peak_read_again()),
-            "highest_term" => term(highest, highest),
-            // Rule 8: only compared with a stamp's primary, and the alphabet's two primaries
-            // are interchangeable.
-            "primary" => match value.option() {
+            "stats" => counters_read_by_rules(value, !norm.full || episode.peaks_read_again()),
+            "highest_term" => term(highest, highest, norm.full),
+            // Rule 8.
+            "primary" if norm.full => match value.option() {
                 Some(Some(_)) => Value::Atom("Some(known)".into()),
                 _ => norm.value(value, pool),
             },
@@ -465,8 +549,8 @@ fn recent(v: &Value, pool: &Pool, norm: &Norm) -> Value {
         .and_then(Value::atom)
         .and_then(timestamp_nanos);
     match at {
-        Some(t) if norm.now.saturating_sub(t) >= norm.min_time_between_failovers => {
-            Value::Atom("None".into())
+        Some(t) if norm.full && norm.now.saturating_sub(t) >= norm.min_time_between_failovers => {
+            none()
         }
         _ => norm.value(v, pool),
     }
@@ -480,7 +564,6 @@ struct Episode {
     alive: bool,
     stopped: bool,
     past_max: bool,
-    buffering: bool,
 }
 
 impl Episode {
@@ -510,20 +593,24 @@ impl Episode {
             alive,
             stopped: stopped.is_some(),
             past_max,
-            buffering: state == "Buffering",
         })
     }
 
     /// `last_requests_*_max` are read by the episode's first stop only; `start` resets them.
-    fn peak_read_again(&self) -> bool {
+    fn peaks_read_again(&self) -> bool {
         self.alive && !self.stopped
     }
 
-    /// Rule 7 (the episode): an episode no rule can read again is forgotten (an idle
-    /// shard's next episode starts afresh: `start` overwrites every field). Within a live
-    /// episode, `start` is read to compare with max failover duration (past it, always
-    /// past) and, at the first stop only, to report the duration; `drain_start` is
-    /// overwritten by the stop that ends buffering before any drain reports it.
+    /// Rule 7 (the episode). An episode no rule can read again is forgotten: an idle
+    /// shard's next episode starts afresh (`Episode::new` sets every field). Within a live
+    /// episode:
+    /// * `start` is read to compare with max failover duration (once past, always past)
+    ///   and, at the first stop only, to report the duration;
+    /// * once stopped, `saw_not_serving` and `start_term` are never read: a stopped episode
+    ///   buffers again only through a drain back-off, which sets `resume_at`, and while it
+    ///   is set any serving stamp ends buffering whatever they say;
+    /// * a buffering shard's `drain_start` is overwritten by the stop that ends buffering
+    ///   before any drain reports it (and rule 9 drops it while draining).
     fn canonical(
         &self,
         v: &Value,
@@ -531,7 +618,7 @@ impl Episode {
         pool: &Pool,
         norm: &Norm,
     ) -> Result<Value, String> {
-        if !self.alive {
+        if norm.full && !self.alive {
             return Ok(Value::Atom("over".into()));
         }
         let Value::Struct(name, fields) = v else {
@@ -539,17 +626,24 @@ impl Episode {
         };
         let mut out = Vec::new();
         for (n, fv) in fields {
-            let kept = match n.as_str() {
-                "start" if self.past_max && self.stopped => Value::Atom("past max".into()),
-                "drain_start" if self.buffering => continue,
-                "start_term" => {
-                    let t = fv
-                        .option()
-                        .and_then(|t| t.map(|t| number::<u64>(Some(t), "start_term")))
-                        .transpose()?;
-                    term(t, highest)
-                }
-                _ => norm.value(fv, pool),
+            let forget = norm.full
+                && match n.as_str() {
+                    "start" => self.past_max && self.stopped,
+                    "saw_not_serving" | "start_term" => self.stopped,
+                    // Rule 9 while draining, rule 7 while buffering.
+                    "drain_start" => true,
+                    _ => false,
+                };
+            let kept = if forget {
+                Value::Atom("_".into())
+            } else if n == "start_term" {
+                let t = fv
+                    .option()
+                    .and_then(|t| t.map(|t| number::<u64>(Some(t), "start_term")))
+                    .transpose()?;
+                term(t, highest, norm.full)
+            } else {
+                norm.value(fv, pool)
             };
             out.push((n.clone(), kept));
         }
@@ -558,8 +652,8 @@ impl Episode {
 }
 
 /// Rule 4: of the counters, what a rule reads: each shard's balance `buffered - evicted -
-/// drained` (invariant 8 compares them), and the episode's peaks while its first stop may
-/// still report them.
+/// drained` (invariant 8), and the episode's peaks while its first stop may still report
+/// them (rule 7; always, in the structural form).
 fn counters_read_by_rules(stats: &Value, peaks: bool) -> Value {
     let Value::Struct(name, fields) = stats else {
         return stats.clone();
@@ -598,12 +692,15 @@ fn counters_read_by_rules(stats: &Value, peaks: bool) -> Value {
     Value::Struct(name.clone(), out)
 }
 
-/// A term relative to the shard's highest (rule 3).
-fn term(t: Option<u64>, highest: Option<u64>) -> Value {
+/// Rule 3: a term relative to the shard's highest. In the full form a `start_term` below
+/// the highest is just "below" (rule 7: an accepted stamp is at least the highest, so it
+/// is newer than any such start term, whatever its value).
+fn term(t: Option<u64>, highest: Option<u64>, full: bool) -> Value {
     let text = match (t, highest) {
         (None, _) => "None".to_string(),
         (Some(t), None | Some(0)) => t.to_string(),
-        (Some(t), Some(h)) if t < h => "H-".into(),
+        (Some(t), Some(h)) if t < h && full => "H-".into(),
+        (Some(t), Some(h)) if t < h => format!("H-{}", h - t),
         (Some(t), Some(h)) => format!("H+{}", t - h),
     };
     Value::Atom(text)

@@ -24,12 +24,23 @@ use super::alphabet::{self, Live, Steps};
 use super::canonical::{Canonical, canonical};
 use super::ops::{Harness, Op, SetUp};
 
-/// What to explore: a set-up, the clock step, and how many inputs deep.
+/// What to explore: a set-up, the clock step, how many inputs deep, and which canonical
+/// form merges states.
 #[derive(Clone, Debug)]
 pub(crate) struct Bound {
     pub(crate) setup: SetUp,
     pub(crate) steps: Steps,
     pub(crate) depth: usize,
+    pub(crate) merge: Merge,
+}
+
+/// Which canonical form states are merged on (see `canonical`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Merge {
+    /// Rules 1–8: the fewest states.
+    Full,
+    /// Rules 1–5 only, to check rules 6–8 lose nothing.
+    Structural,
 }
 
 /// What a finished exploration saw.
@@ -48,6 +59,9 @@ pub(crate) struct Explored {
     pub(crate) rules: BTreeSet<String>,
     /// The kinds of input tried.
     pub(crate) kinds: BTreeSet<&'static str>,
+    /// The full canonical form of every state found (distinct states under `Structural`
+    /// may share one).
+    pub(crate) classes: HashSet<u128>,
     pub(crate) elapsed: Duration,
 }
 
@@ -62,6 +76,9 @@ impl Explored {
 #[derive(Debug)]
 pub(crate) struct Counterexample {
     pub(crate) ops: Vec<Op>,
+    /// The failure came from `Harness::finish` after `ops`: a shutdown, then every
+    /// released retry reported done.
+    pub(crate) then_finish: bool,
     pub(crate) error: String,
 }
 
@@ -75,9 +92,15 @@ impl std::fmt::Display for Counterexample {
         for (i, op) in self.ops.iter().enumerate() {
             writeln!(f, "  #{i} {op:?}")?;
         }
+        if self.then_finish {
+            writeln!(f, "  then Shutdown, and RetryDone of every released ticket")?;
+        }
         write!(f, "fails with: {}", self.error)
     }
 }
+
+/// How a failure of `Harness::finish` is told apart.
+const FINISH_FAILED: &str = "after shutting down: ";
 
 struct Node {
     parent: u32,
@@ -127,8 +150,27 @@ impl Run {
         Ok(())
     }
 
-    fn canonical(&self) -> Result<Canonical, String> {
-        canonical(self.harness.buffer(), self.clock_ns)
+    fn canonical(&self, merge: Merge) -> Result<Canonical, String> {
+        canonical(
+            self.harness.buffer(),
+            self.clock_ns,
+            merge == Merge::Structural,
+        )
+    }
+
+    fn live(&self, form: &Canonical) -> Live {
+        let b = self.harness.buffer();
+        let terms_known = b
+            .shards()
+            .filter(|&id| b.highest_term(id).is_some())
+            .fold(0u8, |bits, id| bits | 1 << id.index().min(7));
+        Live {
+            queued: form.queued,
+            released: form.released,
+            last_ended: form.last_ended,
+            clock_offset: form.clock_offset,
+            terms_known,
+        }
     }
 }
 
@@ -138,14 +180,23 @@ pub(crate) fn explore(
     mut progress: impl FnMut(usize, usize, usize),
 ) -> Result<Explored, Box<Counterexample>> {
     let started = Instant::now();
-    let fail = |ops: Vec<Op>, error: String| Box::new(Counterexample { ops, error });
+    let fail = |ops: Vec<Op>, error: String| {
+        let then_finish = error.starts_with(FINISH_FAILED);
+        Box::new(Counterexample {
+            ops,
+            then_finish,
+            error,
+        })
+    };
     let root = Run::new(&bound.setup).map_err(|e| fail(Vec::new(), e))?;
-    let root_form = root.canonical().map_err(|e| fail(Vec::new(), e))?;
-    let mut seen: HashSet<u128> = HashSet::from([root_form.key]);
+    let root_form = root
+        .canonical(bound.merge)
+        .map_err(|e| fail(Vec::new(), e))?;
+    let mut seen: HashSet<u128> = HashSet::from([merge_key(&root_form, bound.merge)]);
     let mut nodes = vec![Node {
         parent: u32::MAX,
         op: Op::Shutdown,
-        live: live(&root_form),
+        live: root.live(&root_form),
     }];
     let mut explored = Explored {
         states: 1,
@@ -154,6 +205,7 @@ pub(crate) fn explore(
         closed: false,
         rules: BTreeSet::new(),
         kinds: BTreeSet::new(),
+        classes: HashSet::from([root_form.key]),
         elapsed: Duration::ZERO,
     };
     let mut frontier: Vec<u32> = vec![0];
@@ -167,16 +219,17 @@ pub(crate) fn explore(
                 let mut ops = path.clone();
                 ops.push(op);
                 let step = catch_unwind(AssertUnwindSafe(|| {
-                    transition(&bound.setup, &ops, &mut seen, &mut explored.rules)
+                    transition(bound, &ops, &mut seen, &mut explored.rules)
                 }));
                 match step {
                     Ok(Ok(None)) => {}
-                    Ok(Ok(Some(form))) => {
+                    Ok(Ok(Some((key, live)))) => {
+                        explored.classes.insert(key);
                         next.push(nodes.len() as u32);
                         nodes.push(Node {
                             parent: n,
                             op,
-                            live: live(&form),
+                            live,
                         });
                     }
                     Ok(Err(e)) => return Err(fail(ops, e)),
@@ -197,39 +250,42 @@ pub(crate) fn explore(
     Ok(explored)
 }
 
-/// Replays `ops`, the last one new; returns the state reached if it was not seen before,
-/// after checking that shutting it down ends every request.
+/// Replays `ops`, the last one new; if the state reached was not seen before, checks that
+/// shutting it down ends every request, and returns its full form's key and what the
+/// alphabet needs of it.
 fn transition(
-    setup: &SetUp,
+    bound: &Bound,
     ops: &[Op],
     seen: &mut HashSet<u128>,
     rules: &mut BTreeSet<String>,
-) -> Result<Option<Canonical>, String> {
+) -> Result<Option<(u128, Live)>, String> {
     let (last, prefix) = ops.split_last().expect("at least one op");
-    let mut run = Run::new(setup)?;
+    let mut run = Run::new(&bound.setup)?;
     for (i, op) in prefix.iter().enumerate() {
         run.apply(op).map_err(|e| {
             format!("replaying op #{i} {op:?} failed, though it passed before: {e}")
         })?;
     }
     run.apply(last)?;
-    let form = run.canonical()?;
-    rules_exercised(&run.harness, setup.shards, rules);
-    if !seen.insert(form.key) {
+    let form = run.canonical(bound.merge)?;
+    rules_exercised(&run.harness, bound.setup.shards, rules);
+    if !seen.insert(merge_key(&form, bound.merge)) {
         return Ok(None);
+    }
+    let live = run.live(&form);
+    if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
+        eprintln!("new state after {} inputs: {}", ops.len(), form.text);
     }
     run.harness
         .finish()
-        .map_err(|e| format!("then shutdown and every retry done: {e}"))?;
-    Ok(Some(form))
+        .map_err(|e| format!("{FINISH_FAILED}{e}"))?;
+    Ok(Some((form.key, live)))
 }
 
-fn live(form: &Canonical) -> Live {
-    Live {
-        queued: form.queued,
-        released: form.released,
-        last_ended: form.last_ended,
-        clock_offset: form.clock_offset,
+fn merge_key(form: &Canonical, merge: Merge) -> u128 {
+    match merge {
+        Merge::Full => form.key,
+        Merge::Structural => form.structural_key.unwrap_or(form.key),
     }
 }
 
@@ -256,30 +312,31 @@ fn message(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// that quietly tests nothing.
 fn rules_exercised(h: &Harness, shards: usize, rules: &mut BTreeSet<String>) {
     let b = h.buffer();
+    let mut hit = |rule: &dyn std::fmt::Display, count: u64| {
+        if count > 0 {
+            let name = rule.to_string();
+            if !rules.contains(&name) {
+                rules.insert(name);
+            }
+        }
+    };
     for shard in 0..shards {
         let Some(s) = b.shard_stats(ShardId::from_index(shard as u32)) else {
             continue;
         };
-        let mut hit = |rule: String, count: u64| {
-            if count > 0 {
-                rules.insert(rule);
-            }
-        };
-        hit("start".into(), s.starts);
-        hit("drained".into(), s.drained);
-        hit("drain paused".into(), s.drains_paused);
-        hit("dry-run buffered".into(), s.buffered_dry_run);
+        hit(&"start", s.starts);
+        hit(&"drained", s.drained);
+        hit(&"drain paused", s.drains_paused);
+        hit(&"dry-run buffered", s.buffered_dry_run);
         for &r in StopReason::ALL {
-            hit(format!("stop {r}"), s.stops[r]);
+            hit(&format_args!("stop {r}"), s.stops[r]);
         }
         for &r in EvictReason::ALL {
-            hit(format!("evict {r}"), s.evicted[r]);
+            hit(&format_args!("evict {r}"), s.evicted[r]);
         }
         for &r in SkipReason::ALL {
-            hit(format!("skip {r}"), s.skipped[r]);
+            hit(&format_args!("skip {r}"), s.skipped[r]);
         }
     }
-    if b.is_closed() {
-        rules.insert("closed".into());
-    }
+    hit(&"closed", u64::from(b.is_closed()));
 }
