@@ -16,11 +16,13 @@
 //! free. A panic is a failure too.
 //!
 //! **The alphabet** (`exhaustive/alphabet.rs`) is the harness's `Op`, enumerated: on every
-//! shard a request with no cause and with each cause; health stamps with an older, the
-//! same and a newer term, serving or not, from the known primary or another; both
+//! shard a request with no cause and with each cause; health stamps with an older (once a
+//! term is known), the same and a newer term, serving or not, from the known primary or
+//! another; both
 //! topology events; the same three inputs on a shard never registered; a tick one step
 //! later, at the same instant, one step earlier (a clock regression), at the next
-//! deadline exactly, and a pause with no tick (the next input comes late); for each live
+//! deadline exactly (unless already past), and a pause with no tick (the next input comes
+//! late); for each live
 //! ticket (queued or released) `cancel`, `retry_done` and `retry_failed` (each cause once
 //! released); the same three for a stale ticket (the most recently ended one, else one
 //! never issued); `shutdown`. The clock step is 500 ms: the window and the drain back-off
@@ -36,17 +38,32 @@
 //! to what rules read, interchangeable shards and primaries renamed, and facts that no
 //! rule will read again (an old `last_end`, a finished episode, a released ticket's
 //! deadline, ...) forgotten. Two states with the same form have the same future up to
-//! those renamings and the values of counters and reported drain durations, which are
-//! compared with the model whenever they change. The structural rules hold whatever the
+//! those renamings and the values of counters and of instants that reach only outputs
+//! (reported durations, a `poll_timeout` already past), which are compared with the model
+//! whenever they are output. The structural rules hold whatever the
 //! core's rules are; the others rely on facts of today's rules, so
 //! `merging_rules_lose_no_state` explores twice, merging with and without them, and
 //! requires the same states: rerun it (it is in plain `cargo test`) after changing a rule.
 //! The search is breadth-first, so the first failure found is a shortest failing input
 //! sequence, printed op by op.
 //!
-//! **Bounds reached** (release build, on the 2-core CI machine shared with other jobs):
+//! **Bounds reached** (`cargo test --release -p failover-buffer --test exhaustive --
+//! --ignored --nocapture`, 132 s in all on a 2-core machine at load average 4; `.ci/run`
+//! runs exactly this):
 //!
-//! BOUNDS-PLACEHOLDER
+//! | set-up (drain concurrency) | states | depth | inputs tried | time |
+//! |---|---|---|---|---|
+//! | 1 shard, 1 slot (1) | 3,849: **every reachable state** | all within 13 | 122,709 | 8 s |
+//! | 1 shard, 2 slots (1) | 11,602: **every reachable state** | all within 15 | 406,862 | 25 s |
+//! | 1 shard, 3 slots (2) | 25,733: **every reachable state** | all within 16 | 989,664 | 64 s |
+//! | 2 shards, 2 slots (1) | 14,895 | every sequence of 6 inputs | 172,495 | 16 s |
+//!
+//! For one shard the search runs until an input depth finds no new state: then no input
+//! sequence of the alphabet, of any length, reaches a state not checked. The same run checks the merging
+//! rules on 1 shard, 2 slots to 6 inputs (24,216 structural states, 2,844 full forms, the
+//! same either way) and on 2 shards, 2 slots, concurrency 2 to 4 inputs (4,908 and 739).
+//! Plain `cargo test` runs smaller bounds (1 slot to 4 inputs, 2 slots to 5, two shards,
+//! a dry-run and a disabled shard beside an enabled one to 3) in 8 s in debug.
 //!
 //! **Planted bugs** (each made by hand in `core/src`, found, and reverted): releasing one
 //! more drain retry than `drain_concurrency` allows is found after 2 inputs (a failover
@@ -56,10 +73,11 @@
 //! drained after 4 (two requests, a serving stamp, cancel the one still queued).
 //!
 //! **Limits.** `Buffer` is not `Clone`, so each state is rebuilt by replaying its input
-//! sequence, and its state is read off its `{:#?}` print: together about 100 µs a
-//! transition, which bounds the depth. The two-shard space grows three- to fivefold per input,
-//! so the target (two shards, two slots, 12 inputs, in 2 minutes) is out of reach
-//! of any search that enumerates states one by one; two shards are explored to 6 inputs.
+//! sequence, and its state is read off its `{:#?}` print: together 60–95 µs an input
+//! tried. Two shards' space is about the product of two one-shard spaces (11,602 states
+//! each) and grows three- to fivefold per input (52,628 states at 7 inputs), so the
+//! issue's target (two shards, two slots, 12 inputs, in 2 minutes) is out of reach of a
+//! search that enumerates states one by one; two shards are explored to 6 inputs.
 //! States are merged on the core's state, and the model is compared along the shortest
 //! sequence to each one: a core bug that would make two states the model tells apart look
 //! alike is found only if some explored transition shows it (the harness does not expose
@@ -69,8 +87,9 @@
 //! **Run it**: `cargo test -p failover-buffer --test exhaustive` runs the small bounds
 //! (seconds); `cargo test --release -p failover-buffer --test exhaustive -- --ignored
 //! --nocapture` runs the larger ones, as `.ci/run` does, printing the states found per
-//! depth. `EXHAUSTIVE_DEPTH=n` overrides every bound's depth; `EXHAUSTIVE_PRINT=1` prints
-//! each new state's canonical form.
+//! depth. `EXHAUSTIVE_DEPTH=n` sets the depth of the bounds explored to a depth (not of
+//! those explored until no new state appears); `EXHAUSTIVE_PRINT=1` prints each new
+//! state's canonical form.
 
 #[allow(dead_code)]
 #[path = "../../fuzz/harness/ops.rs"]
@@ -120,7 +139,8 @@ fn mixed(dry_run: bool) -> SetUp {
     }
 }
 
-/// `EXHAUSTIVE_DEPTH`, if set, overrides every bound's depth (to try a deeper run).
+/// `EXHAUSTIVE_DEPTH`, if set, overrides the depth of every bound explored to a depth
+/// (not of those explored until no new state appears).
 fn depth(default: usize) -> usize {
     std::env::var("EXHAUSTIVE_DEPTH")
         .ok()
@@ -283,26 +303,52 @@ fn same_states_with_and_without_merging_rules(name: &str, setup: SetUp, depth: u
 // ----- the larger bounds, run by .ci/run in release -----
 
 /// The bounds `.ci/run` explores (`cargo test --release -p failover-buffer --test
-/// exhaustive -- --ignored --nocapture`); each prints its states per depth.
+/// exhaustive -- --ignored --exact larger_bounds --nocapture`); each prints its states per
+/// depth.
 #[test]
 #[ignore = "minutes in debug: run in release with --ignored, as .ci/run does"]
 fn larger_bounds() {
-    let e = explore_bound(
-        "1 shard, 2 slots, drain concurrency 1",
-        setup(1, 2, 1),
-        depth(10),
-    );
-    assert_reached(&e, RULES_ONE_SHARD);
+    // One shard: explored until a depth finds no new state, i.e. every reachable state.
+    for (name, setup) in [
+        ("1 shard, 1 slot, drain concurrency 1", setup(1, 1, 1)),
+        ("1 shard, 2 slots, drain concurrency 1", setup(1, 2, 1)),
+    ] {
+        every_reachable_state(name, setup);
+    }
+    // Two shards: their space is about the product of two shards' spaces, and grows three-
+    // to fivefold per input, so it is explored to a depth.
     explore_bound(
-        "1 shard, 3 slots, drain concurrency 2",
-        setup(1, 3, 2),
-        depth(7),
+        "2 shards, 2 slots, drain concurrency 2",
+        setup(2, 2, 2),
+        depth(6),
     );
+    same_states_with_and_without_merging_rules("1 shard, 2 slots", setup(1, 2, 1), 5);
+    same_states_with_and_without_merging_rules("2 shards, 2 slots", setup(2, 2, 2), 4);
+}
+
+/// Bounds that take minutes even in release, so not in `.ci/run`: `cargo test --release
+/// -p failover-buffer --test exhaustive -- --ignored --exact slower_bounds --nocapture`.
+#[test]
+#[ignore = "minutes: run in release with --ignored --exact slower_bounds"]
+fn slower_bounds() {
+    for (name, setup) in [
+        ("1 shard, 2 slots, drain concurrency 2", setup(1, 2, 2)),
+        ("1 shard, 3 slots, drain concurrency 2", setup(1, 3, 2)),
+    ] {
+        every_reachable_state(name, setup);
+    }
     explore_bound(
         "2 shards, 2 slots, drain concurrency 1",
         setup(2, 2, 1),
-        depth(6),
+        depth(7),
     );
+}
+
+/// Explores until a depth finds no new state, and checks every rule was exercised.
+fn every_reachable_state(name: &str, setup: SetUp) {
+    let e = explore_bound(name, setup, 40);
+    assert!(e.closed, "{name}: new states at depth {}", e.depth());
+    assert_reached(&e, RULES_ONE_SHARD);
 }
 
 // ----- the explorer's own parts -----

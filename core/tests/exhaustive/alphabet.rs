@@ -23,12 +23,16 @@ pub(crate) struct Live {
     pub(crate) clock_offset: i128,
     /// Bit `i`: shard `i` has seen a health stamp (has a highest term).
     pub(crate) terms_known: u8,
+    /// `poll_timeout` is set and not before the buffer's `now`.
+    pub(crate) timer_ahead: bool,
 }
 
 /// The time steps: one clock unit forward, none, one back (a clock regression), a pause
 /// with no tick (the next input comes late), and a tick exactly at the next deadline. The
 /// harness clock stays within one unit of the buffer's: a pause only when it is not ahead,
-/// a step back only when it is not behind (else the offsets, and the states, never end).
+/// a step back only when it is not behind, a tick at the deadline only when that is not
+/// already past (a driver late for it ticks now: the step of none) (else the offsets, and
+/// the states, never end).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Steps {
     pub(crate) unit_ms: i16,
@@ -102,7 +106,9 @@ pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live) -> Vec<Op> {
     if live.clock_offset <= 0 {
         ops.push(Op::Wait { advance_ms: u });
     }
-    ops.push(Op::TickAtDeadline);
+    if live.timer_ahead {
+        ops.push(Op::TickAtDeadline);
+    }
     // Each live ticket: cancel, retry_done, retry_failed (each cause once released; a queued
     // ticket's retry_done and retry_failed are refused whatever the cause).
     for k in 0..live.queued.min(256) as u8 {

@@ -10,8 +10,7 @@
 //! (`core/src/`); a field not named here is kept verbatim, which is always sound (it can
 //! only keep apart states that could have merged). The **structural** rules 1–5 hold
 //! whatever the core's rules are; the **full** form adds rules 6–8, which rely on named
-//! facts of today's rules, and rule 9 on a reported duration's value being no input to any
-//! decision. `merging_rules_lose_no_state` checks them empirically: exploring with the
+//! facts of today's rules, and rule 9 on some instants reaching no decision. `merging_rules_lose_no_state` checks them empirically: exploring with the
 //! structural form reaches exactly the same full forms.
 //!
 //! 1. **Tickets are renamed by order of issue among the live ones** (`#0` is the oldest
@@ -46,18 +45,24 @@
 //!    only decide its mode.
 //! 7. **Facts no rule will read again are forgotten**, each for the reason given where it
 //!    is done: `last_end`/`last_reparent` older than min time between failovers, a
-//!    `last_tick` before every live deadline, a released ticket's deadline, an episode an
+//!    `last_tick`'s value (only which queued tickets it covers), a released ticket's
+//!    deadline, an episode an
 //!    idle shard can no longer reopen, a stopped episode's start once past max duration,
 //!    its `saw_not_serving` and `start_term`, a buffering shard's `drain_start`, and the
 //!    peaks once the first stop has reported them.
 //! 8. **Primaries are anonymous**: a stamp's primary is only compared for equality with
 //!    the known one, and the alphabet's two primaries are interchangeable.
-//! 9. **When a drain started is not kept.** `drain_start` is read by one rule only, to
-//!    report `DrainFinished`'s duration; no decision reads it. Two states that differ in it
-//!    alone go through the same states, actions and answers, except for that one reported
-//!    duration, which is compared with the model whenever it is reported (as counters are,
-//!    rule 4). Without this rule a drain waiting on a retry while time passes is a new
-//!    state at every step, and the state space has no end.
+//! 9. **Instants that only reach outputs are not kept.** `drain_start` is read by one
+//!    rule only, to report `DrainFinished`'s duration. Once past max failover duration, an
+//!    episode's `start` only reaches the `BufferingStopped` duration (every decision just
+//!    sees "past"). A deadline or a back-off already past in a buffering shard that has
+//!    not ticked since only reaches `poll_timeout` (the next tick acts on every due timer at
+//!    once). Two states that differ in these alone go through the same states, actions and
+//!    answers, except for those reported values, which are compared with the model
+//!    whenever they are reported (as counters are, rule 4); the alphabet never feeds a
+//!    past `poll_timeout` back into the clock. Without this rule a drain waiting on a retry
+//!    while time passes, or a shard that is not ticked, is a new state at every step, and
+//!    the state space has no end.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -266,27 +271,34 @@ fn none() -> Value {
     Value::Atom("None".into())
 }
 
-/// Rule 7 (`last_tick`): read only by invariant 5, against the head of a buffering queue.
-/// Before every queued ticket's deadline it can never flag anything (a released ticket
-/// never queues again, and tickets issued later have deadlines after `now`), so it is then
-/// the same as no tick at all.
+/// Rule 7 (`last_tick`): read only by invariant 5, which flags the head of a buffering
+/// queue whose deadline is at or before it. Tickets issued later have deadlines after
+/// `now`, so all it can ever tell is which of the tickets queued now have deadlines at or
+/// before it: that set (by rank) is kept instead of the instant, and an empty set is the
+/// same as no tick at all.
 fn last_tick(v: &Value, pool: &Pool, norm: &Norm) -> Value {
-    let at = v
+    if !norm.full {
+        return norm.value(v, pool);
+    }
+    let Some(t) = v
         .option()
         .flatten()
         .and_then(Value::atom)
-        .and_then(timestamp_nanos);
-    match at {
-        Some(t)
-            if norm.full
-                && !pool
-                    .live
-                    .iter()
-                    .any(|e| e.status == "Queued" && e.deadline.is_some_and(|d| d <= t)) =>
-        {
-            none()
-        }
-        _ => norm.value(v, pool),
+        .and_then(timestamp_nanos)
+    else {
+        return norm.value(v, pool);
+    };
+    let covered: Vec<Value> = pool
+        .live
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.status == "Queued" && e.deadline.is_some_and(|d| d <= t))
+        .map(|(r, _)| Value::Atom(format!("#{r}")))
+        .collect();
+    if covered.is_empty() {
+        none()
+    } else {
+        Value::Tuple("Covers".into(), covered)
     }
 }
 
@@ -466,7 +478,10 @@ impl Pool {
     /// (only queued tickets' deadlines are, and a released ticket never queues again); a
     /// queued ticket's deadline that has passed while its shard drains is read only by a
     /// drain back-off, which releases every such ticket at once, in queue order, whatever
-    /// the deadline's value (a draining shard has no timer to show it).
+    /// the deadline's value (a draining shard has no timer to show it). Rule 9: a deadline
+    /// already past in a buffering shard (no tick since) is only asked "due?" by the next
+    /// tick, which releases every due ticket at once; its value shows only in
+    /// `poll_timeout`.
     fn canonical(&self, norm: &Norm, draining: &[usize]) -> Value {
         let live = self
             .live
@@ -477,10 +492,11 @@ impl Pool {
                     .iter()
                     .filter(|(n, _)| !(norm.full && n == "deadline" && e.status != "Queued"))
                     .map(|(n, v)| {
+                        let draining = e.shard.is_some_and(|s| draining.contains(&s));
                         let due = norm.full
                             && n == "deadline"
-                            && e.deadline.is_some_and(|d| d <= norm.now)
-                            && e.shard.is_some_and(|s| draining.contains(&s));
+                            && e.deadline
+                                .is_some_and(|d| d < norm.now || (d == norm.now && draining));
                         let v = if due {
                             Value::Atom("due".into())
                         } else {
@@ -563,7 +579,10 @@ struct Episode {
     /// failover seemed over, younger than max failover duration).
     alive: bool,
     stopped: bool,
-    past_max: bool,
+    /// `now` is after `start + max_failover_duration` (strictly: at that instant exactly,
+    /// the max-duration timer is due now, and `poll_timeout` shows it as now, which the
+    /// alphabet reads).
+    max_passed: bool,
 }
 
 impl Episode {
@@ -592,7 +611,7 @@ impl Episode {
         Ok(Episode {
             alive,
             stopped: stopped.is_some(),
-            past_max,
+            max_passed: norm.now > start.saturating_add(norm.max_failover_duration),
         })
     }
 
@@ -604,8 +623,11 @@ impl Episode {
     /// Rule 7 (the episode). An episode no rule can read again is forgotten: an idle
     /// shard's next episode starts afresh (`Episode::new` sets every field). Within a live
     /// episode:
-    /// * `start` is read to compare with max failover duration (once past, always past)
-    ///   and, at the first stop only, to report the duration;
+    /// * `start` is read to compare with max failover duration (once past, always past),
+    ///   by `poll_timeout` while buffering, and at the first stop only, to report the
+    ///   duration (rule 9: once past max, only outputs read its value);
+    /// * a `resume_at` already past is only asked "due?" by the next tick (rule 9: its
+    ///   value shows only in `poll_timeout`);
     /// * once stopped, `saw_not_serving` and `start_term` are never read: a stopped episode
     ///   buffers again only through a drain back-off, which sets `resume_at`, and while it
     ///   is set any serving stamp ends buffering whatever they say;
@@ -628,14 +650,24 @@ impl Episode {
         for (n, fv) in fields {
             let forget = norm.full
                 && match n.as_str() {
-                    "start" => self.past_max && self.stopped,
+                    "start" => self.max_passed,
                     "saw_not_serving" | "start_term" => self.stopped,
                     // Rule 9 while draining, rule 7 while buffering.
                     "drain_start" => true,
                     _ => false,
                 };
+            let due = norm.full
+                && n == "resume_at"
+                && fv
+                    .option()
+                    .flatten()
+                    .and_then(Value::atom)
+                    .and_then(timestamp_nanos)
+                    .is_some_and(|t| t < norm.now);
             let kept = if forget {
                 Value::Atom("_".into())
+            } else if due {
+                Value::Atom("Some(due)".into())
             } else if n == "start_term" {
                 let t = fv
                     .option()

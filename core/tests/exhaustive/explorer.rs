@@ -170,6 +170,7 @@ impl Run {
             last_ended: form.last_ended,
             clock_offset: form.clock_offset,
             terms_known,
+            timer_ahead: b.poll_timeout().is_some_and(|at| at >= b.now()),
         }
     }
 }
