@@ -40,30 +40,34 @@
 //! deadline, ...) forgotten. Two states with the same form have the same future up to
 //! those renamings and the values of counters and of instants that reach only outputs
 //! (reported durations, a `poll_timeout` already past), which are compared with the model
-//! whenever they are output. The structural rules hold whatever the
-//! core's rules are; the others rely on facts of today's rules, so
+//! whenever they are output. The structural rules rest on the design (tickets are opaque
+//! names, instants and terms are only compared, counters only added to); the others rely
+//! on facts of today's rules, so
 //! `merging_rules_lose_no_state` explores twice, merging with and without them, and
 //! requires the same states: rerun it (it is in plain `cargo test`) after changing a rule.
 //! The search is breadth-first, so the first failure found is a shortest failing input
 //! sequence, printed op by op.
 //!
-//! **Bounds reached** (`cargo test --release -p failover-buffer --test exhaustive --
-//! --ignored --nocapture`, 132 s in all on a 2-core machine at load average 4; `.ci/run`
-//! runs exactly this):
+//! **Bounds reached.** `.ci/run` runs `cargo test --release -p failover-buffer --test
+//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 68 s of CPU (202 s wall
+//! on a 2-core machine at load average 7):
 //!
-//! | set-up (drain concurrency) | states | depth | inputs tried | time |
-//! |---|---|---|---|---|
-//! | 1 shard, 1 slot (1) | 3,849: **every reachable state** | all within 13 | 122,709 | 8 s |
-//! | 1 shard, 2 slots (1) | 11,602: **every reachable state** | all within 15 | 406,862 | 25 s |
-//! | 1 shard, 3 slots (2) | 25,733: **every reachable state** | all within 16 | 989,664 | 64 s |
-//! | 2 shards, 2 slots (1) | 14,895 | every sequence of 6 inputs | 172,495 | 16 s |
+//! | set-up (drain concurrency) | states | depth | inputs tried |
+//! |---|---|---|---|
+//! | 1 shard, 1 slot (1) | 4,931: **every reachable state** | all within 14 | 157,439 |
+//! | 1 shard, 2 slots (1) | 15,510: **every reachable state** | all within 15 | 543,861 |
+//! | 2 shards, 2 slots (2) | 14,987 | every sequence of 6 inputs | 172,702 |
 //!
 //! For one shard the search runs until an input depth finds no new state: then no input
-//! sequence of the alphabet, of any length, reaches a state not checked. The same run checks the merging
-//! rules on 1 shard, 2 slots to 6 inputs (24,216 structural states, 2,844 full forms, the
-//! same either way) and on 2 shards, 2 slots, concurrency 2 to 4 inputs (4,908 and 739).
-//! Plain `cargo test` runs smaller bounds (1 slot to 4 inputs, 2 slots to 5, two shards,
-//! a dry-run and a disabled shard beside an enabled one to 3) in 8 s in debug.
+//! sequence of the alphabet, of any length, reaches a state not checked. The same run
+//! checks the merging rules on 1 shard, 2 slots to 5 inputs (5,958 structural states,
+//! 1,212 full forms, the same either way) and on 2 shards, 2 slots to 4 inputs (4,908
+//! and 739). `--exact slower_bounds` (not in `.ci/run`: 200 s of CPU) adds every reachable
+//! state of 1 shard at drain concurrency 2 with 2 slots (14,636 states, all within 15
+//! inputs) and with 3 slots (34,777, all within 17), and 2 shards, 2 slots, concurrency 1
+//! to 7 inputs (54,643 states). Plain `cargo test` runs smaller bounds
+//! (1 slot to 4 inputs, 2 slots to 5, two shards, a dry-run and a disabled shard beside
+//! an enabled one to 3) in seconds in debug.
 //!
 //! **Planted bugs** (each made by hand in `core/src`, found, and reverted): releasing one
 //! more drain retry than `drain_concurrency` allows is found after 2 inputs (a failover
@@ -74,8 +78,8 @@
 //!
 //! **Limits.** `Buffer` is not `Clone`, so each state is rebuilt by replaying its input
 //! sequence, and its state is read off its `{:#?}` print: together 60–95 µs an input
-//! tried. Two shards' space is about the product of two one-shard spaces (11,602 states
-//! each) and grows three- to fivefold per input (52,628 states at 7 inputs), so the
+//! tried. Two shards' space is about the product of two one-shard spaces (15,510 states
+//! each) and grows three- to fivefold per input, so the
 //! issue's target (two shards, two slots, 12 inputs, in 2 minutes) is out of reach of a
 //! search that enumerates states one by one; two shards are explored to 6 inputs.
 //! States are merged on the core's state, and the model is compared along the shortest
@@ -273,10 +277,10 @@ fn every_state_beside_a_disabled_shard_is_correct() {
     assert!(e.rules.contains("skip Disabled"), "{:?}", e.rules);
 }
 
-/// Rules 6–8 of the canonical form rely on facts of today's rules (see `canonical`). If
+/// Rules 6–9 of the canonical form rely on facts of today's rules (see `canonical`). If
 /// one stops holding, merging on the full form loses states: so exploring with the
-/// structural form (rules 1–5, sound whatever the rules) must reach exactly the same full
-/// forms, depth for depth.
+/// structural form (rules 1–5, which rest on the design, not on a rule) must reach exactly the same full
+/// forms within the same number of inputs.
 #[test]
 fn merging_rules_lose_no_state() {
     for (name, setup, depth) in [

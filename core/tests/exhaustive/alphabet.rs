@@ -15,7 +15,9 @@ use super::ops::{Cause, Op, SetUp, Term, TicketRef, Topo};
 /// What the alphabet needs to know about a state.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Live {
+    /// Tickets queued, in all shards.
     pub(crate) queued: usize,
+    /// Tickets released to retry whose retries are not reported yet.
     pub(crate) released: usize,
     /// The harness index of the most recently ended ticket.
     pub(crate) last_ended: Option<usize>,
@@ -28,11 +30,12 @@ pub(crate) struct Live {
 }
 
 /// The time steps: one clock unit forward, none, one back (a clock regression), a pause
-/// with no tick (the next input comes late), and a tick exactly at the next deadline. The
-/// harness clock stays within one unit of the buffer's: a pause only when it is not ahead,
-/// a step back only when it is not behind, a tick at the deadline only when that is not
-/// already past (a driver late for it ticks now: the step of none) (else the offsets, and
-/// the states, never end).
+/// with no tick (the next input comes late), and a tick exactly at the next deadline.
+///
+/// The harness clock stays within one unit of the buffer's, else the offsets, and the
+/// states, never end: a pause only when the clock is not ahead, a step back only when it is
+/// not behind, a tick at the deadline only when that is not already past (a driver late
+/// for a deadline ticks now, which is the step of none).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Steps {
     pub(crate) unit_ms: i16,

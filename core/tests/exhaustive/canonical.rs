@@ -6,12 +6,15 @@
 //!
 //! Two states with the same canonical form behave the same from then on, for every input
 //! sequence, up to renaming tickets, shards and primaries, shifting time and terms, and
-//! adding to counters. Each rewrite is sound for a reason read off the core's code
-//! (`core/src/`); a field not named here is kept verbatim, which is always sound (it can
-//! only keep apart states that could have merged). The **structural** rules 1–5 hold
-//! whatever the core's rules are; the **full** form adds rules 6–8, which rely on named
-//! facts of today's rules, and rule 9 on some instants reaching no decision. `merging_rules_lose_no_state` checks them empirically: exploring with the
-//! structural form reaches exactly the same full forms.
+//! the values of counters and of instants that reach only outputs (rules 4 and 9). Each
+//! rewrite is sound for a reason read off the core's code (`core/src/`); a field not named
+//! here is kept verbatim, which is always sound (it can only keep apart states that could
+//! have merged). The **structural** rules 1–5 rest on properties of the whole design
+//! (tickets are opaque names, instants and terms are only compared, counters are only
+//! added to); the **full** form adds rules 6–9, which rely on named facts of today's
+//! rules, and so may break when a rule changes.
+//! `merging_rules_lose_no_state` checks those empirically: exploring with the structural
+//! form reaches exactly the same full forms.
 //!
 //! 1. **Tickets are renamed by order of issue among the live ones** (`#0` is the oldest
 //!    live ticket). The core reads a ticket's generation and slot only to tell tickets
@@ -73,7 +76,7 @@ use super::debug_tree::{self, Value};
 
 /// A state's canonical form, and the facts about it that the alphabet needs.
 pub(crate) struct Canonical {
-    /// A 128-bit fingerprint of `text`: the full form (rules 1–8).
+    /// A 128-bit fingerprint of `text`: the full form (rules 1–9).
     pub(crate) key: u128,
     /// The fingerprint of the structural form (rules 1–5), if asked for.
     pub(crate) structural_key: Option<u128>,
@@ -317,7 +320,7 @@ struct Norm {
     now: u64,
     max_failover_duration: u64,
     min_time_between_failovers: u64,
-    /// The full form (rules 1–8), or the structural one (1–5).
+    /// The full form (rules 1–9), or the structural one (1–5).
     full: bool,
 }
 

@@ -37,9 +37,9 @@ pub(crate) struct Bound {
 /// Which canonical form states are merged on (see `canonical`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Merge {
-    /// Rules 1–8: the fewest states.
+    /// Rules 1–9: the fewest states.
     Full,
-    /// Rules 1–5 only, to check rules 6–8 lose nothing.
+    /// Rules 1–5 only, to check that rules 6–9 lose nothing.
     Structural,
 }
 
