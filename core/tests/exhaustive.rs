@@ -131,6 +131,7 @@ fn setup(shards: usize, size: usize, drain_concurrency: usize) -> SetUp {
         enabled: true,
         dry_run: false,
         filter: "",
+        proactive_start: true,
     }
 }
 

@@ -178,5 +178,7 @@ pub(crate) fn kind(op: &Op) -> &'static str {
         Op::RetryDone(_) => "retry_done",
         Op::RetryFailed { .. } => "retry_failed",
         Op::Shutdown => "shutdown",
+        Op::Reconfigure(_) => "reconfigure",
+        Op::EndOfTime { .. } => "end_of_time",
     }
 }
