@@ -13,10 +13,10 @@ use failover_buffer::{
 };
 
 use crate::clock::{Clock, SystemClock};
-use crate::events::EpisodeEvent;
 use crate::shard::Shard;
 use crate::state::{Outcome, Shared, TIMER_DIED, Waiter};
 use crate::telemetry;
+use failover_buffer::EpisodeEvent;
 
 /// A failover buffer for blocking callers: each held request parks its own thread.
 ///

@@ -77,7 +77,6 @@
 
 mod buffer;
 mod clock;
-mod events;
 pub mod plan;
 mod retry;
 mod shard;
@@ -86,7 +85,7 @@ mod telemetry;
 
 pub use buffer::{FailoverBuffer, RetryGuard, WaitError};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use events::EpisodeEvent;
+pub use failover_buffer::EpisodeEvent;
 pub use retry::RunError;
 pub use shard::Shard;
 

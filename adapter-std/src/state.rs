@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use failover_buffer::{Action, BufferError, ShardId, Ticket, Timestamp, Verdict};
 
 use crate::clock::Clock;
-use crate::events::EpisodeEvent;
 use crate::shard::ShardInner;
 use crate::telemetry;
+use failover_buffer::EpisodeEvent;
 
 /// What a blocked caller is told when it is woken.
 #[derive(Clone, Copy, Debug)]

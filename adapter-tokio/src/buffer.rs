@@ -10,9 +10,9 @@ use failover_buffer::{
 };
 
 use crate::driver;
-use crate::events::EpisodeEvent;
 use crate::shared::{Keeper, ShardCell, Shared, Touched};
 use crate::wait::{Ask, RetryGuard, Wait};
+use failover_buffer::EpisodeEvent;
 
 /// A failover buffer for any number of shards, driven by tokio.
 ///

@@ -93,7 +93,6 @@
 
 mod buffer;
 mod driver;
-mod events;
 pub mod guide;
 #[cfg(feature = "tower")]
 mod layer;
@@ -104,7 +103,7 @@ mod telemetry;
 mod wait;
 
 pub use buffer::{FailoverBuffer, Shard};
-pub use events::EpisodeEvent;
+pub use failover_buffer::EpisodeEvent;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{FailoverBufferLayer, FailoverBufferService, FailoverPolicy};

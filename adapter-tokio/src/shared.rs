@@ -11,8 +11,8 @@ use failover_buffer::{Action, Buffer, ShardId, Ticket, Timestamp, Verdict};
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
-use crate::events::EpisodeEvent;
 use crate::telemetry::{Report, Telemetry};
+use failover_buffer::EpisodeEvent;
 
 /// One registered shard, shared by every [`Shard`](crate::Shard) handle naming it.
 #[derive(Debug)]
