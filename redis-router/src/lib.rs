@@ -43,19 +43,21 @@
 
 pub mod classify;
 mod client;
+mod cluster;
 pub mod command;
 pub mod health;
 pub mod pool;
 pub mod replay;
 pub mod resp;
-pub mod retry;
 pub mod route;
 mod router;
+pub mod slot;
 
 pub use classify::FailoverError;
+pub use health::cluster::ClusterError;
 pub use health::sentinel::SentinelError;
 pub use replay::ReplayPolicy;
-pub use router::{Router, RouterConfig, StartError, Topology};
+pub use router::{Router, RouterConfig, ShardRoute, StartError, Topology};
 
 /// The README's Rust examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]
