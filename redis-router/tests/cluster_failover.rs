@@ -208,3 +208,151 @@ async fn a_coordinated_failover_of_one_shard_pauses_that_shard_only() {
     assert_eq!(verdict.missing_sets, vec![0; 3]);
     assert_eq!(verdict.lost_incrs, vec![0; 3]);
 }
+
+/// Commands that started before `at` and were answered after it: in flight when it happened.
+const SLACK: Duration = Duration::from_millis(50);
+
+/// SIGKILL of shard 3's primary: its connections are refused until the cluster promotes its
+/// replica, after the node timeout. Commands on the replay allow-list never fail; an `INCR`
+/// in flight at the kill may have run, so it fails saying so. Shards 1 and 2 never buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_buffers_its_shard_only_and_fails_only_uncertain_commands() {
+    if !cluster_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let mut cluster = redis_cluster(NODE_TIMEOUT_MS);
+    let (buffered, unbuffered) = routers(&cluster, 1000).await;
+    let target = cluster.shards[2].clone();
+
+    let start = Instant::now();
+    let with = tokio::spawn(run_cluster_load(
+        start,
+        buffered.local_addr(),
+        CONNECTIONS,
+        LOAD,
+        "with",
+    ));
+    let without = tokio::spawn(run_cluster_load(
+        start,
+        unbuffered.local_addr(),
+        CONNECTIONS,
+        LOAD,
+        "without",
+    ));
+    tokio::time::sleep(FAILOVER_AT).await;
+    let watch = RoleWatch::start(
+        start,
+        cluster.addr(target.replica),
+        cluster.addr(target.primary),
+    );
+    let killed_at = start.elapsed();
+    cluster.nodes[target.primary].kill();
+    let (with, without) = (with.await.unwrap(), without.await.unwrap());
+    let (promoted, _) = watch.finish();
+    let promoted = promoted.expect("the cluster promoted shard 3's replica");
+
+    for router in [&buffered, &unbuffered] {
+        assert_eq!(
+            shard(&router.shards(), &cluster, 2).primary,
+            Some(cluster.addr(target.replica)),
+            "the router follows the promotion"
+        );
+    }
+    eprintln!("killed at {killed_at:?}, replica promoted at {promoted:?}");
+    eprint!("{}", per_shard("buffer on ", &with, &cluster, killed_at));
+    eprint!(
+        "{}",
+        per_shard("--no-buffer", &without, &cluster, killed_at)
+    );
+    let counters = stats(&buffered, &cluster);
+    for (i, s) in counters.iter().enumerate() {
+        eprintln!(
+            "buffer shard {}: {} starts, {} buffered, {} drained, {} evicted, {} skipped, last failover {:?}",
+            i + 1,
+            s.starts,
+            s.buffered,
+            s.drained,
+            s.evicted.total(),
+            s.skipped.total(),
+            s.last_failover_duration
+        );
+    }
+
+    // With the buffer: only INCRs in flight at the kill fail, as uncertain, on shard 3.
+    let mut per_connection = [0; CONNECTIONS];
+    for op in with.errors() {
+        assert!(
+            matches!(op.kind, OpKind::IncrKey(_)),
+            "only INCRs may fail: {op:?}"
+        );
+        let e = op.error.as_deref().unwrap();
+        assert!(
+            e.contains("may or may not have run"),
+            "named as uncertain: {e}"
+        );
+        assert!(
+            op.at <= killed_at + SLACK,
+            "only commands in flight at the kill: {op:?}"
+        );
+        assert_eq!(
+            cluster.shard_of_key(op.key().unwrap()),
+            2,
+            "only shard 3's: {op:?}"
+        );
+        per_connection[op.conn] += 1;
+    }
+    assert!(
+        per_connection.iter().all(|&n| n <= 1),
+        "at most one per connection"
+    );
+    assert!(
+        counters[2].buffered > 0,
+        "shard 3 buffered: {:?}",
+        counters[2]
+    );
+    for i in [0, 1] {
+        assert_eq!(counters[i].starts, 0, "shard {} never buffered", i + 1);
+        assert_eq!(counters[i].buffered, 0, "shard {} never buffered", i + 1);
+    }
+
+    // Writes the dead primary acknowledged but had not replicated are gone with it: counted,
+    // and all of them shard 3's, acknowledged before the kill.
+    let verdict = verify_cluster(&cluster, &with);
+    eprintln!(
+        "lost with the killed primary (acknowledged, not replicated): SETs per shard {:?}, INCRs per shard {:?}; uncertain INCRs failed: {}",
+        verdict.missing_sets,
+        verdict.lost_incrs,
+        with.errors().len()
+    );
+    assert_eq!(verdict.extra_incrs, vec![0; 3], "no INCR counted twice");
+    assert_eq!(
+        &verdict.missing_sets[..2],
+        &[0, 0],
+        "shards 1 and 2 lose nothing"
+    );
+    assert_eq!(
+        &verdict.lost_incrs[..2],
+        &[0, 0],
+        "shards 1 and 2 lose nothing"
+    );
+    for op in &verdict.missing {
+        assert!(
+            op.at <= killed_at + SLACK,
+            "only writes acknowledged before the kill: {op:?}"
+        );
+    }
+
+    // Without the buffer, shard 3's clients see the outage.
+    assert!(
+        !without.errors().is_empty(),
+        "without the buffer the kill shows"
+    );
+    for op in without.errors() {
+        assert_eq!(
+            cluster.shard_of_key(op.key().unwrap()),
+            2,
+            "only shard 3's: {op:?}"
+        );
+    }
+}

@@ -555,8 +555,13 @@ pub fn cluster_available() -> bool {
 /// `cluster-require-full-coverage no`), created with `redis-cli --cluster create`, and
 /// waited for until every node agrees on the shape and every replica is in sync.
 pub fn redis_cluster(node_timeout_ms: u64) -> ClusterNodes {
+    redis_cluster_of(3, node_timeout_ms)
+}
+
+/// [`redis_cluster`] with `primaries` primaries, each with one replica.
+pub fn redis_cluster_of(primaries: usize, node_timeout_ms: u64) -> ClusterNodes {
     let timeout = node_timeout_ms.to_string();
-    let nodes: Vec<Process> = (0..6)
+    let nodes: Vec<Process> = (0..primaries * 2)
         .map(|_| {
             redis_server(&[
                 "--cluster-enabled",
@@ -590,11 +595,11 @@ pub fn redis_cluster(node_timeout_ms: u64) -> ClusterNodes {
     };
     wait_until(
         Duration::from_secs(30),
-        "every node sees three primaries with a synced replica each",
+        "every node sees every primary with a synced replica each",
         || {
             cluster.nodes.iter().all(|n| {
                 let view = cluster_view(n.addr());
-                view.len() == 3 && view.iter().all(|s| s.replica.is_some())
+                view.len() == primaries && view.iter().all(|s| s.replica.is_some())
             }) && cluster.nodes.iter().all(|n| {
                 let mut c = n.conn();
                 let info: String = redis::cmd("INFO")
@@ -791,6 +796,8 @@ impl Op {
 pub struct ClusterVerdict {
     /// Per shard: acknowledged `SET`s missing.
     pub missing_sets: Vec<u64>,
+    /// The acknowledged `SET`s missing, for their times.
+    pub missing: Vec<Op>,
     /// Per shard: acknowledged `INCR`s missing (a counter below its acknowledged count).
     pub lost_incrs: Vec<u64>,
     /// Per shard: `INCR`s counted more often than they were sent (acknowledged plus failed).
@@ -805,6 +812,7 @@ pub fn verify_cluster(cluster: &ClusterNodes, report: &LoadReport) -> ClusterVer
     let n = cluster.shards.len();
     let mut verdict = ClusterVerdict {
         missing_sets: vec![0; n],
+        missing: Vec::new(),
         lost_incrs: vec![0; n],
         extra_incrs: vec![0; n],
     };
@@ -821,7 +829,7 @@ pub fn verify_cluster(cluster: &ClusterNodes, report: &LoadReport) -> ClusterVer
                     e.1 += 1
                 }
             }
-            OpKind::Set(k) if op.error.is_none() => sets.push(k.as_str()),
+            OpKind::Set(_) if op.error.is_none() => sets.push(op),
             _ => {}
         }
     }
@@ -845,9 +853,11 @@ pub fn verify_cluster(cluster: &ClusterNodes, report: &LoadReport) -> ClusterVer
         verdict.lost_incrs[shard] += acked.saturating_sub(value);
         verdict.extra_incrs[shard] += value.saturating_sub(acked + failed);
     }
-    for key in sets {
+    for op in sets {
+        let key = op.key().expect("a SET has a key");
         if read(key).is_none() {
             verdict.missing_sets[cluster.shard_of_key(key)] += 1;
+            verdict.missing.push(op.clone());
         }
     }
     verdict
