@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use failover_buffer_redis::{Router, RouterConfig, ShardRoute, Topology};
-use failover_buffer_tokio::ShardStats;
+use failover_buffer_tokio::{EvictReason, ShardStats, SkipReason};
 use support::*;
 
 const CONNECTIONS: usize = 50;
@@ -354,5 +354,180 @@ async fn a_killed_primary_buffers_its_shard_only_and_fails_only_uncertain_comman
             2,
             "only shard 3's: {op:?}"
         );
+    }
+}
+
+fn count<R: failover_buffer_tokio::Reason + PartialEq>(
+    by: &failover_buffer_tokio::ByReason<R>,
+    reason: R,
+) -> u64 {
+    by.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| n)
+}
+
+/// Two primaries killed together, with a buffer of 10 slots for 50 connections: both
+/// shards buffer and share the one capacity, the oldest held commands are evicted for newer
+/// ones, and the clients' errors match the core's counters one to one.
+///
+/// Five primaries, not three: a replica is promoted only with the votes of a majority of
+/// the primaries, and two dead primaries out of three leave one vote of the two needed, so a
+/// three-primary cluster never fails either shard over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_killed_together_share_a_small_buffer_and_evictions_match_the_counters() {
+    if !cluster_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let mut cluster = redis_cluster_of(5, NODE_TIMEOUT_MS);
+    const SIZE: usize = 10;
+    let (buffered, unbuffered) = routers(&cluster, SIZE).await;
+    let dead = [1, 3];
+
+    let start = Instant::now();
+    let with = tokio::spawn(run_cluster_load(
+        start,
+        buffered.local_addr(),
+        CONNECTIONS,
+        LOAD,
+        "with",
+    ));
+    let without = tokio::spawn(run_cluster_load(
+        start,
+        unbuffered.local_addr(),
+        CONNECTIONS,
+        LOAD,
+        "without",
+    ));
+    tokio::time::sleep(FAILOVER_AT).await;
+    let killed_at = start.elapsed();
+    for &d in &dead {
+        let primary = cluster.shards[d].primary;
+        cluster.nodes[primary].kill();
+    }
+    let (with, without) = (with.await.unwrap(), without.await.unwrap());
+
+    let shards = buffered.shards();
+    for &d in &dead {
+        assert_eq!(
+            shard(&shards, &cluster, d).primary,
+            Some(cluster.addr(cluster.shards[d].replica)),
+            "shard {} failed over",
+            d + 1
+        );
+    }
+    eprint!("{}", per_shard("buffer on ", &with, &cluster, killed_at));
+    eprint!(
+        "{}",
+        per_shard("--no-buffer", &without, &cluster, killed_at)
+    );
+    let counters = stats(&buffered, &cluster);
+    for (i, s) in counters.iter().enumerate() {
+        eprintln!(
+            "buffer shard {}: {} starts, {} buffered, {} drained, evicted {:?}, skipped {:?}, peak held {}",
+            i + 1,
+            s.starts,
+            s.buffered,
+            s.drained,
+            s.evicted.iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>(),
+            s.skipped.iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>(),
+            s.last_requests_in_flight_max
+        );
+    }
+
+    // Both shards buffered, and only they.
+    for (i, s) in counters.iter().enumerate() {
+        if dead.contains(&i) {
+            assert!(s.buffered > 0, "shard {} buffered", i + 1);
+        } else {
+            assert_eq!(s.buffered, 0, "shard {} never buffered", i + 1);
+        }
+    }
+    // They shared the one capacity: together they held more than fits, so some were
+    // pushed out, and never more than SIZE at once.
+    assert!(
+        counters
+            .iter()
+            .map(|s| s.last_requests_in_flight_max)
+            .sum::<u64>()
+            >= SIZE as u64,
+        "the buffer filled"
+    );
+    for s in &counters {
+        assert!(s.last_requests_in_flight_max <= SIZE as u64);
+    }
+
+    // What clients saw, one to one with the core's counters.
+    let errors = with.errors();
+    let saw = |text: &str| {
+        errors
+            .iter()
+            .filter(|o| o.error.as_deref().unwrap().contains(text))
+            .count() as u64
+    };
+    let evicted: u64 = counters
+        .iter()
+        .map(|s| count(&s.evicted, EvictReason::BufferFull))
+        .sum();
+    let refused: u64 = counters
+        .iter()
+        .map(|s| count(&s.skipped, SkipReason::BufferFull))
+        .sum();
+    let uncertain = saw("may or may not have run");
+    eprintln!(
+        "client errors: {} = {} evicted for newer + {} refused (buffer full) + {} uncertain INCRs; core: {evicted} evicted (BufferFull), {refused} skipped (BufferFull)",
+        errors.len(),
+        saw("request evicted for newer request"),
+        saw("primary buffer is full"),
+        uncertain
+    );
+    assert!(evicted > 0, "evictions happened");
+    assert_eq!(
+        saw("request evicted for newer request"),
+        evicted,
+        "each eviction reached one client"
+    );
+    assert_eq!(
+        saw("primary buffer is full"),
+        refused,
+        "each refusal reached one client"
+    );
+    for s in &counters {
+        assert_eq!(count(&s.evicted, EvictReason::WindowExceeded), 0);
+        assert_eq!(count(&s.evicted, EvictReason::ContextDone), 0);
+    }
+    assert_eq!(
+        errors.len() as u64,
+        evicted + refused + uncertain,
+        "no other error"
+    );
+    for op in &errors {
+        assert!(
+            dead.contains(&cluster.shard_of_key(op.key().unwrap())),
+            "only dead shards' commands fail: {op:?}"
+        );
+    }
+    // Nothing acknowledged by the live shards is lost, and nothing is counted twice.
+    let verdict = verify_cluster(&cluster, &with);
+    eprintln!(
+        "lost with the killed primaries: SETs {:?}, INCRs {:?}",
+        verdict.missing_sets, verdict.lost_incrs
+    );
+    assert_eq!(verdict.extra_incrs, vec![0; 5]);
+    for (i, (&sets, &incrs)) in verdict
+        .missing_sets
+        .iter()
+        .zip(&verdict.lost_incrs)
+        .enumerate()
+    {
+        if !dead.contains(&i) {
+            assert_eq!((sets, incrs), (0, 0), "shard {} loses nothing", i + 1);
+        }
+    }
+
+    // Without the buffer, errors too, on the dead shards only. (A buffer of 10 slots for 50
+    // connections evicts about as many commands as --no-buffer fails: too small to help,
+    // which is the point of this test.)
+    assert!(!without.errors().is_empty(), "--no-buffer sees the outage");
+    for op in without.errors() {
+        assert!(dead.contains(&cluster.shard_of_key(op.key().unwrap())));
     }
 }
