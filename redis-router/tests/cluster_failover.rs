@@ -53,48 +53,6 @@ fn stats(router: &Router, cluster: &ClusterNodes) -> Vec<ShardStats> {
         .collect()
 }
 
-/// Latency p99 of the operations on shard `index` that started in `[from, to)`.
-fn p99(
-    report: &LoadReport,
-    cluster: &ClusterNodes,
-    index: usize,
-    from: Duration,
-    to: Duration,
-) -> Duration {
-    report.quantile(0.99, |o| {
-        o.at >= from && o.at < to && o.key().is_some_and(|k| cluster.shard_of_key(k) == index)
-    })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Per shard: operations, errors, p99 before the failover and in the 2 s from it.
-fn per_shard(label: &str, report: &LoadReport, cluster: &ClusterNodes, at: Duration) -> String {
-    let mut out = format!(
-        "{label}: {} ops, {} errors\n",
-        report.ops.len(),
-        report.errors().len()
-    );
-    for i in 0..cluster.shards.len() {
-        let mine = |o: &&Op| o.key().is_some_and(|k| cluster.shard_of_key(k) == i);
-        let ops = report.ops.iter().filter(mine).count();
-        let errors = report.errors().into_iter().filter(mine).count();
-        out += &format!(
-            "  shard {} ({}): {ops} ops, {errors} errors, p99 before {:.1} ms, p99 in the 2 s from the failover {:.1} ms, max {:.0} ms\n",
-            i + 1,
-            cluster.shards[i].name,
-            ms(p99(report, cluster, i, Duration::ZERO, at)),
-            ms(p99(report, cluster, i, at, at + Duration::from_secs(2))),
-            ms(report.quantile(1.0, |o| o
-                .key()
-                .is_some_and(|k| cluster.shard_of_key(k) == i))),
-        );
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinated_failover_of_one_shard_pauses_that_shard_only() {
     if !cluster_available() {

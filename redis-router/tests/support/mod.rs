@@ -862,3 +862,45 @@ pub fn verify_cluster(cluster: &ClusterNodes, report: &LoadReport) -> ClusterVer
     }
     verdict
 }
+
+/// Latency p99 of the operations on shard `index` that started in `[from, to)`.
+pub fn p99(
+    report: &LoadReport,
+    cluster: &ClusterNodes,
+    index: usize,
+    from: Duration,
+    to: Duration,
+) -> Duration {
+    report.quantile(0.99, |o| {
+        o.at >= from && o.at < to && o.key().is_some_and(|k| cluster.shard_of_key(k) == index)
+    })
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Per shard: operations, errors, p99 before the failover and in the 2 s from it.
+pub fn per_shard(label: &str, report: &LoadReport, cluster: &ClusterNodes, at: Duration) -> String {
+    let mut out = format!(
+        "{label}: {} ops, {} errors\n",
+        report.ops.len(),
+        report.errors().len()
+    );
+    for i in 0..cluster.shards.len() {
+        let mine = |o: &&Op| o.key().is_some_and(|k| cluster.shard_of_key(k) == i);
+        let ops = report.ops.iter().filter(mine).count();
+        let errors = report.errors().into_iter().filter(mine).count();
+        out += &format!(
+            "  shard {} ({}): {ops} ops, {errors} errors, p99 before {:.1} ms, p99 in the 2 s from the failover {:.1} ms, max {:.0} ms\n",
+            i + 1,
+            cluster.shards[i].name,
+            ms(p99(report, cluster, i, Duration::ZERO, at)),
+            ms(p99(report, cluster, i, at, at + Duration::from_secs(2))),
+            ms(report.quantile(1.0, |o| o
+                .key()
+                .is_some_and(|k| cluster.shard_of_key(k) == i))),
+        );
+    }
+    out
+}
