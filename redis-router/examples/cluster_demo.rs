@@ -104,6 +104,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "  acknowledged writes missing afterwards, per shard: SETs {:?}, INCRs {:?}",
             verdict.missing_sets, verdict.lost_incrs
         );
+        // Added latency as the simulator counts it: each successful command's latency minus
+        // the usual one (the median before the kill), over the whole run.
+        let usual = report.quantile(0.5, |o| o.at + o.took < killed_at);
+        let mut added: Vec<Duration> = report
+            .ops
+            .iter()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.took.saturating_sub(usual))
+            .collect();
+        added.sort();
+        let at = |q: f64| added[((added.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "  added latency over the usual {:.1} ms: p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms; commands slower than 1 s: {}",
+            ms(usual),
+            ms(at(0.5)),
+            ms(at(0.99)),
+            ms(at(1.0)),
+            added
+                .iter()
+                .filter(|d| **d > Duration::from_secs(1))
+                .count()
+        );
         if let Some(op) = report.errors().first() {
             println!(
                 "  first client error: {}",
