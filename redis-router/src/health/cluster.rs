@@ -472,6 +472,148 @@ mod tests {
         assert_eq!(epochs.get("bbb"), Some(&3));
     }
 
+    fn view(slots: &[(u16, u16)], nodes: &[(&str, u16, bool)]) -> ShardView {
+        ShardView {
+            slots: slots.to_vec(),
+            nodes: nodes
+                .iter()
+                .map(|&(id, port, primary)| NodeView {
+                    id: id.into(),
+                    addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                    primary,
+                    online: true,
+                })
+                .collect(),
+        }
+    }
+
+    fn watcher() -> (ClusterWatcher, FailoverBuffer, Arc<Cluster>) {
+        let buffer = FailoverBuffer::new(failover_buffer_tokio::Config {
+            enabled: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let cluster = Arc::new(Cluster::new(KeySpecs::default()));
+        let backends = Arc::new(Backends::new(1, Duration::from_millis(100)));
+        let watcher = ClusterWatcher::new(
+            buffer.clone(),
+            backends,
+            Arc::clone(&cluster),
+            Vec::new(),
+            Duration::from_millis(100),
+        );
+        (watcher, buffer, cluster)
+    }
+
+    fn three_shards() -> Vec<ShardView> {
+        vec![
+            view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]),
+            view(&[(0, 5460)], &[("a", 7001, true), ("d", 7004, false)]),
+            view(&[(5461, 10922)], &[("b", 7002, true), ("e", 7005, false)]),
+        ]
+    }
+
+    #[tokio::test]
+    async fn each_cluster_shard_is_one_buffer_shard_registered_in_slot_order() {
+        let (mut w, buffer, cluster) = watcher();
+        let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        w.apply(&three_shards(), &epochs);
+        let map = cluster.map();
+        let names: Vec<&str> = map.shards.iter().map(|s| s.shard.name()).collect();
+        assert_eq!(
+            names,
+            ["0-5460", "5461-10922", "10923-16383"],
+            "registered once each"
+        );
+        assert_eq!(map.owner[0], Some(0));
+        assert_eq!(map.owner[16383], Some(2));
+        assert_eq!(
+            map.shards[2].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7003)))
+        );
+        assert!(buffer.shard("redis", "5461-10922").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_promoted_replica_keeps_its_shard_and_its_epoch_is_the_new_term() {
+        let (mut w, buffer, cluster) = watcher();
+        let mut epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        let shard = cluster.map().shards[2].shard.clone();
+        // The primary of shard 3 is killed and its replica promoted with a new epoch; the
+        // dead primary is listed alone, owning nothing.
+        let mut after = three_shards();
+        after[0] = view(&[(10923, 16383)], &[("f", 7006, true)]);
+        after.push(view(&[], &[("c", 7003, true)]));
+        epochs.insert("f".into(), 7);
+        let held = tokio::spawn({
+            let (buffer, shard) = (buffer.clone(), shard.clone());
+            async move {
+                buffer
+                    .wait_for_failover_end(
+                        &shard,
+                        Some(failover_buffer_tokio::FailoverCause::Reparent),
+                    )
+                    .await
+                    .map(|guard| guard.is_some())
+            }
+        });
+        tokio::task::yield_now().await;
+        w.apply(&after, &epochs);
+        assert_eq!(held.await.unwrap(), Ok(true), "released by the new primary");
+        let map = cluster.map();
+        assert_eq!(map.shards.len(), 3, "no new shard");
+        assert_eq!(
+            map.shards[2].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7006)))
+        );
+        assert_eq!(buffer.stats(&shard).starts, 1);
+    }
+
+    #[tokio::test]
+    async fn a_shard_whose_slots_all_moved_away_is_resharded_away() {
+        let (mut w, buffer, cluster) = watcher();
+        let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        let shard = cluster.map().shards[2].shard.clone();
+        let held = tokio::spawn({
+            let (buffer, shard) = (buffer.clone(), shard.clone());
+            async move {
+                buffer
+                    .wait_for_failover_end(
+                        &shard,
+                        Some(failover_buffer_tokio::FailoverCause::Reparent),
+                    )
+                    .await
+                    .map(|guard| guard.is_some())
+            }
+        });
+        tokio::task::yield_now().await;
+        // Shard 3's slots now belong to shard 1; shard 3's nodes own nothing.
+        let after = vec![
+            view(
+                &[(0, 5460), (10923, 16383)],
+                &[("a", 7001, true), ("d", 7004, false)],
+            ),
+            view(&[(5461, 10922)], &[("b", 7002, true), ("e", 7005, false)]),
+            view(&[], &[("c", 7003, true), ("f", 7006, false)]),
+        ];
+        w.apply(&after, &epochs);
+        assert_eq!(
+            held.await.unwrap(),
+            Err(failover_buffer_tokio::BufferError::ShardMissing),
+            "the held command is told to re-plan"
+        );
+        let map = cluster.map();
+        assert_eq!(
+            map.owner[16383],
+            Some(0),
+            "its slots route to their new owner"
+        );
+        assert!(map.shards[2].route.current().is_none());
+    }
+
     #[test]
     fn a_reply_that_is_not_cluster_shards_is_refused() {
         assert_eq!(
