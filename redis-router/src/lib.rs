@@ -4,9 +4,11 @@
 //! The router accepts RESP2 client connections, forwards each command to the current
 //! primary over a small per-server pool, and answers the client. The primary is learned
 //! from Redis Sentinel (`get-master-addr-by-name`, `+switch-master` and friends, a periodic
-//! `SENTINEL MASTER` + `ROLE` check; the term is `config-epoch`) or from a fixed list of
+//! `SENTINEL MASTER` + `ROLE` check; the term is `config-epoch`), from a fixed list of
 //! servers polled with `ROLE` (the term is a counter bumped when another server becomes
-//! primary). Failover errors (`-READONLY`, `-LOADING`, `-MASTERDOWN`, `-NOREPLICAS`, refused,
+//! primary), or from a Redis Cluster ([`Topology::Cluster`]: one buffer shard per cluster
+//! shard, read from `CLUSTER SHARDS`; the term is the shard primary's `configEpoch`; each
+//! command goes to its key's hash slot, see [`slot`]). Failover errors (`-READONLY`, `-LOADING`, `-MASTERDOWN`, `-NOREPLICAS`, refused,
 //! reset or closed connections) go back through [`failover_buffer_tokio`]'s buffer; every
 //! other reply goes straight to the client. While a Sentinel fails the primary over, the
 //! router sends nothing to the old primary (it hears every Sentinel's leader announcement),
