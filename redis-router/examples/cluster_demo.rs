@@ -62,20 +62,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let start = Instant::now();
-    let with = tokio::spawn(run_cluster_load(
+    let (with, without) = cluster_loads(
         start,
         buffered.local_addr(),
-        CONNECTIONS,
-        LOAD,
-        "with",
-    ));
-    let without = tokio::spawn(run_cluster_load(
-        start,
         unbuffered.local_addr(),
         CONNECTIONS,
         LOAD,
-        "without",
-    ));
+    );
     tokio::time::sleep_until((start + KILL_AT).into()).await;
     let target = cluster.shards[2].clone();
     let watch = RoleWatch::start(

@@ -505,6 +505,21 @@ mod tests {
         (watcher, buffer, cluster)
     }
 
+    /// A command held on `shard` after a failover error; answers whether it was released
+    /// to retry.
+    fn hold(
+        buffer: &FailoverBuffer,
+        shard: &failover_buffer_tokio::Shard,
+    ) -> tokio::task::JoinHandle<Result<bool, failover_buffer_tokio::BufferError>> {
+        let (buffer, shard) = (buffer.clone(), shard.clone());
+        tokio::spawn(async move {
+            buffer
+                .wait_for_failover_end(&shard, Some(failover_buffer_tokio::FailoverCause::Reparent))
+                .await
+                .map(|guard| guard.is_some())
+        })
+    }
+
     fn three_shards() -> Vec<ShardView> {
         vec![
             view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]),
@@ -547,18 +562,7 @@ mod tests {
         after[0] = view(&[(10923, 16383)], &[("f", 7006, true)]);
         after.push(view(&[], &[("c", 7003, true)]));
         epochs.insert("f".into(), 7);
-        let held = tokio::spawn({
-            let (buffer, shard) = (buffer.clone(), shard.clone());
-            async move {
-                buffer
-                    .wait_for_failover_end(
-                        &shard,
-                        Some(failover_buffer_tokio::FailoverCause::Reparent),
-                    )
-                    .await
-                    .map(|guard| guard.is_some())
-            }
-        });
+        let held = hold(&buffer, &shard);
         tokio::task::yield_now().await;
         w.apply(&after, &epochs);
         assert_eq!(held.await.unwrap(), Ok(true), "released by the new primary");
@@ -577,18 +581,7 @@ mod tests {
         let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
         w.apply(&three_shards(), &epochs);
         let shard = cluster.map().shards[2].shard.clone();
-        let held = tokio::spawn({
-            let (buffer, shard) = (buffer.clone(), shard.clone());
-            async move {
-                buffer
-                    .wait_for_failover_end(
-                        &shard,
-                        Some(failover_buffer_tokio::FailoverCause::Reparent),
-                    )
-                    .await
-                    .map(|guard| guard.is_some())
-            }
-        });
+        let held = hold(&buffer, &shard);
         tokio::task::yield_now().await;
         // Shard 3's slots now belong to shard 1; shard 3's nodes own nothing.
         let after = vec![

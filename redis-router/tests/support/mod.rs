@@ -346,6 +346,27 @@ pub async fn run_load_from(
     duration: Duration,
     tag: &str,
 ) -> LoadReport {
+    drive(start, addr, connections, duration, tag, |tag, conn, i| {
+        if i % 2 == 0 {
+            OpKind::Incr
+        } else {
+            OpKind::Set(format!("{tag}:{conn}:{i}"))
+        }
+    })
+    .await
+}
+
+/// The load's loop: `connections` connections to `addr` until `duration` is up, each sending
+/// the operation `next(tag, conn, i)` names for its `i`-th command, one at a time, and
+/// recording what it saw.
+async fn drive(
+    start: Instant,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+    next: fn(&str, usize, u64) -> OpKind,
+) -> LoadReport {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("a client");
     let config = redis::AsyncConnectionConfig::new()
         .set_response_timeout(Some(Duration::from_secs(30)))
@@ -364,20 +385,25 @@ pub async fn run_load_from(
             let mut i = 0u64;
             while Instant::now() < deadline {
                 let began = Instant::now();
-                let (kind, result) = if i % 2 == 0 {
-                    let r = redis::cmd("INCR")
+                let kind = next(&tag, conn, i);
+                let result = match &kind {
+                    OpKind::Incr => redis::cmd("INCR")
                         .arg(format!("{tag}:counter"))
                         .query_async::<i64>(&mut c)
-                        .await;
-                    (OpKind::Incr, r.map(|_| ()))
-                } else {
-                    let key = format!("{tag}:{conn}:{i}");
-                    let r = redis::cmd("SET")
-                        .arg(&key)
-                        .arg(i)
-                        .query_async::<()>(&mut c)
-                        .await;
-                    (OpKind::Set(key), r)
+                        .await
+                        .map(|_| ()),
+                    OpKind::IncrKey(key) => redis::cmd("INCR")
+                        .arg(key)
+                        .query_async::<i64>(&mut c)
+                        .await
+                        .map(|_| ()),
+                    OpKind::Set(key) => {
+                        redis::cmd("SET")
+                            .arg(key)
+                            .arg(i)
+                            .query_async::<()>(&mut c)
+                            .await
+                    }
                 };
                 ops.push(Op {
                     at: began - start,
@@ -727,58 +753,43 @@ pub async fn run_cluster_load(
     duration: Duration,
     tag: &str,
 ) -> LoadReport {
-    let client = redis::Client::open(format!("redis://{addr}/")).expect("a client");
-    let config = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(30)))
-        .set_connection_timeout(Some(Duration::from_secs(5)));
-    let deadline = Instant::now() + duration;
-    let tag: Arc<str> = tag.into();
-    let mut tasks = Vec::new();
-    for conn in 0..connections {
-        let mut c = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .expect("a connection to the router");
-        let tag = Arc::clone(&tag);
-        tasks.push(tokio::spawn(async move {
-            let mut ops = Vec::new();
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let began = Instant::now();
-                let (kind, result) = if i % 2 == 0 {
-                    let key = format!("{tag}:n:{conn}:{}", (i / 2) % 16);
-                    let r = redis::cmd("INCR")
-                        .arg(&key)
-                        .query_async::<i64>(&mut c)
-                        .await;
-                    (OpKind::IncrKey(key), r.map(|_| ()))
-                } else {
-                    let key = format!("{tag}:s:{conn}:{i}");
-                    let r = redis::cmd("SET")
-                        .arg(&key)
-                        .arg(i)
-                        .query_async::<()>(&mut c)
-                        .await;
-                    (OpKind::Set(key), r)
-                };
-                ops.push(Op {
-                    at: began - start,
-                    took: began.elapsed(),
-                    conn,
-                    kind,
-                    error: result.err().map(|e| e.to_string()),
-                });
-                i += 1;
-            }
-            ops
-        }));
-    }
-    let mut report = LoadReport::default();
-    for t in tasks {
-        report.ops.extend(t.await.expect("a load task"));
-    }
-    report.elapsed = start.elapsed();
-    report
+    drive(start, addr, connections, duration, tag, |tag, conn, i| {
+        if i % 2 == 0 {
+            OpKind::IncrKey(format!("{tag}:n:{conn}:{}", (i / 2) % 16))
+        } else {
+            OpKind::Set(format!("{tag}:s:{conn}:{i}"))
+        }
+    })
+    .await
+}
+
+/// The same load through a buffered and an unbuffered router at once, timed from `start`.
+pub fn cluster_loads(
+    start: Instant,
+    buffered: SocketAddr,
+    unbuffered: SocketAddr,
+    connections: usize,
+    duration: Duration,
+) -> (
+    tokio::task::JoinHandle<LoadReport>,
+    tokio::task::JoinHandle<LoadReport>,
+) {
+    (
+        tokio::spawn(run_cluster_load(
+            start,
+            buffered,
+            connections,
+            duration,
+            "with",
+        )),
+        tokio::spawn(run_cluster_load(
+            start,
+            unbuffered,
+            connections,
+            duration,
+            "without",
+        )),
+    )
 }
 
 impl Op {
