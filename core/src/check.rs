@@ -49,8 +49,9 @@ impl Buffer {
     ///    and queues are in deadline order.
     /// 8. A quiet shard (idle, holding nothing) has `buffered == evicted + drained`.
     ///
-    /// Also checks its own bookkeeping: the queue links, and that exactly the buffering
-    /// shards are on the timer list.
+    /// Also checks its own bookkeeping: the queue links, that exactly the buffering
+    /// shards are on the timer list, and that the deadline index holds every shard's next
+    /// deadline, earliest first.
     ///
     /// ```
     /// use failover_buffer::{Buffer, Config};
@@ -125,6 +126,9 @@ impl Buffer {
             if (sb.state == ShardState::Buffering) != p.active.contains(id) {
                 return fail(2, s, "the timer list disagrees with the shard's state");
             }
+            if p.timers.get(id) != sb.next_deadline(id, p.pool, p.limits).map(|d| d.at) {
+                return fail(2, s, "the deadline index disagrees with the shard's timers");
+            }
             if let (ShardState::Buffering, Some(t), Some(head)) =
                 (sb.state, p.last_tick, sb.queue.head())
             {
@@ -142,6 +146,20 @@ impl Buffer {
         }
         if counted != p.pool.len() {
             return fail(1, None, "an entry belongs to no registered shard");
+        }
+        let earliest = p
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, sb)| sb.next_deadline(ShardId::from_index(i as u32), p.pool, p.limits))
+            .map(|d| (d.at, d.shard))
+            .min();
+        if p.timers.first().map(|e| (e.at, e.shard)) != earliest {
+            return fail(
+                2,
+                None,
+                "the deadline index's first entry is not the earliest",
+            );
         }
         if p.active.list.len()
             != p.shards

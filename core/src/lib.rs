@@ -44,6 +44,7 @@ mod shard_buffer;
 mod stats;
 mod ticket;
 mod time;
+mod timers;
 
 pub use action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 pub use buffer::Buffer;
