@@ -81,7 +81,8 @@ impl<'a> Wait<'a> {
                 // Registered before this input's actions are carried out, so a wake for
                 // this ticket always finds it.
                 let waiter = Waiter::Waiting(Some(cx.waker().clone()));
-                state.waiters.insert(ticket.id(), waiter);
+                let again = state.waiters.insert(ticket, waiter);
+                debug_assert!(again.is_none(), "{ticket:?} is held once");
             }
             admission
         });
@@ -103,7 +104,7 @@ impl<'a> Wait<'a> {
     fn collect(&mut self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<Answer> {
         let verdict = {
             let mut state = self.shared.lock();
-            match state.waiters.get_mut(&ticket.id()) {
+            match state.waiters.get_mut(ticket) {
                 Some(Waiter::Waiting(waker)) => {
                     if waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                         return Poll::Pending;
@@ -116,7 +117,7 @@ impl<'a> Wait<'a> {
                 }
                 Some(Waiter::Woken(verdict)) => {
                     let verdict = *verdict;
-                    state.waiters.remove(&ticket.id());
+                    state.waiters.remove(ticket);
                     Some(verdict)
                 }
                 // Unreachable: the waiter leaves the map only here or in `Drop`.

@@ -43,6 +43,7 @@ mod shard;
 mod shard_buffer;
 mod stats;
 mod ticket;
+mod ticket_map;
 mod time;
 mod timers;
 
@@ -60,6 +61,7 @@ pub use stats::{
     StopReason,
 };
 pub use ticket::{Ticket, TicketError};
+pub use ticket_map::TicketMap;
 pub use time::Timestamp;
 
 /// The root README's Rust examples, compiled and run as doctests so they cannot rot.
