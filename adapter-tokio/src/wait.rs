@@ -155,6 +155,28 @@ impl<'a> Wait<'a> {
 
 type Answer = Result<Option<RetryGuard>, BufferError>;
 
+/// What [`FailoverBuffer::wait_for_failover_end`](crate::FailoverBuffer::wait_for_failover_end)
+/// returns: answered already by the idle fast path, or the request's [`Wait`].
+pub(crate) enum Admit<'a> {
+    /// A first attempt on a shard that is not buffering: proceed, nothing was held.
+    Proceed,
+    /// Everything else: the buffer sees the request at the first poll.
+    Wait(Wait<'a>),
+}
+
+impl Future for Admit<'_> {
+    type Output = Answer;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        // Every field is `Unpin`: the future may be moved, pinned or not.
+        match self.get_mut() {
+            Admit::Proceed => Poll::Ready(Ok(None)),
+            Admit::Wait(wait) => Pin::new(wait).poll(cx),
+        }
+    }
+}
+
 impl Future for Wait<'_> {
     type Output = Answer;
 
