@@ -36,7 +36,8 @@ impl fmt::Display for InvariantViolation {
 impl core::error::Error for InvariantViolation {}
 
 impl Buffer {
-    /// Checks every invariant of DESIGN §8 that one state can show. O(held + shards).
+    /// Checks every invariant of DESIGN §8 that one state can show. O(held + shards), and
+    /// one allocation (a count per shard).
     ///
     /// 1. Slots: held ≤ size (or, after a reconfiguration shrank the size, nothing queued
     ///    while retries released before hold more), and held = queued + released-not-done,
@@ -75,6 +76,15 @@ impl Buffer {
         if p.pool.len() > p.limits.size && queued > 0 {
             return fail(1, None, "more slots held than the buffer has");
         }
+        // Entries held and drain retries running, per shard, in one pass over the pool (a
+        // pass per shard made the check O(shards × held)).
+        let mut per_shard = alloc::vec![(0usize, 0usize); p.shards.len()];
+        for (_, e) in p.pool.iter() {
+            if let Some((held, in_drain)) = per_shard.get_mut(e.shard.index()) {
+                *held += 1;
+                *in_drain += usize::from(e.status.in_drain());
+            }
+        }
         let mut counted = 0usize;
         for (i, sb) in p.shards.iter().enumerate() {
             let id = ShardId::from_index(i as u32);
@@ -101,15 +111,10 @@ impl Buffer {
             if len != sb.queue.len() || crate::queue::Pool::tail_of(&sb.queue) != prev {
                 return fail(1, s, "a queue's length or tail is wrong");
             }
-            let retrying_in_drain = p
-                .pool
-                .iter()
-                .filter(|(_, e)| e.shard == id && e.status.in_drain())
-                .count();
+            let (held, retrying_in_drain) = per_shard[i];
             if retrying_in_drain != sb.drain_in_flight {
                 return fail(1, s, "drain in-flight count differs from the entries");
             }
-            let held = p.pool.iter().filter(|(_, e)| e.shard == id).count();
             counted += held;
             if sb.mode != Mode::Enabled && held != 0 {
                 return fail(2, s, "a shard that is not enabled holds requests");
