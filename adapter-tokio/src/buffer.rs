@@ -11,7 +11,7 @@ use failover_buffer::{
 
 use crate::driver;
 use crate::shared::{Keeper, ShardCell, Shared, Touched};
-use crate::wait::{Ask, RetryGuard, Wait};
+use crate::wait::{Admit, Ask, RetryGuard, Wait};
 use failover_buffer::EpisodeEvent;
 
 /// A failover buffer for any number of shards, driven by tokio.
@@ -216,16 +216,23 @@ impl FailoverBuffer {
     ///
     /// Re-creating the future after dropping it starts a new request at the back of the
     /// queue: the place in line is not kept.
-    pub async fn wait_for_failover_end(
-        &self,
-        shard: &Shard,
+    ///
+    /// # The idle fast path
+    ///
+    /// A first attempt (`cause` is `None`) on a shard that is not buffering is answered by
+    /// one atomic load made when this method is called, before any future is built: the
+    /// future returned is then ready at its first poll, with no lock taken. Every other
+    /// request reaches the buffer at the first poll, as described above.
+    #[inline]
+    pub fn wait_for_failover_end<'a>(
+        &'a self,
+        shard: &'a Shard,
         cause: Option<FailoverCause>,
-    ) -> Result<Option<RetryGuard>, BufferError> {
-        // The idle fast path: a first attempt on a shard the core does not have buffering.
+    ) -> impl Future<Output = Result<Option<RetryGuard>, BufferError>> + 'a {
         if cause.is_none() && !shard.cell.buffering.load(Ordering::Acquire) {
-            return Ok(None);
+            return Admit::Proceed;
         }
-        Wait::new(&self.keeper, &shard.cell, Ask::Request(cause)).await
+        Admit::Wait(Wait::new(&self.keeper, &shard.cell, Ask::Request(cause)))
     }
 
     /// What the health stream saw of `shard`'s primary. A serving primary with a newer term

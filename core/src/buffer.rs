@@ -16,6 +16,7 @@ use crate::shard_buffer::{Active, Ctx, Limits, ShardBuffer};
 use crate::stats::{InputStats, ShardStats, StopReason};
 use crate::ticket::{Ticket, TicketError};
 use crate::time::Timestamp;
+use crate::timers::Timers;
 
 /// A failover buffer for any number of shards sharing one capacity.
 ///
@@ -127,6 +128,7 @@ pub struct Buffer {
     names: BTreeMap<String, BTreeMap<String, ShardId>>,
     pool: Pool,
     active: Active,
+    timers: Timers,
     actions: VecDeque<Action>,
     now: Timestamp,
     last_tick: Option<Timestamp>,
@@ -148,6 +150,7 @@ impl Buffer {
             shards: Vec::new(),
             names: BTreeMap::new(),
             active: Active::default(),
+            timers: Timers::default(),
             actions: VecDeque::new(),
             now: Timestamp::ZERO,
             last_tick: None,
@@ -179,6 +182,7 @@ impl Buffer {
             mode,
         ));
         self.active.register();
+        self.timers.register();
         self.names
             .entry(keyspace.to_string())
             .or_default()
@@ -301,6 +305,7 @@ impl Buffer {
     /// "never", so an input stamped with it runs 1 ns before. Every deadline (which
     /// saturates at `MAX`) then stays in the future, and none is ever due at the same
     /// instant as the request it belongs to.
+    #[inline]
     fn observe(&mut self, now: Timestamp) -> Timestamp {
         let now = now.min(Timestamp::LATEST);
         if now < self.now {
@@ -323,6 +328,23 @@ impl Buffer {
                 shut_down: self.shut_down,
             },
         )
+    }
+
+    /// Indexes `shard`'s next deadline, recomputed from its fields: called after every
+    /// input that touched it, so whatever deadline a shard has is indexed.
+    fn touched(&mut self, shard: ShardId) {
+        let at = self.shards[shard.index()]
+            .next_deadline(shard, &self.pool, &self.limits)
+            .map(|d| d.at);
+        self.timers.set(shard, at);
+    }
+
+    /// Indexes every shard's next deadline again: after an input that touched them all.
+    fn touched_all(&mut self) {
+        self.timers.clear();
+        for i in 0..self.active.list.len() {
+            self.touched(self.active.list[i]);
+        }
     }
 
     fn unknown_shard(&mut self) -> InputError {
@@ -354,6 +376,7 @@ impl Buffer {
     ///   After the shard was resharded away, a failover cause fails with `ShardMissing`. A
     ///   released request whose retry failed uses [`retry_failed`](Self::retry_failed)
     ///   instead, which keeps its place.
+    #[inline]
     pub fn request(
         &mut self,
         now: Timestamp,
@@ -367,8 +390,22 @@ impl Buffer {
         if cause.is_none() && state != ShardState::Buffering {
             return Ok(Admission::Proceed);
         }
+        Ok(self.request_slow(now, shard, cause))
+    }
+
+    /// Everything but a first attempt on a shard that is not buffering: kept out of line so
+    /// that [`request`](Self::request)'s fast path inlines into the caller.
+    #[inline(never)]
+    fn request_slow(
+        &mut self,
+        now: Timestamp,
+        shard: ShardId,
+        cause: Option<FailoverCause>,
+    ) -> Admission {
         let (shards, mut ctx) = self.ctx();
-        Ok(shards[shard.index()].request(shard, now, cause, &mut ctx))
+        let admission = shards[shard.index()].request(shard, now, cause, &mut ctx);
+        self.touched(shard);
+        admission
     }
 
     /// The retry of a request woken with [`Verdict::Retry`](crate::Verdict::Retry) failed
@@ -401,10 +438,13 @@ impl Buffer {
         let (shards, mut ctx) = self.ctx();
         let sb = &mut shards[shard.index()];
         if status.in_drain() && sb.may_requeue(now, &ctx) {
-            return Ok(sb.requeue(shard, now, ticket.slot, &mut ctx));
+            let admission = sb.requeue(shard, now, ticket.slot, &mut ctx);
+            self.touched(shard);
+            return Ok(admission);
         }
         sb.finish(shard, now, ticket.slot, status, &mut ctx);
         let admission = sb.request(shard, now, Some(cause), &mut ctx);
+        self.touched(shard);
         self.settle();
         Ok(admission)
     }
@@ -432,6 +472,7 @@ impl Buffer {
         }
         let (shards, mut ctx) = self.ctx();
         let result = shards[shard.index()].health(shard, now, stamp, &mut ctx);
+        self.touched(shard);
         if let Err(highest) = result {
             self.input_stats.stale_health_stamps += 1;
             return Err(InputError::StaleHealthStamp {
@@ -455,23 +496,29 @@ impl Buffer {
         }
         let (shards, mut ctx) = self.ctx();
         shards[shard.index()].topology(shard, now, event, &mut ctx);
+        self.touched(shard);
         self.settle();
         Ok(())
     }
 
     /// Time passed: fires due window expiries, max-failover-duration stops and drain
-    /// back-offs. Visits only buffering shards, and only the expired entries of each.
+    /// back-offs. Visits only the shards with a timer due, earliest first (ties by shard
+    /// id), and only the expired entries of each: O(1) when nothing is due, however many
+    /// shards buffer.
     pub fn tick(&mut self, now: Timestamp) {
         let now = self.observe(now);
         self.last_tick = Some(now);
-        let mut i = 0;
-        while let Some(&id) = self.active.list.get(i) {
+        // Each shard due is visited once: its timers fire, so its next deadline is later.
+        // The bound keeps that true of any deadline a shard might index without firing.
+        let mut due = self.timers.len();
+        while due > 0 {
+            let Some(id) = self.timers.pop_due(now) else {
+                break;
+            };
+            due -= 1;
             let (shards, mut ctx) = self.ctx();
             shards[id.index()].tick(id, now, &mut ctx);
-            // A shard that stopped left the list, and the last one took its place.
-            if self.active.list.get(i) == Some(&id) {
-                i += 1;
-            }
+            self.touched(id);
         }
         self.settle();
     }
@@ -517,6 +564,7 @@ impl Buffer {
         let (shard, status) = self.live(ticket, retry_done)?;
         let (shards, mut ctx) = self.ctx();
         shards[shard.index()].finish(shard, now, ticket.slot, status, &mut ctx);
+        self.touched(shard);
         Ok(shard)
     }
 
@@ -622,6 +670,7 @@ impl Buffer {
                 sb.release(now, &mut ctx, ShardId::from_index(i as u32));
             }
         }
+        self.touched_all();
         // Cannot close anything today (after a shutdown, a queued request always has a
         // retry ahead of it), but keeps the rule in one place: whatever ends a ticket settles.
         self.settle();
@@ -643,6 +692,7 @@ impl Buffer {
             let (shards, mut ctx) = self.ctx();
             shards[id.index()].stop(id, now, StopReason::Shutdown, &mut ctx);
         }
+        self.touched_all();
         self.settle();
     }
 
@@ -651,18 +701,17 @@ impl Buffer {
         self.actions.pop_front()
     }
 
-    /// When [`tick`](Self::tick) is next due, if any timer is armed.
+    /// When [`tick`](Self::tick) is next due, if any timer is armed. O(1), however many
+    /// shards buffer.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.next_deadline().map(|d| d.at)
+        self.timers.first().map(|e| e.at)
     }
 
-    /// The next timer: when it is due, for which shard and why. Visits only buffering shards.
+    /// The next timer: when it is due, for which shard and why. O(1): the shards' deadlines
+    /// are kept in an index, earliest first (ties by shard id).
     pub fn next_deadline(&self) -> Option<Deadline> {
-        self.active
-            .list
-            .iter()
-            .filter_map(|&id| self.shards[id.index()].next_deadline(id, &self.pool, &self.limits))
-            .min_by_key(|d| (d.at, d.shard))
+        let first = self.timers.first()?;
+        self.shards[first.shard.index()].next_deadline(first.shard, &self.pool, &self.limits)
     }
 
     pub(crate) fn parts(&self) -> Parts<'_> {
@@ -671,6 +720,7 @@ impl Buffer {
             shards: &self.shards,
             pool: &self.pool,
             active: &self.active,
+            timers: &self.timers,
             last_tick: self.last_tick,
         }
     }
@@ -682,6 +732,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) shards: &'a [ShardBuffer],
     pub(crate) pool: &'a Pool,
     pub(crate) active: &'a Active,
+    pub(crate) timers: &'a Timers,
     pub(crate) last_tick: Option<Timestamp>,
 }
 

@@ -44,7 +44,9 @@ mod shard;
 mod shard_buffer;
 mod stats;
 mod ticket;
+mod ticket_map;
 mod time;
+mod timers;
 
 pub use action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 pub use buffer::Buffer;
@@ -61,4 +63,5 @@ pub use stats::{
     StopReason,
 };
 pub use ticket::{Ticket, TicketError};
+pub use ticket_map::TicketMap;
 pub use time::Timestamp;

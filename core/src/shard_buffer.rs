@@ -44,8 +44,9 @@ impl Limits {
     }
 }
 
-/// The shards that are `Buffering`, i.e. that have timers; `tick` and `poll_timeout` visit
-/// only these, so a thousand idle shards cost nothing.
+/// The shards that are `Buffering`, i.e. that may have timers: what `shutdown` stops and the
+/// deadline index is rebuilt from (`tick` and `poll_timeout` read the index, in
+/// [`timers`](crate::timers), and visit no shard that is not due).
 #[derive(Debug, Default)]
 pub(crate) struct Active {
     pub(crate) list: Vec<ShardId>,
