@@ -372,7 +372,7 @@ impl FailoverBuffer {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.keeper.shared
     }
 
@@ -530,19 +530,18 @@ impl FailoverBuffer {
         self.shared().tick_now();
     }
 
-    /// Shuts the buffer down and blocks until every held request has ended.
+    /// Shuts the buffer down and blocks until it has closed (every held request has ended,
+    /// or the [`shutdown_grace`](crate::Config::shutdown_grace) passed) or the shutdown
+    /// was cancelled: [`begin_shutdown`](Self::begin_shutdown) then
+    /// [`Shutdown::wait`](crate::Shutdown::wait).
     ///
     /// Buffering stops on every shard and held requests are released to retry, paced by
     /// `drain_concurrency` as in any drain; from now on every request proceeds unbuffered
     /// and health and topology inputs are ignored. The call returns once every released
     /// request's [`RetryGuard`] has been dropped, so do not call it from a thread that holds
-    /// one. Calling it again just waits again. The timer thread exits afterwards.
-    pub fn shutdown(&self) {
-        self.shared().run(|st, now, fx| {
-            st.core.shutdown(now);
-            fx.telemetry.touch_all();
-        });
-        self.shared().wait_closed();
+    /// one. Calling it again just waits again. The timer thread exits after the close.
+    pub fn shutdown(&self) -> crate::ShutdownEnd {
+        self.begin_shutdown().wait()
     }
 
     /// `shard`'s counters (Vitess's names: `starts`, `buffered`, `evicted` by reason, ...);

@@ -81,6 +81,7 @@ mod events;
 pub mod plan;
 mod retry;
 mod shard;
+mod shutdown;
 mod state;
 mod telemetry;
 
@@ -89,12 +90,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::EpisodeEvent;
 pub use retry::RunError;
 pub use shard::Shard;
+pub use shutdown::{Shutdown, ShutdownEnd};
 
 pub use failover_buffer;
 pub use failover_buffer::{
     BufferError, Config, ConfigError, EvictReason, FailoverCause, HealthStamp, InputError,
     InputStats, InvariantViolation, Mode, PrimaryId, ShardFilter, ShardId, ShardState, ShardStats,
-    SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
+    ShutdownPhase, ShutdownProgress, SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
