@@ -141,6 +141,19 @@ impl RetryGuard {
         self.shard
     }
 
+    /// Why the request was released: its shard's failover ended (the drain, and why it
+    /// began: a new primary, max duration, traffic switched, a shutdown), or its window ran
+    /// out while the failover was still on ([`ReleaseReason::Window`](failover_buffer::ReleaseReason::Window):
+    /// a router may prefer another replica, or expect this retry to fail again). `None`
+    /// once [`retry_failed`](Self::retry_failed) has taken the guard over.
+    pub fn release_reason(&self) -> Option<failover_buffer::ReleaseReason> {
+        let keeper = self.keeper.as_ref()?;
+        match keeper.shared.lock().core.ticket_status(self.ticket) {
+            failover_buffer::TicketStatus::Retrying(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The retry failed again with a failover error: report it and wait to be held again,
     /// exactly as [`wait_for_failover_end`](FailoverBuffer::wait_for_failover_end) with
     /// `Some(cause)` would, with one difference: this is evidence that the failover's end

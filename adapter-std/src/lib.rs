@@ -84,6 +84,7 @@ mod shard;
 mod shutdown;
 mod state;
 mod telemetry;
+mod views;
 
 pub use buffer::{FailoverBuffer, RetryGuard, WaitError};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -94,9 +95,10 @@ pub use shutdown::{Shutdown, ShutdownEnd};
 
 pub use failover_buffer;
 pub use failover_buffer::{
-    BufferError, Config, ConfigError, EvictReason, FailoverCause, HealthStamp, InputError,
-    InputStats, InvariantViolation, Mode, PrimaryId, ShardFilter, ShardId, ShardState, ShardStats,
-    ShutdownPhase, ShutdownProgress, SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
+    BufferError, Config, ConfigError, EpisodeView, EvictReason, FailoverCause, HealthStamp,
+    InputError, InputStats, InvariantViolation, Mode, PrimaryId, ReleaseReason, ShardFilter,
+    ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress, SkipReason, StopReason,
+    Ticket, Timestamp, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -54,7 +54,7 @@ pub struct FailoverBuffer {
 /// the buffer that issued it; another buffer treats it as an unknown shard.
 #[derive(Clone)]
 pub struct Shard {
-    cell: Arc<ShardCell>,
+    pub(crate) cell: Arc<ShardCell>,
 }
 
 impl Shard {

@@ -102,6 +102,7 @@ mod retry;
 mod shared;
 mod shutdown;
 mod telemetry;
+mod views;
 mod wait;
 
 pub use buffer::{FailoverBuffer, Shard};
@@ -115,10 +116,10 @@ pub use wait::RetryGuard;
 
 // The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.
 pub use failover_buffer::{
-    BufferError, ByReason, Config, ConfigError, EvictReason, FailoverCause, HealthStamp,
-    InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason, ShardFilter, ShardId,
-    ShardState, ShardStats, ShutdownPhase, ShutdownProgress, SkipReason, StopReason, Ticket,
-    TopologyEvent,
+    BufferError, ByReason, Config, ConfigError, EpisodeView, EvictReason, FailoverCause,
+    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason,
+    ReleaseReason, ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress,
+    SkipReason, StopReason, Ticket, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
