@@ -268,7 +268,7 @@ impl RetryGuard {
 
     /// Why the request was released: its shard's failover ended (the drain, and why it
     /// began: a new primary, max duration, traffic switched, a shutdown), or its window ran
-    /// out while the failover was still on ([`ReleaseReason::Window`]: a router may prefer
+    /// out while the failover was still on ([`ReleaseReason::Window`](failover_buffer::ReleaseReason::Window): a router may prefer
     /// another replica, or expect this retry to fail again). `None` only if the buffer no
     /// longer knows the ticket, which a live guard's never is.
     pub fn release_reason(&self) -> Option<failover_buffer::ReleaseReason> {
