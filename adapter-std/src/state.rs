@@ -160,8 +160,9 @@ pub(crate) struct Shared {
     subscribers: Mutex<Subscribers>,
     /// The timer thread sleeps on this (with `state`).
     timer: Condvar,
-    /// `shutdown` sleeps on this (with `state`) until the core is closed.
-    closed: Condvar,
+    /// `shutdown` sleeps on this (with `state`) until the core is closed or the shutdown
+    /// is cancelled.
+    pub(crate) closed: Condvar,
     clock: Arc<dyn Clock>,
     /// The instant that maps to `Timestamp::ZERO`.
     origin: Instant,
@@ -258,14 +259,6 @@ impl Shared {
     /// Fires everything due now: callers' deadlines, then the core's timers.
     pub(crate) fn tick_now(&self) {
         self.run(|st, now, fx| st.pass(now, fx));
-    }
-
-    /// Waits until the core has announced `Closed`.
-    pub(crate) fn wait_closed(&self) {
-        let mut st = self.lock();
-        while !st.closed {
-            st = self.closed.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
     }
 
     /// Tells the timer thread to exit (the last handle is gone).
@@ -500,6 +493,8 @@ impl State {
                 _ => {}
             }
         }
+        // The shutdown's steps are read through a `Shutdown` handle's progress; none waits.
+        while self.core.poll_shutdown_action().is_some() {}
     }
 
     /// Mirrors the core's `Buffering` state into the shard's flag, which the idle fast path

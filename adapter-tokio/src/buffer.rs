@@ -54,7 +54,7 @@ pub struct FailoverBuffer {
 /// the buffer that issued it; another buffer treats it as an unknown shard.
 #[derive(Clone)]
 pub struct Shard {
-    cell: Arc<ShardCell>,
+    pub(crate) cell: Arc<ShardCell>,
 }
 
 impl Shard {
@@ -138,7 +138,7 @@ impl FailoverBuffer {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.keeper.shared
     }
 
@@ -254,37 +254,6 @@ impl FailoverBuffer {
         shared.input(Touched::One(id), |state, now, _| {
             state.core.topology(now, id, event)
         })
-    }
-
-    /// Shuts the buffer down and waits until every held request has ended.
-    ///
-    /// Every failing-over shard stops and drains its queue, paced by `drain_concurrency` as
-    /// usual; from now on every request proceeds unbuffered. Returns once the last held
-    /// request has ended, which includes every [`RetryGuard`] having been dropped: a caller
-    /// that holds a guard while awaiting this waits for itself.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future does not undo the shutdown, which goes on; awaiting `shutdown`
-    /// again (from any clone) waits for the same end.
-    pub async fn shutdown(&self) {
-        let shared = self.shared();
-        shared.input(Touched::All, |state, now, report| {
-            if !state.core.is_shut_down() {
-                report.shutdown(state.core.held_slots());
-            }
-            state.core.shutdown(now);
-        });
-        loop {
-            let closed = shared.closed.notified();
-            tokio::pin!(closed);
-            // Registered before the check, so a close in between is not missed.
-            closed.as_mut().enable();
-            if shared.lock().closed {
-                return;
-            }
-            closed.await;
-        }
     }
 
     /// A subscription to this buffer's [`EpisodeEvent`]s, for every shard, from now on.

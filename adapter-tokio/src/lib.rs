@@ -99,7 +99,9 @@ mod layer;
 pub mod plan;
 mod retry;
 mod shared;
+mod shutdown;
 mod telemetry;
+mod views;
 mod wait;
 
 pub use buffer::{FailoverBuffer, Shard};
@@ -108,13 +110,15 @@ pub use failover_buffer::EpisodeEvent;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{FailoverBufferLayer, FailoverBufferService, FailoverPolicy};
 pub use retry::RunError;
+pub use shutdown::{Shutdown, ShutdownEnd};
 pub use wait::RetryGuard;
 
 // The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.
 pub use failover_buffer::{
-    BufferError, ByReason, Config, ConfigError, EvictReason, FailoverCause, HealthStamp,
-    InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason, ShardFilter, ShardId,
-    ShardState, ShardStats, SkipReason, StopReason, Ticket, TopologyEvent,
+    BufferError, ByReason, Config, ConfigError, EpisodeView, EvictReason, FailoverCause,
+    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason,
+    ReleaseReason, ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress,
+    SkipReason, StopReason, Ticket, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -121,7 +121,8 @@ pub(crate) struct Shared {
     /// `FailoverBuffer` handle went away. `notify_one` keeps a permit, so no wake-up is lost
     /// while the driver is busy.
     pub(crate) driver: Notify,
-    /// Wakes `shutdown` callers once the core has closed.
+    /// Wakes `Shutdown` handles' futures once the core has closed or a shutdown was
+    /// cancelled.
     pub(crate) closed: Notify,
     /// Every [`Keeper`] has been dropped: the driver stops.
     pub(crate) keepers_gone: AtomicBool,
@@ -248,6 +249,8 @@ impl State {
         while let Some(action) = self.core.poll_action() {
             self.apply(now, action, wakeups);
         }
+        // The shutdown's steps are read through a `Shutdown` handle's progress; none waits.
+        while self.core.poll_shutdown_action().is_some() {}
         self.telemetry
             .export(&self.core, &self.cells, touched, &mut wakeups.report);
         if let Some(next) = self.core.poll_timeout() {

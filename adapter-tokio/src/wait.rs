@@ -289,6 +289,18 @@ impl RetryGuard {
         self.cell.id
     }
 
+    /// Why the request was released: its shard's failover ended (the drain, and why it
+    /// began: a new primary, max duration, traffic switched, a shutdown), or its window ran
+    /// out while the failover was still on ([`ReleaseReason::Window`](failover_buffer::ReleaseReason::Window): a router may prefer
+    /// another replica, or expect this retry to fail again). `None` only if the buffer no
+    /// longer knows the ticket, which a live guard's never is.
+    pub fn release_reason(&self) -> Option<failover_buffer::ReleaseReason> {
+        match self.keeper.shared.lock().core.ticket_status(self.ticket) {
+            failover_buffer::TicketStatus::Retrying(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The retry failed again with a failover error: report it, and wait to be held again,
     /// as [`wait_for_failover_end`](crate::FailoverBuffer::wait_for_failover_end) with
     /// `Some(cause)` would, with one difference. A released request failing again is

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use crate::action::{Action, Admission, Deadline};
 use crate::config::{Config, ConfigError, Mode};
+use crate::drain::{DrainAction, DrainError, DrainPlan};
 use crate::error::InputError;
 use crate::event::{FailoverCause, HealthStamp, TopologyEvent};
 #[cfg(doc)]
@@ -13,6 +14,7 @@ use crate::queue::ReleaseReason;
 use crate::queue::{Held, Pool, TicketStatus};
 use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::shard_buffer::{Active, Ctx, Limits, ShardBuffer};
+use crate::shutdown::{Shutdown, ShutdownProgress};
 use crate::stats::{InputStats, ShardStats, StopReason};
 use crate::ticket::{Ticket, TicketError};
 use crate::time::Timestamp;
@@ -31,7 +33,8 @@ use crate::timers::Timers;
 /// * **Inputs**, each taking `now` first: [`request`](Self::request) (a request is about to go
 ///   to the primary), [`health`](Self::health), [`topology`](Self::topology),
 ///   [`tick`](Self::tick), [`cancel`](Self::cancel), [`retry_done`](Self::retry_done),
-///   [`retry_failed`](Self::retry_failed) and [`shutdown`](Self::shutdown). Bad input is refused with an [`InputError`] and changes
+///   [`retry_failed`](Self::retry_failed), [`shutdown`](Self::shutdown) and
+///   [`cancel_shutdown`](Self::cancel_shutdown). Bad input is refused with an [`InputError`] and changes
 ///   nothing; no input sequence panics.
 /// * **Outputs**: [`poll_action`](Self::poll_action) and [`poll_timeout`](Self::poll_timeout)
 ///   (or [`next_deadline`](Self::next_deadline), which also says why).
@@ -90,7 +93,11 @@ use crate::timers::Timers;
 ///   that has ended, or that another buffer issued, is refused with a [`TicketError`] and
 ///   acts on nothing.
 /// * **Shutdown.** Every buffering shard drains (`Shutdown`); from then on every request
-///   proceeds; [`Action::Closed`] follows the last ticket's end.
+///   proceeds; [`Action::Closed`] follows the last ticket's end (or the end of
+///   `shutdown_grace`). Until then [`cancel_shutdown`](Self::cancel_shutdown) calls it off
+///   with nothing lost: what was not released stays queued and its shards buffer again,
+///   with their original deadlines. The phases are a [`DrainPlan`]'s
+///   ([`shutdown`](Self::shutdown) lists them).
 /// * **Limits** change at run time by [`reconfigure`](Self::reconfigure)'s rules.
 ///
 /// ```
@@ -135,6 +142,8 @@ pub struct Buffer {
     shut_down: bool,
     closed: bool,
     input_stats: InputStats,
+    /// The latest shutdown, once one began.
+    shutdown: Option<Shutdown>,
 }
 
 impl Buffer {
@@ -157,6 +166,7 @@ impl Buffer {
             shut_down: false,
             closed: false,
             input_stats: InputStats::default(),
+            shutdown: None,
         })
     }
 
@@ -291,14 +301,39 @@ impl Buffer {
         self.now
     }
 
-    /// Whether [`shutdown`](Self::shutdown) has been called.
+    /// Whether a [`shutdown`](Self::shutdown) is under way or has closed the buffer (not
+    /// once it was cancelled).
     pub fn is_shut_down(&self) -> bool {
         self.shut_down
     }
 
-    /// Whether shutdown has finished: every ticket has ended.
+    /// Whether the shutdown has closed the buffer: every ticket had ended, or the
+    /// [`shutdown_grace`](Config::shutdown_grace) passed. Final.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The latest shutdown's plan: its state, [`history`](DrainPlan::history) (when each
+    /// phase was entered and left, and why) and counters. `None` before the first
+    /// [`shutdown`](Self::shutdown). Its phases are the [`ShutdownPhase`](crate::ShutdownPhase)s.
+    pub fn shutdown_plan(&self) -> Option<&DrainPlan> {
+        self.shutdown.as_ref().map(|s| &s.plan)
+    }
+
+    /// Where the shutdown is, for an operator: its phase, the work left in it, time left and
+    /// since it began, and the requests still queued and retrying. `None` before the first
+    /// [`shutdown`](Self::shutdown); after a cancel or once closed, the last attempt's
+    /// frozen view (with the current counts). Reads only; `now` is clamped to the latest
+    /// input's time.
+    pub fn shutdown_progress(&self, now: Timestamp) -> Option<ShutdownProgress> {
+        let shutdown = self.shutdown.as_ref()?;
+        let queued = self.pool.queued();
+        Some(ShutdownProgress {
+            phase: shutdown.phase(),
+            drain: shutdown.plan.progress(now),
+            queued,
+            retrying: self.pool.len() - queued,
+        })
     }
 
     /// Clamps time that goes backwards, and time at the end of time: [`Timestamp::MAX`] is
@@ -352,9 +387,17 @@ impl Buffer {
         InputError::UnknownShard
     }
 
-    /// After a shutdown, announces once that the last ticket has ended.
+    /// During a shutdown, tells its plan the work left (requests queued, slots held), which
+    /// ends the phases whose work is done; announces once that the buffer has closed.
     fn settle(&mut self) {
-        if self.shut_down && !self.closed && self.pool.is_empty() {
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return;
+        };
+        if !self.shut_down || self.closed {
+            return;
+        }
+        shutdown.report(self.now, self.pool.queued(), self.pool.len());
+        if shutdown.plan.is_past_point_of_no_return() {
             self.closed = true;
             self.actions.push_back(Action::Closed);
         }
@@ -508,6 +551,10 @@ impl Buffer {
     pub fn tick(&mut self, now: Timestamp) {
         let now = self.observe(now);
         self.last_tick = Some(now);
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            // Ends the wait for retries once the shutdown grace has passed.
+            shutdown.plan.tick(now);
+        }
         // Each shard due is visited once: its timers fire, so its next deadline is later.
         // The bound keeps that true of any deadline a shard might index without firing.
         let mut due = self.timers.len();
@@ -677,16 +724,77 @@ impl Buffer {
         Ok(())
     }
 
-    /// Shuts the buffer down: every buffering shard stops (`Shutdown`) and drains its queue
-    /// with [`Verdict::Retry`](crate::Verdict::Retry), paced as usual; from now on every
-    /// request proceeds unbuffered, and health and topology inputs change nothing (a health
-    /// stamp below the highest term is still refused as stale). When the last ticket has
-    /// ended, [`Action::Closed`] is emitted. Calling it again does nothing.
+    /// Begins the buffer's shutdown, a [`DrainPlan`] of four phases
+    /// ([`ShutdownPhase`](crate::ShutdownPhase)) that
+    /// [`cancel_shutdown`](Self::cancel_shutdown) can call off until the last:
+    ///
+    /// 1. **Stop starting episodes** (reversible): from now on every request proceeds
+    ///    unbuffered, and health and topology inputs start and end nothing (a health stamp
+    ///    below the highest term is still refused as stale).
+    /// 2. **Release queued requests** (reversible for those not yet released): every
+    ///    buffering shard stops (`Shutdown`) and drains its queue with
+    ///    [`Verdict::Retry`](crate::Verdict::Retry), paced by `drain_concurrency` as any
+    ///    drain; shards already draining go on draining. Ends when no request is queued.
+    /// 3. **Wait for released retries** (reversible): ends when every slot is free, or when
+    ///    [`Config::shutdown_grace`] has passed (a [`tick`](Self::tick) at
+    ///    [`poll_timeout`](Self::poll_timeout) ends it).
+    /// 4. **Closed** (irreversible): [`Action::Closed`] is emitted, once. Every later request
+    ///    proceeds unbuffered and health is ignored, for good. Retries still running end by
+    ///    `retry_done` or `cancel` as usual.
+    ///
+    /// With the default grace (no limit) and no cancel, this is the shutdown of earlier
+    /// releases and of Vitess: the buffer closes when the last ticket ends. Each phase is
+    /// reported as the [`DrainAction`]s of [`poll_shutdown_action`](Self::poll_shutdown_action)
+    /// (enter, point of no return, finished, and on a cancel the reverts), and
+    /// [`shutdown_progress`](Self::shutdown_progress) shows where it is. Calling it while a
+    /// shutdown runs, or once closed, does nothing; after a cancel it begins again from the
+    /// first phase (with the grace configured now).
+    ///
+    /// ```
+    /// use failover_buffer::{Action, Admission, Buffer, Config, FailoverCause, ShutdownPhase, Timestamp, Verdict};
+    ///
+    /// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let t = Timestamp::from_secs;
+    /// let hold = |buffer: &mut Buffer| match buffer.request(t(1), shard, Some(FailoverCause::Reparent)) {
+    ///     Ok(Admission::Wait(ticket)) => ticket,
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// let (first, second) = (hold(&mut buffer), hold(&mut buffer));
+    /// while buffer.poll_action().is_some() {}
+    ///
+    /// // Shut down: the first request is released to retry (drain_concurrency is 1).
+    /// buffer.shutdown(t(2));
+    /// let woken: Vec<_> = std::iter::from_fn(|| buffer.poll_action()).collect();
+    /// assert!(woken.contains(&Action::Wake { ticket: first, verdict: Verdict::Retry }));
+    /// assert_eq!(buffer.shutdown_progress(t(2)).unwrap().phase, Some(ShutdownPhase::ReleaseQueued));
+    ///
+    /// // Load returns: call it off. The second request is still queued, its shard buffers
+    /// // again, and new requests are held again.
+    /// buffer.cancel_shutdown(t(3))?;
+    /// assert!(!buffer.is_shut_down());
+    /// assert_eq!(buffer.queued(shard), Some(1));
+    /// assert!(matches!(buffer.request(t(3), shard, None)?, Admission::Wait(_)));
+    /// # let _ = second;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(&mut self, now: Timestamp) {
         let now = self.observe(now);
         if self.shut_down {
             return;
         }
+        let grace = self.config.shutdown_grace;
+        let shutdown = self.shutdown.get_or_insert_with(|| Shutdown::new(grace));
+        shutdown.prepare(grace);
+        // Not running (`shut_down` is false) and not finished (that sets `shut_down` for
+        // good), so the plan begins.
+        let _ = shutdown.plan.begin(now);
+        shutdown.stopped.extend(
+            self.active
+                .list
+                .iter()
+                .map(|&id| (id, self.shards[id.index()].stopped_by_shutdown())),
+        );
         self.shut_down = true;
         while let Some(&id) = self.active.list.first() {
             let (shards, mut ctx) = self.ctx();
@@ -696,19 +804,83 @@ impl Buffer {
         self.settle();
     }
 
+    /// Calls off a shutdown before it has closed the buffer, restoring normal service with
+    /// nothing lost:
+    ///
+    /// * Requests the shutdown has not released stay queued, in order, each with its own
+    ///   window deadline; their shards (every shard the shutdown stopped while it buffered)
+    ///   buffer again in the same episode ([`Action::DrainPaused`] each), with the episode's
+    ///   original max-duration deadline and stop reason, and a paused drain its resume
+    ///   instant. A deadline that passed during the shutdown fires in this call, as a tick
+    ///   would fire it.
+    /// * Requests already released keep retrying and end as usual.
+    /// * New episodes can start again; health and topology inputs count again. (Stamps that
+    ///   arrived during the shutdown were ignored: the next one decides.)
+    /// * The plan reverts the phases entered, last first, and reports it through
+    ///   [`poll_shutdown_action`](Self::poll_shutdown_action) ([`DrainAction::Revert`]
+    ///   each, then [`DrainAction::Cancelled`]).
+    ///
+    /// The stops the shutdown counted stay counted (their metrics were emitted); the
+    /// episode's own end, later, is counted too.
+    ///
+    /// Refused, changing nothing: [`DrainError::NotRunning`] when no shutdown is under way
+    /// (never begun, or cancelled already), [`DrainError::Finished`] once the buffer is
+    /// closed. Costs O(1) plus O(1) per shard it puts back and per request a due deadline
+    /// releases; it allocates nothing.
+    pub fn cancel_shutdown(&mut self, now: Timestamp) -> Result<(), DrainError> {
+        let now = self.observe(now);
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return Err(DrainError::NotRunning);
+        };
+        shutdown.plan.cancel(now)?;
+        self.shut_down = false;
+        let mut stopped = core::mem::take(&mut shutdown.stopped);
+        for &(id, saved) in &stopped {
+            let (shards, mut ctx) = self.ctx();
+            shards[id.index()].unstop(id, now, saved, &mut ctx);
+            self.touched(id);
+        }
+        stopped.clear();
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            // Keeps the capacity for the next shutdown.
+            shutdown.stopped = stopped;
+        }
+        Ok(())
+    }
+
+    /// The next step of the shutdown to report, oldest first: each phase entered
+    /// ([`DrainAction::Enter`], naming a [`ShutdownPhase`](crate::ShutdownPhase) by its
+    /// [`id`](crate::ShutdownPhase::id)), the point of no return, `Finished` (closed), and
+    /// on a cancel the reverts and `Cancelled`. For logs and a shutdown handle's progress;
+    /// the buffer's decisions are all in [`poll_action`](Self::poll_action). Unpolled steps
+    /// wait here (a handful per shutdown).
+    pub fn poll_shutdown_action(&mut self) -> Option<DrainAction> {
+        self.shutdown.as_mut()?.plan.poll_action()
+    }
+
     /// The next action to carry out, oldest first.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
-    /// When [`tick`](Self::tick) is next due, if any timer is armed. O(1), however many
-    /// shards buffer.
+    /// When [`tick`](Self::tick) is next due, if any timer is armed: the earliest
+    /// [`next_deadline`](Self::next_deadline), or the end of a shutdown's grace. O(1),
+    /// however many shards buffer.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.first().map(|e| e.at)
+        let grace = self
+            .shutdown
+            .as_ref()
+            .and_then(|s| s.plan.poll_timeout())
+            .filter(|&at| at != Timestamp::MAX);
+        match (self.timers.first().map(|e| e.at), grace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The next timer: when it is due, for which shard and why. O(1): the shards' deadlines
-    /// are kept in an index, earliest first (ties by shard id).
+    /// The next shard timer: when it is due, for which shard and why. O(1): the shards'
+    /// deadlines are kept in an index, earliest first (ties by shard id). (The end of a
+    /// shutdown's grace is no shard's: [`poll_timeout`](Self::poll_timeout) includes it.)
     pub fn next_deadline(&self) -> Option<Deadline> {
         let first = self.timers.first()?;
         self.shards[first.shard.index()].next_deadline(first.shard, &self.pool, &self.limits)

@@ -149,6 +149,13 @@ impl Buffer {
                 return fail(8, s, "quiet shard: buffered != evicted + drained");
             }
         }
+        if p.shards.iter().map(|s| s.queue.len()).sum::<usize>() != p.pool.queued() {
+            return fail(
+                1,
+                None,
+                "the count of queued requests differs from the queues",
+            );
+        }
         if counted != p.pool.len() {
             return fail(1, None, "an entry belongs to no registered shard");
         }

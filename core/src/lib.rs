@@ -42,6 +42,7 @@ mod filter;
 mod queue;
 mod shard;
 mod shard_buffer;
+mod shutdown;
 mod stats;
 mod ticket;
 mod ticket_map;
@@ -58,6 +59,7 @@ pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
 pub use queue::{ReleaseReason, TicketStatus};
 pub use shard::{EpisodeView, ShardId, ShardState};
+pub use shutdown::{ShutdownPhase, ShutdownProgress};
 pub use stats::{
     ByReason, EvictReason, InputStats, Reason, SampleKind, ShardStats, SkipReason, StatSample,
     StopReason,

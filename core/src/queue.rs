@@ -133,6 +133,9 @@ pub(crate) struct Pool {
     next_generation: u64,
     /// The owning buffer's identity, stamped on every ticket.
     buffer: u32,
+    /// Entries linked into some shard's queue (the rest are retrying), so a shutdown reads
+    /// how much it still has to release in O(1).
+    queued: usize,
 }
 
 /// Buffer identities, per process; 0 is never handed out (forged tickets carry it).
@@ -149,6 +152,7 @@ impl Pool {
             entries: Slab::with_capacity(capacity),
             next_generation: 1,
             buffer,
+            queued: 0,
         }
     }
 
@@ -163,8 +167,9 @@ impl Pool {
         self.entries.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Entries waiting in a queue, across all shards.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
     }
 
     /// Issues a ticket queued at the back of `queue`.
@@ -192,6 +197,7 @@ impl Pool {
         }
         queue.tail = slot;
         queue.len += 1;
+        self.queued += 1;
         Ticket {
             slot,
             buffer: self.buffer,
@@ -226,6 +232,7 @@ impl Pool {
             n => self.entries[n as usize].prev = slot,
         }
         queue.len += 1;
+        self.queued += 1;
         self.ticket_at(slot)
     }
 
@@ -262,6 +269,7 @@ impl Pool {
             n => self.entries[n as usize].prev = prev,
         }
         queue.len -= 1;
+        self.queued -= 1;
     }
 
     /// The live entry `ticket` names, if it names one.

@@ -132,6 +132,7 @@ fn setup(shards: usize, size: usize, drain_concurrency: usize) -> SetUp {
         dry_run: false,
         filter: "",
         proactive_start: true,
+        shutdown_grace_ms: None,
     }
 }
 

@@ -79,6 +79,7 @@ fn setup(shards: usize, size: usize) -> SetUp {
         dry_run: false,
         filter: "",
         proactive_start: false,
+        shutdown_grace_ms: None,
     }
 }
 
@@ -255,6 +256,7 @@ fn seeds() -> Vec<(&'static str, SetUp, Vec<Op>)> {
                     backoff: 1,
                     proactive_start: true,
                     change_mode: false,
+                    grace: 15,
                 }),
                 Op::Reconfigure(Reconf {
                     size: 0,
@@ -265,9 +267,33 @@ fn seeds() -> Vec<(&'static str, SetUp, Vec<Op>)> {
                     backoff: 1,
                     proactive_start: true,
                     change_mode: false,
+                    grace: 15,
                 }),
                 request(1, FAIL),
                 Op::TickAtDeadline,
+            ],
+        ),
+        (
+            "seed-shutdown-cancelled-while-releasing",
+            SetUp {
+                shutdown_grace_ms: Some(1000),
+                ..setup(2, 4)
+            },
+            vec![
+                health(0, 1, Term::Same, true),
+                request(0, FAIL),
+                request(0, FAIL),
+                request(1, FAIL),
+                Op::Shutdown,
+                Op::CancelShutdown,
+                Op::CancelShutdown,
+                request(0, None),
+                health(0, 2, Term::Newer, true),
+                done,
+                Op::Shutdown,
+                Op::Tick { advance_ms: 1000 },
+                Op::CancelShutdown,
+                done,
             ],
         ),
         (

@@ -180,5 +180,6 @@ pub(crate) fn kind(op: &Op) -> &'static str {
         Op::Shutdown => "shutdown",
         Op::Reconfigure(_) => "reconfigure",
         Op::EndOfTime { .. } => "end_of_time",
+        Op::CancelShutdown => "cancel_shutdown",
     }
 }

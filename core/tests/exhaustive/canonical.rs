@@ -305,13 +305,18 @@ fn last_tick(v: &Value, pool: &Pool, norm: &Norm) -> Value {
     }
 }
 
-/// `12.000500000s` (`Timestamp`'s `Debug`) as nanoseconds.
+/// `12.000500000s` (`Timestamp`'s `Debug`) as nanoseconds; `None` for anything else.
 fn timestamp_nanos(atom: &str) -> Option<u64> {
     let (secs, frac) = atom.strip_suffix('s')?.split_once('.')?;
     if frac.len() != 9 || !secs.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(secs.parse::<u64>().ok()? * 1_000_000_000 + frac.parse::<u64>().ok()?)
+    // A `Duration::MAX` (an unlimited shutdown grace) prints the same way but is no
+    // instant: it does not fit in nanoseconds, and stays as it is.
+    secs.parse::<u64>()
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(frac.parse::<u64>().ok()?)
 }
 
 /// The rewrites that apply anywhere (instants relative to `now`, tickets by rank), and
