@@ -119,6 +119,7 @@ use ops::{Cause, Harness, Op, SetUp, Term, TicketRef};
 /// coincide with each other and with ticks (where `<` and `<=` differ).
 const STEP_MS: i16 = 500;
 
+/// `shards` enabled shards sharing `size` slots, with proactive start on.
 fn setup(shards: usize, size: usize, drain_concurrency: usize) -> SetUp {
     SetUp {
         shards,
@@ -132,6 +133,14 @@ fn setup(shards: usize, size: usize, drain_concurrency: usize) -> SetUp {
         dry_run: false,
         filter: "",
         proactive_start: true,
+    }
+}
+
+/// [`setup`] with proactive start off: a not-serving stamp on an idle shard starts nothing.
+fn reactive(shards: usize, size: usize, drain_concurrency: usize) -> SetUp {
+    SetUp {
+        proactive_start: false,
+        ..setup(shards, size, drain_concurrency)
     }
 }
 
@@ -242,6 +251,17 @@ fn every_state_of_a_one_slot_buffer_is_correct() {
     assert!(e.states > 100);
 }
 
+/// The same with proactive start off.
+#[test]
+fn every_state_of_a_one_slot_buffer_without_proactive_start_is_correct() {
+    let e = explore_bound(
+        "1 shard, 1 slot, drain concurrency 1, no proactive start",
+        reactive(1, 1, 1),
+        depth(5),
+    );
+    assert!(e.states > 100);
+}
+
 /// One shard, two slots, drain concurrency 1 (a drain releases one at a time).
 #[test]
 fn every_state_of_a_two_slot_buffer_is_correct() {
@@ -286,9 +306,34 @@ fn every_state_beside_a_disabled_shard_is_correct() {
 fn merging_rules_lose_no_state() {
     for (name, setup, depth) in [
         ("1 shard, 2 slots", setup(1, 2, 1), 4),
+        ("1 shard, 2 slots, no proactive start", reactive(1, 2, 1), 4),
         ("2 shards, 1 slot", setup(2, 1, 1), 3),
     ] {
         same_states_with_and_without_merging_rules(name, setup, depth);
+    }
+}
+
+/// The canonical form forgets instants once past max failover duration or min time between
+/// failovers: sound only if no reconfiguration the alphabet tries lengthens them.
+#[test]
+fn reconfigurations_keep_the_limits_instants_are_compared_with() {
+    for s in [
+        setup(1, 1, 1),
+        setup(2, 2, 2),
+        reactive(1, 2, 1),
+        mixed(true),
+    ] {
+        let base = s.config().expect("a valid set-up");
+        let reconfs = alphabet::reconfigurations(&s);
+        assert!(reconfs.len() >= 7);
+        for r in reconfs {
+            let c = r.config(&s).expect("a config");
+            assert_eq!(c.max_failover_duration, base.max_failover_duration, "{r:?}");
+            assert_eq!(
+                c.min_time_between_failovers, base.min_time_between_failovers,
+                "{r:?}"
+            );
+        }
     }
 }
 
@@ -368,7 +413,7 @@ fn form(setup: &SetUp, ops: &[Op]) -> String {
         }
         h.apply(op).expect("a passing sequence");
     }
-    canonical::canonical(h.buffer(), clock, false)
+    canonical::canonical(h.buffer(), Some(clock), false)
         .expect("a printable buffer")
         .text
 }

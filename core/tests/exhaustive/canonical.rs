@@ -96,7 +96,7 @@ pub(crate) struct Canonical {
 /// the structural form's fingerprint too.
 pub(crate) fn canonical(
     buffer: &Buffer,
-    clock_ns: i64,
+    clock_ns: Option<i64>,
     structural: bool,
 ) -> Result<Canonical, String> {
     let tree = debug_tree::parse(&format!("{buffer:#?}"))?;
@@ -107,7 +107,12 @@ pub(crate) fn canonical(
         .ok_or("Buffer has no `now`")?;
     let limits = tree.field("limits").ok_or("Buffer has no `limits`")?;
     let pool = Pool::read(tree.field("pool").ok_or("Buffer has no `pool`")?)?;
-    let clock_offset = i128::from(clock_ns) - i128::from(now);
+    // At the end of time (`None`) every input is stamped `Timestamp::MAX`, which is `now`.
+    let clock_offset = clock_ns.map_or(0, |c| i128::from(c) - i128::from(now));
+    let clock = match clock_ns {
+        Some(_) => format!("{clock_offset:+}"),
+        None => "end of time".into(),
+    };
     let mut norm = Norm {
         now,
         max_failover_duration: number(limits.field("max_failover_duration"), "max duration")?,
@@ -117,10 +122,10 @@ pub(crate) fn canonical(
         )?,
         full: true,
     };
-    let text = form(&tree, &pool, &norm, clock_offset)?;
+    let text = form(&tree, &pool, &norm, &clock)?;
     let structural_key = if structural {
         norm.full = false;
-        Some(fingerprint(&form(&tree, &pool, &norm, clock_offset)?))
+        Some(fingerprint(&form(&tree, &pool, &norm, &clock)?))
     } else {
         None
     };
@@ -137,18 +142,15 @@ pub(crate) fn canonical(
 }
 
 /// The printed form of a parsed `Buffer`.
-fn form(tree: &Value, pool: &Pool, norm: &Norm, clock_offset: i128) -> Result<String, String> {
+fn form(tree: &Value, pool: &Pool, norm: &Norm, clock: &str) -> Result<String, String> {
     let Value::Struct(_, fields) = tree else {
         return Err("Buffer does not print as a struct".into());
     };
     let mut shards = Vec::new();
-    let mut rest = vec![(
-        "clock".to_string(),
-        Value::Atom(format!("{clock_offset:+}")),
-    )];
+    let mut rest = vec![("clock".to_string(), Value::Atom(clock.to_string()))];
     for (name, value) in fields {
         let kept = match name.as_str() {
-            "config" | "limits" | "names" | "input_stats" | "now" => continue,
+            "names" | "input_stats" | "now" => continue,
             "shards" => {
                 let Value::List(list) = value else {
                     return Err("`shards` is not a list".into());
@@ -363,6 +365,8 @@ struct Entry {
     generation: u64,
     next: Option<u32>,
     status: String,
+    /// Released by a drain: a failed retry may queue it again, with its deadline.
+    in_drain: bool,
     deadline: Option<u64>,
     shard: Option<usize>,
     /// Every field but the generation and the links, normalised later.
@@ -406,6 +410,9 @@ impl Pool {
                 generation: number(e.field("generation"), "generation")?,
                 next: (next != NIL).then_some(next),
                 status: e.field("status").and_then(Value::atom).unwrap_or("").into(),
+                in_drain: e
+                    .field("status")
+                    .is_some_and(|s| format!("{s:?}").starts_with("Retrying(Drain(")),
                 deadline: e
                     .field("deadline")
                     .and_then(Value::atom)
@@ -477,33 +484,55 @@ impl Pool {
         Ok(Value::List(ranks))
     }
 
-    /// The live entries by rank. Rule 7: a released ticket's deadline is never read again
-    /// (only queued tickets' deadlines are, and a released ticket never queues again); a
-    /// queued ticket's deadline that has passed while its shard drains is read only by a
-    /// drain back-off, which releases every such ticket at once, in queue order, whatever
-    /// the deadline's value (a draining shard has no timer to show it). Rule 9: a deadline
-    /// already past in a buffering shard (no tick since) is only asked "due?" by the next
-    /// tick, which releases every due ticket at once; its value shows only in
-    /// `poll_timeout`.
+    /// The live entries by rank. Rule 7: the deadline of a ticket released other than by a
+    /// drain is never read again (only queued tickets' deadlines are, and only a
+    /// drain-released ticket queues again, through `retry_failed`, keeping its deadline).
+    /// A queued ticket's deadline equal to `now` while its shard drains is read only by a
+    /// drain back-off, which releases every such ticket at once, in queue order (a
+    /// draining shard has no timer to show it), or by a requeue's placement, which puts
+    /// the requeued ticket (whose deadline is at most this one: it was ahead in the queue)
+    /// before it either way. Rule 9: a deadline already past is compared with `now` (past,
+    /// whatever its value), with `now` plus the window (earlier), and with the other
+    /// deadlines (a requeued ticket goes before the first queued one whose deadline is not
+    /// earlier): so past deadlines are kept as their order among the past ones
+    /// (`due#0` the earliest, equal ones alike), and their values show only in
+    /// `poll_timeout` and in the order of the `Wake`s of the next tick, which releases every
+    /// due ticket at once.
     fn canonical(&self, norm: &Norm, draining: &[usize]) -> Value {
+        let mut past: Vec<u64> = self
+            .live
+            .iter()
+            .filter_map(|e| e.deadline.filter(|&d| d < norm.now))
+            .collect();
+        past.sort_unstable();
+        past.dedup();
         let live = self
             .live
             .iter()
             .map(|e| {
+                let queued = e.status == "Queued";
+                let forgotten = norm.full && !queued && !e.in_drain;
                 let fields = e
                     .rest
                     .iter()
-                    .filter(|(n, _)| !(norm.full && n == "deadline" && e.status != "Queued"))
+                    .filter(|(n, _)| !(forgotten && n == "deadline"))
                     .map(|(n, v)| {
                         let draining = e.shard.is_some_and(|s| draining.contains(&s));
-                        let due = norm.full
-                            && n == "deadline"
-                            && e.deadline
-                                .is_some_and(|d| d < norm.now || (d == norm.now && draining));
-                        let v = if due {
-                            Value::Atom("due".into())
-                        } else {
-                            norm.value(v, self)
+                        let v = match e.deadline {
+                            Some(d) if norm.full && n == "deadline" && d < norm.now => {
+                                let k = past.partition_point(|&p| p < d);
+                                Value::Atom(format!("due#{k}"))
+                            }
+                            Some(d)
+                                if norm.full
+                                    && n == "deadline"
+                                    && d == norm.now
+                                    && draining
+                                    && queued =>
+                            {
+                                Value::Atom("due".into())
+                            }
+                            _ => norm.value(v, self),
                         };
                         (n.clone(), v)
                     })
@@ -635,7 +664,10 @@ impl Episode {
     ///   buffers again only through a drain back-off, which sets `resume_at`, and while it
     ///   is set any serving stamp ends buffering whatever they say;
     /// * a buffering shard's `drain_start` is overwritten by the stop that ends buffering
-    ///   before any drain reports it (and rule 9 drops it while draining).
+    ///   before any drain reports it (and rule 9 drops it while draining);
+    /// * `first_hold` and `last_release` are read only to report
+    ///   `last_failover_held_duration` at a stop (rule 9), and `first_hold` by
+    ///   `get_or_insert` (only whether it is set).
     fn canonical(
         &self,
         v: &Value,
@@ -657,8 +689,19 @@ impl Episode {
                     "saw_not_serving" | "start_term" => self.stopped,
                     // Rule 9 while draining, rule 7 while buffering.
                     "drain_start" => true,
+                    // Rule 9: read only to report `last_failover_held_duration`.
+                    "last_release" => true,
                     _ => false,
                 };
+            // Rule 9: read only for that report, and by `get_or_insert` (whether it is set).
+            if norm.full && n == "first_hold" {
+                let set = fv.option().is_some_and(|t| t.is_some());
+                out.push((
+                    n.clone(),
+                    Value::Atom(if set { "Some(_)" } else { "None" }.into()),
+                ));
+                continue;
+            }
             let due = norm.full
                 && n == "resume_at"
                 && fv

@@ -113,6 +113,8 @@ struct Node {
 struct Run {
     harness: Harness,
     clock_ns: i64,
+    /// An `Op::EndOfTime` was applied: the harness stamps every input `Timestamp::MAX`.
+    end_of_time: bool,
 }
 
 impl Run {
@@ -120,6 +122,7 @@ impl Run {
         Ok(Run {
             harness: Harness::new(setup)?,
             clock_ns: 0,
+            end_of_time: false,
         })
     }
 
@@ -136,11 +139,12 @@ impl Run {
                     self.clock_ns = i64::try_from(at.as_nanos()).unwrap_or(i64::MAX);
                 }
             }
+            Op::EndOfTime { .. } => self.end_of_time = true,
             _ => {}
         }
         let before = self.harness.buffer().now().as_nanos();
         self.harness.apply(op)?;
-        if let Op::Tick { .. } = op {
+        if let (Op::Tick { .. }, false) = (op, self.end_of_time) {
             // A tick carries the harness clock (zero if below): the mirror must agree.
             let expected = before.max(u64::try_from(self.clock_ns).unwrap_or(0));
             if self.harness.buffer().now().as_nanos() != expected {
@@ -153,7 +157,7 @@ impl Run {
     fn canonical(&self, merge: Merge) -> Result<Canonical, String> {
         canonical(
             self.harness.buffer(),
-            self.clock_ns,
+            (!self.end_of_time).then_some(self.clock_ns),
             merge == Merge::Structural,
         )
     }
@@ -171,6 +175,7 @@ impl Run {
             clock_offset: form.clock_offset,
             terms_known,
             timer_ahead: b.poll_timeout().is_some_and(|at| at >= b.now()),
+            end_of_time: self.end_of_time,
         }
     }
 }
@@ -275,7 +280,7 @@ fn transition(
     }
     let live = run.live(&form);
     if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
-        eprintln!("new state after {} inputs: {}", ops.len(), form.text);
+        eprintln!("new state after {ops:?}: {}", form.text);
     }
     run.harness
         .finish()
