@@ -49,8 +49,9 @@ const CAUSES: [Cause; 3] = [Cause::Reparent, Cause::Resharding, Cause::MoveTable
 /// A ticket index the harness never issued: it forges a ticket for it.
 const NEVER_ISSUED: u16 = u16::MAX;
 
-/// Every input to try in a state.
-pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live) -> Vec<Op> {
+/// Every input to try in a state; the [`reconfigurations`] only if `reconfigure` (each
+/// makes its config part of the state, which multiplies the states by about their number).
+pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live, reconfigure: bool) -> Vec<Op> {
     let shards = setup.shards as u8;
     let mut ops = Vec::new();
     // Requests: a first attempt and each failover cause, on every shard.
@@ -125,7 +126,9 @@ pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live) -> Vec<Op> {
             ops.push(Op::EndOfTime { shard });
         }
     }
-    ops.extend(reconfigurations(setup).into_iter().map(Op::Reconfigure));
+    if reconfigure {
+        ops.extend(reconfigurations(setup).into_iter().map(Op::Reconfigure));
+    }
     // Each live ticket: cancel, retry_done, retry_failed (each cause once released; a queued
     // ticket's retry_done and retry_failed are refused whatever the cause).
     for k in 0..live.queued.min(256) as u8 {

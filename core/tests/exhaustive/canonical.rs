@@ -30,7 +30,10 @@
 //!    at these small values. Shifting every instant by the same amount therefore shifts
 //!    every output instant and changes nothing else. (The harness clamps a negative clock
 //!    to zero, but the buffer clamps any input below `now` to `now` anyway, so the
-//!    difference shows only in `clock_regressions`, a counter; see 4.)
+//!    difference shows only in `clock_regressions`, a counter; see 4.) At the end of
+//!    time (`Op::EndOfTime`) every input is stamped `Timestamp::MAX` and instants
+//!    saturate there, so such a state is marked (`clock: end of time`) and never merges
+//!    with one before it; among themselves they share `now`, so the shift is zero.
 //! 3. **Terms are taken relative to each shard's highest term.** A stamp below the highest
 //!    is refused before any other rule reads it, and the harness picks stamp terms
 //!    relative to the highest. A highest term of 0 is kept verbatim: there the harness's
@@ -40,27 +43,31 @@
 //!    episode's peaks `last_requests_*_max` (its first stop reports them). The others
 //!    (`ShardStats`, `InputStats`) are only ever added to, and every change to them is
 //!    compared with the model at the step it happens.
-//! 5. **What never changes after set-up is dropped**: the config, the limits and the
-//!    shard names.
+//! 5. **What never changes after set-up is dropped**: the shard names. The config and
+//!    the limits are kept: `reconfigure` changes them (its mode settings excepted, which
+//!    it refuses to change).
 //! 6. **Shards of the same mode are interchangeable**: every permutation of them is
 //!    printed (renaming `ShardId`s and reordering `Active::pos`) and the least print is
 //!    the form. The alphabet offers every input on every shard alike, and a shard's names
 //!    only decide its mode.
 //! 7. **Facts no rule will read again are forgotten**, each for the reason given where it
 //!    is done: `last_end`/`last_reparent` older than min time between failovers, a
-//!    `last_tick`'s value (only which queued tickets it covers), a released ticket's
-//!    deadline, an episode an
+//!    `last_tick`'s value (only which queued tickets it covers), the deadline of a ticket
+//!    released otherwise than by a drain (a drain-released one may be queued again by
+//!    `retry_failed`, with its deadline), an episode an
 //!    idle shard can no longer reopen, a stopped episode's start once past max duration,
 //!    its `saw_not_serving` and `start_term`, a buffering shard's `drain_start`, and the
 //!    peaks once the first stop has reported them.
 //! 8. **Primaries are anonymous**: a stamp's primary is only compared for equality with
 //!    the known one, and the alphabet's two primaries are interchangeable.
 //! 9. **Instants that only reach outputs are not kept.** `drain_start` is read by one
-//!    rule only, to report `DrainFinished`'s duration. Once past max failover duration, an
+//!    rule only, to report `DrainFinished`'s duration; `first_hold` and `last_release`
+//!    only to report `last_failover_held_duration`. Once past max failover duration, an
 //!    episode's `start` only reaches the `BufferingStopped` duration (every decision just
 //!    sees "past"). A deadline or a back-off already past in a buffering shard that has
 //!    not ticked since only reaches `poll_timeout` (the next tick acts on every due timer at
-//!    once). Two states that differ in these alone go through the same states, actions and
+//!    once); past deadlines keep their order among themselves, which a requeue's
+//!    placement reads. Two states that differ in these alone go through the same states, actions and
 //!    answers, except for those reported values, which are compared with the model
 //!    whenever they are reported (as counters are, rule 4); the alphabet never feeds a
 //!    past `poll_timeout` back into the clock. Without this rule a drain waiting on a retry

@@ -32,6 +32,8 @@ pub(crate) struct Bound {
     pub(crate) steps: Steps,
     pub(crate) depth: usize,
     pub(crate) merge: Merge,
+    /// Whether the alphabet includes `Op::Reconfigure`.
+    pub(crate) reconfigure: bool,
 }
 
 /// Which canonical form states are merged on (see `canonical`).
@@ -219,7 +221,12 @@ pub(crate) fn explore(
         let mut next = Vec::new();
         for &n in &frontier {
             let path = path_to(&nodes, n);
-            for op in alphabet::inputs(&bound.setup, bound.steps, nodes[n as usize].live) {
+            for op in alphabet::inputs(
+                &bound.setup,
+                bound.steps,
+                nodes[n as usize].live,
+                bound.reconfigure,
+            ) {
                 explored.transitions += 1;
                 explored.kinds.insert(alphabet::kind(&op));
                 let mut ops = path.clone();
