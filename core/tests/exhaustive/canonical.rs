@@ -49,7 +49,11 @@
 //! 6. **Shards of the same mode are interchangeable**: every permutation of them is
 //!    printed (renaming `ShardId`s and reordering `Active::pos`) and the least print is
 //!    the form. The alphabet offers every input on every shard alike, and a shard's names
-//!    only decide its mode.
+//!    only decide its mode. **Not when the alphabet reconfigures**: a reconfiguration that
+//!    shrinks the pool evicts the queued request with the earliest deadline across shards,
+//!    and breaks a tie by shard index, so two shards holding requests of the same age are
+//!    not interchangeable (`merging_rules_lose_no_state` found it: two shards, two slots,
+//!    a failover request on each at the same instant, then one slot fewer).
 //! 7. **Facts no rule will read again are forgotten**, each for the reason given where it
 //!    is done: `last_end`/`last_reparent` older than min time between failovers, a
 //!    `last_tick`'s value (only which queued tickets it covers), the deadline of a ticket
@@ -99,12 +103,14 @@ pub(crate) struct Canonical {
     pub(crate) clock_offset: i128,
 }
 
-/// The canonical form of `buffer` with the harness clock at `clock_ns`; with `structural`,
-/// the structural form's fingerprint too.
+/// The canonical form of `buffer` with the harness clock at `clock_ns` (`None`: at the
+/// end of time); with `structural`, the structural form's fingerprint too. Rule 6 applies
+/// only if `shards_interchangeable`: not when the alphabet reconfigures (see rule 6).
 pub(crate) fn canonical(
     buffer: &Buffer,
     clock_ns: Option<i64>,
     structural: bool,
+    shards_interchangeable: bool,
 ) -> Result<Canonical, String> {
     let tree = debug_tree::parse(&format!("{buffer:#?}"))?;
     let now = tree
@@ -128,6 +134,7 @@ pub(crate) fn canonical(
             "min time between failovers",
         )?,
         full: true,
+        symmetric: shards_interchangeable,
     };
     let text = form(&tree, &pool, &norm, &clock)?;
     let structural_key = if structural {
@@ -173,7 +180,11 @@ fn form(tree: &Value, pool: &Pool, norm: &Norm, clock: &str) -> Result<String, S
         };
         rest.push((name.clone(), kept));
     }
-    Ok(symmetric_minimum(&shards, &rest, norm.full))
+    Ok(symmetric_minimum(
+        &shards,
+        &rest,
+        norm.full && norm.symmetric,
+    ))
 }
 
 /// The indices of the shards that are draining.
@@ -331,6 +342,8 @@ struct Norm {
     min_time_between_failovers: u64,
     /// The full form (rules 1–9), or the structural one (1–5).
     full: bool,
+    /// Rule 6 applies.
+    symmetric: bool,
 }
 
 impl Norm {

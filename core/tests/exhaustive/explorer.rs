@@ -156,11 +156,12 @@ impl Run {
         Ok(())
     }
 
-    fn canonical(&self, merge: Merge) -> Result<Canonical, String> {
+    fn canonical(&self, merge: Merge, reconfigure: bool) -> Result<Canonical, String> {
         canonical(
             self.harness.buffer(),
             (!self.end_of_time).then_some(self.clock_ns),
             merge == Merge::Structural,
+            !reconfigure,
         )
     }
 
@@ -198,7 +199,7 @@ pub(crate) fn explore(
     };
     let root = Run::new(&bound.setup).map_err(|e| fail(Vec::new(), e))?;
     let root_form = root
-        .canonical(bound.merge)
+        .canonical(bound.merge, bound.reconfigure)
         .map_err(|e| fail(Vec::new(), e))?;
     let mut seen: HashSet<u128> = HashSet::from([merge_key(&root_form, bound.merge)]);
     let mut nodes = vec![Node {
@@ -280,7 +281,7 @@ fn transition(
         })?;
     }
     run.apply(last)?;
-    let form = run.canonical(bound.merge)?;
+    let form = run.canonical(bound.merge, bound.reconfigure)?;
     rules_exercised(&run.harness, bound.setup.shards, rules);
     if !seen.insert(merge_key(&form, bound.merge)) {
         return Ok(None);
