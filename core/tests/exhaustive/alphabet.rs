@@ -10,7 +10,7 @@
 //! released one in order of issue (one op per live ticket), the most recently ended ticket
 //! (stale), and a ticket never issued.
 
-use super::ops::{Cause, Op, SetUp, Term, TicketRef, Topo};
+use super::ops::{Cause, Op, Reconf, SetUp, Term, TicketRef, Topo};
 
 /// What the alphabet needs to know about a state.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,6 +27,9 @@ pub(crate) struct Live {
     pub(crate) terms_known: u8,
     /// `poll_timeout` is set and not before the buffer's `now`.
     pub(crate) timer_ahead: bool,
+    /// An input at the end of time was given: every later input is stamped
+    /// `Timestamp::MAX`, so the clock inputs are all one (a tick at the same instant).
+    pub(crate) end_of_time: bool,
 }
 
 /// The time steps: one clock unit forward, none, one back (a clock regression), a pause
@@ -46,8 +49,9 @@ const CAUSES: [Cause; 3] = [Cause::Reparent, Cause::Resharding, Cause::MoveTable
 /// A ticket index the harness never issued: it forges a ticket for it.
 const NEVER_ISSUED: u16 = u16::MAX;
 
-/// Every input to try in a state.
-pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live) -> Vec<Op> {
+/// Every input to try in a state; the [`reconfigurations`] only if `reconfigure` (each
+/// makes its config part of the state, which multiplies the states by about their number).
+pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live, reconfigure: bool) -> Vec<Op> {
     let shards = setup.shards as u8;
     let mut ops = Vec::new();
     // Requests: a first attempt and each failover cause, on every shard.
@@ -102,15 +106,28 @@ pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live) -> Vec<Op> {
         event: Topo::ShardMissing,
     });
     let u = steps.unit_ms;
-    ops.extend([Op::Tick { advance_ms: u }, Op::Tick { advance_ms: 0 }]);
-    if live.clock_offset >= 0 {
-        ops.push(Op::Tick { advance_ms: -u });
+    if live.end_of_time {
+        // The clock is pinned at `Timestamp::MAX`: every other clock input is this one.
+        ops.push(Op::Tick { advance_ms: 0 });
+    } else {
+        ops.extend([Op::Tick { advance_ms: u }, Op::Tick { advance_ms: 0 }]);
+        if live.clock_offset >= 0 {
+            ops.push(Op::Tick { advance_ms: -u });
+        }
+        if live.clock_offset <= 0 {
+            ops.push(Op::Wait { advance_ms: u });
+        }
+        if live.timer_ahead {
+            ops.push(Op::TickAtDeadline);
+        }
+        // A failover request stamped `Timestamp::MAX` on each shard (once: afterwards a
+        // request is one).
+        for shard in 0..shards {
+            ops.push(Op::EndOfTime { shard });
+        }
     }
-    if live.clock_offset <= 0 {
-        ops.push(Op::Wait { advance_ms: u });
-    }
-    if live.timer_ahead {
-        ops.push(Op::TickAtDeadline);
+    if reconfigure {
+        ops.extend(reconfigurations(setup).into_iter().map(Op::Reconfigure));
     }
     // Each live ticket: cancel, retry_done, retry_failed (each cause once released; a queued
     // ticket's retry_done and retry_failed are refused whatever the cause).
@@ -150,6 +167,61 @@ pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live) -> Vec<Op> {
     ops
 }
 
+/// The reconfigurations tried in every state, each a whole config (not a change relative
+/// to the current one): one slot more; one slot fewer (evicting the oldest queued request
+/// when the pool is full), if at least one remains; a window halved (250 ms: existing
+/// deadlines are capped, and new ones fall between the clock's steps); one more drain
+/// retry at a time; the set-up's config again (after another, a change back; before, a
+/// no-op); an invalid config (no slot); a change of mode (refused); proactive start flipped.
+///
+/// None changes max failover duration or min time between failovers: the canonical form
+/// forgets instants once they are past those limits (rules 7 and 9), which is sound only
+/// if no later input can lengthen them (`reconfigurations_keep_the_limits_instants_are_compared_with`).
+pub(crate) fn reconfigurations(setup: &SetUp) -> Vec<Reconf> {
+    let same = Reconf {
+        size: setup.size as u8,
+        window: (setup.window_ms / 250) as u8,
+        extra: ((setup.max_failover_duration_ms - setup.window_ms) / 250) as u8,
+        min_time: (setup.min_time_between_failovers_ms / 500) as u8,
+        concurrency: setup.drain_concurrency as u8,
+        backoff: (setup.drain_backoff_ms / 250) as u8,
+        proactive_start: setup.proactive_start,
+        change_mode: false,
+    };
+    let mut out = vec![Reconf {
+        size: same.size + 1,
+        ..same
+    }];
+    if setup.size > 1 {
+        out.push(Reconf {
+            size: same.size - 1,
+            ..same
+        });
+    }
+    out.extend([
+        Reconf {
+            window: same.window / 2,
+            extra: same.extra + same.window - same.window / 2,
+            ..same
+        },
+        Reconf {
+            concurrency: same.concurrency + 1,
+            ..same
+        },
+        same,
+        Reconf { size: 0, ..same },
+        Reconf {
+            change_mode: true,
+            ..same
+        },
+        Reconf {
+            proactive_start: !same.proactive_start,
+            ..same
+        },
+    ]);
+    out
+}
+
 /// Every kind of input, by name: what `every_kind_of_input_is_tried` checks is tried.
 pub(crate) const KINDS: &[&str] = &[
     "request",
@@ -162,6 +234,8 @@ pub(crate) const KINDS: &[&str] = &[
     "retry_done",
     "retry_failed",
     "shutdown",
+    "reconfigure",
+    "end_of_time",
 ];
 
 /// The kind of an op. No wildcard: an `Op` variant added to the harness stops this from

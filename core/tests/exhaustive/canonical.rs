@@ -30,7 +30,10 @@
 //!    at these small values. Shifting every instant by the same amount therefore shifts
 //!    every output instant and changes nothing else. (The harness clamps a negative clock
 //!    to zero, but the buffer clamps any input below `now` to `now` anyway, so the
-//!    difference shows only in `clock_regressions`, a counter; see 4.)
+//!    difference shows only in `clock_regressions`, a counter; see 4.) At the end of
+//!    time (`Op::EndOfTime`) every input is stamped `Timestamp::MAX` and instants
+//!    saturate there, so such a state is marked (`clock: end of time`) and never merges
+//!    with one before it; among themselves they share `now`, so the shift is zero.
 //! 3. **Terms are taken relative to each shard's highest term.** A stamp below the highest
 //!    is refused before any other rule reads it, and the harness picks stamp terms
 //!    relative to the highest. A highest term of 0 is kept verbatim: there the harness's
@@ -40,27 +43,35 @@
 //!    episode's peaks `last_requests_*_max` (its first stop reports them). The others
 //!    (`ShardStats`, `InputStats`) are only ever added to, and every change to them is
 //!    compared with the model at the step it happens.
-//! 5. **What never changes after set-up is dropped**: the config, the limits and the
-//!    shard names.
+//! 5. **What never changes after set-up is dropped**: the shard names. The config and
+//!    the limits are kept: `reconfigure` changes them (its mode settings excepted, which
+//!    it refuses to change).
 //! 6. **Shards of the same mode are interchangeable**: every permutation of them is
 //!    printed (renaming `ShardId`s and reordering `Active::pos`) and the least print is
 //!    the form. The alphabet offers every input on every shard alike, and a shard's names
-//!    only decide its mode.
+//!    only decide its mode. **Not when the alphabet reconfigures**: a reconfiguration that
+//!    shrinks the pool evicts the queued request with the earliest deadline across shards,
+//!    and breaks a tie by shard index, so two shards holding requests of the same age are
+//!    not interchangeable (`merging_rules_lose_no_state` found it: two shards, two slots,
+//!    a failover request on each at the same instant, then one slot fewer).
 //! 7. **Facts no rule will read again are forgotten**, each for the reason given where it
 //!    is done: `last_end`/`last_reparent` older than min time between failovers, a
-//!    `last_tick`'s value (only which queued tickets it covers), a released ticket's
-//!    deadline, an episode an
+//!    `last_tick`'s value (only which queued tickets it covers), the deadline of a ticket
+//!    released otherwise than by a drain (a drain-released one may be queued again by
+//!    `retry_failed`, with its deadline), an episode an
 //!    idle shard can no longer reopen, a stopped episode's start once past max duration,
 //!    its `saw_not_serving` and `start_term`, a buffering shard's `drain_start`, and the
 //!    peaks once the first stop has reported them.
 //! 8. **Primaries are anonymous**: a stamp's primary is only compared for equality with
 //!    the known one, and the alphabet's two primaries are interchangeable.
 //! 9. **Instants that only reach outputs are not kept.** `drain_start` is read by one
-//!    rule only, to report `DrainFinished`'s duration. Once past max failover duration, an
+//!    rule only, to report `DrainFinished`'s duration; `first_hold` and `last_release`
+//!    only to report `last_failover_held_duration`. Once past max failover duration, an
 //!    episode's `start` only reaches the `BufferingStopped` duration (every decision just
 //!    sees "past"). A deadline or a back-off already past in a buffering shard that has
 //!    not ticked since only reaches `poll_timeout` (the next tick acts on every due timer at
-//!    once). Two states that differ in these alone go through the same states, actions and
+//!    once); past deadlines keep their order among themselves, which a requeue's
+//!    placement reads. Two states that differ in these alone go through the same states, actions and
 //!    answers, except for those reported values, which are compared with the model
 //!    whenever they are reported (as counters are, rule 4); the alphabet never feeds a
 //!    past `poll_timeout` back into the clock. Without this rule a drain waiting on a retry
@@ -92,12 +103,14 @@ pub(crate) struct Canonical {
     pub(crate) clock_offset: i128,
 }
 
-/// The canonical form of `buffer` with the harness clock at `clock_ns`; with `structural`,
-/// the structural form's fingerprint too.
+/// The canonical form of `buffer` with the harness clock at `clock_ns` (`None`: at the
+/// end of time); with `structural`, the structural form's fingerprint too. Rule 6 applies
+/// only if `shards_interchangeable`: not when the alphabet reconfigures (see rule 6).
 pub(crate) fn canonical(
     buffer: &Buffer,
-    clock_ns: i64,
+    clock_ns: Option<i64>,
     structural: bool,
+    shards_interchangeable: bool,
 ) -> Result<Canonical, String> {
     let tree = debug_tree::parse(&format!("{buffer:#?}"))?;
     let now = tree
@@ -107,7 +120,12 @@ pub(crate) fn canonical(
         .ok_or("Buffer has no `now`")?;
     let limits = tree.field("limits").ok_or("Buffer has no `limits`")?;
     let pool = Pool::read(tree.field("pool").ok_or("Buffer has no `pool`")?)?;
-    let clock_offset = i128::from(clock_ns) - i128::from(now);
+    // At the end of time (`None`) every input is stamped `Timestamp::MAX`, which is `now`.
+    let clock_offset = clock_ns.map_or(0, |c| i128::from(c) - i128::from(now));
+    let clock = match clock_ns {
+        Some(_) => format!("{clock_offset:+}"),
+        None => "end of time".into(),
+    };
     let mut norm = Norm {
         now,
         max_failover_duration: number(limits.field("max_failover_duration"), "max duration")?,
@@ -116,11 +134,12 @@ pub(crate) fn canonical(
             "min time between failovers",
         )?,
         full: true,
+        symmetric: shards_interchangeable,
     };
-    let text = form(&tree, &pool, &norm, clock_offset)?;
+    let text = form(&tree, &pool, &norm, &clock)?;
     let structural_key = if structural {
         norm.full = false;
-        Some(fingerprint(&form(&tree, &pool, &norm, clock_offset)?))
+        Some(fingerprint(&form(&tree, &pool, &norm, &clock)?))
     } else {
         None
     };
@@ -137,18 +156,15 @@ pub(crate) fn canonical(
 }
 
 /// The printed form of a parsed `Buffer`.
-fn form(tree: &Value, pool: &Pool, norm: &Norm, clock_offset: i128) -> Result<String, String> {
+fn form(tree: &Value, pool: &Pool, norm: &Norm, clock: &str) -> Result<String, String> {
     let Value::Struct(_, fields) = tree else {
         return Err("Buffer does not print as a struct".into());
     };
     let mut shards = Vec::new();
-    let mut rest = vec![(
-        "clock".to_string(),
-        Value::Atom(format!("{clock_offset:+}")),
-    )];
+    let mut rest = vec![("clock".to_string(), Value::Atom(clock.to_string()))];
     for (name, value) in fields {
         let kept = match name.as_str() {
-            "config" | "limits" | "names" | "input_stats" | "now" => continue,
+            "names" | "input_stats" | "now" => continue,
             "shards" => {
                 let Value::List(list) = value else {
                     return Err("`shards` is not a list".into());
@@ -164,7 +180,11 @@ fn form(tree: &Value, pool: &Pool, norm: &Norm, clock_offset: i128) -> Result<St
         };
         rest.push((name.clone(), kept));
     }
-    Ok(symmetric_minimum(&shards, &rest, norm.full))
+    Ok(symmetric_minimum(
+        &shards,
+        &rest,
+        norm.full && norm.symmetric,
+    ))
 }
 
 /// The indices of the shards that are draining.
@@ -327,6 +347,8 @@ struct Norm {
     min_time_between_failovers: u64,
     /// The full form (rules 1–9), or the structural one (1–5).
     full: bool,
+    /// Rule 6 applies.
+    symmetric: bool,
 }
 
 impl Norm {
@@ -368,6 +390,8 @@ struct Entry {
     generation: u64,
     next: Option<u32>,
     status: String,
+    /// Released by a drain: a failed retry may queue it again, with its deadline.
+    in_drain: bool,
     deadline: Option<u64>,
     shard: Option<usize>,
     /// Every field but the generation and the links, normalised later.
@@ -411,6 +435,9 @@ impl Pool {
                 generation: number(e.field("generation"), "generation")?,
                 next: (next != NIL).then_some(next),
                 status: e.field("status").and_then(Value::atom).unwrap_or("").into(),
+                in_drain: e
+                    .field("status")
+                    .is_some_and(|s| format!("{s:?}").starts_with("Retrying(Drain(")),
                 deadline: e
                     .field("deadline")
                     .and_then(Value::atom)
@@ -482,33 +509,55 @@ impl Pool {
         Ok(Value::List(ranks))
     }
 
-    /// The live entries by rank. Rule 7: a released ticket's deadline is never read again
-    /// (only queued tickets' deadlines are, and a released ticket never queues again); a
-    /// queued ticket's deadline that has passed while its shard drains is read only by a
-    /// drain back-off, which releases every such ticket at once, in queue order, whatever
-    /// the deadline's value (a draining shard has no timer to show it). Rule 9: a deadline
-    /// already past in a buffering shard (no tick since) is only asked "due?" by the next
-    /// tick, which releases every due ticket at once; its value shows only in
-    /// `poll_timeout`.
+    /// The live entries by rank. Rule 7: the deadline of a ticket released other than by a
+    /// drain is never read again (only queued tickets' deadlines are, and only a
+    /// drain-released ticket queues again, through `retry_failed`, keeping its deadline).
+    /// A queued ticket's deadline equal to `now` while its shard drains is read only by a
+    /// drain back-off, which releases every such ticket at once, in queue order (a
+    /// draining shard has no timer to show it), or by a requeue's placement, which puts
+    /// the requeued ticket (whose deadline is at most this one: it was ahead in the queue)
+    /// before it either way. Rule 9: a deadline already past is compared with `now` (past,
+    /// whatever its value), with `now` plus the window (earlier), and with the other
+    /// deadlines (a requeued ticket goes before the first queued one whose deadline is not
+    /// earlier): so past deadlines are kept as their order among the past ones
+    /// (`due#0` the earliest, equal ones alike), and their values show only in
+    /// `poll_timeout` and in the order of the `Wake`s of the next tick, which releases every
+    /// due ticket at once.
     fn canonical(&self, norm: &Norm, draining: &[usize]) -> Value {
+        let mut past: Vec<u64> = self
+            .live
+            .iter()
+            .filter_map(|e| e.deadline.filter(|&d| d < norm.now))
+            .collect();
+        past.sort_unstable();
+        past.dedup();
         let live = self
             .live
             .iter()
             .map(|e| {
+                let queued = e.status == "Queued";
+                let forgotten = norm.full && !queued && !e.in_drain;
                 let fields = e
                     .rest
                     .iter()
-                    .filter(|(n, _)| !(norm.full && n == "deadline" && e.status != "Queued"))
+                    .filter(|(n, _)| !(forgotten && n == "deadline"))
                     .map(|(n, v)| {
                         let draining = e.shard.is_some_and(|s| draining.contains(&s));
-                        let due = norm.full
-                            && n == "deadline"
-                            && e.deadline
-                                .is_some_and(|d| d < norm.now || (d == norm.now && draining));
-                        let v = if due {
-                            Value::Atom("due".into())
-                        } else {
-                            norm.value(v, self)
+                        let v = match e.deadline {
+                            Some(d) if norm.full && n == "deadline" && d < norm.now => {
+                                let k = past.partition_point(|&p| p < d);
+                                Value::Atom(format!("due#{k}"))
+                            }
+                            Some(d)
+                                if norm.full
+                                    && n == "deadline"
+                                    && d == norm.now
+                                    && draining
+                                    && queued =>
+                            {
+                                Value::Atom("due".into())
+                            }
+                            _ => norm.value(v, self),
                         };
                         (n.clone(), v)
                     })
@@ -640,7 +689,10 @@ impl Episode {
     ///   buffers again only through a drain back-off, which sets `resume_at`, and while it
     ///   is set any serving stamp ends buffering whatever they say;
     /// * a buffering shard's `drain_start` is overwritten by the stop that ends buffering
-    ///   before any drain reports it (and rule 9 drops it while draining).
+    ///   before any drain reports it (and rule 9 drops it while draining);
+    /// * `first_hold` and `last_release` are read only to report
+    ///   `last_failover_held_duration` at a stop (rule 9), and `first_hold` by
+    ///   `get_or_insert` (only whether it is set).
     fn canonical(
         &self,
         v: &Value,
@@ -662,8 +714,19 @@ impl Episode {
                     "saw_not_serving" | "start_term" => self.stopped,
                     // Rule 9 while draining, rule 7 while buffering.
                     "drain_start" => true,
+                    // Rule 9: read only to report `last_failover_held_duration`.
+                    "last_release" => true,
                     _ => false,
                 };
+            // Rule 9: read only for that report, and by `get_or_insert` (whether it is set).
+            if norm.full && n == "first_hold" {
+                let set = fv.option().is_some_and(|t| t.is_some());
+                out.push((
+                    n.clone(),
+                    Value::Atom(if set { "Some(_)" } else { "None" }.into()),
+                ));
+                continue;
+            }
             let due = norm.full
                 && n == "resume_at"
                 && fv

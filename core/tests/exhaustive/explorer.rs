@@ -32,6 +32,8 @@ pub(crate) struct Bound {
     pub(crate) steps: Steps,
     pub(crate) depth: usize,
     pub(crate) merge: Merge,
+    /// Whether the alphabet includes `Op::Reconfigure`.
+    pub(crate) reconfigure: bool,
 }
 
 /// Which canonical form states are merged on (see `canonical`).
@@ -113,6 +115,8 @@ struct Node {
 struct Run {
     harness: Harness,
     clock_ns: i64,
+    /// An `Op::EndOfTime` was applied: the harness stamps every input `Timestamp::MAX`.
+    end_of_time: bool,
 }
 
 impl Run {
@@ -120,6 +124,7 @@ impl Run {
         Ok(Run {
             harness: Harness::new(setup)?,
             clock_ns: 0,
+            end_of_time: false,
         })
     }
 
@@ -136,11 +141,12 @@ impl Run {
                     self.clock_ns = i64::try_from(at.as_nanos()).unwrap_or(i64::MAX);
                 }
             }
+            Op::EndOfTime { .. } => self.end_of_time = true,
             _ => {}
         }
         let before = self.harness.buffer().now().as_nanos();
         self.harness.apply(op)?;
-        if let Op::Tick { .. } = op {
+        if let (Op::Tick { .. }, false) = (op, self.end_of_time) {
             // A tick carries the harness clock (zero if below): the mirror must agree.
             let expected = before.max(u64::try_from(self.clock_ns).unwrap_or(0));
             if self.harness.buffer().now().as_nanos() != expected {
@@ -150,11 +156,12 @@ impl Run {
         Ok(())
     }
 
-    fn canonical(&self, merge: Merge) -> Result<Canonical, String> {
+    fn canonical(&self, merge: Merge, reconfigure: bool) -> Result<Canonical, String> {
         canonical(
             self.harness.buffer(),
-            self.clock_ns,
+            (!self.end_of_time).then_some(self.clock_ns),
             merge == Merge::Structural,
+            !reconfigure,
         )
     }
 
@@ -171,6 +178,7 @@ impl Run {
             clock_offset: form.clock_offset,
             terms_known,
             timer_ahead: b.poll_timeout().is_some_and(|at| at >= b.now()),
+            end_of_time: self.end_of_time,
         }
     }
 }
@@ -191,7 +199,7 @@ pub(crate) fn explore(
     };
     let root = Run::new(&bound.setup).map_err(|e| fail(Vec::new(), e))?;
     let root_form = root
-        .canonical(bound.merge)
+        .canonical(bound.merge, bound.reconfigure)
         .map_err(|e| fail(Vec::new(), e))?;
     let mut seen: HashSet<u128> = HashSet::from([merge_key(&root_form, bound.merge)]);
     let mut nodes = vec![Node {
@@ -214,7 +222,12 @@ pub(crate) fn explore(
         let mut next = Vec::new();
         for &n in &frontier {
             let path = path_to(&nodes, n);
-            for op in alphabet::inputs(&bound.setup, bound.steps, nodes[n as usize].live) {
+            for op in alphabet::inputs(
+                &bound.setup,
+                bound.steps,
+                nodes[n as usize].live,
+                bound.reconfigure,
+            ) {
                 explored.transitions += 1;
                 explored.kinds.insert(alphabet::kind(&op));
                 let mut ops = path.clone();
@@ -268,14 +281,14 @@ fn transition(
         })?;
     }
     run.apply(last)?;
-    let form = run.canonical(bound.merge)?;
+    let form = run.canonical(bound.merge, bound.reconfigure)?;
     rules_exercised(&run.harness, bound.setup.shards, rules);
     if !seen.insert(merge_key(&form, bound.merge)) {
         return Ok(None);
     }
     let live = run.live(&form);
     if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
-        eprintln!("new state after {} inputs: {}", ops.len(), form.text);
+        eprintln!("new state after {ops:?}: {}", form.text);
     }
     run.harness
         .finish()
