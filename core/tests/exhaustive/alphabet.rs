@@ -164,6 +164,11 @@ pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live, reconfigure: bool)
         },
     ]);
     ops.push(Op::Shutdown);
+    // Not `Op::CancelShutdown` yet: a cancel restores what the shutdown saved of each
+    // episode, which merging rules 7 and 9 forget once a shard has stopped, so
+    // `merging_rules_lose_no_state` finds states merged that a cancel tells apart. The model
+    // property and the fuzz targets cover cancels; the explorer will once those rules keep
+    // a stopped episode's saved state.
     ops
 }
 
@@ -187,6 +192,8 @@ pub(crate) fn reconfigurations(setup: &SetUp) -> Vec<Reconf> {
         backoff: (setup.drain_backoff_ms / 250) as u8,
         proactive_start: setup.proactive_start,
         change_mode: false,
+        // No limit, as the set-ups have (`shutdown_grace_ms: None`).
+        grace: 15,
     };
     let mut out = vec![Reconf {
         size: same.size + 1,
