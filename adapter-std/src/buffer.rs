@@ -13,10 +13,10 @@ use failover_buffer::{
 };
 
 use crate::clock::{Clock, SystemClock};
-use crate::events::EpisodeEvent;
 use crate::shard::Shard;
 use crate::state::{Outcome, Shared, TIMER_DIED, Waiter};
 use crate::telemetry;
+use failover_buffer::EpisodeEvent;
 
 /// A failover buffer for blocking callers: each held request parks its own thread.
 ///
@@ -139,6 +139,19 @@ impl RetryGuard {
     /// The shard the request is for.
     pub fn shard_id(&self) -> ShardId {
         self.shard
+    }
+
+    /// Why the request was released: its shard's failover ended (the drain, and why it
+    /// began: a new primary, max duration, traffic switched, a shutdown), or its window ran
+    /// out while the failover was still on ([`ReleaseReason::Window`](failover_buffer::ReleaseReason::Window):
+    /// a router may prefer another replica, or expect this retry to fail again). `None`
+    /// once [`retry_failed`](Self::retry_failed) has taken the guard over.
+    pub fn release_reason(&self) -> Option<failover_buffer::ReleaseReason> {
+        let keeper = self.keeper.as_ref()?;
+        match keeper.shared.lock().core.ticket_status(self.ticket) {
+            failover_buffer::TicketStatus::Retrying(reason) => Some(reason),
+            _ => None,
+        }
     }
 
     /// The retry failed again with a failover error: report it and wait to be held again,
@@ -372,7 +385,7 @@ impl FailoverBuffer {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.keeper.shared
     }
 
@@ -564,19 +577,18 @@ impl FailoverBuffer {
         self.shared().tick_now();
     }
 
-    /// Shuts the buffer down and blocks until every held request has ended.
+    /// Shuts the buffer down and blocks until it has closed (every held request has ended,
+    /// or the [`shutdown_grace`](crate::Config::shutdown_grace) passed) or the shutdown
+    /// was cancelled: [`begin_shutdown`](Self::begin_shutdown) then
+    /// [`Shutdown::wait`](crate::Shutdown::wait).
     ///
     /// Buffering stops on every shard and held requests are released to retry, paced by
     /// `drain_concurrency` as in any drain; from now on every request proceeds unbuffered
     /// and health and topology inputs are ignored. The call returns once every released
     /// request's [`RetryGuard`] has been dropped, so do not call it from a thread that holds
-    /// one. Calling it again just waits again. The timer thread exits afterwards.
-    pub fn shutdown(&self) {
-        self.shared().run(|st, now, fx| {
-            st.core.shutdown(now);
-            fx.telemetry.touch_all();
-        });
-        self.shared().wait_closed();
+    /// one. Calling it again just waits again. The timer thread exits after the close.
+    pub fn shutdown(&self) -> crate::ShutdownEnd {
+        self.begin_shutdown().wait()
     }
 
     /// `shard`'s counters (Vitess's names: `starts`, `buffered`, `evicted` by reason, ...);

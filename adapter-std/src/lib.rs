@@ -77,24 +77,27 @@
 
 mod buffer;
 mod clock;
-mod events;
 pub mod plan;
 mod retry;
 mod shard;
+mod shutdown;
 mod state;
 mod telemetry;
+mod views;
 
 pub use buffer::{FailoverBuffer, RetryGuard, WaitError};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use events::EpisodeEvent;
+pub use failover_buffer::EpisodeEvent;
 pub use retry::RunError;
 pub use shard::Shard;
+pub use shutdown::{Shutdown, ShutdownEnd};
 
 pub use failover_buffer;
 pub use failover_buffer::{
-    BufferError, Config, ConfigError, EvictReason, Eviction, FailoverCause, HealthStamp,
-    InputError, InputStats, InvariantViolation, Mode, PrimaryId, ShardFilter, ShardId, ShardState,
-    ShardStats, SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
+    BufferError, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
+    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PrimaryId, ReleaseReason,
+    ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress, SkipReason,
+    StopReason, Ticket, Timestamp, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -5,17 +5,17 @@
 //! threads are woken only after the lock is released, so a woken thread never blocks on
 //! the lock its waker still holds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
-use failover_buffer::{Action, BufferError, ShardId, Ticket, Timestamp, Verdict};
+use failover_buffer::{Action, BufferError, ShardId, Ticket, TicketMap, Timestamp, Verdict};
 
 use crate::clock::Clock;
-use crate::events::EpisodeEvent;
 use crate::shard::ShardInner;
 use crate::telemetry;
+use failover_buffer::EpisodeEvent;
 
 /// What a blocked caller is told when it is woken.
 #[derive(Clone, Copy, Debug)]
@@ -96,10 +96,10 @@ pub(crate) struct State {
     pub(crate) core: failover_buffer::Buffer,
     /// Per shard index, the handle's shared part (its buffering flag).
     pub(crate) shards: Vec<Arc<ShardInner>>,
-    /// Held requests by ticket id.
-    waiters: HashMap<u64, Waiting>,
-    /// Callers' deadlines, earliest first, by ticket id.
-    deadlines: BTreeSet<(Timestamp, u64)>,
+    /// Held requests by ticket, indexed by slot.
+    waiters: TicketMap<Waiting>,
+    /// Callers' deadlines, earliest first (ties in ticket order, by id).
+    deadlines: BTreeSet<(Timestamp, u64, Ticket)>,
     timer: TimerSleep,
     /// The last handle was dropped: the timer thread must exit.
     stop: bool,
@@ -160,8 +160,9 @@ pub(crate) struct Shared {
     subscribers: Mutex<Subscribers>,
     /// The timer thread sleeps on this (with `state`).
     timer: Condvar,
-    /// `shutdown` sleeps on this (with `state`) until the core is closed.
-    closed: Condvar,
+    /// `shutdown` sleeps on this (with `state`) until the core is closed or the shutdown
+    /// is cancelled.
+    pub(crate) closed: Condvar,
     clock: Arc<dyn Clock>,
     /// The instant that maps to `Timestamp::ZERO`.
     origin: Instant,
@@ -190,7 +191,7 @@ impl Shared {
             state: Mutex::new(State {
                 core,
                 shards: Vec::new(),
-                waiters: HashMap::new(),
+                waiters: TicketMap::new(),
                 deadlines: BTreeSet::new(),
                 timer: TimerSleep::Busy,
                 stop: false,
@@ -258,14 +259,6 @@ impl Shared {
     /// Fires everything due now: callers' deadlines, then the core's timers.
     pub(crate) fn tick_now(&self) {
         self.run(|st, now, fx| st.pass(now, fx));
-    }
-
-    /// Waits until the core has announced `Closed`.
-    pub(crate) fn wait_closed(&self) {
-        let mut st = self.lock();
-        while !st.closed {
-            st = self.closed.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
     }
 
     /// Tells the timer thread to exit (the last handle is gone).
@@ -352,12 +345,9 @@ impl Drop for TimerDeath<'_> {
             st.timer_died = true;
             // The last time the core saw: the clock may be what panicked.
             let now = st.core.now();
-            while let Some(&id) = st.waiters.keys().next() {
-                let Some(w) = st.waiters.remove(&id) else {
-                    break;
-                };
+            while let Some((ticket, w)) = st.waiters.pop() {
                 if let Some(at) = w.deadline {
-                    st.deadlines.remove(&(at, id));
+                    st.deadlines.remove(&(at, ticket.id(), ticket));
                 }
                 let cancelled = st.core.cancel(now, w.ticket);
                 debug_assert!(cancelled.is_ok(), "{:?}: {cancelled:?}", w.ticket);
@@ -401,9 +391,9 @@ impl State {
     /// being held and waiting): a queued ticket is cancelled, a release to retry is handed
     /// back; a failure or time-out has ended already.
     pub(crate) fn abandon(&mut self, now: Timestamp, ticket: Ticket, waiter: &Waiter) {
-        if let Some(w) = self.waiters.remove(&ticket.id()) {
+        if let Some(w) = self.waiters.remove(ticket) {
             if let Some(at) = w.deadline {
-                self.deadlines.remove(&(at, ticket.id()));
+                self.deadlines.remove(&(at, ticket.id(), ticket));
             }
             let cancelled = self.core.cancel(now, ticket);
             debug_assert!(cancelled.is_ok(), "{ticket:?}: {cancelled:?}");
@@ -417,10 +407,10 @@ impl State {
     pub(crate) fn hold(&mut self, ticket: Ticket, deadline: Option<Timestamp>) -> Arc<Waiter> {
         let waiter = Arc::new(Waiter::default());
         if let Some(at) = deadline {
-            self.deadlines.insert((at, ticket.id()));
+            self.deadlines.insert((at, ticket.id(), ticket));
         }
         self.waiters.insert(
-            ticket.id(),
+            ticket,
             Waiting {
                 ticket,
                 deadline,
@@ -442,7 +432,7 @@ impl State {
 
     /// The earliest instant anything is due.
     fn next_deadline(&self) -> Option<Timestamp> {
-        let caller = self.deadlines.first().map(|&(at, _)| at);
+        let caller = self.deadlines.first().map(|&(at, _, _)| at);
         match (self.core.poll_timeout(), caller) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -460,12 +450,12 @@ impl State {
 
     /// Cancels every held request whose caller's deadline has come.
     fn expire_deadlines(&mut self, now: Timestamp, fx: &mut Effects) {
-        while let Some(&(at, id)) = self.deadlines.first() {
+        while let Some(&(at, id, ticket)) = self.deadlines.first() {
             if at > now {
                 break;
             }
             self.deadlines.pop_first();
-            let Some(w) = self.waiters.remove(&id) else {
+            let Some(w) = self.waiters.remove(ticket) else {
                 // A deadline entry leaves with its waiter.
                 debug_assert!(false, "deadline of ticket {id} without a waiter");
                 continue;
@@ -503,6 +493,8 @@ impl State {
                 _ => {}
             }
         }
+        // The shutdown's steps are read through a `Shutdown` handle's progress; none waits.
+        while self.core.poll_shutdown_action().is_some() {}
     }
 
     /// Mirrors the core's `Buffering` state into the shard's flag, which the idle fast path
@@ -522,7 +514,7 @@ impl State {
     /// is handed straight back with `cancel`, so its slot and its turn in the drain pass
     /// to the next request instead of being lost.
     fn wake(&mut self, now: Timestamp, ticket: Ticket, verdict: Verdict, fx: &mut Effects) {
-        let Some(w) = self.waiters.remove(&ticket.id()) else {
+        let Some(w) = self.waiters.remove(ticket) else {
             // Every ticket this adapter is issued has a waiter until it is woken or
             // cancelled, and a cancelled ticket is never woken; this is defence only. A
             // retry nobody will make must not keep its slot.
@@ -533,7 +525,7 @@ impl State {
             return;
         };
         if let Some(at) = w.deadline {
-            self.deadlines.remove(&(at, ticket.id()));
+            self.deadlines.remove(&(at, ticket.id(), ticket));
         }
         let outcome = if w.deadline.is_some_and(|at| at <= now) {
             if verdict == Verdict::Retry {

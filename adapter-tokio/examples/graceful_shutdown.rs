@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use failover_buffer_tokio::plan::{Drain, DrainAction, DrainPlan, Phase, PhaseId};
-use failover_buffer_tokio::{Config, FailoverBuffer, HealthStamp, PrimaryId, Shard};
+use failover_buffer_tokio::{Config, FailoverBuffer, HealthStamp, PrimaryId, Shard, ShutdownEnd};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -170,8 +170,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
                             }
                             stop_accepting.notify_one();
                             // Every later request proceeds unbuffered; held ones are released.
-                            let service = Arc::clone(&service);
-                            tokio::spawn(async move { service.buffer.shutdown().await });
+                            // (The handle only watches it; dropping it does not cancel.)
+                            drop(service.buffer.shutdown());
                         }
                         println!("drain: enter {}", name(phase));
                     }
@@ -209,7 +209,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // The buffer's shutdown began at "close"; it ends once no request is held (at once,
     // unless a failover is under way). Bounded, as the whole exit must be.
     match tokio::time::timeout(Duration::from_secs(5), service.buffer.shutdown()).await {
-        Ok(()) => println!("exit: failover buffer closed"),
+        Ok(ShutdownEnd::Closed) => println!("exit: failover buffer closed"),
+        Ok(ShutdownEnd::Cancelled) => println!("exit: failover buffer shutdown was called off"),
         Err(_) => println!("exit: failover buffer still releasing requests; exiting anyway"),
     }
     let left = *service.in_flight.borrow();

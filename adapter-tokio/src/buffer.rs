@@ -10,9 +10,9 @@ use failover_buffer::{
 };
 
 use crate::driver;
-use crate::events::EpisodeEvent;
 use crate::shared::{Keeper, ShardCell, Shared, Touched};
-use crate::wait::{Ask, RetryGuard, Wait};
+use crate::wait::{Admit, Ask, RetryGuard, Wait};
+use failover_buffer::EpisodeEvent;
 
 /// A failover buffer for any number of shards, driven by tokio.
 ///
@@ -138,7 +138,7 @@ impl FailoverBuffer {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.keeper.shared
     }
 
@@ -216,16 +216,23 @@ impl FailoverBuffer {
     ///
     /// Re-creating the future after dropping it starts a new request at the back of the
     /// queue: the place in line is not kept.
-    pub async fn wait_for_failover_end(
-        &self,
-        shard: &Shard,
+    ///
+    /// # The idle fast path
+    ///
+    /// A first attempt (`cause` is `None`) on a shard that is not buffering is answered by
+    /// one atomic load made when this method is called, before any future is built: the
+    /// future returned is then ready at its first poll, with no lock taken. Every other
+    /// request reaches the buffer at the first poll, as described above.
+    #[inline]
+    pub fn wait_for_failover_end<'a>(
+        &'a self,
+        shard: &'a Shard,
         cause: Option<FailoverCause>,
-    ) -> Result<Option<RetryGuard>, BufferError> {
-        // The idle fast path: a first attempt on a shard the core does not have buffering.
+    ) -> impl Future<Output = Result<Option<RetryGuard>, BufferError>> + 'a {
         if cause.is_none() && !shard.cell.buffering.load(Ordering::Acquire) {
-            return Ok(None);
+            return Admit::Proceed;
         }
-        Wait::new(&self.keeper, &shard.cell, Ask::Request(cause)).await
+        Admit::Wait(Wait::new(&self.keeper, &shard.cell, Ask::Request(cause)))
     }
 
     /// What the health stream saw of `shard`'s primary. A serving primary with a newer term
@@ -247,37 +254,6 @@ impl FailoverBuffer {
         shared.input(Touched::One(id), |state, now, _| {
             state.core.topology(now, id, event)
         })
-    }
-
-    /// Shuts the buffer down and waits until every held request has ended.
-    ///
-    /// Every failing-over shard stops and drains its queue, paced by `drain_concurrency` as
-    /// usual; from now on every request proceeds unbuffered. Returns once the last held
-    /// request has ended, which includes every [`RetryGuard`] having been dropped: a caller
-    /// that holds a guard while awaiting this waits for itself.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future does not undo the shutdown, which goes on; awaiting `shutdown`
-    /// again (from any clone) waits for the same end.
-    pub async fn shutdown(&self) {
-        let shared = self.shared();
-        shared.input(Touched::All, |state, now, report| {
-            if !state.core.is_shut_down() {
-                report.shutdown(state.core.held_slots());
-            }
-            state.core.shutdown(now);
-        });
-        loop {
-            let closed = shared.closed.notified();
-            tokio::pin!(closed);
-            // Registered before the check, so a close in between is not missed.
-            closed.as_mut().enable();
-            if shared.lock().closed {
-                return;
-            }
-            closed.await;
-        }
     }
 
     /// A subscription to this buffer's [`EpisodeEvent`]s, for every shard, from now on.

@@ -93,30 +93,33 @@
 
 mod buffer;
 mod driver;
-mod events;
 pub mod guide;
 #[cfg(feature = "tower")]
 mod layer;
 pub mod plan;
 mod retry;
 mod shared;
+mod shutdown;
 mod sized;
 mod telemetry;
+mod views;
 mod wait;
 
 pub use buffer::{FailoverBuffer, Shard};
-pub use events::EpisodeEvent;
+pub use failover_buffer::EpisodeEvent;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{FailoverBufferLayer, FailoverBufferService, FailoverPolicy};
 pub use retry::RunError;
+pub use shutdown::{Shutdown, ShutdownEnd};
 pub use wait::RetryGuard;
 
 // The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.
 pub use failover_buffer::{
-    BufferError, ByReason, Config, ConfigError, EvictReason, Eviction, FailoverCause, HealthStamp,
-    InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason, ShardFilter, ShardId,
-    ShardState, ShardStats, SkipReason, StopReason, Ticket, TopologyEvent,
+    BufferError, ByReason, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
+    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason,
+    ReleaseReason, ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress,
+    SkipReason, StopReason, Ticket, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -1,18 +1,16 @@
 //! The state every handle shares: the core behind one mutex, the per-ticket waiters, the
 //! per-shard flags, and the rule that wake-ups are delivered after the lock is released.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
-use failover_buffer::{Action, Buffer, ShardId, Ticket, Timestamp, Verdict};
+use failover_buffer::{Action, Buffer, ShardId, Ticket, TicketMap, Timestamp, Verdict};
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
-use crate::events::EpisodeEvent;
 use crate::telemetry::{Report, Telemetry};
+use failover_buffer::EpisodeEvent;
 
 /// One registered shard, shared by every [`Shard`](crate::Shard) handle naming it.
 #[derive(Debug)]
@@ -39,35 +37,8 @@ pub(crate) enum Waiter {
     Woken(Verdict),
 }
 
-/// Hashes a ticket id ([`Ticket::id`]) for the waiter map.
-///
-/// Ids are unique and issued in sequence, so the id itself makes good low bits: consecutive
-/// tickets land in consecutive buckets, and a drain or a window expiry, which go in ticket
-/// order, walk the table sequentially instead of missing the cache on every entry (as a
-/// scrambling hash makes them do). The top seven bits, which hashbrown uses as a tag, get a
-/// multiplicative mix so tags differ. No client chooses ids, so there is no flooding concern.
-#[derive(Default)]
-pub(crate) struct TicketIdHasher(u64);
-
-impl Hasher for TicketIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        const TAG: u64 = 0xfe00_0000_0000_0000;
-        self.0 = id ^ (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) & TAG);
-    }
-}
-
-/// Waiters by [`Ticket::id`].
-pub(crate) type WaiterMap = HashMap<u64, Waiter, BuildHasherDefault<TicketIdHasher>>;
+/// Waiters by ticket, indexed by slot (the ticket checked): no hashing on the hot path.
+pub(crate) type WaiterMap = TicketMap<Waiter>;
 
 /// Which shards' counters an input may have changed, for the metrics exporter.
 #[derive(Clone, Copy, Debug)]
@@ -150,7 +121,8 @@ pub(crate) struct Shared {
     /// `FailoverBuffer` handle went away. `notify_one` keeps a permit, so no wake-up is lost
     /// while the driver is busy.
     pub(crate) driver: Notify,
-    /// Wakes `shutdown` callers once the core has closed.
+    /// Wakes `Shutdown` handles' futures once the core has closed or a shutdown was
+    /// cancelled.
     pub(crate) closed: Notify,
     /// Every [`Keeper`] has been dropped: the driver stops.
     pub(crate) keepers_gone: AtomicBool,
@@ -197,10 +169,7 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 // Room for a typical failover up front, as the core's slab has.
-                waiters: WaiterMap::with_capacity_and_hasher(
-                    core.config().size.min(1024),
-                    Default::default(),
-                ),
+                waiters: WaiterMap::with_capacity(core.config().size.min(1024)),
                 cells: Vec::new(),
                 armed: None,
                 closed: false,
@@ -280,6 +249,8 @@ impl State {
         while let Some(action) = self.core.poll_action() {
             self.apply(now, action, wakeups);
         }
+        // The shutdown's steps are read through a `Shutdown` handle's progress; none waits.
+        while self.core.poll_shutdown_action().is_some() {}
         self.telemetry
             .export(&self.core, &self.cells, touched, &mut wakeups.report);
         if let Some(next) = self.core.poll_timeout() {
@@ -295,7 +266,7 @@ impl State {
             wakeups.events.extend(EpisodeEvent::from_action(&action));
         }
         match action {
-            Action::Wake { ticket, verdict } => match self.waiters.get_mut(&ticket.id()) {
+            Action::Wake { ticket, verdict } => match self.waiters.get_mut(ticket) {
                 Some(waiter) => {
                     if let Waiter::Waiting(waker) =
                         std::mem::replace(waiter, Waiter::Woken(verdict))
@@ -338,7 +309,7 @@ impl State {
     ///
     /// Returns the waiter, so that its waker is dropped after the lock is released.
     pub(crate) fn abandon(&mut self, now: Timestamp, ticket: Ticket) -> Option<Waiter> {
-        let waiter = self.waiters.remove(&ticket.id());
+        let waiter = self.waiters.remove(ticket);
         match waiter {
             Some(Waiter::Waiting(_) | Waiter::Woken(Verdict::Retry)) => {
                 // Refused only for a ticket that has ended, and only this waiter ends it.

@@ -84,7 +84,8 @@ impl<'a> Wait<'a> {
                 // Registered before this input's actions are carried out, so a wake for
                 // this ticket always finds it.
                 let waiter = Waiter::Waiting(Some(cx.waker().clone()));
-                state.waiters.insert(ticket.id(), waiter);
+                let again = state.waiters.insert(ticket, waiter);
+                debug_assert!(again.is_none(), "{ticket:?} is held once");
             }
             admission
         });
@@ -106,7 +107,7 @@ impl<'a> Wait<'a> {
     fn collect(&mut self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<Answer> {
         let verdict = {
             let mut state = self.shared.lock();
-            match state.waiters.get_mut(&ticket.id()) {
+            match state.waiters.get_mut(ticket) {
                 Some(Waiter::Waiting(waker)) => {
                     if waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                         return Poll::Pending;
@@ -119,7 +120,7 @@ impl<'a> Wait<'a> {
                 }
                 Some(Waiter::Woken(verdict)) => {
                     let verdict = *verdict;
-                    state.waiters.remove(&ticket.id());
+                    state.waiters.remove(ticket);
                     Some(verdict)
                 }
                 // Unreachable: the waiter leaves the map only here or in `Drop`.
@@ -156,6 +157,28 @@ impl<'a> Wait<'a> {
 }
 
 type Answer = Result<Option<RetryGuard>, BufferError>;
+
+/// What [`FailoverBuffer::wait_for_failover_end`](crate::FailoverBuffer::wait_for_failover_end)
+/// returns: answered already by the idle fast path, or the request's [`Wait`].
+pub(crate) enum Admit<'a> {
+    /// A first attempt on a shard that is not buffering: proceed, nothing was held.
+    Proceed,
+    /// Everything else: the buffer sees the request at the first poll.
+    Wait(Wait<'a>),
+}
+
+impl Future for Admit<'_> {
+    type Output = Answer;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        // Every field is `Unpin`: the future may be moved, pinned or not.
+        match self.get_mut() {
+            Admit::Proceed => Poll::Ready(Ok(None)),
+            Admit::Wait(wait) => Pin::new(wait).poll(cx),
+        }
+    }
+}
 
 impl Future for Wait<'_> {
     type Output = Answer;
@@ -267,6 +290,18 @@ impl RetryGuard {
     /// The shard the request was held for.
     pub fn shard_id(&self) -> failover_buffer::ShardId {
         self.cell.id
+    }
+
+    /// Why the request was released: its shard's failover ended (the drain, and why it
+    /// began: a new primary, max duration, traffic switched, a shutdown), or its window ran
+    /// out while the failover was still on ([`ReleaseReason::Window`](failover_buffer::ReleaseReason::Window): a router may prefer
+    /// another replica, or expect this retry to fail again). `None` only if the buffer no
+    /// longer knows the ticket, which a live guard's never is.
+    pub fn release_reason(&self) -> Option<failover_buffer::ReleaseReason> {
+        match self.keeper.shared.lock().core.ticket_status(self.ticket) {
+            failover_buffer::TicketStatus::Retrying(reason) => Some(reason),
+            _ => None,
+        }
     }
 
     /// The retry failed again with a failover error: report it, and wait to be held again,

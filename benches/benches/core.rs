@@ -218,15 +218,16 @@ fn stale_stamp(c: &mut Criterion) {
     group.finish();
 }
 
-/// The timer queries a driver makes after every input, with one or all shards buffering:
-/// they visit only the buffering shards.
+/// The timer queries a driver makes after every input, with one or all shards buffering
+/// (issue 16's target: ≤ 50 ns each with 10,000 shards buffering).
 fn timers(c: &mut Criterion) {
     let mut group = c.benchmark_group("core/timers");
-    for (name, buffering) in [
-        ("1_of_1000_buffering", 1),
-        ("1000_of_1000_buffering", 1_000),
+    for (name, registered, buffering) in [
+        ("1_of_1000_buffering", 1_000, 1),
+        ("1000_of_1000_buffering", 1_000, 1_000),
+        ("10000_of_10000_buffering", 10_000, 10_000),
     ] {
-        let mut core = rotation(1_000, buffering);
+        let mut core = rotation(registered, buffering);
         let now = core.now;
         group.bench_function(BenchmarkId::new("poll_timeout", name), |b| {
             b.iter(|| core.buffer.poll_timeout())
@@ -236,6 +237,45 @@ fn timers(c: &mut Criterion) {
         });
         assert_eq!(core.buffer.poll_action(), None);
     }
+    group.finish();
+}
+
+/// A first attempt held by a buffering shard, with 10,000 shards buffering (one request
+/// queued in each), taking each shard in turn (issue 16's target: ≤ 100 ns). Timed in
+/// rounds of one request per shard; between rounds, untimed, every request of the round is
+/// cancelled, so each round meets the same state.
+fn request_to_buffering(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core/request_to_buffering_shard");
+    let n = 10_000;
+    let mut core = rotation(n, n);
+    let ids: Vec<ShardId> = core.buffer.shards().collect();
+    let now = core.now;
+    let mut held = Vec::with_capacity(n);
+    group.bench_function(BenchmarkId::new("shards_buffering", n), |b| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let round = left.min(n as u64) as usize;
+                let start = std::time::Instant::now();
+                for &shard in &ids[..round] {
+                    if let Ok(Admission::Wait(ticket)) = core.buffer.request(now, shard, None) {
+                        held.push(ticket);
+                    }
+                }
+                total += start.elapsed();
+                assert_eq!(held.len(), round, "every request was held");
+                for ticket in held.drain(..) {
+                    core.buffer
+                        .cancel(now, ticket)
+                        .expect("a held ticket is live");
+                }
+                while core.buffer.poll_action().is_some() {}
+                left -= round as u64;
+            }
+            total
+        })
+    });
     group.finish();
 }
 
@@ -282,6 +322,7 @@ criterion_group!(
     end_detection,
     stale_stamp,
     timers,
+    request_to_buffering,
     cycle
 );
 criterion_main!(benches);

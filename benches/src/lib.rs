@@ -178,3 +178,11 @@ mod tests {
         assert_eq!(core.end_and_drain(core.shard), 1);
     }
 }
+
+/// The root README's Rust examples (the core by hand, the tokio and thread-per-request
+/// routers, cancellable shutdown), compiled and run as doctests so they cannot rot. They run
+/// here, in the one unpublished crate that depends on every other, so that no published
+/// crate needs a dev-dependency on its own dependents.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -73,6 +73,9 @@ pub enum Action {
     /// episode. A state change, like [`FailoverStarted`](Self::FailoverStarted): an adapter
     /// that mirrors the shard's state (for an idle fast path) must treat the shard as
     /// buffering from here until the next [`StartDrain`](Self::StartDrain).
+    ///
+    /// Also emitted by [`cancel_shutdown`](crate::Buffer::cancel_shutdown) for each shard
+    /// the shutdown had stopped while it buffered: it buffers again, in the same episode.
     DrainPaused {
         /// The shard.
         shard: ShardId,
@@ -82,8 +85,9 @@ pub enum Action {
     /// An episode-level event for logs and metrics: telemetry only, never needed to carry
     /// out the buffer's decisions.
     Metric(Metric),
-    /// [`shutdown`](crate::Buffer::shutdown) has finished: every ticket has ended. Emitted
-    /// once.
+    /// [`shutdown`](crate::Buffer::shutdown) has closed the buffer: every ticket has ended,
+    /// or [`shutdown_grace`](crate::Config::shutdown_grace) passed with retries still
+    /// running (they end by `retry_done` or `cancel` as usual). Emitted once; final.
     Closed,
 }
 

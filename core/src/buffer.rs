@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use crate::action::{Action, Admission, Deadline};
 use crate::config::{Config, ConfigError, Mode};
+use crate::drain::{DrainAction, DrainError, DrainPlan};
 use crate::error::InputError;
 use crate::event::{FailoverCause, HealthStamp, TopologyEvent};
 #[cfg(doc)]
@@ -13,9 +14,11 @@ use crate::queue::ReleaseReason;
 use crate::queue::{Held, Pool, TicketStatus};
 use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::shard_buffer::{Active, Ctx, Limits, ShardBuffer};
+use crate::shutdown::{Shutdown, ShutdownProgress};
 use crate::stats::{InputStats, ShardStats, StopReason};
 use crate::ticket::{Ticket, TicketError};
 use crate::time::Timestamp;
+use crate::timers::Timers;
 
 /// A failover buffer for any number of shards sharing one capacity.
 ///
@@ -30,7 +33,8 @@ use crate::time::Timestamp;
 /// * **Inputs**, each taking `now` first: [`request`](Self::request) (a request is about to go
 ///   to the primary), [`health`](Self::health), [`topology`](Self::topology),
 ///   [`tick`](Self::tick), [`cancel`](Self::cancel), [`retry_done`](Self::retry_done),
-///   [`retry_failed`](Self::retry_failed) and [`shutdown`](Self::shutdown). Bad input is refused with an [`InputError`] and changes
+///   [`retry_failed`](Self::retry_failed), [`shutdown`](Self::shutdown) and
+///   [`cancel_shutdown`](Self::cancel_shutdown). Bad input is refused with an [`InputError`] and changes
 ///   nothing; no input sequence panics.
 /// * **Outputs**: [`poll_action`](Self::poll_action) and [`poll_timeout`](Self::poll_timeout)
 ///   (or [`next_deadline`](Self::next_deadline), which also says why).
@@ -95,7 +99,11 @@ use crate::time::Timestamp;
 ///   that has ended, or that another buffer issued, is refused with a [`TicketError`] and
 ///   acts on nothing.
 /// * **Shutdown.** Every buffering shard drains (`Shutdown`); from then on every request
-///   proceeds; [`Action::Closed`] follows the last ticket's end.
+///   proceeds; [`Action::Closed`] follows the last ticket's end (or the end of
+///   `shutdown_grace`). Until then [`cancel_shutdown`](Self::cancel_shutdown) calls it off
+///   with nothing lost: what was not released stays queued and its shards buffer again,
+///   with their original deadlines. The phases are a [`DrainPlan`]'s
+///   ([`shutdown`](Self::shutdown) lists them).
 /// * **Limits** change at run time by [`reconfigure`](Self::reconfigure)'s rules.
 ///
 /// ```
@@ -133,12 +141,15 @@ pub struct Buffer {
     names: BTreeMap<String, BTreeMap<String, ShardId>>,
     pool: Pool,
     active: Active,
+    timers: Timers,
     actions: VecDeque<Action>,
     now: Timestamp,
     last_tick: Option<Timestamp>,
     shut_down: bool,
     closed: bool,
     input_stats: InputStats,
+    /// The latest shutdown, once one began.
+    shutdown: Option<Shutdown>,
 }
 
 impl Buffer {
@@ -154,12 +165,14 @@ impl Buffer {
             shards: Vec::new(),
             names: BTreeMap::new(),
             active: Active::default(),
+            timers: Timers::default(),
             actions: VecDeque::new(),
             now: Timestamp::ZERO,
             last_tick: None,
             shut_down: false,
             closed: false,
             input_stats: InputStats::default(),
+            shutdown: None,
         })
     }
 
@@ -186,6 +199,7 @@ impl Buffer {
         ));
         self.active.register();
         self.pool.register();
+        self.timers.register();
         self.names
             .entry(keyspace.to_string())
             .or_default()
@@ -294,20 +308,46 @@ impl Buffer {
         self.now
     }
 
-    /// Whether [`shutdown`](Self::shutdown) has been called.
+    /// Whether a [`shutdown`](Self::shutdown) is under way or has closed the buffer (not
+    /// once it was cancelled).
     pub fn is_shut_down(&self) -> bool {
         self.shut_down
     }
 
-    /// Whether shutdown has finished: every ticket has ended.
+    /// Whether the shutdown has closed the buffer: every ticket had ended, or the
+    /// [`shutdown_grace`](Config::shutdown_grace) passed. Final.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The latest shutdown's plan: its state, [`history`](DrainPlan::history) (when each
+    /// phase was entered and left, and why) and counters. `None` before the first
+    /// [`shutdown`](Self::shutdown). Its phases are the [`ShutdownPhase`](crate::ShutdownPhase)s.
+    pub fn shutdown_plan(&self) -> Option<&DrainPlan> {
+        self.shutdown.as_ref().map(|s| &s.plan)
+    }
+
+    /// Where the shutdown is, for an operator: its phase, the work left in it, time left and
+    /// since it began, and the requests still queued and retrying. `None` before the first
+    /// [`shutdown`](Self::shutdown); after a cancel or once closed, the last attempt's
+    /// frozen view (with the current counts). Reads only; `now` is clamped to the latest
+    /// input's time.
+    pub fn shutdown_progress(&self, now: Timestamp) -> Option<ShutdownProgress> {
+        let shutdown = self.shutdown.as_ref()?;
+        let queued = self.pool.queued();
+        Some(ShutdownProgress {
+            phase: shutdown.phase(),
+            drain: shutdown.plan.progress(now),
+            queued,
+            retrying: self.pool.len() - queued,
+        })
     }
 
     /// Clamps time that goes backwards, and time at the end of time: [`Timestamp::MAX`] is
     /// "never", so an input stamped with it runs 1 ns before. Every deadline (which
     /// saturates at `MAX`) then stays in the future, and none is ever due at the same
     /// instant as the request it belongs to.
+    #[inline]
     fn observe(&mut self, now: Timestamp) -> Timestamp {
         let now = now.min(Timestamp::LATEST);
         if now < self.now {
@@ -333,14 +373,39 @@ impl Buffer {
         )
     }
 
+    /// Indexes `shard`'s next deadline, recomputed from its fields: called after every
+    /// input that touched it, so whatever deadline a shard has is indexed.
+    fn touched(&mut self, shard: ShardId) {
+        let at = self.shards[shard.index()]
+            .next_deadline(shard, &self.pool, &self.limits)
+            .map(|d| d.at);
+        self.timers.set(shard, at);
+    }
+
+    /// Indexes every shard's next deadline again: after an input that touched them all.
+    fn touched_all(&mut self) {
+        self.timers.clear();
+        for i in 0..self.active.list.len() {
+            self.touched(self.active.list[i]);
+        }
+    }
+
     fn unknown_shard(&mut self) -> InputError {
         self.input_stats.unknown_shards += 1;
         InputError::UnknownShard
     }
 
-    /// After a shutdown, announces once that the last ticket has ended.
+    /// During a shutdown, tells its plan the work left (requests queued, slots held), which
+    /// ends the phases whose work is done; announces once that the buffer has closed.
     fn settle(&mut self) {
-        if self.shut_down && !self.closed && self.pool.is_empty() {
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return;
+        };
+        if !self.shut_down || self.closed {
+            return;
+        }
+        shutdown.report(self.now, self.pool.queued(), self.pool.len());
+        if shutdown.plan.is_past_point_of_no_return() {
             self.closed = true;
             self.actions.push_back(Action::Closed);
         }
@@ -362,6 +427,7 @@ impl Buffer {
     ///   After the shard was resharded away, a failover cause fails with `ShardMissing`. A
     ///   released request whose retry failed uses [`retry_failed`](Self::retry_failed)
     ///   instead, which keeps its place.
+    #[inline]
     pub fn request(
         &mut self,
         now: Timestamp,
@@ -375,11 +441,25 @@ impl Buffer {
         if cause.is_none() && state != ShardState::Buffering {
             return Ok(Admission::Proceed);
         }
+        Ok(self.request_slow(now, shard, cause, 0))
+    }
+
+    /// Everything but a first attempt on a shard that is not buffering: kept out of line so
+    /// that [`request`](Self::request)'s fast path inlines into the caller.
+    #[inline(never)]
+    fn request_slow(
+        &mut self,
+        now: Timestamp,
+        shard: ShardId,
+        cause: Option<FailoverCause>,
+        bytes: u64,
+    ) -> Admission {
         let (shards, mut ctx) = self.ctx();
-        let admission = shards[shard.index()].request(shard, now, cause, 0, &mut ctx);
+        let admission = shards[shard.index()].request(shard, now, cause, bytes, &mut ctx);
         let victims = ctx.foreign_victims;
+        self.touched(shard);
         self.evict_foreign(now, victims);
-        Ok(admission)
+        admission
     }
 
     /// [`request`](Self::request) for a request of `bytes` bytes, counted against
@@ -421,11 +501,7 @@ impl Buffer {
         if cause.is_none() && state != ShardState::Buffering {
             return Ok(Admission::Proceed);
         }
-        let (shards, mut ctx) = self.ctx();
-        let admission = shards[shard.index()].request(shard, now, cause, bytes, &mut ctx);
-        let victims = ctx.foreign_victims;
-        self.evict_foreign(now, victims);
-        Ok(admission)
+        Ok(self.request_slow(now, shard, cause, bytes))
     }
 
     /// Bytes held across all shards: queued requests, plus released requests whose retries
@@ -435,7 +511,8 @@ impl Buffer {
     }
 
     /// Evicts the other shards' requests a newcomer made way for (`OldestAnywhere`): the
-    /// `victims` oldest queued requests of the buffer.
+    /// `victims` oldest queued requests of the buffer, re-indexing each victim's shard's
+    /// next deadline.
     fn evict_foreign(&mut self, now: Timestamp, victims: usize) {
         for _ in 0..victims {
             let Some(slot) = self.pool.all().head() else {
@@ -444,6 +521,7 @@ impl Buffer {
             let shard = self.pool.entry(slot).shard;
             let (shards, mut ctx) = self.ctx();
             shards[shard.index()].evict_queued(slot, now, &mut ctx);
+            self.touched(shard);
         }
     }
 
@@ -477,13 +555,16 @@ impl Buffer {
         let (shards, mut ctx) = self.ctx();
         let sb = &mut shards[shard.index()];
         if status.in_drain() && sb.may_requeue(shard, now, &ctx) {
-            return Ok(sb.requeue(shard, now, ticket.slot, &mut ctx));
+            let admission = sb.requeue(shard, now, ticket.slot, &mut ctx);
+            self.touched(shard);
+            return Ok(admission);
         }
         // Held again, it weighs what it weighed.
         let bytes = ctx.pool.entry(ticket.slot).bytes;
         sb.finish(shard, now, ticket.slot, status, &mut ctx);
         let admission = sb.request(shard, now, Some(cause), bytes, &mut ctx);
         let victims = ctx.foreign_victims;
+        self.touched(shard);
         self.evict_foreign(now, victims);
         self.settle();
         Ok(admission)
@@ -512,6 +593,7 @@ impl Buffer {
         }
         let (shards, mut ctx) = self.ctx();
         let result = shards[shard.index()].health(shard, now, stamp, &mut ctx);
+        self.touched(shard);
         if let Err(highest) = result {
             self.input_stats.stale_health_stamps += 1;
             return Err(InputError::StaleHealthStamp {
@@ -535,23 +617,33 @@ impl Buffer {
         }
         let (shards, mut ctx) = self.ctx();
         shards[shard.index()].topology(shard, now, event, &mut ctx);
+        self.touched(shard);
         self.settle();
         Ok(())
     }
 
     /// Time passed: fires due window expiries, max-failover-duration stops and drain
-    /// back-offs. Visits only buffering shards, and only the expired entries of each.
+    /// back-offs. Visits only the shards with a timer due, earliest first (ties by shard
+    /// id), and only the expired entries of each: O(1) when nothing is due, however many
+    /// shards buffer.
     pub fn tick(&mut self, now: Timestamp) {
         let now = self.observe(now);
         self.last_tick = Some(now);
-        let mut i = 0;
-        while let Some(&id) = self.active.list.get(i) {
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            // Ends the wait for retries once the shutdown grace has passed.
+            shutdown.plan.tick(now);
+        }
+        // Each shard due is visited once: its timers fire, so its next deadline is later.
+        // The bound keeps that true of any deadline a shard might index without firing.
+        let mut due = self.timers.len();
+        while due > 0 {
+            let Some(id) = self.timers.pop_due(now) else {
+                break;
+            };
+            due -= 1;
             let (shards, mut ctx) = self.ctx();
             shards[id.index()].tick(id, now, &mut ctx);
-            // A shard that stopped left the list, and the last one took its place.
-            if self.active.list.get(i) == Some(&id) {
-                i += 1;
-            }
+            self.touched(id);
         }
         self.settle();
     }
@@ -597,6 +689,7 @@ impl Buffer {
         let (shard, status) = self.live(ticket, retry_done)?;
         let (shards, mut ctx) = self.ctx();
         shards[shard.index()].finish(shard, now, ticket.slot, status, &mut ctx);
+        self.touched(shard);
         Ok(shard)
     }
 
@@ -726,28 +819,145 @@ impl Buffer {
                 sb.release(now, &mut ctx, ShardId::from_index(i as u32));
             }
         }
+        self.touched_all();
         // Cannot close anything today (after a shutdown, a queued request always has a
         // retry ahead of it), but keeps the rule in one place: whatever ends a ticket settles.
         self.settle();
         Ok(())
     }
 
-    /// Shuts the buffer down: every buffering shard stops (`Shutdown`) and drains its queue
-    /// with [`Verdict::Retry`](crate::Verdict::Retry), paced as usual; from now on every
-    /// request proceeds unbuffered, and health and topology inputs change nothing (a health
-    /// stamp below the highest term is still refused as stale). When the last ticket has
-    /// ended, [`Action::Closed`] is emitted. Calling it again does nothing.
+    /// Begins the buffer's shutdown, a [`DrainPlan`] of four phases
+    /// ([`ShutdownPhase`](crate::ShutdownPhase)) that
+    /// [`cancel_shutdown`](Self::cancel_shutdown) can call off until the last:
+    ///
+    /// 1. **Stop starting episodes** (reversible): from now on every request proceeds
+    ///    unbuffered, and health and topology inputs start and end nothing (a health stamp
+    ///    below the highest term is still refused as stale).
+    /// 2. **Release queued requests** (reversible for those not yet released): every
+    ///    buffering shard stops (`Shutdown`) and drains its queue with
+    ///    [`Verdict::Retry`](crate::Verdict::Retry), paced by `drain_concurrency` as any
+    ///    drain; shards already draining go on draining. Ends when no request is queued.
+    /// 3. **Wait for released retries** (reversible): ends when every slot is free, or when
+    ///    [`Config::shutdown_grace`] has passed (a [`tick`](Self::tick) at
+    ///    [`poll_timeout`](Self::poll_timeout) ends it).
+    /// 4. **Closed** (irreversible): [`Action::Closed`] is emitted, once. Every later request
+    ///    proceeds unbuffered and health is ignored, for good. Retries still running end by
+    ///    `retry_done` or `cancel` as usual.
+    ///
+    /// With the default grace (no limit) and no cancel, this is the shutdown of earlier
+    /// releases and of Vitess: the buffer closes when the last ticket ends. Each phase is
+    /// reported as the [`DrainAction`]s of [`poll_shutdown_action`](Self::poll_shutdown_action)
+    /// (enter, point of no return, finished, and on a cancel the reverts), and
+    /// [`shutdown_progress`](Self::shutdown_progress) shows where it is. Calling it while a
+    /// shutdown runs, or once closed, does nothing; after a cancel it begins again from the
+    /// first phase (with the grace configured now).
+    ///
+    /// ```
+    /// use failover_buffer::{Action, Admission, Buffer, Config, FailoverCause, ShutdownPhase, Timestamp, Verdict};
+    ///
+    /// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let t = Timestamp::from_secs;
+    /// let hold = |buffer: &mut Buffer| match buffer.request(t(1), shard, Some(FailoverCause::Reparent)) {
+    ///     Ok(Admission::Wait(ticket)) => ticket,
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// let (first, second) = (hold(&mut buffer), hold(&mut buffer));
+    /// while buffer.poll_action().is_some() {}
+    ///
+    /// // Shut down: the first request is released to retry (drain_concurrency is 1).
+    /// buffer.shutdown(t(2));
+    /// let woken: Vec<_> = std::iter::from_fn(|| buffer.poll_action()).collect();
+    /// assert!(woken.contains(&Action::Wake { ticket: first, verdict: Verdict::Retry }));
+    /// assert_eq!(buffer.shutdown_progress(t(2)).unwrap().phase, Some(ShutdownPhase::ReleaseQueued));
+    ///
+    /// // Load returns: call it off. The second request is still queued, its shard buffers
+    /// // again, and new requests are held again.
+    /// buffer.cancel_shutdown(t(3))?;
+    /// assert!(!buffer.is_shut_down());
+    /// assert_eq!(buffer.queued(shard), Some(1));
+    /// assert!(matches!(buffer.request(t(3), shard, None)?, Admission::Wait(_)));
+    /// # let _ = second;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(&mut self, now: Timestamp) {
         let now = self.observe(now);
         if self.shut_down {
             return;
         }
+        let grace = self.config.shutdown_grace;
+        let shutdown = self.shutdown.get_or_insert_with(|| Shutdown::new(grace));
+        shutdown.prepare(grace);
+        // Not running (`shut_down` is false) and not finished (that sets `shut_down` for
+        // good), so the plan begins.
+        let _ = shutdown.plan.begin(now);
+        shutdown.stopped.extend(
+            self.active
+                .list
+                .iter()
+                .map(|&id| (id, self.shards[id.index()].stopped_by_shutdown())),
+        );
         self.shut_down = true;
         while let Some(&id) = self.active.list.first() {
             let (shards, mut ctx) = self.ctx();
             shards[id.index()].stop(id, now, StopReason::Shutdown, &mut ctx);
         }
+        self.touched_all();
         self.settle();
+    }
+
+    /// Calls off a shutdown before it has closed the buffer, restoring normal service with
+    /// nothing lost:
+    ///
+    /// * Requests the shutdown has not released stay queued, in order, each with its own
+    ///   window deadline; their shards (every shard the shutdown stopped while it buffered)
+    ///   buffer again in the same episode ([`Action::DrainPaused`] each), with the episode's
+    ///   original max-duration deadline and stop reason, and a paused drain its resume
+    ///   instant. A deadline that passed during the shutdown fires in this call, as a tick
+    ///   would fire it.
+    /// * Requests already released keep retrying and end as usual.
+    /// * New episodes can start again; health and topology inputs count again. (Stamps that
+    ///   arrived during the shutdown were ignored: the next one decides.)
+    /// * The plan reverts the phases entered, last first, and reports it through
+    ///   [`poll_shutdown_action`](Self::poll_shutdown_action) ([`DrainAction::Revert`]
+    ///   each, then [`DrainAction::Cancelled`]).
+    ///
+    /// The stops the shutdown counted stay counted (their metrics were emitted); the
+    /// episode's own end, later, is counted too.
+    ///
+    /// Refused, changing nothing: [`DrainError::NotRunning`] when no shutdown is under way
+    /// (never begun, or cancelled already), [`DrainError::Finished`] once the buffer is
+    /// closed. Costs O(1) plus O(1) per shard it puts back and per request a due deadline
+    /// releases; it allocates nothing.
+    pub fn cancel_shutdown(&mut self, now: Timestamp) -> Result<(), DrainError> {
+        let now = self.observe(now);
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return Err(DrainError::NotRunning);
+        };
+        shutdown.plan.cancel(now)?;
+        self.shut_down = false;
+        let mut stopped = core::mem::take(&mut shutdown.stopped);
+        for &(id, saved) in &stopped {
+            let (shards, mut ctx) = self.ctx();
+            shards[id.index()].unstop(id, now, saved, &mut ctx);
+            self.touched(id);
+        }
+        stopped.clear();
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            // Keeps the capacity for the next shutdown.
+            shutdown.stopped = stopped;
+        }
+        Ok(())
+    }
+
+    /// The next step of the shutdown to report, oldest first: each phase entered
+    /// ([`DrainAction::Enter`], naming a [`ShutdownPhase`](crate::ShutdownPhase) by its
+    /// [`id`](crate::ShutdownPhase::id)), the point of no return, `Finished` (closed), and
+    /// on a cancel the reverts and `Cancelled`. For logs and a shutdown handle's progress;
+    /// the buffer's decisions are all in [`poll_action`](Self::poll_action). Unpolled steps
+    /// wait here (a handful per shutdown).
+    pub fn poll_shutdown_action(&mut self) -> Option<DrainAction> {
+        self.shutdown.as_mut()?.plan.poll_action()
     }
 
     /// The next action to carry out, oldest first.
@@ -755,18 +965,27 @@ impl Buffer {
         self.actions.pop_front()
     }
 
-    /// When [`tick`](Self::tick) is next due, if any timer is armed.
+    /// When [`tick`](Self::tick) is next due, if any timer is armed: the earliest
+    /// [`next_deadline`](Self::next_deadline), or the end of a shutdown's grace. O(1),
+    /// however many shards buffer.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.next_deadline().map(|d| d.at)
+        let grace = self
+            .shutdown
+            .as_ref()
+            .and_then(|s| s.plan.poll_timeout())
+            .filter(|&at| at != Timestamp::MAX);
+        match (self.timers.first().map(|e| e.at), grace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The next timer: when it is due, for which shard and why. Visits only buffering shards.
+    /// The next shard timer: when it is due, for which shard and why. O(1): the shards'
+    /// deadlines are kept in an index, earliest first (ties by shard id). (The end of a
+    /// shutdown's grace is no shard's: [`poll_timeout`](Self::poll_timeout) includes it.)
     pub fn next_deadline(&self) -> Option<Deadline> {
-        self.active
-            .list
-            .iter()
-            .filter_map(|&id| self.shards[id.index()].next_deadline(id, &self.pool, &self.limits))
-            .min_by_key(|d| (d.at, d.shard))
+        let first = self.timers.first()?;
+        self.shards[first.shard.index()].next_deadline(first.shard, &self.pool, &self.limits)
     }
 
     pub(crate) fn parts(&self) -> Parts<'_> {
@@ -775,6 +994,7 @@ impl Buffer {
             shards: &self.shards,
             pool: &self.pool,
             active: &self.active,
+            timers: &self.timers,
             last_tick: self.last_tick,
         }
     }
@@ -786,6 +1006,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) shards: &'a [ShardBuffer],
     pub(crate) pool: &'a Pool,
     pub(crate) active: &'a Active,
+    pub(crate) timers: &'a Timers,
     pub(crate) last_tick: Option<Timestamp>,
 }
 

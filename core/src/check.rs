@@ -36,7 +36,8 @@ impl fmt::Display for InvariantViolation {
 impl core::error::Error for InvariantViolation {}
 
 impl Buffer {
-    /// Checks every invariant of DESIGN §8 that one state can show. O(held + shards).
+    /// Checks every invariant of DESIGN §8 that one state can show. O(held + shards), and
+    /// one allocation (a count per shard).
     ///
     /// 1. Slots: held ≤ size (or, after a reconfiguration shrank the size, nothing queued
     ///    while retries released before hold more), and held = queued + released-not-done,
@@ -55,8 +56,8 @@ impl Buffer {
     ///     `bytes_held` is the sum of its entries' sizes, at most its `peak_bytes`.
     ///
     /// Also checks its own bookkeeping: the queue links (per shard and buffer-wide), the
-    /// per-shard slot counts, and that exactly the buffering
-    /// shards are on the timer list.
+    /// per-shard slot counts, that exactly the buffering shards are on the timer list, and
+    /// that the deadline index holds every shard's next deadline, earliest first.
     ///
     /// ```
     /// use failover_buffer::{Buffer, Config};
@@ -79,6 +80,16 @@ impl Buffer {
         let queued: usize = p.shards.iter().map(|s| s.queue.len()).sum();
         if p.pool.len() > p.limits.size && queued > 0 {
             return fail(1, None, "more slots held than the buffer has");
+        }
+        // Entries held, drain retries running and bytes held, per shard, in one pass over the
+        // pool (a pass per shard made the check O(shards × held)).
+        let mut per_shard = alloc::vec![(0usize, 0usize, 0u64); p.shards.len()];
+        for (_, e) in p.pool.iter() {
+            if let Some((held, in_drain, bytes)) = per_shard.get_mut(e.shard.index()) {
+                *held += 1;
+                *in_drain += usize::from(e.status.in_drain());
+                *bytes += e.bytes;
+            }
         }
         let mut counted = 0usize;
         for (i, sb) in p.shards.iter().enumerate() {
@@ -106,15 +117,10 @@ impl Buffer {
             if len != sb.queue.len() || crate::queue::Pool::tail_of(&sb.queue) != prev {
                 return fail(1, s, "a queue's length or tail is wrong");
             }
-            let retrying_in_drain = p
-                .pool
-                .iter()
-                .filter(|(_, e)| e.shard == id && e.status.in_drain())
-                .count();
+            let (held, retrying_in_drain, bytes) = per_shard[i];
             if retrying_in_drain != sb.drain_in_flight {
                 return fail(1, s, "drain in-flight count differs from the entries");
             }
-            let held = p.pool.iter().filter(|(_, e)| e.shard == id).count();
             counted += held;
             if held != p.pool.held_by(id) {
                 return fail(
@@ -123,12 +129,6 @@ impl Buffer {
                     "a shard's count of slots held differs from the entries",
                 );
             }
-            let bytes: u64 = p
-                .pool
-                .iter()
-                .filter(|(_, e)| e.shard == id)
-                .map(|(_, e)| e.bytes)
-                .sum();
             if bytes != p.pool.bytes_by(id) || bytes != sb.stats.bytes_held {
                 return fail(10, s, "a shard's bytes held differ from its entries");
             }
@@ -155,6 +155,9 @@ impl Buffer {
             if (sb.state == ShardState::Buffering) != p.active.contains(id) {
                 return fail(2, s, "the timer list disagrees with the shard's state");
             }
+            if p.timers.get(id) != sb.next_deadline(id, p.pool, p.limits).map(|d| d.at) {
+                return fail(2, s, "the deadline index disagrees with the shard's timers");
+            }
             if let (ShardState::Buffering, Some(t), Some(head)) =
                 (sb.state, p.last_tick, sb.queue.head())
             {
@@ -169,6 +172,13 @@ impl Buffer {
             {
                 return fail(8, s, "quiet shard: buffered != evicted + drained");
             }
+        }
+        if p.shards.iter().map(|s| s.queue.len()).sum::<usize>() != p.pool.queued() {
+            return fail(
+                1,
+                None,
+                "the count of queued requests differs from the queues",
+            );
         }
         if counted != p.pool.len() {
             return fail(1, None, "an entry belongs to no registered shard");
@@ -208,6 +218,20 @@ impl Buffer {
             || crate::queue::Pool::tail_of(p.pool.all()) != prev
         {
             return fail(1, None, "the buffer-wide queue's length or tail is wrong");
+        }
+        let earliest = p
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, sb)| sb.next_deadline(ShardId::from_index(i as u32), p.pool, p.limits))
+            .map(|d| (d.at, d.shard))
+            .min();
+        if p.timers.first().map(|e| (e.at, e.shard)) != earliest {
+            return fail(
+                2,
+                None,
+                "the deadline index's first entry is not the earliest",
+            );
         }
         if p.active.list.len()
             != p.shards

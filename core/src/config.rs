@@ -74,6 +74,17 @@ pub struct Config {
     /// not a failover (a primary that is briefly read-only for maintenance, say): each such
     /// stamp then costs an episode, and the `min_time_between_failovers` after it.
     pub proactive_start: bool,
+    /// How long [`Buffer::shutdown`](crate::Buffer::shutdown) waits, once every queued
+    /// request has been released, for the released retries to finish before the buffer is
+    /// closed anyway (the shutdown's third phase; see [`Buffer::shutdown`](crate::Buffer::shutdown)).
+    /// Retries still running then end by `retry_done` or `cancel` as usual; they only stop
+    /// holding the shutdown up. Not in Vitess.
+    ///
+    /// Default [`Duration::MAX`]: no limit, so the buffer closes when the last ticket ends,
+    /// as Vitess's shutdown and this crate's earlier releases do. Must be above zero
+    /// ([`ConfigError::ShutdownGraceZero`]). A shutdown in progress keeps the grace it began
+    /// with; [`reconfigure`](crate::Buffer::reconfigure) changes the next one's.
+    pub shutdown_grace: Duration,
     /// Whom a full buffer pushes out for a newcomer: the newcomer's shard's oldest request
     /// (Vitess, the default), the oldest request of any shard (Multigres), or nobody (the
     /// newcomer is refused). See [`Eviction`]. Not in Vitess as a setting.
@@ -107,6 +118,7 @@ impl Default for Config {
             drain_backoff: Duration::from_secs(1),
             filter: ShardFilter::new(),
             proactive_start: true,
+            shutdown_grace: Duration::MAX,
             eviction: Eviction::OldestOfShard,
             max_per_shard: None,
             max_bytes: None,
@@ -146,6 +158,10 @@ pub enum ConfigError {
     /// `dry_run` or `filter` settings: these decide each shard's [`Mode`] once, when it is
     /// registered, so they cannot change at run time.
     ModeSettingsChanged,
+    /// `shutdown_grace` is zero: the shutdown's wait for released retries would end before
+    /// it began. The shortest grace, 1 ns, closes at the first tick after the queues are
+    /// empty; [`Duration::MAX`] waits for every retry.
+    ShutdownGraceZero,
     /// `max_per_shard` is `Some(0)`: no shard could hold anything.
     MaxPerShardZero,
     /// `max_bytes` is `Some(0)`: only requests of no size could be held.
@@ -190,6 +206,7 @@ impl fmt::Display for ConfigError {
                 "enabled, dry_run and the keyspace/shard list cannot change at run time: \
                  each shard's mode is fixed when it is registered",
             ),
+            ConfigError::ShutdownGraceZero => f.write_str("buffer shutdown grace must be > 0"),
             ConfigError::MaxBytesZero => {
                 f.write_str("max bytes held must be >= 1 (specified value: 0)")
             }
@@ -238,6 +255,9 @@ impl Config {
         }
         if self.enabled && self.dry_run && self.filter.is_empty() {
             return Err(ConfigError::DryRunAndEnabledWithoutFilter);
+        }
+        if self.shutdown_grace.is_zero() {
+            return Err(ConfigError::ShutdownGraceZero);
         }
         if self.max_per_shard == Some(0) {
             return Err(ConfigError::MaxPerShardZero);

@@ -35,6 +35,7 @@ mod buffer;
 mod check;
 mod config;
 pub mod drain;
+mod episode;
 mod error;
 mod event;
 mod filter;
@@ -42,28 +43,29 @@ mod policy;
 mod queue;
 mod shard;
 mod shard_buffer;
+mod shutdown;
 mod stats;
 mod ticket;
+mod ticket_map;
 mod time;
+mod timers;
 
 pub use action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 pub use buffer::Buffer;
 pub use check::InvariantViolation;
 pub use config::{Config, ConfigError, Mode};
+pub use episode::EpisodeEvent;
 pub use error::{BufferError, InputError};
 pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
 pub use policy::{Eviction, UnknownEviction};
 pub use queue::{ReleaseReason, TicketStatus};
 pub use shard::{EpisodeView, ShardId, ShardState};
+pub use shutdown::{ShutdownPhase, ShutdownProgress};
 pub use stats::{
     ByReason, EvictReason, InputStats, Reason, SampleKind, ShardStats, SkipReason, StatSample,
     StopReason,
 };
 pub use ticket::{Ticket, TicketError};
+pub use ticket_map::TicketMap;
 pub use time::Timestamp;
-
-/// The root README's Rust examples, compiled and run as doctests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -224,8 +224,9 @@ impl Pool {
         self.entries.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Entries waiting in a queue, across all shards.
+    pub(crate) fn queued(&self) -> usize {
+        self.all.len()
     }
 
     /// Issues a ticket queued at the back of `queue`.

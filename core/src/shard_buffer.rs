@@ -51,8 +51,9 @@ impl Limits {
     }
 }
 
-/// The shards that are `Buffering`, i.e. that have timers; `tick` and `poll_timeout` visit
-/// only these, so a thousand idle shards cost nothing.
+/// The shards that are `Buffering`, i.e. that may have timers: what `shutdown` stops and the
+/// deadline index is rebuilt from (`tick` and `poll_timeout` read the index, in
+/// [`timers`](crate::timers), and visit no shard that is not due).
 #[derive(Debug, Default)]
 pub(crate) struct Active {
     pub(crate) list: Vec<ShardId>,
@@ -142,6 +143,16 @@ impl Episode {
             last_release: start,
         }
     }
+}
+
+/// A buffering shard's episode as it was before a shutdown stopped it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unstop {
+    stopped: Option<StopReason>,
+    last_stop: Option<StopReason>,
+    resume_at: Option<Timestamp>,
+    drain_start: Timestamp,
+    last_end: Option<Timestamp>,
 }
 
 /// One shard's failover machine.
@@ -664,6 +675,39 @@ impl ShardBuffer {
     fn free(&mut self, slot: u32, ctx: &mut Ctx<'_>) {
         let bytes = ctx.pool.remove(slot);
         self.stats.bytes_held = self.stats.bytes_held.saturating_sub(bytes);
+    }
+
+    /// What a shutdown's stop changes in a buffering shard's episode, kept so that a
+    /// cancelled shutdown can put it back (see [`crate::shutdown`]).
+    pub(crate) fn stopped_by_shutdown(&self) -> Unstop {
+        Unstop {
+            stopped: self.episode.stopped,
+            last_stop: self.episode.last_stop,
+            resume_at: self.episode.resume_at,
+            drain_start: self.episode.drain_start,
+            last_end: self.last_end,
+        }
+    }
+
+    /// A cancelled shutdown: this shard, which the shutdown stopped while it buffered, buffers
+    /// again in the same episode, as if never stopped: its queue (what the shutdown has not
+    /// released) in order, each entry with its own window deadline, the episode with its
+    /// start (so its max-duration deadline), its stop reason and a paused drain's resume
+    /// instant. Announced as [`Action::DrainPaused`]. Timers already due fire now, as a tick
+    /// would fire them.
+    pub(crate) fn unstop(&mut self, id: ShardId, now: Timestamp, saved: Unstop, ctx: &mut Ctx<'_>) {
+        self.episode.stopped = saved.stopped;
+        self.episode.last_stop = saved.last_stop;
+        self.episode.resume_at = saved.resume_at;
+        self.episode.drain_start = saved.drain_start;
+        self.last_end = saved.last_end;
+        self.state = ShardState::Buffering;
+        ctx.active.insert(id);
+        ctx.out.push_back(Action::DrainPaused {
+            shard: id,
+            queued: self.queue.len(),
+        });
+        self.tick(id, now, ctx);
     }
 
     /// Forgets drain retries above the limit that have finished.

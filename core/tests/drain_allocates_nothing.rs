@@ -1,36 +1,12 @@
 //! A `DrainPlan` allocates only when it is built: begin, report, tick and cancel (with all
 //! their reverts), polled after each input, allocate nothing, however many times the drain
-//! is called off and begun again. A counting allocator checks it; it is the only test in
-//! this binary, so no other test's allocations are counted.
-#![allow(unsafe_code)] // a global allocator cannot be written without it
+//! is called off and begun again. `allocation-counter` checks it,
+//! counting this thread's allocations only (the test harness's own threads allocate at times).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use failover_buffer::Timestamp;
 use failover_buffer::drain::{DrainPlan, Phase, PhaseId};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn inputs_after_construction_allocate_nothing() {
@@ -48,31 +24,33 @@ fn inputs_after_construction_allocate_nothing() {
     let work = PhaseId::from_index(51);
     let drain = |plan: &mut DrainPlan| while plan.poll_action().is_some() {};
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
     let mut reverts = 0;
-    for round in 0..1_000u64 {
-        let t = |s: u64| Timestamp::from_secs(round * 100 + s);
-        plan.begin(t(0)).unwrap();
-        drain(&mut plan);
-        plan.tick(t(5));
-        drain(&mut plan);
-        plan.report(t(6), work, 3).unwrap();
-        let _ = plan.progress(t(7));
-        plan.cancel(t(7)).unwrap();
-        while let Some(action) = plan.poll_action() {
-            reverts += usize::from(matches!(
-                action,
-                failover_buffer::drain::DrainAction::Revert { .. }
-            ));
+    let rounds = allocation_counter::measure(|| {
+        for round in 0..1_000u64 {
+            let t = |s: u64| Timestamp::from_secs(round * 100 + s);
+            plan.begin(t(0)).unwrap();
+            drain(&mut plan);
+            plan.tick(t(5));
+            drain(&mut plan);
+            plan.report(t(6), work, 3).unwrap();
+            let _ = plan.progress(t(7));
+            plan.cancel(t(7)).unwrap();
+            while let Some(action) = plan.poll_action() {
+                reverts += usize::from(matches!(
+                    action,
+                    failover_buffer::drain::DrainAction::Revert { .. }
+                ));
+            }
         }
-    }
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0);
+    });
+    assert_eq!(rounds.count_total, 0);
     assert_eq!(reverts, 1_000 * 52, "the loop did the work it claims");
 
     // The counter does count.
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    drop(std::hint::black_box(
-        DrainPlan::new([Phase::reversible("x")]).unwrap(),
-    ));
-    assert!(ALLOCATIONS.load(Ordering::Relaxed) > before);
+    let built = allocation_counter::measure(|| {
+        drop(std::hint::black_box(
+            DrainPlan::new([Phase::reversible("x")]).unwrap(),
+        ));
+    });
+    assert!(built.count_total > 0);
 }

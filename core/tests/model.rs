@@ -14,7 +14,10 @@
 #[path = "../../fuzz/harness/ops.rs"]
 mod ops;
 
-use failover_buffer::{EvictReason, Eviction, Reason, ShardId, SkipReason, StopReason};
+use failover_buffer::drain::PhaseEnd;
+use failover_buffer::{
+    EvictReason, Eviction, Reason, ShardId, ShutdownPhase, SkipReason, StopReason,
+};
 use ops::{Cause, FILTERS, Op, Reconf, SetUp, Term, TicketRef, Topo};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -48,6 +51,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
         ),
         0..FILTERS.len(),
         prop::bool::weighted(0.7),
+        prop::option::weighted(0.6, 1u64..=8),
         (
             0..Eviction::ALL.len(),
             prop::option::weighted(0.4, 1usize..=6),
@@ -60,6 +64,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
                 (concurrency, backoff, enabled, dry_run),
                 f,
                 proactive_start,
+                grace,
                 (eviction, max_per_shard, max_bytes),
             )| {
                 SetUp {
@@ -74,6 +79,7 @@ fn setup() -> impl Strategy<Value = SetUp> {
                     dry_run,
                     filter: FILTERS[f],
                     proactive_start,
+                    shutdown_grace_ms: grace.map(|g| 250 * g),
                     eviction: Eviction::ALL[eviction],
                     max_per_shard,
                     max_bytes,
@@ -125,7 +131,8 @@ fn op(shards: usize) -> impl Strategy<Value = Op> {
         1 => forged.prop_map(Op::RetryDone),
         6 => (k, cause_some()).prop_map(|(k, cause)| Op::RetryFailed { ticket: TicketRef::Released(k), cause }),
         1 => (issued_any(), cause_some()).prop_map(|(ticket, cause)| Op::RetryFailed { ticket, cause }),
-        1 => Just(Op::Shutdown),
+        2 => Just(Op::Shutdown),
+        2 => Just(Op::CancelShutdown),
         2 => reconf().prop_map(Op::Reconfigure),
     ]
 }
@@ -139,7 +146,11 @@ fn reconf() -> impl Strategy<Value = Reconf> {
             0u8..=12,
         ),
         (2u8..=12, prop_oneof![1 => Just(0u8), 8 => 1u8..=3], 1u8..=7),
-        (any::<bool>(), prop::bool::weighted(0.05)),
+        (
+            any::<bool>(),
+            prop::bool::weighted(0.05),
+            prop_oneof![1 => Just(0u8), 4 => 1u8..=14, 3 => Just(15u8)],
+        ),
         (
             0u8..3,
             prop_oneof![4 => Just(0u8), 1 => Just(1u8), 4 => 2u8..=7],
@@ -150,7 +161,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
             |(
                 (size, window, extra),
                 (min_time, concurrency, backoff),
-                (proactive_start, change_mode),
+                (proactive_start, change_mode, grace),
                 (eviction, max_per_shard, max_bytes),
             )| {
                 Reconf {
@@ -162,6 +173,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
                     backoff,
                     proactive_start,
                     change_mode,
+                    grace,
                     eviction,
                     max_per_shard,
                     max_bytes,
@@ -221,7 +233,7 @@ fn generated_cases_reach_every_rule() {
     let mut runner = TestRunner::deterministic();
     let strategy = scenario();
     let mut seen = Reached::default();
-    for _ in 0..300 {
+    for _ in 0..600 {
         let (setup, ops) = strategy.new_tree(&mut runner).expect("strategy").current();
         seen.add(&setup, &ops);
     }
@@ -242,6 +254,9 @@ struct Reached {
     closed_with_work: bool,
     reconfigured_while_holding: bool,
     end_of_time: bool,
+    shutdown_cancelled: bool,
+    shutdown_cancelled_while_queued: bool,
+    grace_ran_out: bool,
     /// Per eviction policy: a full buffer (or a shard at its cap) evicted or refused.
     full_under_policy: [bool; 3],
     /// A shard at a cap below the size made room from its own queue, or was refused.
@@ -252,9 +267,25 @@ impl Reached {
     fn add(&mut self, setup: &SetUp, ops: &[Op]) {
         let mut h = ops::Harness::new(setup).expect("a valid set-up");
         for op in ops {
+            let queued: usize = h
+                .buffer()
+                .shards()
+                .filter_map(|s| h.buffer().queued(s))
+                .sum();
+            let running = h.buffer().is_shut_down() && !h.buffer().is_closed();
             h.apply(op)
                 .expect("a generated case fails: run the properties to shrink it");
+            if *op == Op::CancelShutdown && running {
+                self.shutdown_cancelled = true;
+                self.shutdown_cancelled_while_queued |= queued > 0;
+            }
         }
+        self.grace_ran_out |= h.buffer().shutdown_plan().is_some_and(|p| {
+            p.history()
+                .get(ShutdownPhase::WaitForRetries.id().index())
+                .and_then(|r| r.left)
+                .is_some_and(|(_, why)| why == PhaseEnd::MaxWaitElapsed)
+        });
         h.finish()
             .expect("a generated case fails: run the properties to shrink it");
         for shard in 0..setup.shards {
@@ -303,6 +334,9 @@ impl Reached {
             && self.closed_with_work
             && self.reconfigured_while_holding
             && self.end_of_time
+            && self.shutdown_cancelled
+            && self.shutdown_cancelled_while_queued
+            && self.grace_ran_out
             && self.full_under_policy.iter().all(|&f| f)
             && self.full_at_cap;
         assert!(

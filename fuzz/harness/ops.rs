@@ -11,7 +11,8 @@
 //! * `Buffer::check_invariants` passes;
 //! * the history is sound, judged from the core's outputs alone: every ticket ends exactly
 //!   once, no `Wake` names an ended ticket, a ticket value is never issued twice, `Closed` comes
-//!   once and only when nothing is held, and `poll_timeout` after `tick(t)` is `None` or later
+//!   once and only when nothing is queued and nothing retries (unless the shutdown grace ran
+//!   out first), and `poll_timeout` after `tick(t)` is `None` or later
 //!   than `t`.
 //!
 //! [`run`] then shuts the buffer down and finishes every retry, and checks that the buffer
@@ -24,6 +25,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
+use failover_buffer::ShutdownPhase;
+use failover_buffer::drain::PhaseEnd;
 use failover_buffer::{
     Action, Admission, Buffer, Config, Eviction, FailoverCause, HealthStamp, InputError, PrimaryId,
     ShardFilter, ShardId, ShardState, Ticket, TicketError, TicketStatus, TimerKind, Timestamp,
@@ -60,6 +63,8 @@ pub(crate) struct SetUp {
     pub(crate) filter: &'static str,
     /// `Config::proactive_start`.
     pub(crate) proactive_start: bool,
+    /// `Config::shutdown_grace` in milliseconds; `None` is the default, no limit.
+    pub(crate) shutdown_grace_ms: Option<u64>,
     /// `Config::eviction`.
     pub(crate) eviction: Eviction,
     /// `Config::max_per_shard`, 1 to 8 when set.
@@ -103,6 +108,9 @@ impl SetUp {
             drain_backoff: Duration::from_millis(self.drain_backoff_ms),
             filter,
             proactive_start: self.proactive_start,
+            shutdown_grace: self
+                .shutdown_grace_ms
+                .map_or(Duration::MAX, Duration::from_millis),
             eviction: self.eviction,
             max_per_shard: self.max_per_shard,
             max_bytes: self.max_bytes,
@@ -127,6 +135,10 @@ impl<'a> Arbitrary<'a> for SetUp {
             filter: u.choose(&FILTERS)?,
             dry_run: u.arbitrary()?,
             proactive_start: u.arbitrary()?,
+            shutdown_grace_ms: match u.int_in_range(0..=8u64)? {
+                0 => None,
+                n => Some(250 * n),
+            },
             // Not decoded, so that the committed seeds keep their meaning: fuzzing reaches
             // every policy and cap through `Op::Reconfigure`.
             eviction: Eviction::OldestOfShard,
@@ -204,6 +216,8 @@ pub(crate) struct Reconf {
     pub(crate) backoff: u8,
     pub(crate) proactive_start: bool,
     pub(crate) change_mode: bool,
+    /// Shutdown grace in steps of 250 ms, 0 (invalid) to 14; 15 is no limit.
+    pub(crate) grace: u8,
     /// Eviction policy, an index into `Eviction::ALL` (modulo).
     pub(crate) eviction: u8,
     /// Per-shard cap: 0 for none, 1 for 0 (invalid), `n` for `n - 1` (modulo 8).
@@ -238,6 +252,10 @@ impl Reconf {
         if self.change_mode {
             config.dry_run = !config.dry_run;
         }
+        config.shutdown_grace = match self.grace % 16 {
+            15 => Duration::MAX,
+            n => Duration::from_millis(250 * u64::from(n)),
+        };
         Ok(config)
     }
 }
@@ -285,6 +303,8 @@ pub(crate) enum Op {
     EndOfTime {
         shard: u8,
     },
+    /// `Buffer::cancel_shutdown` at the current time.
+    CancelShutdown,
 }
 
 /// What an op returned, for the determinism check.
@@ -295,6 +315,7 @@ pub(crate) enum Outcome {
     Reconfigured(Result<(), failover_buffer::ConfigError>),
     Ticked(Timestamp),
     Nothing,
+    ShutdownCancelled(Result<(), failover_buffer::drain::DrainError>),
 }
 
 /// One op's observable results.
@@ -616,6 +637,18 @@ impl Harness {
                 per_shard_order = true;
                 Outcome::Reconfigured(core)
             }
+            Op::CancelShutdown => {
+                let now = self.now();
+                let core = self.buffer.cancel_shutdown(now);
+                let model = self.model.cancel_shutdown(now.as_nanos());
+                if core != model {
+                    return Err(format!(
+                        "cancel_shutdown answered {core:?}, model says {model:?}"
+                    ));
+                }
+                per_shard_order = true;
+                Outcome::ShutdownCancelled(core)
+            }
             Op::EndOfTime { shard } => {
                 self.end_of_time = true;
                 return self.apply(&Op::Request {
@@ -767,7 +800,8 @@ impl Harness {
     }
 
     /// The history invariants (DESIGN §8.3): a wake only for a queued ticket, each ticket
-    /// ends once, `Closed` once and only when nothing is held.
+    /// ends once, `Closed` once and only when nothing is held (retries may still run if the
+    /// shutdown grace ran out).
     fn history(&mut self, action: &Action) -> Result<(), String> {
         match *action {
             Action::Wake { ticket, verdict } => {
@@ -792,7 +826,16 @@ impl Harness {
                 if !self.buffer.is_shut_down() {
                     return Err("Closed without a shutdown".into());
                 }
-                if let Some(t) = self.issued.iter().find(|t| t.life != Life::Ended) {
+                // Nothing queued; nothing retrying either, unless the grace ran out.
+                let grace_ran_out = self.buffer.shutdown_plan().is_some_and(|p| {
+                    p.history()
+                        .get(ShutdownPhase::WaitForRetries.id().index())
+                        .and_then(|r| r.left)
+                        .is_some_and(|(_, why)| why == PhaseEnd::MaxWaitElapsed)
+                });
+                if let Some(t) = self.issued.iter().find(|t| {
+                    t.life == Life::Queued || (t.life == Life::Released && !grace_ran_out)
+                }) {
                     return Err(format!("Closed while {:?} is {:?}", t.ticket, t.life));
                 }
                 self.closed_seen = true;
@@ -846,6 +889,18 @@ impl Harness {
         }
         if b.is_shut_down() != self.model.is_shut_down() {
             return Err("is_shut_down differs from the model".into());
+        }
+        let progress = b.shutdown_progress(b.now());
+        if progress.as_ref().and_then(|p| p.phase) != self.model.shutdown_phase() {
+            return Err(format!(
+                "shutdown phase {progress:?}, model {:?}",
+                self.model.shutdown_phase()
+            ));
+        }
+        if let Some(p) = progress {
+            if p.queued + p.retrying != b.held_slots() {
+                return Err(format!("shutdown progress {p:?} miscounts the held slots"));
+            }
         }
         if b.now().as_nanos() != self.model.now() {
             return Err(format!(
@@ -930,8 +985,9 @@ impl Harness {
         Ok(())
     }
 
-    /// Shuts down and reports every released retry done until nothing is held: the buffer
-    /// must then be closed, every ticket ended, every slot free and every shard idle.
+    /// Shuts down (again, after a cancel) and reports every released retry done until
+    /// nothing is held: the buffer must then be closed, every ticket ended, every slot free
+    /// and every shard idle.
     pub(crate) fn finish(&mut self) -> Result<(), String> {
         self.apply(&Op::Shutdown)?;
         while self.issued.iter().any(|t| t.life != Life::Ended) {
@@ -1045,6 +1101,7 @@ impl<'a> Arbitrary<'a> for ConfigInput {
             drain_backoff: duration(u)?,
             filter: ShardFilter::new(),
             proactive_start: u.arbitrary()?,
+            shutdown_grace: duration(u)?,
             eviction: *u.choose(&Eviction::ALL)?,
             max_per_shard: u.arbitrary()?,
             max_bytes: u.arbitrary()?,

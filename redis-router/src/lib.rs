@@ -4,9 +4,11 @@
 //! The router accepts RESP2 client connections, forwards each command to the current
 //! primary over a small per-server pool, and answers the client. The primary is learned
 //! from Redis Sentinel (`get-master-addr-by-name`, `+switch-master` and friends, a periodic
-//! `SENTINEL MASTER` + `ROLE` check; the term is `config-epoch`) or from a fixed list of
+//! `SENTINEL MASTER` + `ROLE` check; the term is `config-epoch`), from a fixed list of
 //! servers polled with `ROLE` (the term is a counter bumped when another server becomes
-//! primary). Failover errors (`-READONLY`, `-LOADING`, `-MASTERDOWN`, `-NOREPLICAS`, refused,
+//! primary), or from a Redis Cluster ([`Topology::Cluster`]: one buffer shard per cluster
+//! shard, read from `CLUSTER SHARDS`; the term is the shard primary's `configEpoch`; each
+//! command goes to its key's hash slot, see [`slot`]). Failover errors (`-READONLY`, `-LOADING`, `-MASTERDOWN`, `-NOREPLICAS`, refused,
 //! reset or closed connections) go back through [`failover_buffer_tokio`]'s buffer; every
 //! other reply goes straight to the client. While a Sentinel fails the primary over, the
 //! router sends nothing to the old primary (it hears every Sentinel's leader announcement),
@@ -43,19 +45,21 @@
 
 pub mod classify;
 mod client;
+mod cluster;
 pub mod command;
 pub mod health;
 pub mod pool;
 pub mod replay;
 pub mod resp;
-pub mod retry;
 pub mod route;
 mod router;
+pub mod slot;
 
 pub use classify::FailoverError;
+pub use health::cluster::ClusterError;
 pub use health::sentinel::SentinelError;
 pub use replay::ReplayPolicy;
-pub use router::{Router, RouterConfig, StartError, Topology};
+pub use router::{Router, RouterConfig, ShardRoute, StartError, Topology};
 
 /// The README's Rust examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

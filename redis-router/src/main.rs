@@ -23,6 +23,10 @@ struct Args {
     /// A Redis server (repeat for the primary and each replica), when there is no Sentinel.
     #[arg(long = "server", value_name = "ADDR", conflicts_with = "sentinels")]
     servers: Vec<SocketAddr>,
+    /// A Redis Cluster node (repeat for several seeds): route by hash slot, one buffer
+    /// shard per cluster shard.
+    #[arg(long = "cluster", value_name = "ADDR", conflicts_with_all = ["sentinels", "servers"])]
+    cluster: Vec<SocketAddr>,
     /// Hold nothing: the same proxy, with buffering disabled (for comparisons).
     #[arg(long)]
     no_buffer: bool,
@@ -72,7 +76,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .install()?;
         tracing::info!(%addr, "metrics at http://{addr}/metrics");
     }
-    let topology = if !args.servers.is_empty() {
+    let topology = if !args.cluster.is_empty() {
+        Topology::Cluster {
+            seeds: args.cluster,
+        }
+    } else if !args.servers.is_empty() {
         Topology::Fixed(args.servers)
     } else if !args.sentinels.is_empty() {
         Topology::Sentinel {
@@ -80,7 +88,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             master: args.master,
         }
     } else {
-        return Err("give --sentinel ADDR (with --master NAME) or --server ADDR".into());
+        return Err(
+            "give --sentinel ADDR (with --master NAME), --server ADDR or --cluster ADDR".into(),
+        );
     };
     let mut config = RouterConfig::new(args.listen, topology);
     config.buffer.enabled = !args.no_buffer;

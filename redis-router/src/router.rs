@@ -6,20 +6,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use failover_buffer_tokio::{Config, ConfigError, FailoverBuffer, Shard, ShardStats};
+use bytes::Bytes;
+use failover_buffer_tokio::{Config, ConfigError, FailoverBuffer, RunError, Shard, ShardStats};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::classify::{FailoverError, connection_failover, reply_failover};
 use crate::client;
+use crate::cluster::Cluster;
 use crate::command::{Command, Handling};
 use crate::health::Reporter;
+use crate::health::cluster::{self as cluster_health, ClusterError, ClusterWatcher};
 use crate::health::fixed::FixedWatcher;
 use crate::health::sentinel::{self, SentinelError, SentinelWatcher};
 use crate::replay::ReplayPolicy;
-use crate::resp::Frame;
-use crate::retry::{self, Attempt, Exhausted};
+use crate::resp::{self, Frame};
 use crate::route::{Backends, Route};
+use crate::slot::{self, KeySlot};
 
 /// Where the router learns which server is primary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,12 @@ pub enum Topology {
         sentinels: Vec<SocketAddr>,
         /// The name in `sentinel monitor <name> ...`.
         master: String,
+    },
+    /// Redis Cluster: any of these nodes is asked for the cluster's shape (`CLUSTER SHARDS`);
+    /// each cluster shard is a buffer shard, and each command goes to its key's slot.
+    Cluster {
+        /// Seed nodes, tried in order; every node seen later is asked too.
+        seeds: Vec<SocketAddr>,
     },
 }
 
@@ -90,6 +99,8 @@ pub enum StartError {
     NoServers,
     /// The Sentinels could not name the primary.
     Sentinel(SentinelError),
+    /// No seed node answered as a cluster node.
+    Cluster(ClusterError),
     /// The listening socket could not be bound.
     Bind(io::Error),
 }
@@ -100,6 +111,7 @@ impl fmt::Display for StartError {
             StartError::Config(e) => write!(f, "invalid buffer configuration: {e}"),
             StartError::NoServers => f.write_str("no Redis server given"),
             StartError::Sentinel(e) => write!(f, "{e}"),
+            StartError::Cluster(e) => write!(f, "{e}"),
             StartError::Bind(e) => write!(f, "cannot listen: {e}"),
         }
     }
@@ -108,22 +120,49 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// One buffer shard and where its commands go. A router in front of Sentinel or a fixed
-/// list has one; in front of a cluster it would have one per cluster shard.
+/// list has one; in front of a cluster it has one per cluster shard.
 #[derive(Debug)]
 pub(crate) struct RoutedShard {
     pub(crate) shard: Shard,
     pub(crate) route: Arc<Route>,
 }
 
+/// A buffer shard of a running router and the primary it routes to now.
+#[derive(Debug, Clone)]
+pub struct ShardRoute {
+    /// The buffer shard (keyspace `redis`): its name, and the handle for
+    /// [`FailoverBuffer::stats`].
+    pub shard: Shard,
+    /// Its current primary, if one is routed to.
+    pub primary: Option<SocketAddr>,
+}
+
 /// What the per-connection tasks share.
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) buffer: FailoverBuffer,
-    pub(crate) shards: Vec<RoutedShard>,
+    pub(crate) routing: Routing,
+    pub(crate) backends: Arc<Backends>,
     pub(crate) replay: ReplayPolicy,
     pub(crate) max_attempts: usize,
     pub(crate) command_timeout: Duration,
 }
+
+/// How commands find their shard.
+#[derive(Debug)]
+pub(crate) enum Routing {
+    /// One primary (Sentinel, or a fixed list): every command goes to it.
+    Single(Arc<RoutedShard>),
+    /// A cluster: by the key's hash slot.
+    Cluster(Arc<Cluster>),
+}
+
+/// Redirects (`-MOVED` to another shard, `-ASK`) one attempt follows before it gives the
+/// redirect to the client.
+const MAX_REDIRECTS: usize = 5;
+
+/// How long a command that met `-MOVED` waits for the slot map to be read again.
+const REFRESH_WAIT: Duration = Duration::from_secs(1);
 
 /// What the client is sent back for one command.
 #[derive(Debug)]
@@ -135,11 +174,6 @@ pub(crate) enum Reply {
 }
 
 impl Core {
-    /// The shard a command belongs to. With one primary, the only one.
-    fn shard_for(&self, _command: &Command) -> &RoutedShard {
-        &self.shards[0]
-    }
-
     /// Answers one client frame.
     pub(crate) async fn handle(&self, frame: Frame) -> Reply {
         let Some(command) = Command::from_frame(frame) else {
@@ -157,75 +191,228 @@ impl Core {
         }
     }
 
+    /// The shard a command goes to and its key's slot (`None`: keyless, or one primary), or
+    /// the reply Redis would give instead (`-CROSSSLOT`).
+    async fn shard_for(&self, command: &Command) -> Result<(Arc<RoutedShard>, Option<u16>), Frame> {
+        let cluster = match &self.routing {
+            Routing::Single(routed) => return Ok((Arc::clone(routed), None)),
+            Routing::Cluster(cluster) => cluster,
+        };
+        let slot = match cluster.specs.slot_of(command) {
+            KeySlot::AskServer => self.ask_keys(cluster, command).await?,
+            other => other,
+        };
+        let routed = match slot {
+            KeySlot::CrossSlot => return Err(error(slot::CROSSSLOT)),
+            KeySlot::Slot(s) => cluster.shard_of_slot(s),
+            KeySlot::Keyless | KeySlot::AskServer => cluster.any_shard(),
+        };
+        let slot = match slot {
+            KeySlot::Slot(s) => Some(s),
+            _ => None,
+        };
+        routed
+            .map(|r| (r, slot))
+            .ok_or_else(|| error("CLUSTERDOWN Hash slot not served"))
+    }
+
+    /// Where the keys of a command with movable keys are: `COMMAND GETKEYS` on any primary.
+    async fn ask_keys(&self, cluster: &Cluster, command: &Command) -> Result<KeySlot, Frame> {
+        let backend = cluster
+            .any_shard()
+            .and_then(|r| r.route.current())
+            .ok_or_else(|| error("CLUSTERDOWN no primary is known right now"))?;
+        let mut parts = vec![
+            Frame::BulkString(Bytes::from_static(b"COMMAND")),
+            Frame::BulkString(Bytes::from_static(b"GETKEYS")),
+        ];
+        if let Frame::Array(args) = command.frame() {
+            parts.extend(args.iter().cloned());
+        }
+        let mut conn = backend
+            .pool
+            .checkout()
+            .await
+            .map_err(|e| connection_failover(&e).to_reply())?;
+        let reply = conn
+            .request(&Frame::Array(parts), self.command_timeout)
+            .await
+            .map_err(|e| connection_failover(&e).to_reply())?;
+        backend.pool.checkin(conn);
+        match reply {
+            Frame::Array(keys) => Ok(slot::slot_of_keys(keys.iter().filter_map(|k| match k {
+                Frame::BulkString(b) => Some(&b[..]),
+                _ => None,
+            }))),
+            Frame::Error(e) if e.contains("no key arguments") => Ok(KeySlot::Keyless),
+            other => Err(other),
+        }
+    }
+
     async fn forward(&self, command: &Command) -> Frame {
-        let routed = self.shard_for(command);
-        let result = retry::run(&self.buffer, &routed.shard, self.max_attempts, || {
-            self.attempt(routed, command)
-        })
-        .await;
+        let (routed, slot) = match self.shard_for(command).await {
+            Ok(target) => target,
+            Err(reply) => return reply,
+        };
+        let max_attempts = u32::try_from(self.max_attempts).unwrap_or(u32::MAX);
+        let result = self
+            .buffer
+            .run(
+                &routed.shard,
+                max_attempts,
+                || self.attempt(&routed, slot, command),
+                |e: &FailoverError| Some(e.cause()),
+            )
+            .await;
         match result {
             Ok(reply) => reply,
-            Err(Exhausted::Failover(e)) => {
+            Err(RunError::Attempt(e)) => {
                 count("failover_exhausted");
                 tracing::debug!(command = command.name(), error = %e, "attempts used up");
                 e.to_reply()
             }
-            Err(Exhausted::Buffer(e)) => {
+            Err(RunError::Buffer(e)) => {
                 count("buffer_error");
                 error(&format!("ERR failover-buffer: {e}"))
             }
         }
     }
 
-    /// One attempt on the current primary, classified for the retry loop.
+    /// Where an attempt goes now: the primary of the shard owning `slot` (which may have
+    /// changed since the command was routed), else of `routed`.
+    fn route_now(&self, routed: &Arc<RoutedShard>, slot: Option<u16>) -> Arc<RoutedShard> {
+        match (&self.routing, slot) {
+            (Routing::Cluster(cluster), Some(slot)) => cluster
+                .shard_of_slot(slot)
+                .unwrap_or_else(|| Arc::clone(routed)),
+            _ => Arc::clone(routed),
+        }
+    }
+
+    /// One attempt on the current primary: `Ok` is the client's answer (a reply, or the
+    /// error saying a command may or may not have run); `Err` is a failover error on an
+    /// attempt that may be made again, because the primary cannot have run it.
     async fn attempt(
         &self,
-        routed: &RoutedShard,
+        routed: &Arc<RoutedShard>,
+        slot: Option<u16>,
         command: &Command,
-    ) -> Attempt<Frame, FailoverError> {
-        let Some(backend) = routed.route.current() else {
-            let e = FailoverError::NoPrimary;
-            return failover(e);
-        };
-        let mut conn = match backend.pool.checkout().await {
-            Ok(conn) => conn,
-            // Nothing was sent: always safe to retry.
-            Err(e) => return failover(connection_failover(&e)),
-        };
-        match conn.request(command.frame(), self.command_timeout).await {
-            Ok(reply) => {
-                backend.pool.checkin(conn);
-                match reply_failover(&reply) {
-                    // Redis refused it without running it: safe to retry.
-                    Some(e) => failover(e),
-                    None => {
-                        count("ok");
-                        Attempt::Done(reply)
+    ) -> Result<Frame, FailoverError> {
+        let mut ask: Option<SocketAddr> = None;
+        let mut redirects = 0;
+        loop {
+            let target = self.route_now(routed, slot);
+            let backend = match ask {
+                Some(addr) => self.backends.get(addr),
+                None => match target.route.current() {
+                    Some(backend) => backend,
+                    None => return Err(failover(FailoverError::NoPrimary)),
+                },
+            };
+            let mut conn = match backend.pool.checkout().await {
+                Ok(conn) => conn,
+                // Nothing was sent: always safe to retry.
+                Err(e) => return Err(failover(connection_failover(&e))),
+            };
+            let sent = if ask.take().is_some() {
+                let asking = resp::command(&["ASKING"]);
+                conn.pipeline(&[asking, command.frame().clone()], self.command_timeout)
+                    .await
+                    .map(|mut replies| replies.pop().unwrap_or(Frame::Null))
+            } else {
+                conn.request(command.frame(), self.command_timeout).await
+            };
+            let reply = match sent {
+                Ok(reply) => {
+                    backend.pool.checkin(conn);
+                    reply
+                }
+                Err(e) if !e.sent || self.replay.may_replay(command) => {
+                    backend.pool.clear();
+                    return Err(failover(connection_failover(&e)));
+                }
+                Err(e) => {
+                    backend.pool.clear();
+                    count("uncertain");
+                    tracing::warn!(command = command.name(), primary = %backend.addr, error = %e,
+                        "connection lost after the command was sent; not replayed");
+                    return Ok(error(&format!(
+                        "ERR failover-buffer: the connection to the primary {} failed after {} was sent ({e}); it may or may not have run, so it was not retried",
+                        backend.addr,
+                        command.name()
+                    )));
+                }
+            };
+            if let (Routing::Cluster(cluster), Some(redirect)) =
+                (&self.routing, Redirect::of(&reply))
+            {
+                if redirects < MAX_REDIRECTS {
+                    redirects += 1;
+                    match redirect {
+                        Redirect::Ask(addr) => ask = Some(addr),
+                        Redirect::Moved(addr) if cluster.is_member(&target, addr) => {
+                            // The shard's own replica holds its slots now: the primary was
+                            // failed over under us. If the map has moved on already, go
+                            // there; else it is this shard's failover error (the command did
+                            // not run), and the map is read again at once.
+                            let moved_on = target
+                                .route
+                                .current()
+                                .is_some_and(|now| now.addr != backend.addr);
+                            if !moved_on {
+                                cluster.request_refresh();
+                                let text = match &reply {
+                                    Frame::Error(t) => t.to_string(),
+                                    _ => "MOVED".to_owned(),
+                                };
+                                return Err(failover(FailoverError::Reply(text)));
+                            }
+                        }
+                        // The slot lives in another shard now: a redirect, not a failover.
+                        Redirect::Moved(_) => cluster.refresh(REFRESH_WAIT).await,
                     }
+                    continue;
                 }
             }
-            Err(e) if !e.sent || self.replay.may_replay(command) => {
-                backend.pool.clear();
-                failover(connection_failover(&e))
-            }
-            Err(e) => {
-                backend.pool.clear();
-                count("uncertain");
-                tracing::warn!(command = command.name(), primary = %backend.addr, error = %e,
-                    "connection lost after the command was sent; not replayed");
-                Attempt::Done(error(&format!(
-                    "ERR failover-buffer: the connection to the primary {} failed after {} was sent ({e}); it may or may not have run, so it was not retried",
-                    backend.addr,
-                    command.name()
-                )))
-            }
+            return match reply_failover(&reply) {
+                // Redis refused it without running it: safe to retry.
+                Some(e) => Err(failover(e)),
+                None => {
+                    count("ok");
+                    Ok(reply)
+                }
+            };
         }
     }
 }
 
-fn failover(e: FailoverError) -> Attempt<Frame, FailoverError> {
+/// A cluster redirect in a reply: `-MOVED <slot> <addr>` or `-ASK <slot> <addr>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Redirect {
+    Moved(SocketAddr),
+    Ask(SocketAddr),
+}
+
+impl Redirect {
+    fn of(reply: &Frame) -> Option<Redirect> {
+        let Frame::Error(text) = reply else {
+            return None;
+        };
+        let mut parts = text.split(' ');
+        let kind = parts.next()?;
+        let _slot = parts.next()?;
+        let addr: SocketAddr = parts.next()?.parse().ok()?;
+        match kind {
+            "MOVED" => Some(Redirect::Moved(addr)),
+            "ASK" => Some(Redirect::Ask(addr)),
+            _ => None,
+        }
+    }
+}
+
+fn failover(e: FailoverError) -> FailoverError {
     metrics::counter!("redis_router_failover_errors", "kind" => e.label()).increment(1);
-    Attempt::Failover(e.cause(), e)
+    e
 }
 
 fn count(outcome: &'static str) {
@@ -256,55 +443,84 @@ impl Router {
     pub async fn start(config: RouterConfig) -> Result<Router, StartError> {
         let buffer = FailoverBuffer::new(config.buffer.clone()).map_err(StartError::Config)?;
         let backends = Arc::new(Backends::new(config.pool_size, config.connect_timeout));
-        let route = Arc::new(Route::default());
         let mut tasks = Vec::new();
-        let shard_name = match &config.topology {
-            Topology::Fixed(_) => "0".to_owned(),
-            Topology::Sentinel { master, .. } => master.clone(),
-        };
-        let shard = buffer.register_shard("redis", &shard_name);
-        let mut reporter = Reporter::new(
-            buffer.clone(),
-            shard.clone(),
-            Arc::clone(&route),
-            Arc::clone(&backends),
-        );
-        match &config.topology {
-            Topology::Fixed(servers) => {
-                if servers.is_empty() {
-                    return Err(StartError::NoServers);
-                }
-                let mut watcher = FixedWatcher::new(servers.clone(), config.connect_timeout);
-                watcher.poll(&mut reporter).await;
-                if route.current().is_none() {
-                    tracing::warn!(?servers, "no server says it is primary yet");
-                }
-                tasks.push(tokio::spawn(watcher.run(reporter, config.health_interval)));
-            }
-            Topology::Sentinel { sentinels, master } => {
-                let (addr, first) = sentinel::resolve(sentinels, master, config.connect_timeout)
+        let routing = match &config.topology {
+            Topology::Cluster { seeds } => {
+                let specs = cluster_health::command_specs(seeds, config.connect_timeout)
                     .await
-                    .map_err(StartError::Sentinel)?;
-                tracing::info!(%master, primary = %addr, "Sentinel names the primary");
-                route.set(backends.get(addr));
-                let watcher = SentinelWatcher::new(
-                    sentinels.clone(),
-                    master.clone(),
-                    first,
-                    config.health_interval,
+                    .map_err(StartError::Cluster)?;
+                let cluster = Arc::new(Cluster::new(specs));
+                let mut watcher = ClusterWatcher::new(
+                    buffer.clone(),
+                    Arc::clone(&backends),
+                    Arc::clone(&cluster),
+                    seeds.clone(),
                     config.connect_timeout,
-                    config.buffer.max_failover_duration,
                 );
-                tasks.push(tokio::spawn(watcher.run(reporter)));
+                if !watcher.poll().await {
+                    return Err(StartError::Cluster(ClusterError::Unreachable(
+                        seeds.clone(),
+                    )));
+                }
+                tasks.push(tokio::spawn(watcher.run(config.health_interval)));
+                Routing::Cluster(cluster)
             }
-        }
+            Topology::Fixed(_) | Topology::Sentinel { .. } => {
+                let shard_name = match &config.topology {
+                    Topology::Sentinel { master, .. } => master.clone(),
+                    _ => "0".to_owned(),
+                };
+                let shard = buffer.register_shard("redis", &shard_name);
+                let route = Arc::new(Route::default());
+                let mut reporter = Reporter::new(
+                    buffer.clone(),
+                    shard.clone(),
+                    Arc::clone(&route),
+                    Arc::clone(&backends),
+                );
+                match &config.topology {
+                    Topology::Sentinel { sentinels, master } => {
+                        let (addr, first) =
+                            sentinel::resolve(sentinels, master, config.connect_timeout)
+                                .await
+                                .map_err(StartError::Sentinel)?;
+                        tracing::info!(%master, primary = %addr, "Sentinel names the primary");
+                        route.set(backends.get(addr));
+                        let watcher = SentinelWatcher::new(
+                            sentinels.clone(),
+                            master.clone(),
+                            first,
+                            config.health_interval,
+                            config.connect_timeout,
+                            config.buffer.max_failover_duration,
+                        );
+                        tasks.push(tokio::spawn(watcher.run(reporter)));
+                    }
+                    Topology::Fixed(servers) => {
+                        if servers.is_empty() {
+                            return Err(StartError::NoServers);
+                        }
+                        let mut watcher =
+                            FixedWatcher::new(servers.clone(), config.connect_timeout);
+                        watcher.poll(&mut reporter).await;
+                        if route.current().is_none() {
+                            tracing::warn!(?servers, "no server says it is primary yet");
+                        }
+                        tasks.push(tokio::spawn(watcher.run(reporter, config.health_interval)));
+                    }
+                    Topology::Cluster { .. } => unreachable!("handled above"),
+                }
+                Routing::Single(Arc::new(RoutedShard { shard, route }))
+            }
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(StartError::Bind)?;
         let local_addr = listener.local_addr().map_err(StartError::Bind)?;
         let core = Arc::new(Core {
             buffer,
-            shards: vec![RoutedShard { shard, route }],
+            routing,
+            backends,
             replay: config.replay,
             max_attempts: config.max_attempts,
             command_timeout: config.command_timeout,
@@ -323,15 +539,37 @@ impl Router {
         self.local_addr
     }
 
-    /// The current primary's address, if one is known.
+    /// The current primary's address, if one is known. In front of a cluster: the primary
+    /// of the first shard registered.
     pub fn primary(&self) -> Option<SocketAddr> {
-        self.core.shards[0].route.current().map(|b| b.addr)
+        self.shards().first().and_then(|s| s.primary)
     }
 
     /// The buffer's counters for the router's shard (starts, buffered, drained, evicted,
-    /// skipped, last failover duration).
+    /// skipped, last failover duration). In front of a cluster: the first shard's; see
+    /// [`shards`](Self::shards) for each shard's.
     pub fn stats(&self) -> ShardStats {
-        self.core.buffer.stats(&self.core.shards[0].shard)
+        self.shards()
+            .first()
+            .map(|s| self.core.buffer.stats(&s.shard))
+            .unwrap_or_default()
+    }
+
+    /// Every buffer shard and its current primary, in registration order: one for Sentinel
+    /// or a fixed list, one per cluster shard (named by the slot ranges it owned when first
+    /// seen). A cluster shard that was resharded away stays listed, with no primary.
+    pub fn shards(&self) -> Vec<ShardRoute> {
+        let routed: Vec<Arc<RoutedShard>> = match &self.core.routing {
+            Routing::Single(routed) => vec![Arc::clone(routed)],
+            Routing::Cluster(cluster) => cluster.map().shards.clone(),
+        };
+        routed
+            .iter()
+            .map(|r| ShardRoute {
+                shard: r.shard.clone(),
+                primary: r.route.current().map(|b| b.addr),
+            })
+            .collect()
     }
 
     /// The buffer, for its state and counters.

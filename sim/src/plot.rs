@@ -70,6 +70,25 @@ fn draw(
         .draw_series(AreaSeries::new(depth, 0.0, BLUE.mix(0.3)).border_style(BLUE))?
         .label("queue depth (max per 100 ms)")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.3).filled()));
+    // The phases of a scenario's shutdown: a dashed line and the phase's name at each.
+    let depth_top = f64::from(top(&timeline.queued_max)) * 1.1;
+    let purple = RGBColor(120, 60, 160);
+    for (i, &(at, label)) in timeline.marks.iter().enumerate() {
+        let x = at as f64 / 1e9;
+        chart.draw_series(DashedLineSeries::new(
+            [(x, 0.0), (x, depth_top)],
+            4,
+            4,
+            purple.stroke_width(1),
+        ))?;
+        // Staggered down the chart, so marks close in time stay readable.
+        let y = depth_top * (0.95 - 0.12 * (i % 5) as f64);
+        chart.draw_series(std::iter::once(Text::new(
+            label,
+            (x, y),
+            ("sans-serif", 12).into_font().color(&purple),
+        )))?;
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)

@@ -44,6 +44,29 @@ pub struct Report {
     /// The run over time, in 100 ms buckets (not in the JSON output: it grows with the run).
     #[serde(skip)]
     pub timeline: Timeline,
+    /// What the scenario's `[shutdown]` did; not in the JSON without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<ShutdownOutcome>,
+}
+
+/// What a scenario's shutdown did, over every router. What clients saw of it is in the rest
+/// of the report: a cancelled shutdown loses nothing, so `requests == ok + errors.total`
+/// with no error it caused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ShutdownOutcome {
+    /// When the buffers' shutdown began.
+    pub begun_ns: Option<u64>,
+    /// When it was called off, if it was (before any buffer closed).
+    pub cancelled_ns: Option<u64>,
+    /// Requests held (queued) across all routers when the shutdown was called off: kept,
+    /// in order, and released later as usual.
+    pub kept_by_cancel: u64,
+    /// Routers whose buffer refused the cancel because it had closed already.
+    pub cancel_refused: u64,
+    /// Routers whose buffer closed.
+    pub routers_closed: u64,
+    /// When the last of them closed.
+    pub closed_ns: Option<u64>,
 }
 
 /// Errors the application saw, by cause (see [`ErrorCause`]).
@@ -207,6 +230,8 @@ pub struct Timeline {
     pub released: Vec<u32>,
     /// The queue depth now, carried into new buckets.
     pub(crate) depth: u32,
+    /// Instants to mark on the plot, with a label: the phases of a scenario's shutdown.
+    pub marks: Vec<(u64, &'static str)>,
 }
 
 /// The width of a [`Timeline`]'s buckets in nanoseconds.

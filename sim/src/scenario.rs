@@ -61,6 +61,20 @@ pub struct Scenario {
     /// A request trace to replay instead of the shards' `rate` and `arrivals` (see
     /// [`TraceReader`](crate::TraceReader)); read as the run goes, never whole.
     pub trace: Option<PathBuf>,
+    /// Every router's buffer shuts down at `begin`, and the shutdown is called off at
+    /// `cancel` if one is given (the `[shutdown]` table). `None`: no shutdown.
+    pub shutdown: Option<ShutdownSpec>,
+}
+
+/// When the routers' buffers shut down, and when that is called off: the `[shutdown]`
+/// table, `begin = "4s"` and optionally `cancel = "4.5s"` (after `begin`). A cancel after
+/// the buffer has closed is refused and changes nothing; the report says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownSpec {
+    /// When `Buffer::shutdown` is called.
+    pub begin: Duration,
+    /// When `Buffer::cancel_shutdown` is called, if ever.
+    pub cancel: Option<Duration>,
 }
 
 /// What a config must achieve for `--recommend` ([`recommend`](crate::experiment::recommend)):
@@ -381,6 +395,7 @@ impl Scenario {
                 held_bytes: None,
             }),
             trace: None,
+            shutdown: None,
         }
     }
 
@@ -507,6 +522,7 @@ pub const BUFFER_KEYS: &[&str] = &[
     "drain_concurrency",
     "drain_backoff",
     "keyspace_shards",
+    "shutdown_grace",
     "eviction",
     "max_per_shard",
     "max_bytes",
@@ -559,6 +575,7 @@ pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(),
         "min_time_between_failovers" => config.min_time_between_failovers = duration()?,
         "drain_concurrency" => config.drain_concurrency = int()?,
         "drain_backoff" => config.drain_backoff = duration()?,
+        "shutdown_grace" => config.shutdown_grace = duration()?,
         "eviction" => {
             config.eviction = value.parse().map_err(|_| BufferKeyError::UnknownEviction {
                 key: key.to_string(),
@@ -612,6 +629,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), BufferKeyError> {
             ConfigError::DrainBackoffZero => "drain_backoff",
             ConfigError::FilterRequiresEnabled => "keyspace_shards",
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
+            ConfigError::ShutdownGraceZero => "shutdown_grace",
             ConfigError::MaxPerShardZero => "max_per_shard",
             ConfigError::MaxBytesZero => "max_bytes",
             _ => "buffer",
@@ -666,6 +684,37 @@ struct RawScenario {
     #[serde(default)]
     buffer: BufferToml,
     objective: Option<ObjectiveToml>,
+    shutdown: Option<ShutdownToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "RawShutdown")]
+struct ShutdownToml(ShutdownSpec);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShutdown {
+    begin: Dur,
+    cancel: Option<Dur>,
+}
+
+impl TryFrom<RawShutdown> for ShutdownToml {
+    type Error = String;
+    fn try_from(raw: RawShutdown) -> Result<Self, String> {
+        if let Some(cancel) = raw.cancel {
+            if cancel.0 < raw.begin.0 {
+                return Err(format!(
+                    "shutdown.cancel ({}) is before shutdown.begin ({})",
+                    format_duration(cancel.0),
+                    format_duration(raw.begin.0)
+                ));
+            }
+        }
+        Ok(ShutdownToml(ShutdownSpec {
+            begin: raw.begin.0,
+            cancel: raw.cancel.map(|c| c.0),
+        }))
+    }
 }
 
 fn default_seed() -> u64 {
@@ -732,6 +781,7 @@ impl From<RawScenario> for Scenario {
             buffer: raw.buffer.0,
             objective: raw.objective.map(|o| o.0),
             trace: None,
+            shutdown: raw.shutdown.map(|s| s.0),
         }
     }
 }
@@ -1031,6 +1081,7 @@ struct RawBuffer {
     drain_backoff: Option<Dur>,
     keyspace_shards: Option<String>,
     proactive_start: Option<bool>,
+    shutdown_grace: Option<Dur>,
     eviction: Option<String>,
     max_per_shard: Option<usize>,
     max_bytes: Option<u64>,
@@ -1061,6 +1112,7 @@ impl TryFrom<RawBuffer> for BufferToml {
             drain_backoff: raw.drain_backoff.map_or(d.drain_backoff, |v| v.0),
             filter,
             proactive_start: raw.proactive_start.unwrap_or(d.proactive_start),
+            shutdown_grace: raw.shutdown_grace.map_or(d.shutdown_grace, |v| v.0),
             eviction: match raw.eviction {
                 Some(name) => name
                     .parse::<Eviction>()

@@ -6,7 +6,8 @@
 //! storage (a slab that doubled to 131,072 entries holds 100,000), because that memory is
 //! really held.
 //!
-//! `MEMORY_N` sets the number of held requests (default 100,000).
+//! `MEMORY_N` sets the number of held requests (default 100,000); `MEMORY_SHARDS` and
+//! `MEMORY_HELD` the scale figure's shards and held requests (100,000 and 1,000,000).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -46,6 +47,55 @@ fn core_held(n: usize) {
     let (after, _) = heap();
     assert_eq!(core.buffer.queued(shard), Some(n));
     report("core: live heap per held request", after - before, n);
+}
+
+/// The core at scale: `shards` shards registered (named as a large deployment names them,
+/// `keyspace_N/-80`-style), then `held` requests held across the first tenth of them (a
+/// region-wide failover). Prints the live heap per registered idle shard, and per held
+/// request on top of that, and the total.
+fn core_scale(shards: usize, held: usize) {
+    let (before, _) = heap();
+    let mut buffer = failover_buffer::Buffer::new(config(held, 16)).expect("the config is valid");
+    let now = failover_buffer::Timestamp::from_secs(1);
+    let ids: Vec<_> = (0..shards)
+        .map(|i| {
+            let keyspace = format!("keyspace_{}", i / 16);
+            let shard = format!("{:02x}-{:02x}", (i % 16) * 16, (i % 16) * 16 + 16);
+            buffer.register_shard(&keyspace, &shard)
+        })
+        .collect();
+    for &id in &ids {
+        buffer
+            .health(now, id, serving(1))
+            .expect("the first stamp is never stale");
+    }
+    let (registered, _) = heap();
+    // The ids are the caller's, not the buffer's: counted out.
+    let ids_bytes = ids.capacity() * size_of::<failover_buffer::ShardId>();
+    let failing = (shards / 10).max(1);
+    for k in 0..held {
+        let admission = buffer.request(now, ids[k % failing], Some(CAUSE));
+        assert!(matches!(admission, Ok(Admission::Wait(_))), "{admission:?}");
+    }
+    while buffer.poll_action().is_some() {}
+    let (after, _) = heap();
+    assert_eq!(buffer.held_slots(), held);
+    let per_shard = registered - before - ids_bytes;
+    report(
+        &format!("core: live heap per registered idle shard, {shards} shards"),
+        per_shard,
+        shards,
+    );
+    report(
+        &format!("core: live heap per held request, {held} held in {failing} of {shards} shards"),
+        after - registered,
+        held,
+    );
+    println!(
+        "core: total live heap with {shards} shards and {held} requests held: {} bytes ({:.1} MiB)",
+        after - before - ids_bytes,
+        (after - before - ids_bytes) as f64 / (1024.0 * 1024.0)
+    );
 }
 
 /// The core's idle path: first attempts on an idle shard.
@@ -157,4 +207,13 @@ fn main() {
     adapters_idle(n);
     core_held(n);
     tokio_held(n);
+    let shards = std::env::var("MEMORY_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let held = std::env::var("MEMORY_HELD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    core_scale(shards, held);
 }

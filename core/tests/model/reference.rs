@@ -14,6 +14,9 @@
 
 use std::time::Duration;
 
+use failover_buffer::ShutdownPhase;
+use failover_buffer::drain::DrainError;
+
 use failover_buffer::{
     Action, BufferError, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
     HealthStamp, InputError, InputStats, Metric, Mode, PrimaryId, Reason, ReleaseReason, ShardId,
@@ -142,6 +145,10 @@ pub(crate) struct Model {
     now: u64,
     shut_down: bool,
     closed: bool,
+    /// `Config::shutdown_grace`, in nanoseconds (`u64::MAX`: no limit).
+    shutdown_grace: u64,
+    /// The latest shutdown, once one began.
+    shutdown: Option<ModelShutdown>,
     shards: Vec<ModelShard>,
     tickets: Vec<ModelTicket>,
     input_stats: InputStats,
@@ -149,6 +156,28 @@ pub(crate) struct Model {
     /// placeholder): a ticket the same input issued and woke is bound only after the input.
     actions: Vec<(Action, Option<usize>)>,
 }
+
+/// A shutdown: where it is, and what a cancel puts back.
+#[derive(Clone, Debug)]
+struct ModelShutdown {
+    /// The current phase; `None` once cancelled or closed.
+    phase: Option<ShutdownPhase>,
+    /// The grace it began with.
+    grace: u64,
+    /// While waiting for retries: when the grace ends.
+    grace_ends: Option<u64>,
+    /// Each shard it stopped while buffering, with (stopped, last stop, resume instant,
+    /// drain start) of its episode and its last end, as they were.
+    stopped: Vec<(usize, SavedEpisode)>,
+}
+
+type SavedEpisode = (
+    Option<StopReason>,
+    Option<StopReason>,
+    Option<u64>,
+    u64,
+    Option<u64>,
+);
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -204,6 +233,8 @@ impl Model {
             now: 0,
             shut_down: false,
             closed: false,
+            shutdown_grace: nanos(config.shutdown_grace),
+            shutdown: None,
             shards,
             tickets: Vec::new(),
             input_stats: InputStats::default(),
@@ -591,25 +622,39 @@ impl Model {
     /// shard by shard, since the order across shards is not part of the contract.
     pub(crate) fn tick(&mut self, now: u64) {
         let now = self.observe(now);
-        for shard in 0..self.shards.len() {
-            if self.shards[shard].state != ShardState::Buffering {
-                continue;
-            }
-            let Some(e) = self.shards[shard].episode.clone() else {
-                continue;
-            };
-            if now >= e.start.saturating_add(self.max_failover_duration) {
-                self.stop(now, shard, StopReason::MaxDurationExceeded);
-            } else if e.resume_at.is_some_and(|at| now >= at) {
-                // Not a new stop: `stop` counts only the first of an episode. The drain
-                // resumes for the reason it first started.
-                let reason = e.stopped.unwrap_or(StopReason::NewPrimarySeen);
-                self.stop(now, shard, reason);
-            } else {
-                self.expire_window(now, shard);
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            if shutdown.grace_ends.is_some_and(|at| at <= now) {
+                shutdown.grace_ends = None;
+                shutdown.phase = None;
+                self.closed = true;
+                self.actions.push_other(Action::Closed);
             }
         }
+        for shard in 0..self.shards.len() {
+            self.tick_shard(now, shard);
+        }
         self.settle();
+    }
+
+    /// A buffering shard's due timers: max failover duration first, then the drain
+    /// back-off, then the window.
+    fn tick_shard(&mut self, now: u64, shard: usize) {
+        if self.shards[shard].state != ShardState::Buffering {
+            return;
+        }
+        let Some(e) = self.shards[shard].episode.clone() else {
+            return;
+        };
+        if now >= e.start.saturating_add(self.max_failover_duration) {
+            self.stop(now, shard, StopReason::MaxDurationExceeded);
+        } else if e.resume_at.is_some_and(|at| now >= at) {
+            // Not a new stop: `stop` counts only the first of an episode. The drain
+            // resumes for the reason it first started.
+            let reason = e.stopped.unwrap_or(StopReason::NewPrimarySeen);
+            self.stop(now, shard, reason);
+        } else {
+            self.expire_window(now, shard);
+        }
     }
 
     /// `Buffer::cancel` (`retry_done == false`) and `Buffer::retry_done`. `index` is the
@@ -695,6 +740,7 @@ impl Model {
         self.drain_concurrency = config.drain_concurrency;
         self.drain_backoff = nanos(config.drain_backoff);
         self.proactive_start = config.proactive_start;
+        self.shutdown_grace = nanos(config.shutdown_grace);
         self.eviction = config.eviction;
         self.max_per_shard = config.max_per_shard.unwrap_or(usize::MAX);
         self.max_bytes = config.max_bytes.unwrap_or(u64::MAX);
@@ -727,11 +773,74 @@ impl Model {
         if self.shut_down {
             return;
         }
+        let stopped = (0..self.shards.len())
+            .filter(|&shard| self.shards[shard].state == ShardState::Buffering)
+            .filter_map(|shard| {
+                let s = &self.shards[shard];
+                let e = s.episode.as_ref()?;
+                Some((
+                    shard,
+                    (
+                        e.stopped,
+                        e.last_stop,
+                        e.resume_at,
+                        e.drain_start,
+                        s.last_end,
+                    ),
+                ))
+            })
+            .collect();
+        self.shutdown = Some(ModelShutdown {
+            phase: Some(ShutdownPhase::ReleaseQueued),
+            grace: self.shutdown_grace,
+            grace_ends: None,
+            stopped,
+        });
         self.shut_down = true;
         for shard in 0..self.shards.len() {
             self.stop(now, shard, StopReason::Shutdown);
         }
         self.settle();
+    }
+
+    /// `Buffer::cancel_shutdown`: every shard the shutdown stopped while buffering buffers
+    /// again as it was, and a deadline that passed meanwhile fires as a tick would fire it.
+    pub(crate) fn cancel_shutdown(&mut self, now: u64) -> Result<(), DrainError> {
+        let now = self.observe(now);
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return Err(DrainError::NotRunning);
+        };
+        match shutdown.phase {
+            None if self.closed => return Err(DrainError::Finished),
+            None => return Err(DrainError::NotRunning),
+            Some(_) => {}
+        }
+        shutdown.phase = None;
+        shutdown.grace_ends = None;
+        let stopped = std::mem::take(&mut shutdown.stopped);
+        self.shut_down = false;
+        for (shard, (stopped, last_stop, resume_at, drain_start, last_end)) in stopped {
+            let s = &mut self.shards[shard];
+            if let Some(e) = s.episode.as_mut() {
+                e.stopped = stopped;
+                e.last_stop = last_stop;
+                e.resume_at = resume_at;
+                e.drain_start = drain_start;
+            }
+            s.last_end = last_end;
+            s.state = ShardState::Buffering;
+            self.actions.push_other(Action::DrainPaused {
+                shard: ShardId::from_index(shard as u32),
+                queued: s.queue.len(),
+            });
+            self.tick_shard(now, shard);
+        }
+        Ok(())
+    }
+
+    /// The shutdown's current phase.
+    pub(crate) fn shutdown_phase(&self) -> Option<ShutdownPhase> {
+        self.shutdown.as_ref().and_then(|s| s.phase)
     }
 
     // ----- rules -----
@@ -1054,8 +1163,22 @@ impl Model {
         }
     }
 
+    /// A shutdown's phases end when their work is done: the queues empty (the wait for
+    /// retries begins, for the grace), then every slot free (closed).
     fn settle(&mut self) {
-        if self.shut_down && !self.closed && self.held() == 0 {
+        let queued: usize = self.shards.iter().map(|s| s.queue.len()).sum();
+        let held = self.held();
+        let now = self.now;
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return;
+        };
+        if shutdown.phase == Some(ShutdownPhase::ReleaseQueued) && queued == 0 {
+            shutdown.phase = Some(ShutdownPhase::WaitForRetries);
+            shutdown.grace_ends = Some(now.saturating_add(shutdown.grace));
+        }
+        if shutdown.phase == Some(ShutdownPhase::WaitForRetries) && held == 0 {
+            shutdown.phase = None;
+            shutdown.grace_ends = None;
             self.closed = true;
             self.actions.push_other(Action::Closed);
         }
@@ -1095,9 +1218,11 @@ impl Model {
 
     /// When `tick` is next due. A timer at `u64::MAX` (a saturated deadline) is "never".
     pub(crate) fn next_timeout(&self) -> Option<u64> {
+        let grace = self.shutdown.as_ref().and_then(|s| s.grace_ends);
         self.timers()
             .into_iter()
             .map(|(at, _, _)| at)
+            .chain(grace)
             .filter(|&at| at != u64::MAX)
             .min()
     }

@@ -243,6 +243,18 @@ impl Harness {
         self.after_input();
     }
 
+    /// Calls off the shutdown at `now`.
+    pub fn cancel_shutdown(&mut self) -> Result<(), failover_buffer::drain::DrainError> {
+        let r = self.buffer.cancel_shutdown(self.now);
+        self.after_input();
+        r
+    }
+
+    /// The shutdown's steps reported since the last call.
+    pub fn shutdown_steps(&mut self) -> Vec<failover_buffer::drain::DrainAction> {
+        std::iter::from_fn(|| self.buffer.poll_shutdown_action()).collect()
+    }
+
     /// Ticks at `now`, checking that the next deadline is then strictly later.
     pub fn tick(&mut self) {
         self.buffer.tick(self.now);

@@ -5,10 +5,13 @@
 //!   the replication id); the term is a counter bumped when a different server, or the same
 //!   one with a new replication id, reports itself primary.
 //! * [`sentinel`]: Redis Sentinel names the primary; the term is its `config-epoch`.
+//! * [`cluster`]: Redis Cluster, one buffer shard per cluster shard; the primary is its node
+//!   id, the term its `configEpoch`.
 //!
 //! Both report every poll (the buffer ignores repeats) and both route to a new primary
 //! *before* reporting it, since the report releases held requests at once.
 
+pub mod cluster;
 pub mod fixed;
 pub mod sentinel;
 
@@ -16,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use failover_buffer_tokio::{FailoverBuffer, HealthStamp, Shard};
+use failover_buffer_tokio::{FailoverBuffer, HealthStamp, PrimaryId, Shard};
 
 use crate::resp::{self, Frame, RespConn};
 use crate::route::{Backends, Route};
@@ -51,9 +54,16 @@ impl Reporter {
 
     /// `addr` is the primary with `term`; `serving` says whether it accepts writes now.
     pub(crate) fn primary(&mut self, addr: SocketAddr, term: u64, serving: bool) {
+        let id = self.backends.get(addr).id;
+        self.primary_as(addr, id, term, serving);
+    }
+
+    /// [`primary`](Self::primary), with an identity other than the address (a cluster node
+    /// id).
+    pub(crate) fn primary_as(&mut self, addr: SocketAddr, id: PrimaryId, term: u64, serving: bool) {
         let backend = self.backends.get(addr);
         let stamp = HealthStamp {
-            primary: backend.id,
+            primary: id,
             term,
             serving,
         };

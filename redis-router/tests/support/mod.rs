@@ -267,6 +267,8 @@ pub struct Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
     Incr,
+    /// `INCR` of this key (the cluster load).
+    IncrKey(String),
     Set(String),
 }
 
@@ -344,6 +346,27 @@ pub async fn run_load_from(
     duration: Duration,
     tag: &str,
 ) -> LoadReport {
+    drive(start, addr, connections, duration, tag, |tag, conn, i| {
+        if i % 2 == 0 {
+            OpKind::Incr
+        } else {
+            OpKind::Set(format!("{tag}:{conn}:{i}"))
+        }
+    })
+    .await
+}
+
+/// The load's loop: `connections` connections to `addr` until `duration` is up, each sending
+/// the operation `next(tag, conn, i)` names for its `i`-th command, one at a time, and
+/// recording what it saw.
+async fn drive(
+    start: Instant,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+    next: fn(&str, usize, u64) -> OpKind,
+) -> LoadReport {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("a client");
     let config = redis::AsyncConnectionConfig::new()
         .set_response_timeout(Some(Duration::from_secs(30)))
@@ -362,20 +385,25 @@ pub async fn run_load_from(
             let mut i = 0u64;
             while Instant::now() < deadline {
                 let began = Instant::now();
-                let (kind, result) = if i % 2 == 0 {
-                    let r = redis::cmd("INCR")
+                let kind = next(&tag, conn, i);
+                let result = match &kind {
+                    OpKind::Incr => redis::cmd("INCR")
                         .arg(format!("{tag}:counter"))
                         .query_async::<i64>(&mut c)
-                        .await;
-                    (OpKind::Incr, r.map(|_| ()))
-                } else {
-                    let key = format!("{tag}:{conn}:{i}");
-                    let r = redis::cmd("SET")
-                        .arg(&key)
-                        .arg(i)
-                        .query_async::<()>(&mut c)
-                        .await;
-                    (OpKind::Set(key), r)
+                        .await
+                        .map(|_| ()),
+                    OpKind::IncrKey(key) => redis::cmd("INCR")
+                        .arg(key)
+                        .query_async::<i64>(&mut c)
+                        .await
+                        .map(|_| ()),
+                    OpKind::Set(key) => {
+                        redis::cmd("SET")
+                            .arg(key)
+                            .arg(i)
+                            .query_async::<()>(&mut c)
+                            .await
+                    }
                 };
                 ops.push(Op {
                     at: began - start,
@@ -504,4 +532,386 @@ impl Drop for RoleWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis Cluster
+
+/// A cluster of `redis-server --cluster-enabled yes` processes, created with
+/// `redis-cli --cluster create`; every process is killed by pid when it drops.
+#[derive(Debug)]
+pub struct ClusterNodes {
+    pub nodes: Vec<Process>,
+    /// Per shard, in slot order (shard 1 owns slot 0): the index in `nodes` of its primary
+    /// and of its replica, as created.
+    pub shards: Vec<ClusterShard>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterShard {
+    pub primary: usize,
+    pub replica: usize,
+    /// The slot ranges, as the router names the shard (`0-5460`).
+    pub name: String,
+    pub first_slot: u16,
+    pub last_slot: u16,
+}
+
+/// Whether `redis-server` and `redis-cli` are installed (see [`redis_available`]).
+pub fn cluster_available() -> bool {
+    let found = ["redis-server", "redis-cli"].iter().all(|bin| {
+        Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !found {
+        let msg = "redis-server/redis-cli not found: install them (apt-get install redis-server redis-tools); .ci/run does";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("\n*** SKIPPED: {msg} ***\n");
+    }
+    found
+}
+
+/// Three primaries and three replicas (`cluster-node-timeout` `node_timeout_ms`,
+/// `cluster-require-full-coverage no`), created with `redis-cli --cluster create`, and
+/// waited for until every node agrees on the shape and every replica is in sync.
+pub fn redis_cluster(node_timeout_ms: u64) -> ClusterNodes {
+    redis_cluster_of(3, node_timeout_ms)
+}
+
+/// [`redis_cluster`] with `primaries` primaries, each with one replica.
+pub fn redis_cluster_of(primaries: usize, node_timeout_ms: u64) -> ClusterNodes {
+    let timeout = node_timeout_ms.to_string();
+    let nodes: Vec<Process> = (0..primaries * 2)
+        .map(|_| {
+            redis_server(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                &timeout,
+                "--cluster-require-full-coverage",
+                "no",
+            ])
+        })
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr().to_string()).collect();
+    let out = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut cluster = ClusterNodes {
+        nodes,
+        shards: Vec::new(),
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "every node sees every primary with a synced replica each",
+        || {
+            cluster.nodes.iter().all(|n| {
+                let view = cluster_view(n.addr());
+                view.len() == primaries && view.iter().all(|s| s.replica.is_some())
+            }) && cluster.nodes.iter().all(|n| {
+                let mut c = n.conn();
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut c)
+                    .unwrap_or_default();
+                info.contains("role:master") || info.contains("master_link_status:up")
+            })
+        },
+    );
+    let port_index = |addr: SocketAddr| {
+        cluster
+            .nodes
+            .iter()
+            .position(|n| n.addr() == addr)
+            .expect("a node of ours")
+    };
+    let mut view = cluster_view(cluster.nodes[0].addr());
+    view.sort_by_key(|s| s.slots[0].0);
+    cluster.shards = view
+        .iter()
+        .map(|s| ClusterShard {
+            primary: port_index(s.primary),
+            replica: port_index(s.replica.expect("a replica")),
+            name: s
+                .slots
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            first_slot: s.slots[0].0,
+            last_slot: s.slots[s.slots.len() - 1].1,
+        })
+        .collect();
+    cluster
+}
+
+impl ClusterNodes {
+    /// A node that is up, to ask.
+    pub fn live_node(&self) -> SocketAddr {
+        self.nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .map(Process::addr)
+            .expect("a live node")
+    }
+
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.nodes[index].addr()
+    }
+
+    /// Which shard (0-based) owns `slot`, in the shape the cluster was created with.
+    pub fn shard_of_slot(&self, slot: u16) -> usize {
+        self.shards
+            .iter()
+            .position(|s| s.first_slot <= slot && slot <= s.last_slot)
+            .expect("every slot is owned")
+    }
+
+    /// Which shard (0-based) a key was created in.
+    pub fn shard_of_key(&self, key: &str) -> usize {
+        self.shard_of_slot(failover_buffer_redis::slot::key_slot(key.as_bytes()))
+    }
+}
+
+/// One primary's part of a node's `CLUSTER NODES` view.
+#[derive(Debug, Clone)]
+pub struct PrimaryView {
+    pub primary: SocketAddr,
+    pub replica: Option<SocketAddr>,
+    pub slots: Vec<(u16, u16)>,
+}
+
+/// What `node` says the shards are (`CLUSTER NODES`): primaries that own slots and are not
+/// flagged `fail`, each with a connected replica.
+pub fn cluster_view(node: SocketAddr) -> Vec<PrimaryView> {
+    let Ok(client) = redis::Client::open(format!("redis://{node}/")) else {
+        return Vec::new();
+    };
+    let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+        return Vec::new();
+    };
+    let text: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut c)
+        .unwrap_or_default();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let addr = |f: &str| -> SocketAddr { f.split('@').next().unwrap().parse().unwrap() };
+    lines
+        .iter()
+        .filter(|f| f.len() > 8 && f[2].contains("master") && !f[2].contains("fail"))
+        .map(|f| PrimaryView {
+            primary: addr(f[1]),
+            replica: lines
+                .iter()
+                .find(|r| r[3] == f[0] && r[2].contains("slave") && !r[2].contains("fail"))
+                .map(|r| addr(r[1])),
+            slots: f[8..]
+                .iter()
+                .filter(|s| !s.starts_with('['))
+                .map(|s| match s.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+                    None => (s.parse().unwrap(), s.parse().unwrap()),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The node `node` says owns `slot` now.
+pub fn owner_of_slot(view: &[PrimaryView], slot: u16) -> Option<SocketAddr> {
+    view.iter()
+        .find(|p| p.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+        .map(|p| p.primary)
+}
+
+/// Runs `connections` client connections against `addr` (the router, as one server: the
+/// `redis` crate's plain client, not its cluster client) for `duration`. Each alternates
+/// `INCR <tag>:n:<conn>:<j>` (16 counters per connection) and `SET <tag>:s:<conn>:<i>`
+/// (a key written once), so that the keys spread over every slot.
+pub async fn run_cluster_load(
+    start: Instant,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+) -> LoadReport {
+    drive(start, addr, connections, duration, tag, |tag, conn, i| {
+        if i % 2 == 0 {
+            OpKind::IncrKey(format!("{tag}:n:{conn}:{}", (i / 2) % 16))
+        } else {
+            OpKind::Set(format!("{tag}:s:{conn}:{i}"))
+        }
+    })
+    .await
+}
+
+/// The same load through a buffered and an unbuffered router at once, timed from `start`.
+pub fn cluster_loads(
+    start: Instant,
+    buffered: SocketAddr,
+    unbuffered: SocketAddr,
+    connections: usize,
+    duration: Duration,
+) -> (
+    tokio::task::JoinHandle<LoadReport>,
+    tokio::task::JoinHandle<LoadReport>,
+) {
+    (
+        tokio::spawn(run_cluster_load(
+            start,
+            buffered,
+            connections,
+            duration,
+            "with",
+        )),
+        tokio::spawn(run_cluster_load(
+            start,
+            unbuffered,
+            connections,
+            duration,
+            "without",
+        )),
+    )
+}
+
+impl Op {
+    /// The key this operation wrote.
+    pub fn key(&self) -> Option<&str> {
+        match &self.kind {
+            OpKind::IncrKey(k) | OpKind::Set(k) => Some(k),
+            OpKind::Incr => None,
+        }
+    }
+}
+
+/// What the cluster holds after a load, against what the clients were told, per shard.
+#[derive(Debug, Default)]
+pub struct ClusterVerdict {
+    /// Per shard: acknowledged `SET`s missing.
+    pub missing_sets: Vec<u64>,
+    /// The acknowledged `SET`s missing, for their times.
+    pub missing: Vec<Op>,
+    /// Per shard: acknowledged `INCR`s missing (a counter below its acknowledged count).
+    pub lost_incrs: Vec<u64>,
+    /// Per shard: `INCR`s counted more often than they were sent (acknowledged plus failed).
+    pub extra_incrs: Vec<u64>,
+}
+
+/// Reads every key the load wrote from the primary that owns it now (asked of a live node,
+/// directly: not through the router).
+pub fn verify_cluster(cluster: &ClusterNodes, report: &LoadReport) -> ClusterVerdict {
+    let view = cluster_view(cluster.live_node());
+    let mut conns: std::collections::HashMap<SocketAddr, redis::Connection> = Default::default();
+    let n = cluster.shards.len();
+    let mut verdict = ClusterVerdict {
+        missing_sets: vec![0; n],
+        missing: Vec::new(),
+        lost_incrs: vec![0; n],
+        extra_incrs: vec![0; n],
+    };
+    // Counters: acknowledged and failed INCRs per key.
+    let mut counters: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    let mut sets = Vec::new();
+    for op in &report.ops {
+        match &op.kind {
+            OpKind::IncrKey(k) => {
+                let e = counters.entry(k).or_default();
+                if op.error.is_none() {
+                    e.0 += 1
+                } else {
+                    e.1 += 1
+                }
+            }
+            OpKind::Set(_) if op.error.is_none() => sets.push(op),
+            _ => {}
+        }
+    }
+    let mut read = |key: &str| -> Option<i64> {
+        let slot = failover_buffer_redis::slot::key_slot(key.as_bytes());
+        let owner = owner_of_slot(&view, slot).expect("an owner for every slot");
+        let c = conns.entry(owner).or_insert_with(|| {
+            redis::Client::open(format!("redis://{owner}/"))
+                .unwrap()
+                .get_connection_with_timeout(Duration::from_secs(2))
+                .expect("the owner")
+        });
+        redis::cmd("GET")
+            .arg(key)
+            .query::<Option<i64>>(c)
+            .expect("GET")
+    };
+    for (key, (acked, failed)) in &counters {
+        let value = read(key).unwrap_or(0) as u64;
+        let shard = cluster.shard_of_key(key);
+        verdict.lost_incrs[shard] += acked.saturating_sub(value);
+        verdict.extra_incrs[shard] += value.saturating_sub(acked + failed);
+    }
+    for op in sets {
+        let key = op.key().expect("a SET has a key");
+        if read(key).is_none() {
+            verdict.missing_sets[cluster.shard_of_key(key)] += 1;
+            verdict.missing.push(op.clone());
+        }
+    }
+    verdict
+}
+
+/// Latency p99 of the operations on shard `index` that started in `[from, to)`.
+pub fn p99(
+    report: &LoadReport,
+    cluster: &ClusterNodes,
+    index: usize,
+    from: Duration,
+    to: Duration,
+) -> Duration {
+    report.quantile(0.99, |o| {
+        o.at >= from && o.at < to && o.key().is_some_and(|k| cluster.shard_of_key(k) == index)
+    })
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Per shard: operations, errors, p99 before the failover and in the 2 s from it.
+pub fn per_shard(label: &str, report: &LoadReport, cluster: &ClusterNodes, at: Duration) -> String {
+    let mut out = format!(
+        "{label}: {} ops, {} errors\n",
+        report.ops.len(),
+        report.errors().len()
+    );
+    for i in 0..cluster.shards.len() {
+        let mine = |o: &&Op| o.key().is_some_and(|k| cluster.shard_of_key(k) == i);
+        let ops = report.ops.iter().filter(mine).count();
+        let errors = report.errors().into_iter().filter(mine).count();
+        out += &format!(
+            "  shard {} ({}): {ops} ops, {errors} errors, p99 before {:.1} ms, p99 in the 2 s from the failover {:.1} ms, max {:.0} ms\n",
+            i + 1,
+            cluster.shards[i].name,
+            ms(p99(report, cluster, i, Duration::ZERO, at)),
+            ms(p99(report, cluster, i, at, at + Duration::from_secs(2))),
+            ms(report.quantile(1.0, |o| o
+                .key()
+                .is_some_and(|k| cluster.shard_of_key(k) == i))),
+        );
+    }
+    out
 }

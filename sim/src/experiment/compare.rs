@@ -207,5 +207,23 @@ pub fn write_comparison(out: &mut dyn Write, c: &Comparison) -> io::Result<()> {
     if reports.iter().any(|r| r.peak_held_bytes > 0) {
         row("peak held bytes", &|r| r.peak_held_bytes.to_string());
     }
+    if reports.iter().any(|r| r.shutdown.is_some()) {
+        let at = |t: Option<u64>| t.map_or_else(|| "-".to_string(), ms);
+        row("shutdown begun", &|r| {
+            at(r.shutdown.and_then(|s| s.begun_ns))
+        });
+        row("shutdown cancelled", &|r| {
+            at(r.shutdown.and_then(|s| s.cancelled_ns))
+        });
+        row("  held through the cancel", &|r| {
+            r.shutdown.map_or(0, |s| s.kept_by_cancel).to_string()
+        });
+        row("  cancel refused (closed)", &|r| {
+            r.shutdown.map_or(0, |s| s.cancel_refused).to_string()
+        });
+        row("buffers closed", &|r| {
+            r.shutdown.map_or(0, |s| s.routers_closed).to_string()
+        });
+    }
     write_table(out, &rows)
 }

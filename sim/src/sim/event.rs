@@ -77,6 +77,10 @@ pub(super) enum Kind {
         router: u32,
         event: TopologyEvent,
     },
+    /// A router's buffer shuts down (the scenario's `[shutdown] begin`).
+    Shutdown { router: u32 },
+    /// A router's buffer's shutdown is called off (`[shutdown] cancel`).
+    CancelShutdown { router: u32 },
 }
 
 impl PartialEq for Event {

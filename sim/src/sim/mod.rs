@@ -6,6 +6,8 @@ use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use failover_buffer::ShutdownPhase;
+use failover_buffer::drain::DrainAction;
 use failover_buffer::{
     Action, Admission, Buffer, BufferError, Config, FailoverCause, HealthStamp, Metric, PrimaryId,
     ShardId, Ticket, Timestamp, TopologyEvent, Verdict,
@@ -20,7 +22,7 @@ use view::{Phase, Sees, View, failover_phases};
 
 use crate::error::SimError;
 use crate::input::TraceReader;
-use crate::report::Report;
+use crate::report::{Report, ShutdownOutcome};
 use crate::rng::Rng;
 use crate::scenario::{Backoff, Jitter, Scenario, ServiceTime, TopologyKind};
 
@@ -390,6 +392,15 @@ impl<'a, O: Observer> Sim<'a, O> {
             }
             sim.trace = Some(trace);
         }
+        if let Some(shutdown) = scenario.shutdown {
+            sim.report.shutdown = Some(ShutdownOutcome::default());
+            for router in 0..sim.routers.len() as u32 {
+                sim.push(nanos(shutdown.begin), Kind::Shutdown { router });
+                if let Some(cancel) = shutdown.cancel {
+                    sim.push(nanos(cancel), Kind::CancelShutdown { router });
+                }
+            }
+        }
         Ok(sim)
     }
 
@@ -515,6 +526,20 @@ impl<'a, O: Observer> Sim<'a, O> {
     /// schedules its timer.
     fn settle(&mut self, router: u32) {
         self.drain_actions(router);
+        // The shutdown's phases, marked once (by the first router) on the timeline.
+        while let Some(step) = self.routers[router as usize].buffer.poll_shutdown_action() {
+            if router != 0 {
+                continue;
+            }
+            let mark = match step {
+                DrainAction::Enter { phase } => ShutdownPhase::from_id(phase).map(|p| p.name()),
+                DrainAction::Cancelled { .. } => Some("shutdown cancelled"),
+                _ => None,
+            };
+            if let Some(mark) = mark {
+                self.report.timeline.marks.push((self.now, mark));
+            }
+        }
         let rt = &mut self.routers[router as usize];
         let held = rt.buffer.held_slots() as u64;
         if held > self.report.peak_slots {
@@ -606,6 +631,32 @@ impl<'a, O: Observer> Sim<'a, O> {
                 let rt = &mut self.routers[router as usize];
                 let id = rt.ids[shard as usize];
                 let _ = rt.buffer.topology(now, id, event);
+                router
+            }
+            Kind::Shutdown { router } => {
+                let now = self.ts();
+                self.routers[router as usize].buffer.shutdown(now);
+                if let Some(s) = self.report.shutdown.as_mut() {
+                    s.begun_ns.get_or_insert(self.now);
+                }
+                router
+            }
+            Kind::CancelShutdown { router } => {
+                let now = self.ts();
+                let queued = self.held_total as u64;
+                let rt = &mut self.routers[router as usize];
+                let result = rt.buffer.cancel_shutdown(now);
+                if let Some(s) = self.report.shutdown.as_mut() {
+                    match result {
+                        Ok(()) => {
+                            s.cancelled_ns.get_or_insert(self.now);
+                            // Every router cancels at the same instant: the requests held
+                            // then, over all routers, are those the cancel kept.
+                            s.kept_by_cancel = queued;
+                        }
+                        Err(_) => s.cancel_refused += 1,
+                    }
+                }
                 router
             }
         }
@@ -858,6 +909,12 @@ impl<'a, O: Observer> Sim<'a, O> {
                     let rt = &mut self.routers[router as usize];
                     if let Some(at) = rt.stopped_at.get_mut(shard.index()) {
                         at.get_or_insert(self.now);
+                    }
+                }
+                Action::Closed => {
+                    if let Some(s) = self.report.shutdown.as_mut() {
+                        s.closed_ns = Some(s.closed_ns.unwrap_or(0).max(self.now));
+                        s.routers_closed += 1;
                     }
                 }
                 Action::Metric(Metric::DrainFinished { shard, .. }) => {

@@ -1,8 +1,15 @@
 //! Episode events: what a router watches to follow each shard's failovers.
+//!
+//! The core announces an episode's steps among its [`Action`]s, together with per-request
+//! wake-ups and telemetry; [`EpisodeEvent`] is the part of them a router reacts to, in one
+//! type that both adapters deliver (outside their locks) to their subscribers.
 
-use std::time::Duration;
+use core::time::Duration;
 
-use failover_buffer::{Action, FailoverCause, Metric, ShardId, StopReason};
+use crate::action::{Action, Metric};
+use crate::event::FailoverCause;
+use crate::shard::ShardId;
+use crate::stats::StopReason;
 
 /// One step of a shard's failover episode, in the order the buffer took them.
 ///
@@ -19,7 +26,7 @@ use failover_buffer::{Action, FailoverCause, Metric, ShardId, StopReason};
 pub enum EpisodeEvent {
     /// `shard` started buffering: a request failed with `cause` and the shard was idle.
     FailoverStarted {
-        /// The shard ([`Shard::id`](crate::Shard::id)).
+        /// The shard, as [`Buffer::register_shard`](crate::Buffer::register_shard) named it.
         shard: ShardId,
         /// The failover error that started it.
         cause: FailoverCause,
@@ -61,8 +68,21 @@ pub enum EpisodeEvent {
 }
 
 impl EpisodeEvent {
-    /// The event an action of the core announces, if it is an episode step.
-    pub(crate) fn from_action(action: &Action) -> Option<EpisodeEvent> {
+    /// The event an action of the core announces, if it is an episode step: `None` for a
+    /// per-request [`Action::Wake`].
+    ///
+    /// ```
+    /// use failover_buffer::*;
+    ///
+    /// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let _held = buffer.request(Timestamp::from_secs(1), shard, Some(FailoverCause::Reparent))?;
+    /// let events: Vec<EpisodeEvent> =
+    ///     std::iter::from_fn(|| buffer.poll_action()).filter_map(|a| EpisodeEvent::from_action(&a)).collect();
+    /// assert_eq!(events, [EpisodeEvent::FailoverStarted { shard, cause: FailoverCause::Reparent }]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_action(action: &Action) -> Option<EpisodeEvent> {
         Some(match *action {
             Action::Wake { .. } => return None,
             Action::FailoverStarted { shard, cause } => {
@@ -84,8 +104,6 @@ impl EpisodeEvent {
                 EpisodeEvent::DrainFinished { shard, duration }
             }
             Action::Closed => EpisodeEvent::Closed,
-            // Telemetry only, or an action a newer core added: not an episode step.
-            _ => return None,
         })
     }
 

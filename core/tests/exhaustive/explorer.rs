@@ -1,0 +1,356 @@
+//! Breadth-first search of every state a small buffer can reach, through the shared harness.
+//!
+//! A state is stored as the op that first reached it and its parent, so its input sequence
+//! is a shortest one (breadth-first order). `Buffer` is not `Clone`, so a state is rebuilt
+//! by replaying its sequence on a fresh [`Harness`] before each input is tried: the cost of
+//! a transition grows with the depth, which is what bounds the depth a run can reach.
+//!
+//! Every transition goes through `Harness::apply`, which compares the core with the
+//! reference model (answer, actions, timers, slots, ticket statuses, counters), checks
+//! `Buffer::check_invariants` and the history invariants. Every new state is then also shut
+//! down and finished (`Harness::finish`): from every reachable state, shutdown ends every
+//! request and closes the buffer. A panic in the core is caught and reported like any other
+//! failure. The first failure found is a shortest failing input sequence, since every
+//! shorter sequence was tried before it (merging states with the same canonical form loses
+//! none: they have the same future).
+
+use std::collections::{BTreeSet, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
+
+use super::alphabet::{self, Live, Steps};
+use super::canonical::{Canonical, canonical};
+use super::ops::{Harness, Op, SetUp};
+
+/// What to explore: a set-up, the clock step, how many inputs deep, and which canonical
+/// form merges states.
+#[derive(Clone, Debug)]
+pub(crate) struct Bound {
+    pub(crate) setup: SetUp,
+    pub(crate) steps: Steps,
+    pub(crate) depth: usize,
+    pub(crate) merge: Merge,
+    /// Whether the alphabet includes `Op::Reconfigure`.
+    pub(crate) reconfigure: bool,
+}
+
+/// Which canonical form states are merged on (see `canonical`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Merge {
+    /// Rules 1–9: the fewest states.
+    Full,
+    /// Rules 1–5 only, to check that rules 6–9 lose nothing.
+    Structural,
+}
+
+/// What a finished exploration saw.
+#[derive(Debug)]
+pub(crate) struct Explored {
+    /// Distinct states (canonical forms), the initial one included.
+    pub(crate) states: usize,
+    /// Inputs tried (every input in every state up to `depth - 1`).
+    pub(crate) transitions: u64,
+    /// New states found at each depth, from 0.
+    pub(crate) new_per_depth: Vec<usize>,
+    /// Whether a depth added no new state: then every reachable state has been seen, at
+    /// any depth, not just up to the bound.
+    pub(crate) closed: bool,
+    /// The rules some transition exercised (see [`rules_exercised`]).
+    pub(crate) rules: BTreeSet<String>,
+    /// The kinds of input tried.
+    pub(crate) kinds: BTreeSet<&'static str>,
+    /// The full canonical form of every state found (distinct states under `Structural`
+    /// may share one).
+    pub(crate) classes: HashSet<u128>,
+    pub(crate) elapsed: Duration,
+}
+
+impl Explored {
+    /// The depth explored completely.
+    pub(crate) fn depth(&self) -> usize {
+        self.new_per_depth.len() - 1
+    }
+}
+
+/// A shortest input sequence that fails, and how.
+#[derive(Debug)]
+pub(crate) struct Counterexample {
+    pub(crate) ops: Vec<Op>,
+    /// The failure came from `Harness::finish` after `ops`: a shutdown, then every
+    /// released retry reported done.
+    pub(crate) then_finish: bool,
+    pub(crate) error: String,
+}
+
+impl std::fmt::Display for Counterexample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "a shortest failing sequence ({} inputs):",
+            self.ops.len()
+        )?;
+        for (i, op) in self.ops.iter().enumerate() {
+            writeln!(f, "  #{i} {op:?}")?;
+        }
+        if self.then_finish {
+            writeln!(f, "  then Shutdown, and RetryDone of every released ticket")?;
+        }
+        write!(f, "fails with: {}", self.error)
+    }
+}
+
+/// How a failure of `Harness::finish` is told apart.
+const FINISH_FAILED: &str = "after shutting down: ";
+
+struct Node {
+    parent: u32,
+    op: Op,
+    live: Live,
+}
+
+/// A harness with the harness's clock mirrored, which the canonical form needs and the
+/// harness keeps to itself.
+struct Run {
+    harness: Harness,
+    clock_ns: i64,
+    /// An `Op::EndOfTime` was applied: the harness stamps every input `Timestamp::MAX`.
+    end_of_time: bool,
+}
+
+impl Run {
+    fn new(setup: &SetUp) -> Result<Run, String> {
+        Ok(Run {
+            harness: Harness::new(setup)?,
+            clock_ns: 0,
+            end_of_time: false,
+        })
+    }
+
+    /// `Harness::apply`, moving the mirrored clock as the harness moves its own.
+    fn apply(&mut self, op: &Op) -> Result<(), String> {
+        match *op {
+            Op::Tick { advance_ms } | Op::Wait { advance_ms } => {
+                self.clock_ns = self
+                    .clock_ns
+                    .saturating_add(i64::from(advance_ms) * 1_000_000);
+            }
+            Op::TickAtDeadline => {
+                if let Some(at) = self.harness.buffer().poll_timeout() {
+                    self.clock_ns = i64::try_from(at.as_nanos()).unwrap_or(i64::MAX);
+                }
+            }
+            Op::EndOfTime { .. } => self.end_of_time = true,
+            _ => {}
+        }
+        let before = self.harness.buffer().now().as_nanos();
+        self.harness.apply(op)?;
+        if let (Op::Tick { .. }, false) = (op, self.end_of_time) {
+            // A tick carries the harness clock (zero if below): the mirror must agree.
+            let expected = before.max(u64::try_from(self.clock_ns).unwrap_or(0));
+            if self.harness.buffer().now().as_nanos() != expected {
+                return Err("the explorer's copy of the harness clock is wrong".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn canonical(&self, merge: Merge, reconfigure: bool) -> Result<Canonical, String> {
+        canonical(
+            self.harness.buffer(),
+            (!self.end_of_time).then_some(self.clock_ns),
+            merge == Merge::Structural,
+            !reconfigure,
+        )
+    }
+
+    fn live(&self, form: &Canonical) -> Live {
+        let b = self.harness.buffer();
+        let terms_known = b
+            .shards()
+            .filter(|&id| b.highest_term(id).is_some())
+            .fold(0u8, |bits, id| bits | 1 << id.index().min(7));
+        Live {
+            queued: form.queued,
+            released: form.released,
+            last_ended: form.last_ended,
+            clock_offset: form.clock_offset,
+            terms_known,
+            timer_ahead: b.poll_timeout().is_some_and(|at| at >= b.now()),
+            end_of_time: self.end_of_time,
+        }
+    }
+}
+
+/// Explores `bound` breadth-first, calling `progress` after each depth.
+pub(crate) fn explore(
+    bound: &Bound,
+    mut progress: impl FnMut(usize, usize, usize),
+) -> Result<Explored, Box<Counterexample>> {
+    let started = Instant::now();
+    let fail = |ops: Vec<Op>, error: String| {
+        let then_finish = error.starts_with(FINISH_FAILED);
+        Box::new(Counterexample {
+            ops,
+            then_finish,
+            error,
+        })
+    };
+    let root = Run::new(&bound.setup).map_err(|e| fail(Vec::new(), e))?;
+    let root_form = root
+        .canonical(bound.merge, bound.reconfigure)
+        .map_err(|e| fail(Vec::new(), e))?;
+    let mut seen: HashSet<u128> = HashSet::from([merge_key(&root_form, bound.merge)]);
+    let mut nodes = vec![Node {
+        parent: u32::MAX,
+        op: Op::Shutdown,
+        live: root.live(&root_form),
+    }];
+    let mut explored = Explored {
+        states: 1,
+        transitions: 0,
+        new_per_depth: vec![1],
+        closed: false,
+        rules: BTreeSet::new(),
+        kinds: BTreeSet::new(),
+        classes: HashSet::from([root_form.key]),
+        elapsed: Duration::ZERO,
+    };
+    let mut frontier: Vec<u32> = vec![0];
+    for depth in 0..bound.depth {
+        let mut next = Vec::new();
+        for &n in &frontier {
+            let path = path_to(&nodes, n);
+            for op in alphabet::inputs(
+                &bound.setup,
+                bound.steps,
+                nodes[n as usize].live,
+                bound.reconfigure,
+            ) {
+                explored.transitions += 1;
+                explored.kinds.insert(alphabet::kind(&op));
+                let mut ops = path.clone();
+                ops.push(op);
+                let step = catch_unwind(AssertUnwindSafe(|| {
+                    transition(bound, &ops, &mut seen, &mut explored.rules)
+                }));
+                match step {
+                    Ok(Ok(None)) => {}
+                    Ok(Ok(Some((key, live)))) => {
+                        explored.classes.insert(key);
+                        next.push(nodes.len() as u32);
+                        nodes.push(Node {
+                            parent: n,
+                            op,
+                            live,
+                        });
+                    }
+                    Ok(Err(e)) => return Err(fail(ops, e)),
+                    Err(panic) => return Err(fail(ops, format!("panicked: {}", message(&panic)))),
+                }
+            }
+        }
+        explored.states += next.len();
+        explored.new_per_depth.push(next.len());
+        progress(depth + 1, next.len(), explored.states);
+        if next.is_empty() {
+            explored.closed = true;
+            break;
+        }
+        frontier = next;
+    }
+    explored.elapsed = started.elapsed();
+    Ok(explored)
+}
+
+/// Replays `ops`, the last one new; if the state reached was not seen before, checks that
+/// shutting it down ends every request, and returns its full form's key and what the
+/// alphabet needs of it.
+fn transition(
+    bound: &Bound,
+    ops: &[Op],
+    seen: &mut HashSet<u128>,
+    rules: &mut BTreeSet<String>,
+) -> Result<Option<(u128, Live)>, String> {
+    let (last, prefix) = ops.split_last().expect("at least one op");
+    let mut run = Run::new(&bound.setup)?;
+    for (i, op) in prefix.iter().enumerate() {
+        run.apply(op).map_err(|e| {
+            format!("replaying op #{i} {op:?} failed, though it passed before: {e}")
+        })?;
+    }
+    run.apply(last)?;
+    let form = run.canonical(bound.merge, bound.reconfigure)?;
+    rules_exercised(&run.harness, bound.setup.shards, rules);
+    if !seen.insert(merge_key(&form, bound.merge)) {
+        return Ok(None);
+    }
+    let live = run.live(&form);
+    if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
+        eprintln!("new state after {ops:?}: {}", form.text);
+    }
+    run.harness
+        .finish()
+        .map_err(|e| format!("{FINISH_FAILED}{e}"))?;
+    Ok(Some((form.key, live)))
+}
+
+fn merge_key(form: &Canonical, merge: Merge) -> u128 {
+    match merge {
+        Merge::Full => form.key,
+        Merge::Structural => form.structural_key.unwrap_or(form.key),
+    }
+}
+
+fn path_to(nodes: &[Node], mut n: u32) -> Vec<Op> {
+    let mut ops = Vec::new();
+    while n != 0 {
+        ops.push(nodes[n as usize].op);
+        n = nodes[n as usize].parent;
+    }
+    ops.reverse();
+    ops
+}
+
+fn message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Adds to `rules` every rule whose counter is non-zero: a start, each stop, eviction and
+/// skip reason, a paused drain, a drain, a closed buffer. A guard against an exploration
+/// that quietly tests nothing.
+fn rules_exercised(h: &Harness, shards: usize, rules: &mut BTreeSet<String>) {
+    let b = h.buffer();
+    let mut hit = |rule: &dyn std::fmt::Display, count: u64| {
+        if count > 0 {
+            let name = rule.to_string();
+            if !rules.contains(&name) {
+                rules.insert(name);
+            }
+        }
+    };
+    for shard in 0..shards {
+        let Some(s) = b.shard_stats(ShardId::from_index(shard as u32)) else {
+            continue;
+        };
+        hit(&"start", s.starts);
+        hit(&"drained", s.drained);
+        hit(&"drain paused", s.drains_paused);
+        hit(&"dry-run buffered", s.buffered_dry_run);
+        for &r in StopReason::ALL {
+            hit(&format_args!("stop {r}"), s.stops[r]);
+        }
+        for &r in EvictReason::ALL {
+            hit(&format_args!("evict {r}"), s.evicted[r]);
+        }
+        for &r in SkipReason::ALL {
+            hit(&format_args!("skip {r}"), s.skipped[r]);
+        }
+    }
+    hit(&"closed", u64::from(b.is_closed()));
+}
