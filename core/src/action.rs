@@ -5,7 +5,7 @@ use core::time::Duration;
 use crate::error::BufferError;
 use crate::event::FailoverCause;
 use crate::shard::ShardId;
-use crate::stats::StopReason;
+use crate::stats::{PauseEnd, StopReason};
 use crate::ticket::Ticket;
 use crate::time::Timestamp;
 
@@ -82,6 +82,29 @@ pub enum Action {
         /// Requests now waiting in its queue, the one that paused the drain included.
         queued: usize,
     },
+    /// An operator paused `shard` ([`Buffer::pause`](crate::Buffer::pause)): it holds every
+    /// request, first attempts included, until [`PauseEnded`](Self::PauseEnded). A state
+    /// change, like [`FailoverStarted`](Self::FailoverStarted): an adapter that mirrors the
+    /// shard's state (for an idle fast path) must treat the shard as buffering from here.
+    /// Emitted again, with the new bound, when a paused shard is paused again.
+    PauseStarted {
+        /// The shard.
+        shard: ShardId,
+        /// When the pause ends by itself if nobody resumes it.
+        until: Timestamp,
+    },
+    /// `shard`'s operator pause ended: resumed, expired (its `max` ran out: the shard resumed
+    /// by itself) or ended by a shutdown. If no failover episode still buffers the shard, a
+    /// [`StartDrain`](Self::StartDrain) follows at once (possibly of nothing), releasing what
+    /// the pause held; while an episode buffers, the shard goes on buffering until it ends.
+    PauseEnded {
+        /// The shard.
+        shard: ShardId,
+        /// How it ended.
+        reason: PauseEnd,
+        /// Requests waiting in its queue as the pause ended.
+        queued: usize,
+    },
     /// An episode-level event for logs and metrics: telemetry only, never needed to carry
     /// out the buffer's decisions.
     Metric(Metric),
@@ -132,6 +155,8 @@ pub enum TimerKind {
     MaxFailoverDuration,
     /// The shard's paused drain resumes.
     DrainBackoff,
+    /// The shard's operator pause reaches its `max` and ends by itself.
+    PauseExpiry,
 }
 
 /// The next instant the buffer needs a [`tick`](crate::Buffer::tick), and why; see

@@ -9,15 +9,16 @@ use crate::config::{Config, ConfigError, Mode};
 use crate::drain::{DrainAction, DrainError, DrainPlan};
 use crate::error::InputError;
 use crate::event::{FailoverCause, HealthStamp, TopologyEvent};
+use crate::pause::{PauseError, PauseScope};
 #[cfg(doc)]
 use crate::queue::ReleaseReason;
 use crate::queue::{Held, Pool, TicketStatus};
 use crate::shard::{EpisodeView, ShardId, ShardState};
 use crate::shard_buffer::{Active, Ctx, Limits, ShardBuffer};
 use crate::shutdown::{Shutdown, ShutdownProgress};
-use crate::stats::{InputStats, ShardStats, StopReason};
+use crate::stats::{InputStats, PauseEnd, ShardStats, StopReason};
 use crate::ticket::{Ticket, TicketError};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, duration_nanos};
 use crate::timers::Timers;
 
 /// A failover buffer for any number of shards sharing one capacity.
@@ -554,7 +555,7 @@ impl Buffer {
         let (shard, status) = self.live(ticket, true)?;
         let (shards, mut ctx) = self.ctx();
         let sb = &mut shards[shard.index()];
-        if status.in_drain() && sb.may_requeue(shard, now, &ctx) {
+        if status.in_episode_drain() && sb.may_requeue(shard, now, &ctx) {
             let admission = sb.requeue(shard, now, ticket.slot, &mut ctx);
             self.touched(shard);
             return Ok(admission);
@@ -622,8 +623,187 @@ impl Buffer {
         Ok(())
     }
 
-    /// Time passed: fires due window expiries, max-failover-duration stops and drain
-    /// back-offs. Visits only the shards with a timer due, earliest first (ties by shard
+    /// An operator pause, for planned maintenance: the shards of `scope` hold every request,
+    /// first attempts included, until [`resume`](Self::resume) or until `max` has passed,
+    /// whichever is first. PgBouncer's `PAUSE`, with a bound: a forgotten pause ends by
+    /// itself. Returns how many shards the call paused (or paused again).
+    ///
+    /// A paused shard holds as a failover episode does, in the same queue, slots,
+    /// per-request windows, eviction policy, caps and byte budget, and with the same
+    /// counters (`buffered`, `evicted`, `drained`, `skipped`); its
+    /// [`shard_state`](Self::shard_state) is [`ShardState::Buffering`], and
+    /// [`pause_expiry`](Self::pause_expiry) says until when. [`Action::PauseStarted`] is
+    /// emitted for each shard, with its bound. The idle path stays one load: a first attempt
+    /// on a shard that is neither buffering nor paused costs what it did.
+    ///
+    /// * **Bound.** `max` must be above zero and at most [`Config::max_pause`]. At `now +
+    ///   max` a [`tick`](Self::tick) ends the pause by itself ([`Action::PauseEnded`] with
+    ///   [`PauseEnd::Expired`], counted in [`ShardStats::pauses_ended`]); the deadline is in
+    ///   [`poll_timeout`](Self::poll_timeout) ([`TimerKind::PauseExpiry`](crate::TimerKind::PauseExpiry)).
+    ///   Pausing a paused shard again gives it the new bound, from now (it is the same
+    ///   pause: [`ShardStats::pauses_started`] counts it once).
+    /// * **With a failover.** A pause and a failover episode coexist, and the shard releases
+    ///   only when both have ended. An episode that starts during the pause (a failover
+    ///   error, a not-serving stamp, under the usual min-time rules) is tracked as usual and
+    ///   may end during the pause (counted, [`Metric::BufferingStopped`](crate::Metric::BufferingStopped)),
+    ///   but its drain waits for the pause to end. A pause that ends while an episode still
+    ///   buffers leaves the shard buffering until the episode ends. A pause during a drain
+    ///   stops releasing (the retries already released finish as usual) and holds new
+    ///   requests; the drain goes on when the pause ends. With no episode behind it, what the
+    ///   pause held drains when it ends ([`Action::StartDrain`], at most `drain_concurrency`
+    ///   retrying at once, released as
+    ///   [`ReleaseReason::PauseEnded`](crate::ReleaseReason::PauseEnded)); during that
+    ///   drain, new requests proceed, failover errors included.
+    /// * **Windows.** Each request is still held for at most its `window`: a pause longer
+    ///   than the window releases requests to retry as they reach it
+    ///   ([`EvictReason::WindowExceeded`](crate::EvictReason::WindowExceeded)). Set
+    ///   `window` to what a client may wait.
+    /// * **Scope.** [`PauseScope::All`] pauses every enabled shard registered now (disabled
+    ///   and dry-run shards are skipped); a shard registered later is not paused.
+    /// * **Shutdown.** [`shutdown`](Self::shutdown) ends every pause
+    ///   ([`PauseEnd::Shutdown`]) and refuses new ones; a cancelled shutdown does not bring
+    ///   them back.
+    /// * **Reconfigure.** A lower [`Config::max_pause`] bounds the pauses in progress from
+    ///   their start; one already past it ends in the [`reconfigure`](Self::reconfigure)
+    ///   call ([`PauseEnd::Expired`]).
+    ///
+    /// Refused, changing nothing: an unknown shard ([`PauseError::UnknownShard`]), a `max`
+    /// of zero or above the bound, a shard that is not [`Mode::Enabled`], and any pause once
+    /// a shutdown has begun. Costs O(1) per shard paused (plus the requests its window
+    /// releases at once: entries a drain had not released yet are held again).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use failover_buffer::{Action, Admission, Buffer, Config, PauseEnd, PauseScope, ShardState, Timestamp, Verdict};
+    ///
+    /// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let t = Timestamp::from_secs;
+    ///
+    /// // Planned maintenance: hold everything for at most 30 s.
+    /// buffer.pause(t(1), PauseScope::Shard(shard), Duration::from_secs(30))?;
+    /// assert_eq!(buffer.shard_state(shard), Some(ShardState::Buffering));
+    /// // Even a first attempt is held now.
+    /// let Admission::Wait(ticket) = buffer.request(t(2), shard, None)? else { unreachable!() };
+    ///
+    /// // Done early: resume, and the held request is released to retry.
+    /// assert_eq!(buffer.resume(t(5), PauseScope::Shard(shard))?, 1);
+    /// let actions: Vec<_> = std::iter::from_fn(|| buffer.poll_action()).collect();
+    /// assert!(actions.contains(&Action::Wake { ticket, verdict: Verdict::Retry }));
+    /// buffer.retry_done(t(5), ticket)?;
+    /// assert_eq!(buffer.shard_state(shard), Some(ShardState::Idle));
+    ///
+    /// // A forgotten pause ends by itself at its bound.
+    /// buffer.pause(t(10), PauseScope::All, Duration::from_secs(30))?;
+    /// assert_eq!(buffer.poll_timeout(), Some(t(40)));
+    /// buffer.tick(t(40));
+    /// assert_eq!(buffer.shard_state(shard), Some(ShardState::Idle));
+    /// assert_eq!(buffer.shard_stats(shard).unwrap().pauses_ended[PauseEnd::Expired], 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pause(
+        &mut self,
+        now: Timestamp,
+        scope: PauseScope,
+        max: core::time::Duration,
+    ) -> Result<usize, PauseError> {
+        let now = self.observe(now);
+        if let PauseScope::Shard(id) = scope {
+            let Some(sb) = self.shards.get(id.index()) else {
+                self.input_stats.unknown_shards += 1;
+                return Err(PauseError::UnknownShard);
+            };
+            if sb.mode != Mode::Enabled {
+                return Err(PauseError::NotEnabled(sb.mode));
+            }
+        }
+        if max.is_zero() {
+            return Err(PauseError::MaxZero);
+        }
+        if max > self.config.max_pause {
+            return Err(PauseError::MaxAboveBound {
+                max,
+                bound: self.config.max_pause,
+            });
+        }
+        if self.shut_down || self.closed {
+            return Err(PauseError::ShuttingDown);
+        }
+        let until = now.plus_nanos(duration_nanos(max));
+        let (first, end) = match scope {
+            PauseScope::Shard(id) => (id.index(), id.index() + 1),
+            PauseScope::All => (0, self.shards.len()),
+        };
+        let mut paused = 0;
+        for i in first..end {
+            if self.shards[i].mode != Mode::Enabled {
+                continue;
+            }
+            let id = ShardId::from_index(i as u32);
+            let (shards, mut ctx) = self.ctx();
+            shards[i].pause_by_operator(id, now, until, &mut ctx);
+            self.touched(id);
+            paused += 1;
+        }
+        Ok(paused)
+    }
+
+    /// Ends the operator pauses of `scope` ([`pause`](Self::pause)): each shard goes back to
+    /// what it was doing under the pause ([`Action::PauseEnded`] with
+    /// [`PauseEnd::Resumed`]). With no failover episode still buffering it, it drains what
+    /// the pause held ([`Action::StartDrain`], paced by `drain_concurrency`); while one
+    /// buffers, it goes on buffering until the episode ends.
+    ///
+    /// Returns how many pauses it ended. Resuming a shard that is not paused (never paused,
+    /// resumed already, its pause expired, or ended by a shutdown) is not an error: it
+    /// returns `Ok(0)` and changes nothing, so an operator's resume that races the pause's
+    /// expiry is harmless. Refused only for a shard this buffer never issued
+    /// ([`PauseError::UnknownShard`]). O(1) per shard resumed, plus the requests released;
+    /// [`PauseScope::All`] visits only the shards that hold (buffering or paused).
+    pub fn resume(&mut self, now: Timestamp, scope: PauseScope) -> Result<usize, PauseError> {
+        let now = self.observe(now);
+        let mut resumed = 0;
+        match scope {
+            PauseScope::Shard(id) => {
+                if id.index() >= self.shards.len() {
+                    self.input_stats.unknown_shards += 1;
+                    return Err(PauseError::UnknownShard);
+                }
+                let (shards, mut ctx) = self.ctx();
+                resumed += usize::from(shards[id.index()].end_pause(id, now, PauseEnd::Resumed, &mut ctx));
+                self.touched(id);
+            }
+            PauseScope::All => resumed = self.end_pauses(now, PauseEnd::Resumed),
+        }
+        self.settle();
+        Ok(resumed)
+    }
+
+    /// When `shard`'s operator pause ends by itself, if it is paused ([`pause`](Self::pause)).
+    pub fn pause_expiry(&self, shard: ShardId) -> Option<Timestamp> {
+        self.shards.get(shard.index())?.pause_expiry()
+    }
+
+    /// Ends every operator pause (each paused shard is buffering, so on the active list);
+    /// returns how many.
+    fn end_pauses(&mut self, now: Timestamp, reason: PauseEnd) -> usize {
+        let mut ended = 0;
+        let mut i = 0;
+        while i < self.active.list.len() {
+            let id = self.active.list[i];
+            let (shards, mut ctx) = self.ctx();
+            ended += usize::from(shards[id.index()].end_pause(id, now, reason, &mut ctx));
+            self.touched(id);
+            // A shard that stopped holding left the list, and the last one took its place.
+            if self.active.list.get(i) == Some(&id) {
+                i += 1;
+            }
+        }
+        ended
+    }
+
+    /// Time passed: fires due window expiries, max-failover-duration stops, drain
+    /// back-offs and the ends of operator pauses. Visits only the shards with a timer due, earliest first (ties by shard
     /// id), and only the expired entries of each: O(1) when nothing is due, however many
     /// shards buffer.
     pub fn tick(&mut self, now: Timestamp) {
@@ -777,6 +957,12 @@ impl Buffer {
         if self.limits.window < old.window {
             self.pool.cap_deadlines(now.plus_nanos(self.limits.window));
         }
+        if self.limits.max_pause < old.max_pause {
+            for i in 0..self.shards.len() {
+                let (shards, mut ctx) = self.ctx();
+                shards[i].bound_pause(ShardId::from_index(i as u32), now, &mut ctx);
+            }
+        }
         // A lower cap: a shard above it evicts its own oldest queued requests until it is
         // not (those released keep their slots until their retries finish).
         for i in 0..self.shards.len() {
@@ -891,6 +1077,11 @@ impl Buffer {
         // Not running (`shut_down` is false) and not finished (that sets `shut_down` for
         // good), so the plan begins.
         let _ = shutdown.plan.begin(now);
+        // Shutdown ends the operator pauses: what they held drains with the rest.
+        self.end_pauses(now, PauseEnd::Shutdown);
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return;
+        };
         shutdown.stopped.extend(
             self.active
                 .list

@@ -51,6 +51,10 @@ impl Buffer {
     /// 8. A quiet shard (idle, holding nothing) has `buffered == evicted + drained`.
     /// 9. No shard holds more than `max_per_shard` slots (or, after a reconfiguration lowered
     ///    it, nothing of the shard is queued while its retries released before hold more).
+    /// 11. A pause never outlives its bound: a paused shard's pause ends no later than
+    ///     `max_pause` after it began, and after a `tick(t)` no pause is due at or before
+    ///     `t`; a paused shard is enabled and holding (buffering); the pause counters agree
+    ///     (`pauses_started` = `pauses_ended` + 1 while paused, + 0 otherwise).
     /// 10. The bytes held never exceed `max_bytes` (or, after a reconfiguration lowered it,
     ///     nothing is queued while retries released before hold more), and each shard's
     ///     `bytes_held` is the sum of its entries' sizes, at most its `peak_bytes`.
@@ -165,7 +169,26 @@ impl Buffer {
                     return fail(5, s, "a queued request outlived its window past a tick");
                 }
             }
+            if let Some(pause) = sb.hold.pause {
+                if sb.state != ShardState::Buffering || sb.mode != Mode::Enabled {
+                    return fail(11, s, "a paused shard is not holding");
+                }
+                if pause.until > pause.since.plus_nanos(p.limits.max_pause) {
+                    return fail(11, s, "a pause outlives max_pause");
+                }
+                if p.last_tick.is_some_and(|t| pause.until <= t) {
+                    return fail(11, s, "a pause outlived its bound past a tick");
+                }
+            }
+            if sb.hold.pause_drain && sb.phase() != ShardState::Draining {
+                return fail(11, s, "a pause's drain is marked on a shard not draining");
+            }
             let st = &sb.stats;
+            if st.pauses_started
+                != st.pauses_ended.total() + u64::from(sb.hold.pause.is_some())
+            {
+                return fail(11, s, "pauses started != pauses ended (+1 while paused)");
+            }
             if sb.state == ShardState::Idle
                 && held == 0
                 && st.buffered != st.evicted.total() + st.drained
@@ -299,6 +322,20 @@ mod tests {
             .check_invariants()
             .expect_err("the corruption went unnoticed");
         (v.invariant, v.detail)
+    }
+
+    #[test]
+    fn a_pause_past_its_bound_is_caught() {
+        let (mut b, shard, _) = buffering(0, 1);
+        let max = core::time::Duration::from_secs(30);
+        assert_eq!(b.pause(T0, crate::PauseScope::Shard(shard), max), Ok(1));
+        assert_eq!(b.check_invariants(), Ok(()));
+        b.corrupt().2.max_pause = 29_000_000_000;
+        assert_eq!(caught(&b), (11, "a pause outlives max_pause"));
+        b.corrupt().2.max_pause = 30_000_000_000;
+        assert_eq!(b.check_invariants(), Ok(()));
+        b.set_last_tick(T0 + max);
+        assert_eq!(caught(&b), (11, "a pause outlived its bound past a tick"));
     }
 
     #[test]

@@ -103,6 +103,13 @@ pub struct Config {
     /// (evicting nothing) if even that cannot make it fit, or if it is larger than the whole
     /// budget. `None` (the default, as in Vitess): no budget. Not in Vitess.
     pub max_bytes: Option<u64>,
+    /// The longest an operator pause ([`Buffer::pause`](crate::Buffer::pause)) may be asked
+    /// to last: a pause's own `max` must be at most this, so that no pause, however it was
+    /// typed, holds clients for longer. PgBouncer's `PAUSE` has no bound: a forgotten one
+    /// hangs every client. Default 10 minutes; must be above zero
+    /// ([`ConfigError::MaxPauseZero`]). [`reconfigure`](crate::Buffer::reconfigure) applies
+    /// a lower bound to the pauses in progress, from their start. Not in Vitess.
+    pub max_pause: Duration,
 }
 
 impl Default for Config {
@@ -122,6 +129,7 @@ impl Default for Config {
             eviction: Eviction::OldestOfShard,
             max_per_shard: None,
             max_bytes: None,
+            max_pause: Duration::from_secs(600),
         }
     }
 }
@@ -166,6 +174,8 @@ pub enum ConfigError {
     MaxPerShardZero,
     /// `max_bytes` is `Some(0)`: only requests of no size could be held.
     MaxBytesZero,
+    /// `max_pause` is zero: no operator pause could be asked for.
+    MaxPauseZero,
 }
 
 impl fmt::Display for ConfigError {
@@ -210,6 +220,7 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxBytesZero => {
                 f.write_str("max bytes held must be >= 1 (specified value: 0)")
             }
+            ConfigError::MaxPauseZero => f.write_str("max pause must be > 0"),
             ConfigError::MaxPerShardZero => {
                 f.write_str("max requests per shard must be >= 1 (specified value: 0)")
             }
@@ -264,6 +275,9 @@ impl Config {
         }
         if self.max_bytes == Some(0) {
             return Err(ConfigError::MaxBytesZero);
+        }
+        if self.max_pause.is_zero() {
+            return Err(ConfigError::MaxPauseZero);
         }
         Ok(())
     }

@@ -9,7 +9,8 @@ use core::time::Duration;
 use crate::action::{Action, Metric};
 use crate::event::FailoverCause;
 use crate::shard::ShardId;
-use crate::stats::StopReason;
+use crate::stats::{PauseEnd, StopReason};
+use crate::time::Timestamp;
 
 /// One step of a shard's failover episode, in the order the buffer took them.
 ///
@@ -63,6 +64,24 @@ pub enum EpisodeEvent {
         /// From the (last) start of the drain to its end.
         duration: Duration,
     },
+    /// An operator paused `shard` ([`Buffer::pause`](crate::Buffer::pause)), or paused it
+    /// again with a new bound: it holds every request until the pause ends.
+    PauseStarted {
+        /// The shard.
+        shard: ShardId,
+        /// When the pause ends by itself.
+        until: Timestamp,
+    },
+    /// `shard`'s operator pause ended: resumed, expired at its bound, or ended by a shutdown.
+    /// A `DrainStarted` follows unless a failover episode still buffers the shard.
+    PauseEnded {
+        /// The shard.
+        shard: ShardId,
+        /// How it ended.
+        reason: PauseEnd,
+        /// Requests held as it ended.
+        queued: usize,
+    },
     /// A shutdown has finished: every held request has ended. The last event.
     Closed,
 }
@@ -103,6 +122,16 @@ impl EpisodeEvent {
             Action::Metric(Metric::DrainFinished { shard, duration }) => {
                 EpisodeEvent::DrainFinished { shard, duration }
             }
+            Action::PauseStarted { shard, until } => EpisodeEvent::PauseStarted { shard, until },
+            Action::PauseEnded {
+                shard,
+                reason,
+                queued,
+            } => EpisodeEvent::PauseEnded {
+                shard,
+                reason,
+                queued,
+            },
             Action::Closed => EpisodeEvent::Closed,
         })
     }
@@ -114,7 +143,9 @@ impl EpisodeEvent {
             | EpisodeEvent::BufferingStopped { shard, .. }
             | EpisodeEvent::DrainStarted { shard, .. }
             | EpisodeEvent::DrainPaused { shard, .. }
-            | EpisodeEvent::DrainFinished { shard, .. } => Some(shard),
+            | EpisodeEvent::DrainFinished { shard, .. }
+            | EpisodeEvent::PauseStarted { shard, .. }
+            | EpisodeEvent::PauseEnded { shard, .. } => Some(shard),
             EpisodeEvent::Closed => None,
         }
     }

@@ -39,6 +39,7 @@ mod episode;
 mod error;
 mod event;
 mod filter;
+mod pause;
 mod policy;
 mod queue;
 mod shard;
@@ -58,12 +59,13 @@ pub use episode::EpisodeEvent;
 pub use error::{BufferError, InputError};
 pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
+pub use pause::{PauseError, PauseScope};
 pub use policy::{Eviction, UnknownEviction};
 pub use queue::{ReleaseReason, TicketStatus};
 pub use shard::{EpisodeView, ShardId, ShardState};
 pub use shutdown::{ShutdownPhase, ShutdownProgress};
 pub use stats::{
-    ByReason, EvictReason, InputStats, Reason, SampleKind, ShardStats, SkipReason, StatSample,
+    ByReason, EvictReason, InputStats, PauseEnd, Reason, SampleKind, ShardStats, SkipReason, StatSample,
     StopReason,
 };
 pub use ticket::{Ticket, TicketError};

@@ -62,6 +62,10 @@ pub enum ReleaseReason {
     /// [`MoveTablesSwitchedTraffic`](StopReason::MoveTablesSwitchedTraffic) or
     /// [`Shutdown`](StopReason::Shutdown).
     Drain(StopReason),
+    /// Its shard's operator pause ended ([`Buffer::resume`](crate::Buffer::resume), or its
+    /// `max` ran out) with no failover behind it, and the drain that follows released it: the
+    /// primary was never known to be away, the operator held it.
+    PauseEnded,
 }
 
 /// A live entry's place in its life.
@@ -72,8 +76,17 @@ pub(crate) enum Held {
 }
 
 impl Held {
-    /// Released by a drain: counts against `drain_concurrency`.
+    /// Released by a drain (an episode's, or the one after a pause): counts against
+    /// `drain_concurrency`.
     pub(crate) fn in_drain(self) -> bool {
+        matches!(
+            self,
+            Held::Retrying(ReleaseReason::Drain(_) | ReleaseReason::PauseEnded)
+        )
+    }
+
+    /// Released by an episode's drain: its failing again may call that drain off.
+    pub(crate) fn in_episode_drain(self) -> bool {
         matches!(self, Held::Retrying(ReleaseReason::Drain(_)))
     }
 

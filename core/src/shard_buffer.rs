@@ -13,10 +13,11 @@ use crate::action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 use crate::config::{Config, Mode};
 use crate::error::BufferError;
 use crate::event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
+use crate::pause::{Hold, Pause};
 use crate::policy::{Eviction, Room, Sharing};
 use crate::queue::{Held, Pool, Queue, ReleaseReason};
 use crate::shard::{EpisodeView, ShardId, ShardState};
-use crate::stats::{EvictReason, ShardStats, SkipReason, StopReason};
+use crate::stats::{EvictReason, PauseEnd, ShardStats, SkipReason, StopReason};
 use crate::time::{Timestamp, duration_nanos};
 
 /// The config, in the units the hot path wants.
@@ -30,6 +31,7 @@ pub(crate) struct Limits {
     pub(crate) drain_backoff: u64,
     pub(crate) proactive_start: bool,
     pub(crate) sharing: Sharing,
+    pub(crate) max_pause: u64,
 }
 
 impl Limits {
@@ -47,6 +49,7 @@ impl Limits {
                 max_per_shard: config.max_per_shard.unwrap_or(usize::MAX),
                 max_bytes: config.max_bytes.unwrap_or(u64::MAX),
             },
+            max_pause: duration_nanos(config.max_pause),
         }
     }
 }
@@ -174,6 +177,8 @@ pub(crate) struct ShardBuffer {
     primary: Option<PrimaryId>,
     highest_term: Option<u64>,
     pub(crate) stats: ShardStats,
+    /// The operator pause, if any (see [`Buffer::pause`](crate::Buffer::pause)).
+    pub(crate) hold: Hold,
 }
 
 impl ShardBuffer {
@@ -192,6 +197,116 @@ impl ShardBuffer {
             primary: None,
             highest_term: None,
             stats: ShardStats::default(),
+            hold: Hold::default(),
+        }
+    }
+
+    /// The failover machine's own state: `state`, unless a pause holds the shard (then
+    /// `state` is `Buffering` and this is what lies under the pause).
+    pub(crate) fn phase(&self) -> ShardState {
+        match self.hold.pause {
+            Some(p) => p.under,
+            None => self.state,
+        }
+    }
+
+    /// Moves the failover machine to `phase`: under a pause, the shard goes on holding.
+    fn set_phase(&mut self, phase: ShardState) {
+        match &mut self.hold.pause {
+            Some(p) => p.under = phase,
+            None => self.state = phase,
+        }
+    }
+
+    /// When this shard's operator pause ends by itself, if it is paused.
+    pub(crate) fn pause_expiry(&self) -> Option<Timestamp> {
+        self.hold.pause.map(|p| p.until)
+    }
+
+    /// An operator pause until `until` (already bounded by the caller): the shard holds
+    /// every request from now on. Returns whether it was not paused before (a paused shard
+    /// only gets the new bound). Entries a drain had not released yet are held again, and
+    /// any past its window is released at once, as a buffering shard holds nobody past it.
+    pub(crate) fn pause_by_operator(
+        &mut self,
+        id: ShardId,
+        now: Timestamp,
+        until: Timestamp,
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
+        let started = match &mut self.hold.pause {
+            Some(p) => {
+                p.since = now;
+                p.until = until;
+                false
+            }
+            None => {
+                self.hold.pause = Some(Pause {
+                    since: now,
+                    until,
+                    under: self.state,
+                });
+                self.state = ShardState::Buffering;
+                self.stats.pauses_started += 1;
+                ctx.active.insert(id);
+                true
+            }
+        };
+        ctx.out.push_back(Action::PauseStarted { shard: id, until });
+        self.expire_window(now, ctx);
+        started
+    }
+
+    /// Ends the operator pause, if any: the shard goes back to what lies under it. Still
+    /// buffering for an episode, it goes on buffering; otherwise it drains what it holds
+    /// (an episode's drain, or the pause's own) with the usual concurrency.
+    pub(crate) fn end_pause(
+        &mut self,
+        id: ShardId,
+        now: Timestamp,
+        reason: PauseEnd,
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
+        let Some(pause) = self.hold.pause.take() else {
+            return false;
+        };
+        self.stats.pauses_ended.bump(reason);
+        ctx.out.push_back(Action::PauseEnded {
+            shard: id,
+            reason,
+            queued: self.queue.len(),
+        });
+        match pause.under {
+            ShardState::Buffering => {}
+            under => {
+                if under == ShardState::Idle {
+                    // What the pause held with no failover behind it: released to retry,
+                    // whatever the last episode's drain was told.
+                    self.hold.pause_drain = true;
+                    self.episode.release = Verdict::Retry;
+                }
+                self.state = ShardState::Draining;
+                self.episode.drain_start = now;
+                ctx.active.remove(id);
+                ctx.out.push_back(Action::StartDrain {
+                    shard: id,
+                    queued: self.queue.len(),
+                });
+                self.release(now, ctx, id);
+            }
+        }
+        true
+    }
+
+    /// A lower `max_pause`: the pause in progress ends `max_pause` after it began, at the
+    /// latest; one already past that ends now.
+    pub(crate) fn bound_pause(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) {
+        let Some(p) = &mut self.hold.pause else {
+            return;
+        };
+        p.until = p.until.min(p.since.plus_nanos(ctx.limits.max_pause));
+        if p.until <= now {
+            self.end_pause(id, now, PauseEnd::Expired, ctx);
         }
     }
 
@@ -235,6 +350,16 @@ impl ShardBuffer {
         }
         let mut paused = false;
         match (self.state, cause) {
+            (ShardState::Buffering, Some(cause))
+                if self.hold.pause.is_some() && self.phase() == ShardState::Idle =>
+            {
+                // Paused with no episode: the failover is real and is tracked as one (under
+                // the min-time rules), so the shard goes on buffering after a resume until
+                // it ends. Held either way: the pause holds everything.
+                if self.too_recent(now, ctx.limits).is_none() {
+                    self.start(id, now, cause, ctx);
+                }
+            }
             (ShardState::Buffering, _) => {}
             (_, None) => return Admission::Proceed,
             (ShardState::Idle, Some(cause)) => {
@@ -249,7 +374,8 @@ impl ShardBuffer {
                 // taken for a race with the end. Early in an episode it is more likely that
                 // the new primary is not writable yet, so the drain is called off instead
                 // (DESIGN §5, drain back-off). Past max duration Vitess's rule applies.
-                if self.mode != Mode::Enabled {
+                // The drain of what a pause held has no episode to call off: Vitess's rule.
+                if self.mode != Mode::Enabled || self.hold.pause_drain {
                     return Admission::Proceed;
                 }
                 // Resharded away: the request can only be re-planned by the router, now.
@@ -312,7 +438,7 @@ impl ShardBuffer {
         slot: u32,
         ctx: &mut Ctx<'_>,
     ) -> Admission {
-        let was_draining = self.state == ShardState::Draining;
+        let was_draining = self.phase() == ShardState::Draining;
         self.drain_in_flight -= 1;
         self.shrink_excess(ctx.limits);
         if was_draining {
@@ -391,7 +517,8 @@ impl ShardBuffer {
 
     /// Idle → Buffering.
     fn start(&mut self, id: ShardId, now: Timestamp, cause: FailoverCause, ctx: &mut Ctx<'_>) {
-        self.state = ShardState::Buffering;
+        self.set_phase(ShardState::Buffering);
+        self.hold.pause_drain = false;
         self.episode = Episode::new(now, self.highest_term);
         self.stats.starts += 1;
         self.stats.last_requests_in_flight_max = 0;
@@ -405,7 +532,7 @@ impl ShardBuffer {
     /// stay queued in order, and those released keep their slots until their retries finish.
     /// A drain paused again moves its resume instant.
     fn pause(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) {
-        self.state = ShardState::Buffering;
+        self.set_phase(ShardState::Buffering);
         self.episode.resume_at = Some(now.plus_nanos(ctx.limits.drain_backoff));
         self.stats.drains_paused += 1;
         ctx.active.insert(id);
@@ -515,7 +642,7 @@ impl ShardBuffer {
         }
         self.primary = Some(stamp.primary);
         self.highest_term = Some(stamp.term);
-        if self.state == ShardState::Idle && !stamp.serving {
+        if self.phase() == ShardState::Idle && !stamp.serving {
             // Vitess's proactive start (issues 9071, 9112): a primary known to be going away
             // holds even first attempts, under the same min-time rules as a failover error
             // arriving right after this stamp (nothing is counted as skipped: no request was
@@ -529,7 +656,7 @@ impl ShardBuffer {
             }
             return Ok(());
         }
-        if self.state != ShardState::Buffering {
+        if self.phase() != ShardState::Buffering {
             return Ok(());
         }
         if !stamp.serving {
@@ -559,7 +686,7 @@ impl ShardBuffer {
         if ctx.shut_down {
             return;
         }
-        match (self.state, event) {
+        match (self.phase(), event) {
             (ShardState::Buffering, TopologyEvent::ShardMissing) => {
                 self.stop(id, now, StopReason::ReshardingComplete, ctx);
             }
@@ -584,7 +711,7 @@ impl ShardBuffer {
         reason: StopReason,
         ctx: &mut Ctx<'_>,
     ) {
-        if self.state != ShardState::Buffering {
+        if self.phase() != ShardState::Buffering {
             return;
         }
         if self.episode.stopped.is_none() {
@@ -618,6 +745,11 @@ impl ShardBuffer {
         self.episode.last_stop = Some(reason);
         self.last_end = Some(now);
         self.episode.resume_at = None;
+        if let Some(pause) = &mut self.hold.pause {
+            // The episode is over, but the pause holds on: it drains when the pause ends.
+            pause.under = ShardState::Draining;
+            return;
+        }
         self.episode.drain_start = now;
         self.state = ShardState::Draining;
         ctx.active.remove(id);
@@ -631,7 +763,14 @@ impl ShardBuffer {
     /// Releases queued requests in FIFO order while fewer than `drain_concurrency` retries
     /// run, and goes idle once all have finished.
     pub(crate) fn release(&mut self, now: Timestamp, ctx: &mut Ctx<'_>, id: ShardId) {
-        let reason = self.episode.last_stop.unwrap_or(StopReason::NewPrimarySeen);
+        if self.hold.pause.is_some() {
+            // Paused: nothing is released until the pause ends.
+            return;
+        }
+        let reason = match self.hold.pause_drain {
+            true => ReleaseReason::PauseEnded,
+            false => ReleaseReason::Drain(self.episode.last_stop.unwrap_or(StopReason::NewPrimarySeen)),
+        };
         loop {
             // A failure never reaches the primary, so it takes no share of the concurrency.
             let retry = self.episode.release == Verdict::Retry;
@@ -645,8 +784,7 @@ impl ShardBuffer {
             self.note_release(now);
             match self.episode.release {
                 Verdict::Retry => {
-                    ctx.pool
-                        .set_status(ticket.slot, Held::Retrying(ReleaseReason::Drain(reason)));
+                    ctx.pool.set_status(ticket.slot, Held::Retrying(reason));
                     self.drain_in_flight += 1;
                 }
                 // A failure ends the ticket at once.
@@ -660,10 +798,13 @@ impl ShardBuffer {
         if self.queue.is_empty() && self.drain_in_flight == 0 {
             self.state = ShardState::Idle;
             // The episode as its clients saw it: first hold to last release, pauses included.
-            self.stats.last_failover_held_duration = match self.episode.first_hold {
-                Some(first) => self.episode.last_release.saturating_duration_since(first),
-                None => Duration::ZERO,
-            };
+            // (A pause's own drain is no episode's.)
+            if !core::mem::take(&mut self.hold.pause_drain) {
+                self.stats.last_failover_held_duration = match self.episode.first_hold {
+                    Some(first) => self.episode.last_release.saturating_duration_since(first),
+                    None => Duration::ZERO,
+                };
+            }
             ctx.out.push_back(Action::Metric(Metric::DrainFinished {
                 shard: id,
                 duration: now.saturating_duration_since(self.episode.drain_start),
@@ -741,7 +882,7 @@ impl ShardBuffer {
                 }
             }
             Held::Retrying(ReleaseReason::Window) => self.free(slot, ctx),
-            Held::Retrying(ReleaseReason::Drain(_)) => {
+            Held::Retrying(ReleaseReason::Drain(_) | ReleaseReason::PauseEnded) => {
                 self.free(slot, ctx);
                 self.drain_in_flight -= 1;
                 self.shrink_excess(ctx.limits);
@@ -758,12 +899,20 @@ impl ShardBuffer {
         if self.state != ShardState::Buffering {
             return;
         }
-        if self.past_max_duration(now, ctx.limits) {
-            self.stop(id, now, StopReason::MaxDurationExceeded, ctx);
-        } else if self.episode.resume_at.is_some_and(|at| now >= at) {
-            let reason = self.episode.stopped.unwrap_or(StopReason::NewPrimarySeen);
-            self.stop(id, now, reason, ctx);
-        } else {
+        if self.hold.pause.is_some_and(|p| now >= p.until) {
+            self.end_pause(id, now, PauseEnd::Expired, ctx);
+        }
+        if self.phase() == ShardState::Buffering {
+            if self.past_max_duration(now, ctx.limits) {
+                self.stop(id, now, StopReason::MaxDurationExceeded, ctx);
+            } else if self.episode.resume_at.is_some_and(|at| now >= at) {
+                let reason = self.episode.stopped.unwrap_or(StopReason::NewPrimarySeen);
+                self.stop(id, now, reason, ctx);
+            }
+        }
+        // Still holding (an episode's timers did not fire, or a pause holds on): nobody is
+        // held past their window.
+        if self.state == ShardState::Buffering {
             self.expire_window(now, ctx);
         }
     }
@@ -800,16 +949,28 @@ impl ShardBuffer {
             return None;
         }
         let mut next = Deadline {
-            at: self.max_duration_deadline(limits),
+            at: Timestamp::MAX,
             shard: id,
             kind: TimerKind::MaxFailoverDuration,
         };
-        if let Some(at) = self.episode.resume_at {
-            if at < next.at {
+        if self.phase() == ShardState::Buffering {
+            next.at = self.max_duration_deadline(limits);
+            if let Some(at) = self.episode.resume_at {
+                if at < next.at {
+                    next = Deadline {
+                        at,
+                        shard: id,
+                        kind: TimerKind::DrainBackoff,
+                    };
+                }
+            }
+        }
+        if let Some(pause) = self.hold.pause {
+            if pause.until < next.at {
                 next = Deadline {
-                    at,
+                    at: pause.until,
                     shard: id,
-                    kind: TimerKind::DrainBackoff,
+                    kind: TimerKind::PauseExpiry,
                 };
             }
         }

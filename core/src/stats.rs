@@ -86,6 +86,19 @@ reason_enum! {
 }
 
 reason_enum! {
+    /// How an operator pause ([`Buffer::pause`](crate::Buffer::pause)) ended. Not in Vitess.
+    PauseEnd {
+        /// [`Buffer::resume`](crate::Buffer::resume) ended it.
+        Resumed = "Resumed",
+        /// Its `max` ran out: the shard resumed by itself. More than zero means a pause was
+        /// forgotten, or planned maintenance ran longer than planned.
+        Expired = "Expired",
+        /// [`Buffer::shutdown`](crate::Buffer::shutdown) ended it.
+        Shutdown = "Shutdown",
+    }
+}
+
+reason_enum! {
     /// Why a request with a failover cause was not held (Vitess `BufferRequestsSkipped`
     /// reasons).
     SkipReason {
@@ -246,6 +259,14 @@ pub struct ShardStats {
     pub bytes_held: u64,
     /// The most bytes this shard has held at once. Not in Vitess.
     pub peak_bytes: u64,
+    /// Operator pauses begun on this shard ([`Buffer::pause`](crate::Buffer::pause) of a
+    /// shard that was not paused; pausing a paused shard again moves its bound and is the
+    /// same pause). Not in Vitess.
+    pub pauses_started: u64,
+    /// Operator pauses ended, by how: resumed, expired (their `max` ran out) or ended by a
+    /// shutdown. `pauses_started - pauses_ended.total()` is 1 while the shard is paused, else
+    /// 0. Not in Vitess.
+    pub pauses_ended: ByReason<PauseEnd>,
 }
 
 /// Refused inputs, by kind: each is also answered with an [`InputError`](crate::InputError)
@@ -373,6 +394,13 @@ impl ShardStats {
             .chain(by_reason("failover_buffer_stops", self.stops))
             .chain(by_reason("failover_buffer_requests_evicted", self.evicted))
             .chain(by_reason("failover_buffer_requests_skipped", self.skipped))
+            .chain(core::iter::once(StatSample {
+                name: "failover_buffer_pauses_started",
+                reason: None,
+                kind: Counter,
+                value: self.pauses_started,
+            }))
+            .chain(by_reason("failover_buffer_pauses_ended", self.pauses_ended))
     }
 }
 

@@ -238,6 +238,27 @@ impl Harness {
         r
     }
 
+    /// `Buffer::pause` at `now`.
+    pub fn pause(
+        &mut self,
+        scope: failover_buffer::PauseScope,
+        max: Duration,
+    ) -> Result<usize, failover_buffer::PauseError> {
+        let r = self.buffer.pause(self.now, scope, max);
+        self.after_input();
+        r
+    }
+
+    /// `Buffer::resume` at `now`.
+    pub fn resume(
+        &mut self,
+        scope: failover_buffer::PauseScope,
+    ) -> Result<usize, failover_buffer::PauseError> {
+        let r = self.buffer.resume(self.now, scope);
+        self.after_input();
+        r
+    }
+
     pub fn shutdown(&mut self) {
         self.buffer.shutdown(self.now);
         self.after_input();
