@@ -77,6 +77,7 @@
 
 mod buffer;
 mod clock;
+mod pause;
 pub mod plan;
 mod retry;
 mod shard;
@@ -95,9 +96,9 @@ pub use shutdown::{Shutdown, ShutdownEnd};
 pub use failover_buffer;
 pub use failover_buffer::{
     BufferError, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
-    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PrimaryId, ReleaseReason,
-    ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress, SkipReason,
-    StopReason, Ticket, Timestamp, TopologyEvent,
+    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PauseEnd, PauseError, PrimaryId,
+    ReleaseReason, ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress,
+    SkipReason, StopReason, Ticket, Timestamp, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -10,10 +10,11 @@ use failover_buffer::ShardId;
 #[derive(Debug)]
 pub(crate) struct ShardInner {
     pub(crate) id: ShardId,
-    /// Whether the core has this shard `Buffering`: set on `FailoverStarted` and
-    /// `DrainPaused`, cleared on `StartDrain`, always under the buffer's lock. Only an
-    /// optimisation: a first attempt that reads `false` proceeds without the lock, as the
-    /// core would answer; one that reads `true` asks the core, which has the last word.
+    /// Whether the core has this shard `Buffering`: set on `FailoverStarted`,
+    /// `DrainPaused` and `PauseStarted`, cleared on `StartDrain`, always under the buffer's
+    /// lock. Only an optimisation: a first attempt that reads `false` proceeds without the
+    /// lock, as the core would answer; one that reads `true` asks the core, which has the last
+    /// word.
     pub(crate) buffering: AtomicBool,
     pub(crate) keyspace: Arc<str>,
     pub(crate) name: Arc<str>,

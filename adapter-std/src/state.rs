@@ -482,7 +482,7 @@ impl State {
                 Action::Wake { ticket, verdict } => self.wake(now, ticket, verdict, fx),
                 Action::FailoverStarted { shard, .. } => self.set_buffering(shard, true),
                 Action::StartDrain { shard, .. } => self.set_buffering(shard, false),
-                Action::DrainPaused { shard, .. } => {
+                Action::DrainPaused { shard, .. } | Action::PauseStarted { shard, .. } => {
                     self.set_buffering(shard, true);
                 }
                 Action::Metric(_) => {}

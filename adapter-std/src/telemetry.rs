@@ -88,6 +88,8 @@ impl Exports {
                 Action::FailoverStarted { shard, .. }
                 | Action::StartDrain { shard, .. }
                 | Action::DrainPaused { shard, .. }
+                | Action::PauseStarted { shard, .. }
+                | Action::PauseEnded { shard, .. }
                 | Action::Metric(
                     Metric::BufferingStopped { shard, .. } | Metric::DrainFinished { shard, .. },
                 ) => shards.get(shard.index()).cloned(),
@@ -177,6 +179,17 @@ fn log_action(action: &Action, shard: Option<&ShardInner>) {
         }
         Action::Metric(Metric::DrainFinished { duration, .. }) => {
             tracing::info!(keyspace, shard, ?duration, "drain finished");
+        }
+        Action::PauseStarted { until, .. } => {
+            tracing::info!(
+                keyspace,
+                shard,
+                until_ns = until.as_nanos(),
+                "operator pause: holding every request"
+            );
+        }
+        Action::PauseEnded { reason, queued, .. } => {
+            tracing::info!(keyspace, shard, %reason, queued, "operator pause ended");
         }
         Action::Closed => tracing::info!("failover buffer closed"),
         _ => {}

@@ -96,6 +96,7 @@ mod driver;
 pub mod guide;
 #[cfg(feature = "tower")]
 mod layer;
+mod pause;
 pub mod plan;
 mod retry;
 mod shared;
@@ -117,9 +118,9 @@ pub use wait::RetryGuard;
 // The core's vocabulary, so a router needs no direct dependency on `failover-buffer`.
 pub use failover_buffer::{
     BufferError, ByReason, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
-    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PrimaryId, Reason,
-    ReleaseReason, ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase, ShutdownProgress,
-    SkipReason, StopReason, Ticket, TopologyEvent,
+    HealthStamp, InputError, InputStats, InvariantViolation, Mode, PauseEnd, PauseError, PrimaryId,
+    Reason, ReleaseReason, ShardFilter, ShardId, ShardState, ShardStats, ShutdownPhase,
+    ShutdownProgress, SkipReason, StopReason, Ticket, TopologyEvent,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -15,8 +15,9 @@ use failover_buffer::EpisodeEvent;
 /// One registered shard, shared by every [`Shard`](crate::Shard) handle naming it.
 #[derive(Debug)]
 pub(crate) struct ShardCell {
-    /// Mirrors "the core has this shard `Buffering`". Set on `FailoverStarted` and
-    /// `DrainPaused`, cleared on `StartDrain`, always under the state lock and in the core's
+    /// Mirrors "the core has this shard `Buffering`". Set on `FailoverStarted`,
+    /// `DrainPaused` and `PauseStarted`, cleared on `StartDrain` (which follows a
+    /// `PauseEnded` unless an episode still buffers), always under the state lock and in the core's
     /// order. It is a hint for the idle fast path only: a stale `true` costs a lock and the
     /// core answers `Proceed`; a stale `false` is indistinguishable from the request having
     /// arrived a moment earlier, before the failover was seen.
@@ -285,7 +286,9 @@ impl State {
                     }
                 }
             },
-            Action::FailoverStarted { shard, .. } | Action::DrainPaused { shard, .. } => {
+            Action::FailoverStarted { shard, .. }
+            | Action::DrainPaused { shard, .. }
+            | Action::PauseStarted { shard, .. } => {
                 self.set_buffering(shard, true);
             }
             Action::StartDrain { shard, .. } => self.set_buffering(shard, false),

@@ -117,6 +117,8 @@ impl Report {
                 Action::FailoverStarted { shard, .. }
                 | Action::StartDrain { shard, .. }
                 | Action::DrainPaused { shard, .. }
+                | Action::PauseStarted { shard, .. }
+                | Action::PauseEnded { shard, .. }
                 | Action::Metric(
                     Metric::BufferingStopped { shard, .. } | Metric::DrainFinished { shard, .. },
                 ) => cells.get(shard.index()).cloned(),
@@ -238,6 +240,17 @@ fn log_action(action: &Action, cell: Option<&ShardCell>, free_slots: usize) {
         }
         Action::Metric(Metric::DrainFinished { duration, .. }) => {
             tracing::info!(keyspace, shard, ?duration, "drain finished");
+        }
+        Action::PauseStarted { until, .. } => {
+            tracing::info!(
+                keyspace,
+                shard,
+                until_ns = until.as_nanos(),
+                "operator pause: holding every request"
+            );
+        }
+        Action::PauseEnded { reason, queued, .. } => {
+            tracing::info!(keyspace, shard, %reason, queued, "operator pause ended");
         }
         Action::Closed => {
             tracing::info!(free_slots, "failover buffer closed");
