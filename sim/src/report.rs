@@ -47,6 +47,27 @@ pub struct Report {
     /// What the scenario's `[shutdown]` did; not in the JSON without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown: Option<ShutdownOutcome>,
+    /// What the scenario's `[[pause]]` tables did; not in the JSON without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseOutcome>,
+}
+
+/// What a scenario's operator pauses did, over every router and shard. What clients saw of
+/// them is in the rest of the report (held requests are `buffered`, then `drained` or
+/// evicted as in a failover).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PauseOutcome {
+    /// Shards paused (or paused again), summed over routers.
+    pub started: u64,
+    /// Pauses ended by the scenario's `resume`.
+    pub resumed: u64,
+    /// Pauses that ran to their `max` and ended by themselves.
+    pub expired: u64,
+    /// Pauses ended by a shutdown.
+    pub ended_by_shutdown: u64,
+    /// `pause` calls a router's buffer refused (buffering disabled or dry-run, `max` above
+    /// `max_pause`, a shutdown under way): nothing was held for them.
+    pub refused: u64,
 }
 
 /// What a scenario's shutdown did, over every router. What clients saw of it is in the rest

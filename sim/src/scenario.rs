@@ -64,6 +64,27 @@ pub struct Scenario {
     /// Every router's buffer shuts down at `begin`, and the shutdown is called off at
     /// `cancel` if one is given (the `[shutdown]` table). `None`: no shutdown.
     pub shutdown: Option<ShutdownSpec>,
+    /// Planned operator pauses of the routers' buffers (the `[[pause]]` tables), in the
+    /// order given.
+    pub pauses: Vec<PauseSpec>,
+}
+
+/// A planned operator pause of every router's buffer ([`Buffer::pause`](failover_buffer::Buffer::pause)):
+/// a `[[pause]]` table, `start = "1s"`, `shard = "commerce/0"` (or `"all"`), `max = "30s"`,
+/// and optionally `resume = "3s"` (not before `start`), when the operator resumes it. With
+/// no `resume`, or one after `start + max`, the pause ends by itself at `start + max`. A
+/// buffer that refuses it (buffering disabled or dry-run, `max` above the `[buffer]`'s
+/// `max_pause`, a shutdown under way) holds nothing for it; the report counts the refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PauseSpec {
+    /// When `Buffer::pause` is called.
+    pub start: Duration,
+    /// The shard, as `keyspace/shard`; `None` for every shard (`shard = "all"`).
+    pub shard: Option<String>,
+    /// The pause's bound.
+    pub max: Duration,
+    /// When `Buffer::resume` is called, if ever.
+    pub resume: Option<Duration>,
 }
 
 /// When the routers' buffers shut down, and when that is called off: the `[shutdown]`
@@ -396,6 +417,7 @@ impl Scenario {
             }),
             trace: None,
             shutdown: None,
+            pauses: Vec::new(),
         }
     }
 
@@ -422,7 +444,26 @@ impl Scenario {
             path: origin.to_string(),
             error: Box::new(error),
         })?;
-        Ok(raw.into())
+        let scenario: Scenario = raw.into();
+        // A pause names a shard of the scenario.
+        for pause in &scenario.pauses {
+            if let Some(name) = &pause.shard {
+                if !scenario
+                    .shards
+                    .iter()
+                    .any(|s| format!("{}/{}", s.keyspace, s.shard) == *name)
+                {
+                    return Err(ScenarioError::Invalid {
+                        path: origin.to_string(),
+                        error: Box::new(<toml::de::Error as serde::de::Error>::custom(format!(
+                            "pause.shard: {name:?} is not in the scenario (name it in a \
+                             [[shards]] table, or say \"all\")"
+                        ))),
+                    });
+                }
+            }
+        }
+        Ok(scenario)
     }
 
     /// A one-line description of the traffic and failovers, for report headers.
@@ -526,6 +567,7 @@ pub const BUFFER_KEYS: &[&str] = &[
     "eviction",
     "max_per_shard",
     "max_bytes",
+    "max_pause",
 ];
 
 /// Sets one buffer config key from text, as `--sweep` does: booleans are `true`/`false`,
@@ -576,6 +618,7 @@ pub fn set_buffer_key(config: &mut Config, key: &str, value: &str) -> Result<(),
         "drain_concurrency" => config.drain_concurrency = int()?,
         "drain_backoff" => config.drain_backoff = duration()?,
         "shutdown_grace" => config.shutdown_grace = duration()?,
+        "max_pause" => config.max_pause = duration()?,
         "eviction" => {
             config.eviction = value.parse().map_err(|_| BufferKeyError::UnknownEviction {
                 key: key.to_string(),
@@ -632,6 +675,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), BufferKeyError> {
             ConfigError::ShutdownGraceZero => "shutdown_grace",
             ConfigError::MaxPerShardZero => "max_per_shard",
             ConfigError::MaxBytesZero => "max_bytes",
+            ConfigError::MaxPauseZero => "max_pause",
             _ => "buffer",
         };
         BufferKeyError::Invalid { key, error }
@@ -685,6 +729,45 @@ struct RawScenario {
     buffer: BufferToml,
     objective: Option<ObjectiveToml>,
     shutdown: Option<ShutdownToml>,
+    #[serde(default)]
+    pause: Vec<PauseToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "RawPause")]
+struct PauseToml(PauseSpec);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPause {
+    start: Dur,
+    shard: String,
+    max: Dur,
+    resume: Option<Dur>,
+}
+
+impl TryFrom<RawPause> for PauseToml {
+    type Error = String;
+    fn try_from(raw: RawPause) -> Result<Self, String> {
+        if raw.max.0.is_zero() {
+            return Err("pause.max must be > 0".to_string());
+        }
+        if let Some(resume) = raw.resume {
+            if resume.0 < raw.start.0 {
+                return Err(format!(
+                    "pause.resume ({}) is before pause.start ({})",
+                    format_duration(resume.0),
+                    format_duration(raw.start.0)
+                ));
+            }
+        }
+        Ok(PauseToml(PauseSpec {
+            start: raw.start.0,
+            shard: (raw.shard != "all").then_some(raw.shard),
+            max: raw.max.0,
+            resume: raw.resume.map(|r| r.0),
+        }))
+    }
 }
 
 #[derive(Deserialize)]
@@ -782,6 +865,7 @@ impl From<RawScenario> for Scenario {
             objective: raw.objective.map(|o| o.0),
             trace: None,
             shutdown: raw.shutdown.map(|s| s.0),
+            pauses: raw.pause.into_iter().map(|p| p.0).collect(),
         }
     }
 }
@@ -1085,6 +1169,7 @@ struct RawBuffer {
     eviction: Option<String>,
     max_per_shard: Option<usize>,
     max_bytes: Option<u64>,
+    max_pause: Option<Dur>,
 }
 
 impl TryFrom<RawBuffer> for BufferToml {
@@ -1121,6 +1206,7 @@ impl TryFrom<RawBuffer> for BufferToml {
             },
             max_per_shard: raw.max_per_shard.or(d.max_per_shard),
             max_bytes: raw.max_bytes.or(d.max_bytes),
+            max_pause: raw.max_pause.map_or(d.max_pause, |v| v.0),
         };
         validate_buffer(&config).map_err(|e| format!("buffer.{e}"))?;
         Ok(BufferToml(config))

@@ -225,5 +225,14 @@ pub fn write_comparison(out: &mut dyn Write, c: &Comparison) -> io::Result<()> {
             r.shutdown.map_or(0, |s| s.routers_closed).to_string()
         });
     }
+    if reports.iter().any(|r| r.pause.is_some()) {
+        let pause = |f: fn(&crate::report::PauseOutcome) -> u64| {
+            move |r: &Report| r.pause.as_ref().map_or(0, f).to_string()
+        };
+        row("pauses started", &pause(|p| p.started));
+        row("  resumed", &pause(|p| p.resumed));
+        row("  expired at max", &pause(|p| p.expired));
+        row("  refused", &pause(|p| p.refused));
+    }
     write_table(out, &rows)
 }

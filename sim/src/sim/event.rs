@@ -81,6 +81,10 @@ pub(super) enum Kind {
     Shutdown { router: u32 },
     /// A router's buffer's shutdown is called off (`[shutdown] cancel`).
     CancelShutdown { router: u32 },
+    /// A router's buffer is paused (the `pause`-th `[[pause]]` table's `start`).
+    Pause { router: u32, pause: u32 },
+    /// A router's buffer is resumed (the `pause`-th `[[pause]]` table's `resume`).
+    Resume { router: u32, pause: u32 },
 }
 
 impl PartialEq for Event {

@@ -9,8 +9,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use failover_buffer::ShutdownPhase;
 use failover_buffer::drain::DrainAction;
 use failover_buffer::{
-    Action, Admission, Buffer, BufferError, Config, FailoverCause, HealthStamp, Metric, PrimaryId,
-    ShardId, Ticket, Timestamp, TopologyEvent, Verdict,
+    Action, Admission, Buffer, BufferError, Config, FailoverCause, HealthStamp, Metric, PauseEnd,
+    PauseScope, PrimaryId, ShardId, Ticket, Timestamp, TopologyEvent, Verdict,
 };
 use slab::Slab;
 
@@ -22,7 +22,7 @@ use view::{Phase, Sees, View, failover_phases};
 
 use crate::error::SimError;
 use crate::input::TraceReader;
-use crate::report::{Report, ShutdownOutcome};
+use crate::report::{PauseOutcome, Report, ShutdownOutcome};
 use crate::rng::Rng;
 use crate::scenario::{Backoff, Jitter, Scenario, ServiceTime, TopologyKind};
 
@@ -206,8 +206,21 @@ struct Sim<'a, O> {
     /// The latest answer of a request ended at arrival.
     last_fast_answer: u64,
     report: Report,
+    /// The `[[pause]]` tables: the shard's index (`None`: every shard) and the bound.
+    pauses: Vec<(Option<usize>, Duration)>,
     zero_latency: u64,
     latencies: Vec<u64>,
+}
+
+/// A scenario built in code whose `[[pause]]` names a shard it does not have (a file is
+/// checked when it is read).
+fn unknown_pause_shard(name: &str) -> SimError {
+    SimError::Scenario(crate::ScenarioError::Invalid {
+        path: "scenario".to_string(),
+        error: Box::new(<toml::de::Error as serde::de::Error>::custom(format!(
+            "pause.shard: {name:?} is not in the scenario"
+        ))),
+    })
 }
 
 /// A duration in nanoseconds, saturating ("never" for an absurdly long one).
@@ -261,6 +274,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             fast_events: 0,
             last_fast_answer: 0,
             report: Report::default(),
+            pauses: Vec::new(),
             zero_latency: 0,
             latencies: Vec::new(),
         };
@@ -391,6 +405,41 @@ impl<'a, O: Observer> Sim<'a, O> {
                 sim.push(row.at, Kind::TraceArrival { row });
             }
             sim.trace = Some(trace);
+        }
+        if !scenario.pauses.is_empty() {
+            sim.report.pause = Some(PauseOutcome::default());
+        }
+        for (i, pause) in scenario.pauses.iter().enumerate() {
+            let shard = match &pause.shard {
+                None => None,
+                Some(name) => Some(
+                    scenario
+                        .shards
+                        .iter()
+                        .position(|s| format!("{}/{}", s.keyspace, s.shard) == *name)
+                        .ok_or_else(|| unknown_pause_shard(name))?,
+                ),
+            };
+            sim.pauses.push((shard, pause.max));
+            for router in 0..sim.routers.len() as u32 {
+                let pause_index = i as u32;
+                sim.push(
+                    nanos(pause.start),
+                    Kind::Pause {
+                        router,
+                        pause: pause_index,
+                    },
+                );
+                if let Some(resume) = pause.resume {
+                    sim.push(
+                        nanos(resume),
+                        Kind::Resume {
+                            router,
+                            pause: pause_index,
+                        },
+                    );
+                }
+            }
         }
         if let Some(shutdown) = scenario.shutdown {
             sim.report.shutdown = Some(ShutdownOutcome::default());
@@ -638,6 +687,37 @@ impl<'a, O: Observer> Sim<'a, O> {
                 self.routers[router as usize].buffer.shutdown(now);
                 if let Some(s) = self.report.shutdown.as_mut() {
                     s.begun_ns.get_or_insert(self.now);
+                }
+                router
+            }
+            Kind::Pause { router, pause } => {
+                let now = self.ts();
+                let (shard, max) = self.pauses[pause as usize];
+                let rt = &mut self.routers[router as usize];
+                let scope = match shard {
+                    Some(i) => PauseScope::Shard(rt.ids[i]),
+                    None => PauseScope::All,
+                };
+                let refused = rt.buffer.pause(now, scope, max).is_err();
+                if let Some(p) = self.report.pause.as_mut() {
+                    p.refused += u64::from(refused);
+                }
+                if router == 0 && !refused {
+                    self.report.timeline.marks.push((self.now, "pause"));
+                }
+                router
+            }
+            Kind::Resume { router, pause } => {
+                let now = self.ts();
+                let rt = &mut self.routers[router as usize];
+                let scope = match self.pauses[pause as usize].0 {
+                    Some(i) => PauseScope::Shard(rt.ids[i]),
+                    None => PauseScope::All,
+                };
+                // Refused only for an unknown shard, which the ids rule out; a shard not
+                // paused (any more) answers 0.
+                if rt.buffer.resume(now, scope).is_ok_and(|n| n > 0) && router == 0 {
+                    self.report.timeline.marks.push((self.now, "resume"));
                 }
                 router
             }
@@ -902,6 +982,30 @@ impl<'a, O: Observer> Sim<'a, O> {
                         Verdict::Fail(BufferError::ShardMissing) => self.send(req),
                         Verdict::Fail(error) => {
                             self.end(req, Outcome::Error(buffer_error(error)));
+                        }
+                    }
+                }
+                Action::PauseStarted { .. } => {
+                    if let Some(p) = self.report.pause.as_mut() {
+                        p.started += 1;
+                    }
+                }
+                Action::PauseEnded { shard, reason, .. } => {
+                    if let Some(p) = self.report.pause.as_mut() {
+                        match reason {
+                            PauseEnd::Resumed => p.resumed += 1,
+                            PauseEnd::Expired => p.expired += 1,
+                            _ => p.ended_by_shutdown += 1,
+                        }
+                    }
+                    // Unless a failover still buffers the shard, its drain starts here (one
+                    // whose episode stopped during the pause is timed from that stop).
+                    let rt = &mut self.routers[router as usize];
+                    let buffering =
+                        rt.buffer.shard_state(shard) == Some(failover_buffer::ShardState::Buffering);
+                    if let Some(at) = rt.stopped_at.get_mut(shard.index()) {
+                        if !buffering {
+                            at.get_or_insert(self.now);
                         }
                     }
                 }
