@@ -34,9 +34,10 @@ use crate::timers::Timers;
 /// * **Inputs**, each taking `now` first: [`request`](Self::request) (a request is about to go
 ///   to the primary), [`health`](Self::health), [`topology`](Self::topology),
 ///   [`tick`](Self::tick), [`cancel`](Self::cancel), [`retry_done`](Self::retry_done),
-///   [`retry_failed`](Self::retry_failed), [`shutdown`](Self::shutdown) and
-///   [`cancel_shutdown`](Self::cancel_shutdown). Bad input is refused with an [`InputError`] and changes
-///   nothing; no input sequence panics.
+///   [`retry_failed`](Self::retry_failed), [`pause`](Self::pause), [`resume`](Self::resume),
+///   [`shutdown`](Self::shutdown) and [`cancel_shutdown`](Self::cancel_shutdown). Bad input
+///   is refused with a typed error ([`InputError`], [`PauseError`]) and changes nothing; no
+///   input sequence panics.
 /// * **Outputs**: [`poll_action`](Self::poll_action) and [`poll_timeout`](Self::poll_timeout)
 ///   (or [`next_deadline`](Self::next_deadline), which also says why).
 /// * **Getters**: state, counters ([`shard_stats`](Self::shard_stats),
@@ -105,6 +106,10 @@ use crate::timers::Timers;
 ///   with nothing lost: what was not released stays queued and its shards buffer again,
 ///   with their original deadlines. The phases are a [`DrainPlan`]'s
 ///   ([`shutdown`](Self::shutdown) lists them).
+/// * **Operator pause.** [`pause`](Self::pause) holds every request of a shard (or of all),
+///   first attempts included, as an episode holds them, until [`resume`](Self::resume) or
+///   its bound, at most [`Config::max_pause`]; it coexists with an episode, and the shard
+///   releases only when both have ended.
 /// * **Limits** change at run time by [`reconfigure`](Self::reconfigure)'s rules.
 ///
 /// ```
@@ -770,7 +775,8 @@ impl Buffer {
                     return Err(PauseError::UnknownShard);
                 }
                 let (shards, mut ctx) = self.ctx();
-                resumed += usize::from(shards[id.index()].end_pause(id, now, PauseEnd::Resumed, &mut ctx));
+                resumed +=
+                    usize::from(shards[id.index()].end_pause(id, now, PauseEnd::Resumed, &mut ctx));
                 self.touched(id);
             }
             PauseScope::All => resumed = self.end_pauses(now, PauseEnd::Resumed),
@@ -895,7 +901,8 @@ impl Buffer {
 
     /// Changes the limits at run time: `size`, `window`, `max_failover_duration`,
     /// `min_time_between_failovers`, `drain_concurrency`, `drain_backoff`,
-    /// `proactive_start`, `eviction`, `max_per_shard` and `max_bytes` (operators raise the size during an incident).
+    /// `proactive_start`, `eviction`, `max_per_shard`, `max_bytes` and `max_pause` (operators
+    /// raise the size during an incident).
     ///
     /// `config` is checked as [`new`](Self::new) checks it, and refused with the same
     /// [`ConfigError`]; `enabled`, `dry_run` and `filter` fix each shard's mode when it is
@@ -927,6 +934,9 @@ impl Buffer {
     ///   is released until fewer run than the limit.
     /// * **min_time_between_failovers**, **drain_backoff**, **proactive_start**: apply to
     ///   the next decision that reads them (a paused drain keeps its resume instant).
+    /// * **max_pause**: bounds the next [`pause`](Self::pause)'s `max`; a lower one also
+    ///   bounds the pauses in progress, from their start, and ends those already past it
+    ///   now ([`Action::PauseEnded`], `Expired`). A higher one extends no pause.
     ///
     /// ```
     /// use failover_buffer::{Buffer, Config};

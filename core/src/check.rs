@@ -184,9 +184,7 @@ impl Buffer {
                 return fail(11, s, "a pause's drain is marked on a shard not draining");
             }
             let st = &sb.stats;
-            if st.pauses_started
-                != st.pauses_ended.total() + u64::from(sb.hold.pause.is_some())
-            {
+            if st.pauses_started != st.pauses_ended.total() + u64::from(sb.hold.pause.is_some()) {
                 return fail(11, s, "pauses started != pauses ended (+1 while paused)");
             }
             if sb.state == ShardState::Idle

@@ -65,8 +65,8 @@ pub use queue::{ReleaseReason, TicketStatus};
 pub use shard::{EpisodeView, ShardId, ShardState};
 pub use shutdown::{ShutdownPhase, ShutdownProgress};
 pub use stats::{
-    ByReason, EvictReason, InputStats, PauseEnd, Reason, SampleKind, ShardStats, SkipReason, StatSample,
-    StopReason,
+    ByReason, EvictReason, InputStats, PauseEnd, Reason, SampleKind, ShardStats, SkipReason,
+    StatSample, StopReason,
 };
 pub use ticket::{Ticket, TicketError};
 pub use ticket_map::TicketMap;

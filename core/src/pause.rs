@@ -52,7 +52,10 @@ impl fmt::Display for PauseError {
             PauseError::UnknownShard => f.write_str("unknown shard id"),
             PauseError::MaxZero => f.write_str("a pause's max must be > 0"),
             PauseError::MaxAboveBound { max, bound } => {
-                write!(f, "a pause's max must be <= max_pause: {max:?} vs. {bound:?}")
+                write!(
+                    f,
+                    "a pause's max must be <= max_pause: {max:?} vs. {bound:?}"
+                )
             }
             PauseError::NotEnabled(mode) => {
                 write!(f, "only an enabled shard can be paused (mode {mode:?})")

@@ -769,7 +769,9 @@ impl ShardBuffer {
         }
         let reason = match self.hold.pause_drain {
             true => ReleaseReason::PauseEnded,
-            false => ReleaseReason::Drain(self.episode.last_stop.unwrap_or(StopReason::NewPrimarySeen)),
+            false => {
+                ReleaseReason::Drain(self.episode.last_stop.unwrap_or(StopReason::NewPrimarySeen))
+            }
         };
         loop {
             // A failure never reaches the primary, so it takes no share of the concurrency.
