@@ -69,8 +69,9 @@ fn stat_samples_name_every_counter_once_with_vitess_names() {
     stats.buffered = 4;
     stats.last_failover_duration = Duration::from_millis(1500);
     let samples: Vec<_> = stats.samples().collect();
-    // 12 plain series, then 5 stop, 3 evict and 5 skip reasons.
-    assert_eq!(samples.len(), 25);
+    // 12 plain series, then 5 stop, 3 evict and 5 skip reasons, then the pauses started
+    // and 3 reasons a pause ended.
+    assert_eq!(samples.len(), 29);
     let keys: BTreeSet<_> = samples.iter().map(|s| (s.name, s.reason)).collect();
     assert_eq!(keys.len(), samples.len(), "a series is named twice");
     let find = |name, reason| {
@@ -89,6 +90,8 @@ fn stat_samples_name_every_counter_once_with_vitess_names() {
         )
         .is_some()
     );
+    assert!(find("failover_buffer_pauses_ended", Some("Expired")).is_some());
+    assert!(find("failover_buffer_pauses_started", None).is_some());
     assert!(
         samples
             .iter()

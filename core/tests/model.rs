@@ -117,7 +117,7 @@ fn op(shards: usize) -> impl Strategy<Value = Op> {
         24 => (shard.clone(), cause).prop_map(|(shard, cause)| Op::Request { shard, cause }),
         12 => (shard.clone(), 0u8..3, term, prop::bool::weighted(0.7))
             .prop_map(|(shard, primary, term, serving)| Op::Health { shard, primary, term, serving }),
-        3 => (shard, topo).prop_map(|(shard, event)| Op::Topology { shard, event }),
+        3 => (shard.clone(), topo).prop_map(|(shard, event)| Op::Topology { shard, event }),
         14 => advance().prop_map(|advance_ms| Op::Tick { advance_ms }),
         3 => advance().prop_map(|advance_ms| Op::Wait { advance_ms }),
         8 => Just(Op::TickAtDeadline),
@@ -134,6 +134,10 @@ fn op(shards: usize) -> impl Strategy<Value = Op> {
         2 => Just(Op::Shutdown),
         2 => Just(Op::CancelShutdown),
         2 => reconf().prop_map(Op::Reconfigure),
+        2 => (shard.clone(), prop::bool::weighted(0.3), prop_oneof![1 => Just(0u8), 8 => 1u8..=15])
+            .prop_map(|(shard, all, max)| Op::Pause { shard, all, max }),
+        2 => (shard.clone(), prop::bool::weighted(0.3))
+            .prop_map(|(shard, all)| Op::Resume { shard, all }),
     ]
 }
 
@@ -155,6 +159,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
             0u8..3,
             prop_oneof![4 => Just(0u8), 1 => Just(1u8), 4 => 2u8..=7],
             prop_oneof![4 => Just(0u8), 1 => Just(1u8), 4 => 2u8..=15],
+            prop_oneof![2 => Just(0u8), 1 => 1u8..=7],
         ),
     )
         .prop_map(
@@ -162,7 +167,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
                 (size, window, extra),
                 (min_time, concurrency, backoff),
                 (proactive_start, change_mode, grace),
-                (eviction, max_per_shard, max_bytes),
+                (eviction, max_per_shard, max_bytes, max_pause),
             )| {
                 Reconf {
                     size,
@@ -177,6 +182,7 @@ fn reconf() -> impl Strategy<Value = Reconf> {
                     eviction,
                     max_per_shard,
                     max_bytes,
+                    max_pause,
                 }
             },
         )

@@ -7,8 +7,8 @@ mod support;
 
 use failover_buffer::{
     Action, Admission, BufferError, Config, ConfigError, EvictReason, FailoverCause, Metric, Mode,
-    PauseEnd, PauseError, PauseScope, ReleaseReason, ShardId, ShardState, StopReason,
-    TicketStatus, TimerKind, Verdict,
+    PauseEnd, PauseError, PauseScope, ReleaseReason, ShardId, ShardState, StopReason, TicketStatus,
+    TimerKind, Verdict,
 };
 use std::time::Duration;
 use support::*;
@@ -62,7 +62,10 @@ fn a_pause_holds_first_attempts_until_resume_then_drains_them() {
                 reason: PauseEnd::Resumed,
                 queued: 2
             },
-            Action::StartDrain { shard: a, queued: 2 },
+            Action::StartDrain {
+                shard: a,
+                queued: 2
+            },
             Action::Wake {
                 ticket: t1,
                 verdict: Verdict::Retry
@@ -103,7 +106,10 @@ fn a_pause_expires_by_itself_at_its_bound() {
     h.take_actions();
     // The pause's bound (5 s) comes before the request's window (10 s).
     assert_eq!(h.buffer.poll_timeout(), Some(t0 + secs(5)));
-    assert_eq!(h.buffer.next_deadline().unwrap().kind, TimerKind::PauseExpiry);
+    assert_eq!(
+        h.buffer.next_deadline().unwrap().kind,
+        TimerKind::PauseExpiry
+    );
 
     h.advance(secs(5));
     assert_eq!(
@@ -114,7 +120,10 @@ fn a_pause_expires_by_itself_at_its_bound() {
                 reason: PauseEnd::Expired,
                 queued: 1
             },
-            Action::StartDrain { shard: a, queued: 1 },
+            Action::StartDrain {
+                shard: a,
+                queued: 1
+            },
             Action::Wake {
                 ticket: t1,
                 verdict: Verdict::Retry
@@ -157,7 +166,10 @@ fn a_request_held_for_its_whole_window_is_released_while_the_pause_goes_on() {
                 reason: PauseEnd::Expired,
                 queued: 0
             },
-            Action::StartDrain { shard: a, queued: 0 },
+            Action::StartDrain {
+                shard: a,
+                queued: 0
+            },
             Action::Metric(Metric::DrainFinished {
                 shard: a,
                 duration: Duration::ZERO
@@ -178,7 +190,11 @@ fn pause_then_failover_releases_only_when_the_episode_ends_too() {
     let t1 = h.wait(a, None);
     let t2 = h.wait(a, FAILOVER);
     h.take_actions();
-    assert_eq!(h.stats(a).starts, 1, "the failover under the pause is an episode");
+    assert_eq!(
+        h.stats(a).starts,
+        1,
+        "the failover under the pause is an episode"
+    );
     assert!(h.log.contains(&Action::FailoverStarted {
         shard: a,
         cause: FailoverCause::Reparent
@@ -204,7 +220,10 @@ fn pause_then_failover_releases_only_when_the_episode_ends_too() {
         h.take_actions(),
         [
             stopped(a, StopReason::NewPrimarySeen, secs(2), 3),
-            Action::StartDrain { shard: a, queued: 3 },
+            Action::StartDrain {
+                shard: a,
+                queued: 3
+            },
             Action::Wake {
                 ticket: t1,
                 verdict: Verdict::Retry
@@ -245,7 +264,10 @@ fn failover_then_pause_releases_only_when_the_pause_ends_too() {
                 reason: PauseEnd::Resumed,
                 queued: 2
             },
-            Action::StartDrain { shard: a, queued: 2 },
+            Action::StartDrain {
+                shard: a,
+                queued: 2
+            },
             Action::Wake {
                 ticket: t1,
                 verdict: Verdict::Retry
@@ -287,7 +309,10 @@ fn a_pause_during_a_drain_stops_releasing_until_it_ends() {
                 reason: PauseEnd::Resumed,
                 queued: 2
             },
-            Action::StartDrain { shard: a, queued: 2 },
+            Action::StartDrain {
+                shard: a,
+                queued: 2
+            },
             Action::Wake {
                 ticket: t2,
                 verdict: Verdict::Retry
@@ -306,7 +331,11 @@ fn pause_all_pauses_every_enabled_shard_registered_now() {
     let b = h.shard("ks", "80-");
     assert_eq!(h.pause(PauseScope::All, secs(30)), Ok(2));
     let c = h.shard("ks", "c0-");
-    assert_eq!(h.request(c, None), Admission::Proceed, "registered after the pause");
+    assert_eq!(
+        h.request(c, None),
+        Admission::Proceed,
+        "registered after the pause"
+    );
     assert_eq!(h.buffer.pause_expiry(c), None);
     let ta = h.wait(a, None);
     let tb = h.wait(b, None);
@@ -379,7 +408,10 @@ fn shutdown_ends_pauses_and_a_cancel_does_not_bring_them_back() {
                 reason: PauseEnd::Shutdown,
                 queued: 1
             },
-            Action::StartDrain { shard: a, queued: 1 },
+            Action::StartDrain {
+                shard: a,
+                queued: 1
+            },
             Action::Wake {
                 ticket: t1,
                 verdict: Verdict::Retry
@@ -452,7 +484,10 @@ fn bad_pauses_are_refused_and_change_nothing() {
             bound: secs(60)
         })
     );
-    assert_eq!(h.resume(PauseScope::Shard(ghost)), Err(PauseError::UnknownShard));
+    assert_eq!(
+        h.resume(PauseScope::Shard(ghost)),
+        Err(PauseError::UnknownShard)
+    );
     // Resuming a shard that is not paused is no error: nothing to end.
     assert_eq!(h.resume(PauseScope::Shard(a)), Ok(0));
     assert_eq!(h.take_actions(), []);

@@ -28,9 +28,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use failover_buffer::ShutdownPhase;
 use failover_buffer::drain::PhaseEnd;
 use failover_buffer::{
-    Action, Admission, Buffer, Config, Eviction, FailoverCause, HealthStamp, InputError, PrimaryId,
-    ShardFilter, ShardId, ShardState, Ticket, TicketError, TicketStatus, TimerKind, Timestamp,
-    TopologyEvent, Verdict,
+    Action, Admission, Buffer, Config, Eviction, FailoverCause, HealthStamp, InputError,
+    PauseError, PauseScope, PrimaryId, ShardFilter, ShardId, ShardState, Ticket, TicketError,
+    TicketStatus, TimerKind, Timestamp, TopologyEvent, Verdict,
 };
 
 #[path = "../../core/tests/model/reference.rs"]
@@ -114,6 +114,7 @@ impl SetUp {
             eviction: self.eviction,
             max_per_shard: self.max_per_shard,
             max_bytes: self.max_bytes,
+            max_pause: Duration::from_secs(600),
         })
     }
 }
@@ -224,6 +225,9 @@ pub(crate) struct Reconf {
     pub(crate) max_per_shard: u8,
     /// Byte budget: 0 for none, 1 for 0 (invalid), `n` for `2 * (n - 1)` (modulo 16).
     pub(crate) max_bytes: u8,
+    /// Operator pause bound: 0 for the default (10 minutes), `n` for `500 ms * n` (modulo
+    /// 8), so that pauses of [`Op::Pause`] (up to 3.75 s) can exceed it.
+    pub(crate) max_pause: u8,
 }
 
 impl Reconf {
@@ -248,6 +252,10 @@ impl Reconf {
         config.max_bytes = match self.max_bytes % 16 {
             0 => None,
             n => Some(2 * u64::from(n - 1)),
+        };
+        config.max_pause = match self.max_pause % 8 {
+            0 => Duration::from_secs(600),
+            n => Duration::from_millis(500 * u64::from(n)),
         };
         if self.change_mode {
             config.dry_run = !config.dry_run;
@@ -305,6 +313,26 @@ pub(crate) enum Op {
     },
     /// `Buffer::cancel_shutdown` at the current time.
     CancelShutdown,
+    /// `Buffer::pause` of `shard` (or of all shards) for `max` steps of 250 ms, 0 (refused)
+    /// to 15.
+    Pause {
+        shard: u8,
+        all: bool,
+        max: u8,
+    },
+    /// `Buffer::resume` of `shard` (or of all shards).
+    Resume {
+        shard: u8,
+        all: bool,
+    },
+}
+
+/// The scope an `Op::Pause` or `Op::Resume` names.
+fn scope(shard: u8, all: bool) -> PauseScope {
+    match all {
+        true => PauseScope::All,
+        false => PauseScope::Shard(ShardId::from_index(shard.into())),
+    }
 }
 
 /// What an op returned, for the determinism check.
@@ -316,6 +344,7 @@ pub(crate) enum Outcome {
     Ticked(Timestamp),
     Nothing,
     ShutdownCancelled(Result<(), failover_buffer::drain::DrainError>),
+    Paused(Result<usize, PauseError>),
 }
 
 /// One op's observable results.
@@ -649,6 +678,31 @@ impl Harness {
                 per_shard_order = true;
                 Outcome::ShutdownCancelled(core)
             }
+            Op::Pause { shard, all, max } => {
+                let now = self.now();
+                let max = Duration::from_millis(250 * u64::from(max % 16));
+                let core = self.buffer.pause(now, scope(shard, all), max);
+                let model = self
+                    .model
+                    .operator_pause(now.as_nanos(), scope(shard, all), max);
+                if core != model {
+                    return Err(format!("pause answered {core:?}, model says {model:?}"));
+                }
+                per_shard_order = all;
+                Outcome::Paused(core)
+            }
+            Op::Resume { shard, all } => {
+                let now = self.now();
+                let core = self.buffer.resume(now, scope(shard, all));
+                let model = self
+                    .model
+                    .operator_resume(now.as_nanos(), scope(shard, all));
+                if core != model {
+                    return Err(format!("resume answered {core:?}, model says {model:?}"));
+                }
+                per_shard_order = all;
+                Outcome::Paused(core)
+            }
             Op::EndOfTime { shard } => {
                 self.end_of_time = true;
                 return self.apply(&Op::Request {
@@ -790,6 +844,8 @@ impl Harness {
             Action::FailoverStarted { shard, .. }
             | Action::StartDrain { shard, .. }
             | Action::DrainPaused { shard, .. }
+            | Action::PauseStarted { shard, .. }
+            | Action::PauseEnded { shard, .. }
             | Action::Metric(
                 failover_buffer::Metric::BufferingStopped { shard, .. }
                 | failover_buffer::Metric::DrainFinished { shard, .. },
@@ -931,8 +987,8 @@ impl Harness {
         }
         if let Some(d) = b.next_deadline() {
             // Several timers may fall due at once; `next_deadline` names one of the shards
-            // concerned and, for it, the timer `tick` acts on first: max failover duration,
-            // then the drain back-off, then the window.
+            // concerned and, for it, the timer named first: max failover duration, then the
+            // drain back-off, then the operator pause's bound, then the window.
             let due: Vec<TimerKind> = self
                 .model
                 .timers()
@@ -943,6 +999,7 @@ impl Harness {
             let first = [
                 TimerKind::MaxFailoverDuration,
                 TimerKind::DrainBackoff,
+                TimerKind::PauseExpiry,
                 TimerKind::Window,
             ]
             .into_iter()
@@ -965,6 +1022,13 @@ impl Harness {
                 return Err(format!(
                     "shard {shard} (state, queued, in drain, term): core {core:?}, model {:?}",
                     self.model.shard_view(shard)
+                ));
+            }
+            if b.pause_expiry(id).map(Timestamp::as_nanos) != self.model.pause_expiry(shard) {
+                return Err(format!(
+                    "shard {shard} pause expiry: core {:?}, model {:?}",
+                    b.pause_expiry(id),
+                    self.model.pause_expiry(shard)
                 ));
             }
             if b.shard_mode(id) != Some(self.model.shard_mode(shard)) {
@@ -1105,6 +1169,7 @@ impl<'a> Arbitrary<'a> for ConfigInput {
             eviction: *u.choose(&Eviction::ALL)?,
             max_per_shard: u.arbitrary()?,
             max_bytes: u.arbitrary()?,
+            max_pause: duration(u)?,
         };
         let names = u.arbitrary()?;
         let times = u.arbitrary()?;

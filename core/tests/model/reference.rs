@@ -19,9 +19,9 @@ use failover_buffer::drain::DrainError;
 
 use failover_buffer::{
     Action, BufferError, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
-    HealthStamp, InputError, InputStats, Metric, Mode, PrimaryId, Reason, ReleaseReason, ShardId,
-    ShardState, ShardStats, SkipReason, StopReason, Ticket, TicketError, TicketStatus, TimerKind,
-    TopologyEvent, Verdict,
+    HealthStamp, InputError, InputStats, Metric, Mode, PauseEnd, PauseError, PauseScope, PrimaryId,
+    Reason, ReleaseReason, ShardId, ShardState, ShardStats, SkipReason, StopReason, Ticket,
+    TicketError, TicketStatus, TimerKind, TopologyEvent, Verdict,
 };
 
 /// The model's answer to a request: like [`failover_buffer::Admission`], but a queued
@@ -45,6 +45,8 @@ enum Life {
     /// Woken with `Retry` by a drain that began for this reason: counts against
     /// `drain_concurrency`.
     RetryInDrain(StopReason),
+    /// Released by the drain that follows a pause with no episode behind it.
+    RetryAfterPause,
     Ended,
 }
 
@@ -80,6 +82,8 @@ struct Counters {
     utilization_sum: u64,
     utilization_dry_run_sum: u64,
     peak_bytes: u64,
+    pauses_started: u64,
+    pauses_ended: [u64; 3],
 }
 
 /// The current (or last) failover episode of a shard.
@@ -116,6 +120,12 @@ struct ModelShard {
     primary: Option<PrimaryId>,
     highest_term: Option<u64>,
     counters: Counters,
+    /// The operator pause: `(since, until)`. While it lasts the shard holds everything
+    /// whatever its `state`, which stays the failover machine's own.
+    pause: Option<(u64, u64)>,
+    /// The drain under way releases what a pause held with no episode behind it: when it
+    /// started, and what it tells the released.
+    pause_drain: Option<(u64, Verdict)>,
 }
 
 /// The reference model of a whole buffer.
@@ -142,6 +152,7 @@ pub(crate) struct Model {
     foreign_victims: Vec<usize>,
     /// `u64::MAX` when there is no budget.
     max_bytes: u64,
+    max_pause: u64,
     now: u64,
     shut_down: bool,
     closed: bool,
@@ -214,6 +225,8 @@ impl Model {
                 primary: None,
                 highest_term: None,
                 counters: Counters::default(),
+                pause: None,
+                pause_drain: None,
             })
             .collect();
         Model {
@@ -230,6 +243,7 @@ impl Model {
             order: Vec::new(),
             foreign_victims: Vec::new(),
             max_bytes: config.max_bytes.unwrap_or(u64::MAX),
+            max_pause: nanos(config.max_pause),
             now: 0,
             shut_down: false,
             closed: false,
@@ -288,8 +302,8 @@ impl Model {
             self.input_stats.unknown_shards += 1;
             return Err(InputError::UnknownShard);
         }
-        let state = self.shards[shard].state;
-        // A first attempt only ever waits on a buffering shard.
+        let state = self.visible(shard);
+        // A first attempt only ever waits on a buffering (or paused) shard.
         let Some(cause) = cause else {
             if state != ShardState::Buffering {
                 return Ok(Answer::Proceed);
@@ -411,6 +425,14 @@ impl Model {
             self.skip(shard, SkipReason::Disabled);
             return Answer::Proceed;
         }
+        if self.shards[shard].pause.is_some() {
+            // Paused: held whatever the episode does; a failover on an idle shard starts an
+            // episode (nothing is counted if the min-time rules forbid it: it is held anyway).
+            if state == ShardState::Idle && !self.skip_start(now, shard, false) {
+                self.start(now, shard, cause);
+            }
+            return self.hold(now, shard, false, bytes);
+        }
         match state {
             ShardState::Buffering => self.hold(now, shard, false, bytes),
             ShardState::Idle => {
@@ -421,7 +443,10 @@ impl Model {
                 self.hold(now, shard, false, bytes)
             }
             ShardState::Draining => {
-                if self.shards[shard].mode != Mode::Enabled {
+                // A pause's own drain has no episode to call off.
+                if self.shards[shard].mode != Mode::Enabled
+                    || self.shards[shard].pause_drain.is_some()
+                {
                     return Answer::Proceed;
                 }
                 let verdict = self.shards[shard]
@@ -607,7 +632,10 @@ impl Model {
                 self.stop(now, shard, StopReason::MoveTablesSwitchedTraffic);
             }
             (ShardState::Draining, TopologyEvent::ShardMissing) => {
-                if let Some(e) = self.shards[shard].episode.as_mut() {
+                let s = &mut self.shards[shard];
+                if let Some(d) = s.pause_drain.as_mut() {
+                    d.1 = Verdict::Fail(BufferError::ShardMissing);
+                } else if let Some(e) = s.episode.as_mut() {
                     e.verdict = Verdict::Fail(BufferError::ShardMissing);
                 }
                 self.drain(now, shard);
@@ -639,22 +667,155 @@ impl Model {
     /// A buffering shard's due timers: max failover duration first, then the drain
     /// back-off, then the window.
     fn tick_shard(&mut self, now: u64, shard: usize) {
-        if self.shards[shard].state != ShardState::Buffering {
+        if self.visible(shard) != ShardState::Buffering {
             return;
         }
-        let Some(e) = self.shards[shard].episode.clone() else {
-            return;
-        };
-        if now >= e.start.saturating_add(self.max_failover_duration) {
-            self.stop(now, shard, StopReason::MaxDurationExceeded);
-        } else if e.resume_at.is_some_and(|at| now >= at) {
-            // Not a new stop: `stop` counts only the first of an episode. The drain
-            // resumes for the reason it first started.
-            let reason = e.stopped.unwrap_or(StopReason::NewPrimarySeen);
-            self.stop(now, shard, reason);
-        } else {
+        if self.shards[shard]
+            .pause
+            .is_some_and(|(_, until)| now >= until)
+        {
+            self.end_pause(now, shard, PauseEnd::Expired);
+        }
+        if self.shards[shard].state == ShardState::Buffering {
+            if let Some(e) = self.shards[shard].episode.clone() {
+                if now >= e.start.saturating_add(self.max_failover_duration) {
+                    self.stop(now, shard, StopReason::MaxDurationExceeded);
+                } else if e.resume_at.is_some_and(|at| now >= at) {
+                    // Not a new stop: `stop` counts only the first of an episode. The drain
+                    // resumes for the reason it first started.
+                    let reason = e.stopped.unwrap_or(StopReason::NewPrimarySeen);
+                    self.stop(now, shard, reason);
+                }
+            }
+        }
+        // Whatever still holds releases those held for their whole window.
+        if self.visible(shard) == ShardState::Buffering {
             self.expire_window(now, shard);
         }
+    }
+
+    /// `Buffer::pause`.
+    pub(crate) fn operator_pause(
+        &mut self,
+        now: u64,
+        scope: PauseScope,
+        max: Duration,
+    ) -> Result<usize, PauseError> {
+        let now = self.observe(now);
+        if let PauseScope::Shard(id) = scope {
+            let Some(s) = self.shards.get(id.index()) else {
+                self.input_stats.unknown_shards += 1;
+                return Err(PauseError::UnknownShard);
+            };
+            if s.mode != Mode::Enabled {
+                return Err(PauseError::NotEnabled(s.mode));
+            }
+        }
+        if max.is_zero() {
+            return Err(PauseError::MaxZero);
+        }
+        if nanos(max) > self.max_pause {
+            return Err(PauseError::MaxAboveBound {
+                max,
+                bound: Duration::from_nanos(self.max_pause),
+            });
+        }
+        if self.shut_down {
+            return Err(PauseError::ShuttingDown);
+        }
+        let until = now.saturating_add(nanos(max));
+        let shards: Vec<usize> = match scope {
+            PauseScope::Shard(id) => vec![id.index()],
+            PauseScope::All => (0..self.shards.len()).collect(),
+        };
+        let mut paused = 0;
+        for shard in shards {
+            let s = &mut self.shards[shard];
+            if s.mode != Mode::Enabled {
+                continue;
+            }
+            if s.pause.is_none() {
+                s.counters.pauses_started += 1;
+            }
+            s.pause = Some((now, until));
+            self.actions.push_other(Action::PauseStarted {
+                shard: ShardId::from_index(shard as u32),
+                until: failover_buffer::Timestamp::from_nanos(until),
+            });
+            self.expire_window(now, shard);
+            paused += 1;
+        }
+        Ok(paused)
+    }
+
+    /// `Buffer::resume`.
+    pub(crate) fn operator_resume(
+        &mut self,
+        now: u64,
+        scope: PauseScope,
+    ) -> Result<usize, PauseError> {
+        let now = self.observe(now);
+        let shards: Vec<usize> = match scope {
+            PauseScope::Shard(id) if id.index() >= self.shards.len() => {
+                self.input_stats.unknown_shards += 1;
+                return Err(PauseError::UnknownShard);
+            }
+            PauseScope::Shard(id) => vec![id.index()],
+            PauseScope::All => (0..self.shards.len()).collect(),
+        };
+        let mut resumed = 0;
+        for shard in shards {
+            if self.shards[shard].pause.is_some() {
+                self.end_pause(now, shard, PauseEnd::Resumed);
+                resumed += 1;
+            }
+        }
+        self.settle();
+        Ok(resumed)
+    }
+
+    /// A pause ends: the shard does what its own state says. Buffering for an episode, it
+    /// goes on; otherwise what it holds drains (an episode's drain, or the pause's own).
+    fn end_pause(&mut self, now: u64, shard: usize, reason: PauseEnd) {
+        let s = &mut self.shards[shard];
+        s.pause = None;
+        s.counters.pauses_ended[reason.index()] += 1;
+        let id = ShardId::from_index(shard as u32);
+        self.actions.push_other(Action::PauseEnded {
+            shard: id,
+            reason,
+            queued: s.queue.len(),
+        });
+        match s.state {
+            ShardState::Buffering => return,
+            ShardState::Idle => s.pause_drain = Some((now, Verdict::Retry)),
+            ShardState::Draining => {
+                if let Some(d) = s.pause_drain.as_mut() {
+                    d.0 = now;
+                } else if let Some(e) = s.episode.as_mut() {
+                    e.drain_start = now;
+                }
+            }
+        }
+        s.state = ShardState::Draining;
+        self.actions.push_other(Action::StartDrain {
+            shard: id,
+            queued: s.queue.len(),
+        });
+        self.drain(now, shard);
+    }
+
+    /// What a caller sees of a shard's state: a paused shard buffers.
+    fn visible(&self, shard: usize) -> ShardState {
+        match self.shards[shard].pause {
+            Some(_) => ShardState::Buffering,
+            None => self.shards[shard].state,
+        }
+    }
+
+    /// `Buffer::pause_expiry`.
+    pub(crate) fn pause_expiry(&self, shard: usize) -> Option<u64> {
+        self.shards[shard].pause.map(|(_, until)| until)
     }
 
     /// `Buffer::cancel` (`retry_done == false`) and `Buffer::retry_done`. `index` is the
@@ -701,7 +862,7 @@ impl Model {
     /// Ends live ticket `i`.
     fn end(&mut self, now: u64, i: usize) {
         let shard = self.tickets[i].shard;
-        let draining = self.shards[shard].state == ShardState::Draining;
+        let draining = self.visible(shard) == ShardState::Draining;
         if self.tickets[i].life == Life::Queued {
             self.shards[shard].queue.retain(|&q| q != i);
             self.released(now, shard);
@@ -744,6 +905,21 @@ impl Model {
         self.eviction = config.eviction;
         self.max_per_shard = config.max_per_shard.unwrap_or(usize::MAX);
         self.max_bytes = config.max_bytes.unwrap_or(u64::MAX);
+        let max_pause = nanos(config.max_pause);
+        if max_pause < self.max_pause {
+            // A lower bound applies to the pauses in progress from their start.
+            for shard in 0..self.shards.len() {
+                let Some((since, until)) = self.shards[shard].pause else {
+                    continue;
+                };
+                let until = until.min(since.saturating_add(max_pause));
+                self.shards[shard].pause = Some((since, until));
+                if until <= now {
+                    self.end_pause(now, shard, PauseEnd::Expired);
+                }
+            }
+        }
+        self.max_pause = max_pause;
         for shard in 0..self.shards.len() {
             while self.held_by(shard) > self.max_per_shard && !self.shards[shard].queue.is_empty() {
                 let victim = self.shards[shard].queue.remove(0);
@@ -772,6 +948,12 @@ impl Model {
         let now = self.observe(now);
         if self.shut_down {
             return;
+        }
+        // Shutdown ends every pause first.
+        for shard in 0..self.shards.len() {
+            if self.shards[shard].pause.is_some() {
+                self.end_pause(now, shard, PauseEnd::Shutdown);
+            }
         }
         let stopped = (0..self.shards.len())
             .filter(|&shard| self.shards[shard].state == ShardState::Buffering)
@@ -877,7 +1059,9 @@ impl Model {
     fn in_drain(&self, shard: usize) -> usize {
         self.tickets
             .iter()
-            .filter(|t| t.shard == shard && matches!(t.life, Life::RetryInDrain(_)))
+            .filter(|t| {
+                t.shard == shard && matches!(t.life, Life::RetryInDrain(_) | Life::RetryAfterPause)
+            })
             .count()
     }
 
@@ -890,6 +1074,7 @@ impl Model {
     fn start(&mut self, now: u64, shard: usize, cause: FailoverCause) {
         let s = &mut self.shards[shard];
         s.state = ShardState::Buffering;
+        s.pause_drain = None;
         s.episode = Some(Episode {
             start: now,
             start_term: s.highest_term,
@@ -1116,9 +1301,13 @@ impl Model {
         }
         e.last_stop = Some(reason);
         e.resume_at = None;
-        e.drain_start = now;
         s.last_end = Some(now);
         s.state = ShardState::Draining;
+        if s.pause.is_some() {
+            // Over, but the pause holds on: the drain waits for the pause to end.
+            return;
+        }
+        e.drain_start = now;
         self.actions.push_other(Action::StartDrain {
             shard: ShardId::from_index(shard as u32),
             queued: s.queue.len(),
@@ -1129,11 +1318,20 @@ impl Model {
     /// Releases queued tickets, oldest first, while fewer than `drain_concurrency` drain
     /// retries run; goes idle when nothing is queued or retrying in the drain.
     fn drain(&mut self, now: u64, shard: usize) {
+        if self.shards[shard].pause.is_some() {
+            return;
+        }
         let (verdict, reason) = self.shards[shard]
             .episode
             .as_ref()
             .map_or((Verdict::Retry, None), |e| (e.verdict, e.last_stop));
-        let reason = reason.unwrap_or(StopReason::NewPrimarySeen);
+        let (verdict, life) = match self.shards[shard].pause_drain {
+            Some((_, verdict)) => (verdict, Life::RetryAfterPause),
+            None => (
+                verdict,
+                Life::RetryInDrain(reason.unwrap_or(StopReason::NewPrimarySeen)),
+            ),
+        };
         // A failure never reaches the primary, so it takes no share of the concurrency.
         let room = |m: &Model| verdict != Verdict::Retry || m.in_drain(shard) < m.drain_concurrency;
         while room(self) && !self.shards[shard].queue.is_empty() {
@@ -1141,7 +1339,7 @@ impl Model {
             self.shards[shard].counters.drained += 1;
             self.released(now, shard);
             self.tickets[i].life = match verdict {
-                Verdict::Retry => Life::RetryInDrain(reason),
+                Verdict::Retry => life,
                 Verdict::Fail(_) => Life::Ended,
             };
             self.wake(i, verdict);
@@ -1149,12 +1347,18 @@ impl Model {
         if self.shards[shard].queue.is_empty() && self.in_drain(shard) == 0 {
             let s = &mut self.shards[shard];
             s.state = ShardState::Idle;
-            let held = s.episode.as_ref().and_then(|e| {
-                let first = e.first_hold?;
-                Some(Duration::from_nanos(e.last_release.saturating_sub(first)))
-            });
-            s.counters.last_failover_held_duration = held.unwrap_or(Duration::ZERO);
-            let drain_start = s.episode.as_ref().map_or(now, |e| e.drain_start);
+            let drain_start = match s.pause_drain.take() {
+                // A pause's own drain is no episode's: the episode's figures stay.
+                Some((start, _)) => start,
+                None => {
+                    let held = s.episode.as_ref().and_then(|e| {
+                        let first = e.first_hold?;
+                        Some(Duration::from_nanos(e.last_release.saturating_sub(first)))
+                    });
+                    s.counters.last_failover_held_duration = held.unwrap_or(Duration::ZERO);
+                    s.episode.as_ref().map_or(now, |e| e.drain_start)
+                }
+            };
             self.actions
                 .push_other(Action::Metric(Metric::DrainFinished {
                     shard: ShardId::from_index(shard as u32),
@@ -1195,19 +1399,25 @@ impl Model {
     pub(crate) fn timers(&self) -> Vec<(u64, usize, TimerKind)> {
         let mut timers = Vec::new();
         for (shard, s) in self.shards.iter().enumerate() {
-            if s.state != ShardState::Buffering {
+            if self.visible(shard) != ShardState::Buffering {
                 continue;
             }
-            let Some(e) = s.episode.as_ref() else {
-                continue;
-            };
-            timers.push((
-                e.start.saturating_add(self.max_failover_duration),
-                shard,
-                TimerKind::MaxFailoverDuration,
-            ));
-            if let Some(at) = e.resume_at {
-                timers.push((at, shard, TimerKind::DrainBackoff));
+            if let Some(e) = s
+                .episode
+                .as_ref()
+                .filter(|_| s.state == ShardState::Buffering)
+            {
+                timers.push((
+                    e.start.saturating_add(self.max_failover_duration),
+                    shard,
+                    TimerKind::MaxFailoverDuration,
+                ));
+                if let Some(at) = e.resume_at {
+                    timers.push((at, shard, TimerKind::DrainBackoff));
+                }
+            }
+            if let Some((_, until)) = s.pause {
+                timers.push((until, shard, TimerKind::PauseExpiry));
             }
             for &i in &s.queue {
                 timers.push((self.tickets[i].deadline, shard, TimerKind::Window));
@@ -1263,6 +1473,7 @@ impl Model {
             Life::Queued => TicketStatus::Queued,
             Life::RetryAfterWindow => TicketStatus::Retrying(ReleaseReason::Window),
             Life::RetryInDrain(reason) => TicketStatus::Retrying(ReleaseReason::Drain(reason)),
+            Life::RetryAfterPause => TicketStatus::Retrying(ReleaseReason::PauseEnded),
             Life::Ended => TicketStatus::Ended,
         }
     }
@@ -1299,7 +1510,12 @@ impl Model {
     /// `Buffer::shard_state`, `queued`, `draining_in_flight` and `highest_term` of a shard.
     pub(crate) fn shard_view(&self, shard: usize) -> (ShardState, usize, usize, Option<u64>) {
         let s = &self.shards[shard];
-        (s.state, s.queue.len(), self.in_drain(shard), s.highest_term)
+        (
+            self.visible(shard),
+            s.queue.len(),
+            self.in_drain(shard),
+            s.highest_term,
+        )
     }
 
     /// `Buffer::shard_mode`.
@@ -1381,6 +1597,14 @@ impl Model {
         );
         check("bytes_held", self.held_bytes(Some(shard)), core.bytes_held);
         check("peak_bytes", c.peak_bytes, core.peak_bytes);
+        check("pauses_started", c.pauses_started, core.pauses_started);
+        for &r in PauseEnd::ALL {
+            check(
+                &format!("pauses_ended {r}"),
+                c.pauses_ended[r.index()],
+                core.pauses_ended[r],
+            );
+        }
         if diffs.is_empty() {
             Ok(())
         } else {

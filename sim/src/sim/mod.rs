@@ -1001,8 +1001,8 @@ impl<'a, O: Observer> Sim<'a, O> {
                     // Unless a failover still buffers the shard, its drain starts here (one
                     // whose episode stopped during the pause is timed from that stop).
                     let rt = &mut self.routers[router as usize];
-                    let buffering =
-                        rt.buffer.shard_state(shard) == Some(failover_buffer::ShardState::Buffering);
+                    let buffering = rt.buffer.shard_state(shard)
+                        == Some(failover_buffer::ShardState::Buffering);
                     if let Some(at) = rt.stopped_at.get_mut(shard.index()) {
                         if !buffering {
                             at.get_or_insert(self.now);
