@@ -1029,6 +1029,8 @@ impl Buffer {
     /// 1. **Stop starting episodes** (reversible): from now on every request proceeds
     ///    unbuffered, and health and topology inputs start and end nothing (a health stamp
     ///    below the highest term is still refused as stale).
+    ///    Every operator [`pause`](Self::pause) ends here ([`PauseEnd::Shutdown`]), what it
+    ///    held draining with the rest; a cancel does not bring pauses back.
     /// 2. **Release queued requests** (reversible for those not yet released): every
     ///    buffering shard stops (`Shutdown`) and drains its queue with
     ///    [`Verdict::Retry`](crate::Verdict::Retry), paced by `drain_concurrency` as any
