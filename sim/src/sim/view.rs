@@ -14,6 +14,9 @@ use crate::scenario::Failover;
 pub(super) enum Phase {
     /// Refused with this cause after the attempt's service time.
     Refuse(FailoverCause),
+    /// Refused (a failover error) after this many nanoseconds, whatever the attempt's
+    /// service time: a dead primary's closed port ([`Failover::refuse_time`]).
+    RefuseAfter(u64),
     /// Writes are paused: the attempt hangs until this instant, then is refused (after its
     /// service time).
     Hang { until: u64 },
@@ -84,11 +87,11 @@ pub(super) fn failover_phases(f: &Failover, sees: Sees, phases: &mut Vec<(u64, u
         refuse_until = refuse_until.max(sees.serving_at.unwrap_or(u64::MAX));
     }
     if refuse_until > pause_end {
-        phases.push((
-            pause_end,
-            refuse_until,
-            Phase::Refuse(FailoverCause::Reparent),
-        ));
+        let refused = match f.refuse_time {
+            Some(took) => Phase::RefuseAfter(nanos(took)),
+            None => Phase::Refuse(FailoverCause::Reparent),
+        };
+        phases.push((pause_end, refuse_until, refused));
     }
     if let Some(cold) = f.cold {
         let until = if refuse_until == u64::MAX {
