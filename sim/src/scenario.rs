@@ -308,7 +308,9 @@ pub struct Failover {
     pub not_serving_stamp_lost: bool,
     /// The primary dies at `start` (a `SIGKILL`, a crashed host) instead of refusing only
     /// new attempts: attempts in flight on it then fail at `start` with a failover error,
-    /// their connections reset. Those the router may replay are retried (and held) like any
+    /// their connections reset. Attempts go on being refused until the router sees the new
+    /// primary (its serving stamp), not merely until promotion: a router sends to the dead
+    /// primary until it learns of another. Those the router may replay are retried (and held) like any
     /// refused attempt; a [non-idempotent](Traffic::non_idempotent) one ends as
     /// `uncertain`. Without it, an attempt sent before `start` is served.
     pub killed: bool,

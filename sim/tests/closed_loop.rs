@@ -390,3 +390,31 @@ fn a_refusal_takes_its_refuse_time_instead_of_the_service_time() {
         "{error}"
     );
 }
+
+#[test]
+fn a_killed_primary_refuses_until_the_router_sees_the_new_one() {
+    let s = |killed: bool| {
+        scenario(&format!(
+            r#"
+            [[shards]]
+            name = "ks/0"
+            arrivals = ["2.05s"]
+            [[shards.failovers]]
+            start = "1s"
+            duration = "1s"
+            health_delay = "100ms"
+            killed = {killed}
+            [buffer]
+            enabled = false
+            "#
+        ))
+    };
+    // A planned failover's new primary serves from its promotion at 2 s...
+    let (_, ends) = simulate(&s(false));
+    assert_eq!(ends[0].outcome, Outcome::Ok);
+    // ...but a router keeps sending to the dead one until its health stream names the new
+    // one at 2.1 s: three refusals, 2.05 to 2.08 s.
+    let (_, ends) = simulate(&s(true));
+    assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Failover));
+    assert_eq!(ends[0].end, ms(2080));
+}

@@ -66,8 +66,8 @@ pub(super) struct Sees {
 
 /// The phases one router meets during failover `f`, appended to `phases`: a write pause
 /// (hanging, or failing fast once the router has the not-serving stamp), refusals until the
-/// primary is writable (after a write pause, until this router also sees the new primary),
-/// then a cold primary.
+/// primary is writable (after a write pause or a kill, until this router also sees the new
+/// primary), then a cold primary.
 pub(super) fn failover_phases(f: &Failover, sees: Sees, phases: &mut Vec<(u64, u64, Phase)>) {
     let start = nanos(f.start);
     let writable = f.writable_at().map_or(u64::MAX, nanos);
@@ -84,6 +84,11 @@ pub(super) fn failover_phases(f: &Failover, sees: Sees, phases: &mut Vec<(u64, u
             _ => phases.push((start, pause_end, Phase::Hang { until: pause_end })),
         }
         // The old primary refuses until this router sees the new one.
+        refuse_until = refuse_until.max(sees.serving_at.unwrap_or(u64::MAX));
+    }
+    if f.killed {
+        // A dead primary is not replaced under the router: it sends there, and is refused,
+        // until it sees the new one.
         refuse_until = refuse_until.max(sees.serving_at.unwrap_or(u64::MAX));
     }
     if refuse_until > pause_end {
