@@ -418,3 +418,24 @@ fn a_killed_primary_refuses_until_the_router_sees_the_new_one() {
     assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Failover));
     assert_eq!(ends[0].end, ms(2080));
 }
+
+/// The Redis router's cross-check (its README, "The simulator's prediction"): the scenario
+/// written from the cluster test's SIGKILL run keeps the verdict the README quotes.
+#[test]
+fn the_redis_cluster_kill_scenario_holds_one_command_per_connection() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../redis-router/sim/cluster-test-kill.toml"
+    );
+    let s = Scenario::from_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let report = run(&s, &s.buffer, s.seed).unwrap();
+    assert_eq!(report.buffer.buffered, 50, "one per connection");
+    assert_eq!(report.buffer.evicted.BufferFull, 0);
+    assert_eq!(
+        report.errors.total, report.errors.uncertain,
+        "only uncertain errors: {:?}",
+        report.errors
+    );
+    assert_eq!(report.errors.uncertain, 6, "the README's figure");
+    assert_eq!(report.added_latency.max_ns / 1_000_000, 2178);
+}
