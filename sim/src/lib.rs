@@ -108,7 +108,7 @@ pub use report::{
 pub use rng::Rng;
 pub use scenario::{
     BUFFER_KEYS, Backoff, Client, ColdPrimary, Failover, Health, Jitter, Objective, Scenario,
-    ScenarioError, ServiceTime, ShardSpec, ShutdownSpec, TopologyChange, TopologyKind,
+    ScenarioError, ServiceTime, ShardSpec, ShutdownSpec, TopologyChange, TopologyKind, Traffic,
     enabled_vitess_defaults, set_buffer_key, validate_buffer,
 };
 pub use sim::{ErrorCause, NoObserver, Observer, Outcome, RequestEnd, run, run_observed};

@@ -87,6 +87,9 @@ pub struct Errors {
     /// [`ErrorCause::Other`]; not in the JSON while 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub other: u64,
+    /// [`ErrorCause::Uncertain`]; not in the JSON while 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uncertain: u64,
 }
 
 impl Errors {
@@ -99,6 +102,7 @@ impl Errors {
             ErrorCause::Evicted => &mut self.evicted,
             ErrorCause::ShardMissing => &mut self.shard_missing,
             ErrorCause::Other => &mut self.other,
+            ErrorCause::Uncertain => &mut self.uncertain,
         } += 1;
     }
 }

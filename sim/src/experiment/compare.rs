@@ -166,6 +166,10 @@ pub fn write_comparison(out: &mut dyn Write, c: &Comparison) -> io::Result<()> {
     row("    timeout", &|r| r.errors.timeout.to_string());
     row("    buffer full", &|r| r.errors.buffer_full.to_string());
     row("    evicted", &|r| r.errors.evicted.to_string());
+    // Only a scenario with a killed primary and non-idempotent requests has these.
+    if reports.iter().any(|r| r.errors.uncertain > 0) {
+        row("    uncertain", &|r| r.errors.uncertain.to_string());
+    }
     row("affected requests", &|r| r.affected.to_string());
     row("attempts sent", &|r| r.attempts.to_string());
     row("added latency p50", &|r| ms(r.added_latency.p50_ns));
