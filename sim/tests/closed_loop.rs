@@ -3,36 +3,11 @@
 
 use core::time::Duration;
 
-use failover_buffer_sim::{
-    ErrorCause, Observer, Outcome, Report, RequestEnd, Scenario, SimError, run, run_observed,
-};
+use failover_buffer_sim::{ErrorCause, Outcome, RequestEnd, Scenario, SimError, run};
 
-/// Collects every request's end.
-#[derive(Default)]
-struct Ends(Vec<RequestEnd>);
+mod support;
 
-impl Observer for Ends {
-    fn request_ended(&mut self, end: &RequestEnd) {
-        self.0.push(*end);
-    }
-}
-
-/// A scenario with a constant 10 ms service time.
-fn scenario(body: &str) -> Scenario {
-    let text = format!("{body}\n[service]\ndistribution = \"constant\"\ntime = \"10ms\"\n");
-    Scenario::from_toml_str(&text, "test.toml").expect("the test scenario is valid")
-}
-
-fn simulate(scenario: &Scenario) -> (Report, Vec<RequestEnd>) {
-    let mut ends = Ends::default();
-    let report = run_observed(scenario, &scenario.buffer, 1, &mut ends).expect("valid config");
-    ends.0.sort_by_key(|e| (e.arrival, e.end));
-    (report, ends.0)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use support::*;
 
 #[test]
 fn one_connection_sends_one_request_per_service_time() {
