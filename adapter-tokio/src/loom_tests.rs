@@ -235,6 +235,37 @@ fn dropping_a_held_future_racing_its_release_ends_the_ticket_once() {
     );
 }
 
+/// A held request's future polled first by one task, then by another (its waker changes)
+/// while a new primary releases it: the release wakes the task that polls it now, through
+/// the waker the second poll registered, never only the first task's.
+#[test]
+fn a_held_future_polled_by_a_new_task_is_woken_through_its_new_waker() {
+    check(
+        "a_held_future_polled_by_a_new_task_is_woken_through_its_new_waker",
+        || {
+            let m = Model::new(enabled());
+            m.start_failover();
+            let caller = thread::spawn({
+                let (buffer, shard) = (m.buffer.clone(), m.shard.clone());
+                move || {
+                    let mut wait =
+                        buffer.wait_for_failover_end(&shard, Some(FailoverCause::Reparent));
+                    // The first task's poll: held, or answered at once.
+                    let answer = match poll_once(&mut wait) {
+                        Poll::Ready(answer) => answer,
+                        // Another task (another `block_on`, another waker) takes it over.
+                        Poll::Pending => block_on(&mut wait),
+                    };
+                    drop(answer.unwrap());
+                }
+            });
+            m.buffer.health(&m.shard, stamp(2)).unwrap();
+            caller.join().unwrap();
+            m.settle();
+        },
+    );
+}
+
 /// A request that starts a failover arms the core's first deadline while the driver may be
 /// asleep with none: the driver must be told, and when that deadline passes it releases the
 /// request (nothing else does here).
