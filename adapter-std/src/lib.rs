@@ -77,11 +77,14 @@
 
 mod buffer;
 mod clock;
+#[cfg(all(test, loom))]
+mod loom_tests;
 pub mod plan;
 mod retry;
 mod shard;
 mod shutdown;
 mod state;
+mod sync;
 mod telemetry;
 mod views;
 

@@ -7,14 +7,13 @@
 //! counters and exported after it, as absolute values, so two exports that race cannot lose
 //! a count.
 
-use std::sync::Arc;
-
 #[cfg(feature = "metrics")]
 use failover_buffer::ShardStats;
 use failover_buffer::{Action, ShardId, Ticket};
 
 use crate::shard::ShardInner;
 use crate::state::State;
+use crate::sync::Arc;
 
 /// Metrics to export once the lock is released.
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use failover_buffer::{
     Buffer, BufferError, Config, ConfigError, FailoverCause, HealthStamp, InputError, InputStats,
@@ -11,6 +11,7 @@ use failover_buffer::{
 
 use crate::driver;
 use crate::shared::{Keeper, ShardCell, Shared, Touched};
+use crate::sync::AtomicBool;
 use crate::wait::{Admit, Ask, RetryGuard, Wait};
 use failover_buffer::EpisodeEvent;
 

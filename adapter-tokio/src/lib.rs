@@ -96,11 +96,14 @@ mod driver;
 pub mod guide;
 #[cfg(feature = "tower")]
 mod layer;
+#[cfg(all(test, loom))]
+mod loom_tests;
 pub mod plan;
 mod retry;
 mod shared;
 mod shutdown;
 mod sized;
+mod sync;
 mod telemetry;
 mod views;
 mod wait;

@@ -1,14 +1,14 @@
 //! The state every handle shares: the core behind one mutex, the per-ticket waiters, the
 //! per-shard flags, and the rule that wake-ups are delivered after the lock is released.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
 use failover_buffer::{Action, Buffer, ShardId, Ticket, TicketMap, Timestamp, Verdict};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::sync::{AtomicBool, Mutex, MutexGuard, Notify, Ordering};
 use crate::telemetry::{Report, Telemetry};
 use failover_buffer::EpisodeEvent;
 
@@ -176,7 +176,7 @@ impl Shared {
                 telemetry: Telemetry::default(),
                 core,
             }),
-            origin: Instant::now(),
+            origin: crate::sync::now(),
             id,
             driver: Notify::new(),
             closed: Notify::new(),
@@ -196,7 +196,7 @@ impl Shared {
 
     /// Now, on tokio's clock, as a core timestamp.
     pub(crate) fn now(&self) -> Timestamp {
-        let since = Instant::now().saturating_duration_since(self.origin);
+        let since = crate::sync::now().saturating_duration_since(self.origin);
         Timestamp::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 
