@@ -40,6 +40,7 @@ mod error;
 mod event;
 mod filter;
 pub mod histogram;
+mod names;
 mod policy;
 mod queue;
 mod shard;
@@ -50,6 +51,7 @@ mod ticket;
 mod ticket_map;
 mod time;
 mod timers;
+mod waits;
 
 pub use action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 pub use buffer::Buffer;
@@ -66,8 +68,9 @@ pub use shard::{EpisodeView, ShardId, ShardState};
 pub use shutdown::{ShutdownPhase, ShutdownProgress};
 pub use stats::{
     ByReason, EvictReason, InputStats, Reason, SampleKind, ShardStats, SkipReason, StatSample,
-    StopReason,
+    StopReason, WaitOutcome,
 };
 pub use ticket::{Ticket, TicketError};
 pub use ticket_map::TicketMap;
 pub use time::Timestamp;
+pub use waits::WaitHistograms;
