@@ -73,4 +73,4 @@ pub use stats::{
 pub use ticket::{Ticket, TicketError};
 pub use ticket_map::TicketMap;
 pub use time::Timestamp;
-pub use waits::WaitHistograms;
+pub use waits::{WaitDelta, WaitHistograms};

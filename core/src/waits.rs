@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use crate::histogram::Histogram;
+use crate::histogram::{Bucket, Histogram};
 use crate::queue::ReleaseReason;
 use crate::stats::{Reason, StopReason, WaitOutcome};
 
@@ -51,7 +51,57 @@ pub struct WaitHistograms {
     failovers: Histogram,
 }
 
+/// Samples one bucket of a shard's histograms gained between two readings
+/// ([`WaitHistograms::since`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitDelta {
+    /// The wait's outcome, or `None` for the failover-duration histogram.
+    pub outcome: Option<WaitOutcome>,
+    /// The bucket (its `count` is the newer reading's).
+    pub bucket: Bucket,
+    /// Samples added to it since the earlier reading.
+    pub added: u64,
+}
+
 impl WaitHistograms {
+    /// The `metrics` name the adapters export waits under, labelled `keyspace`, `shard` and
+    /// `outcome` (a [`WaitOutcome`] label), in milliseconds.
+    pub const WAIT_METRIC: &'static str = "failover_buffer_requests_wait_ms";
+    /// The `metrics` name the adapters export failover durations under, labelled `keyspace`
+    /// and `shard`, in milliseconds.
+    pub const FAILOVER_METRIC: &'static str = "failover_buffer_failover_duration_ms";
+
+    /// What was recorded since `earlier`, an earlier reading of the same shard's histograms,
+    /// bucket by bucket: how an exporter that records samples (a `metrics` histogram) sends
+    /// a snapshot's news, each bucket's samples as its [`Bucket::midpoint`]. Histograms
+    /// whose count did not change are skipped without a look at their buckets.
+    pub fn since<'a>(
+        &'a self,
+        earlier: &'a WaitHistograms,
+    ) -> impl Iterator<Item = WaitDelta> + 'a {
+        let pairs = self
+            .waits
+            .iter()
+            .zip(earlier.waits.iter())
+            .zip(WaitOutcome::ALL.iter().map(|&o| Some(o)))
+            .chain(core::iter::once((
+                (&self.failovers, &earlier.failovers),
+                None,
+            )));
+        pairs
+            .filter(|((now, then), _)| now.count() != then.count())
+            .flat_map(|((now, then), outcome)| {
+                now.buckets()
+                    .zip(then.buckets())
+                    .filter(|(b, e)| b.count != e.count)
+                    .map(move |(bucket, e)| WaitDelta {
+                        outcome,
+                        bucket,
+                        added: bucket.count.saturating_sub(e.count),
+                    })
+            })
+    }
+
     /// No samples.
     pub(crate) const EMPTY: WaitHistograms = WaitHistograms {
         waits: [const { Histogram::new() }; WaitOutcome::ALL.len()],

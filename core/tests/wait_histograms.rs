@@ -178,3 +178,17 @@ fn a_request_a_backed_off_drain_queues_again_waits_twice() {
     b.retry_done(ms(1_500), again).unwrap();
     b.check_invariants().unwrap();
 }
+
+#[test]
+fn since_lists_exactly_the_samples_added_between_two_readings() {
+    let (mut b, shard) = buffer(Config::default());
+    let t = hold(&mut b, shard, 0);
+    let before = b.wait_histograms(shard).unwrap().clone();
+    b.health(ms(3), shard, serving(2)).unwrap();
+    let now = b.wait_histograms(shard).unwrap();
+    let news: Vec<_> = now.since(&before).map(|d| (d.outcome, d.added)).collect();
+    // One wait, retried; one failover.
+    assert_eq!(news, [(Some(WaitOutcome::Retried), 1), (None, 1)]);
+    assert_eq!(now.since(now).count(), 0);
+    b.retry_done(ms(4), t).unwrap();
+}
