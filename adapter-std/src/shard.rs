@@ -17,6 +17,10 @@ pub(crate) struct ShardInner {
     pub(crate) buffering: AtomicBool,
     pub(crate) keyspace: Arc<str>,
     pub(crate) name: Arc<str>,
+    /// The shard's wait histograms as last exported, allocated at its first sample. Only
+    /// read and written under the buffer's lock (this mutex is never contended).
+    #[cfg(feature = "metrics")]
+    pub(crate) exported_waits: std::sync::Mutex<Option<Box<failover_buffer::WaitHistograms>>>,
 }
 
 /// A registered `keyspace/shard`, as returned by
@@ -40,6 +44,8 @@ impl Shard {
                 buffering: AtomicBool::new(false),
                 keyspace: Arc::from(keyspace),
                 name: Arc::from(shard),
+                #[cfg(feature = "metrics")]
+                exported_waits: std::sync::Mutex::default(),
             }),
         }
     }
