@@ -923,3 +923,16 @@ impl ShardBuffer {
         (next.at != Timestamp::MAX).then_some(next)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_shard_is_one_cache_line_and_its_detail_is_out_of_line() {
+        // State, mode, primary, term, last reparent, and one pointer to everything an
+        // episode needs (issue 16: ≤ 256 B per idle shard, all tables included).
+        assert_eq!(core::mem::size_of::<ShardBuffer>(), 64);
+        assert!(core::mem::size_of::<Detail>() > 2_000);
+    }
+}
