@@ -19,6 +19,10 @@ pub(crate) struct ShardInner {
     // through them).
     pub(crate) keyspace: std::sync::Arc<str>,
     pub(crate) name: std::sync::Arc<str>,
+    /// The shard's wait histograms as last exported, allocated at its first sample. Only
+    /// read and written under the buffer's lock (this mutex is never contended).
+    #[cfg(feature = "metrics")]
+    pub(crate) exported_waits: std::sync::Mutex<Option<Box<failover_buffer::WaitHistograms>>>,
 }
 
 /// A registered `keyspace/shard`, as returned by
@@ -42,6 +46,8 @@ impl Shard {
                 buffering: AtomicBool::new(false),
                 keyspace: std::sync::Arc::from(keyspace),
                 name: std::sync::Arc::from(shard),
+                #[cfg(feature = "metrics")]
+                exported_waits: std::sync::Mutex::default(),
             }),
         }
     }

@@ -84,6 +84,10 @@
 //!   `failover_buffer_last_requests_dry_run_max`. All carry `keyspace` and `shard` labels,
 //!   and all exist (at zero) from the shard's registration. Install the recorder before
 //!   registering shards.
+//!   Histograms (recorded as their samples arrive, each as the midpoint of its core bucket,
+//!   within 12.5%): `failover_buffer_requests_wait_ms{outcome}`, how long each held request
+//!   waited until its verdict (`Retried`, `Window`, `Evicted`, `Cancelled`, `ShardMissing`), and
+//!   `failover_buffer_failover_duration_ms`, one sample per failover.
 //! * `tower`: `FailoverBufferLayer`, the retry loop as `tower` middleware.
 //! * `tracing`: logs failover started, stopped, drain paused and finished, and closed at
 //!   INFO; shard registration at DEBUG; every admission, release, cancel and retry done at

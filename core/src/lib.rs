@@ -39,6 +39,8 @@ mod episode;
 mod error;
 mod event;
 mod filter;
+pub mod histogram;
+mod names;
 mod policy;
 mod queue;
 mod shard;
@@ -49,6 +51,7 @@ mod ticket;
 mod ticket_map;
 mod time;
 mod timers;
+mod waits;
 
 pub use action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 pub use buffer::Buffer;
@@ -58,14 +61,16 @@ pub use episode::EpisodeEvent;
 pub use error::{BufferError, InputError};
 pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
+pub use histogram::Histogram;
 pub use policy::{Eviction, UnknownEviction};
 pub use queue::{ReleaseReason, TicketStatus};
 pub use shard::{EpisodeView, ShardId, ShardState};
 pub use shutdown::{ShutdownPhase, ShutdownProgress};
 pub use stats::{
     ByReason, EvictReason, InputStats, Reason, SampleKind, ShardStats, SkipReason, StatSample,
-    StopReason,
+    StopReason, WaitOutcome,
 };
 pub use ticket::{Ticket, TicketError};
 pub use ticket_map::TicketMap;
 pub use time::Timestamp;
+pub use waits::{WaitDelta, WaitHistograms};

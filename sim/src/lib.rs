@@ -103,7 +103,7 @@ pub use input::{TIMELINE_COLUMNS, TraceReader, TraceRow, read_timeline};
 pub use plot::plot_timeline;
 pub use report::{
     BufferCounters, Errors, Evicted, Latency, Report, ShutdownOutcome, Skipped, Stops,
-    TIMELINE_BUCKET, Timeline,
+    TIMELINE_BUCKET, Timeline, Wait,
 };
 pub use rng::Rng;
 pub use scenario::{

@@ -4,7 +4,9 @@
 use core::time::Duration;
 
 use failover_buffer::Config;
-use failover_buffer_sim::{ErrorCause, Outcome, RequestEnd, Scenario, enabled_vitess_defaults};
+use failover_buffer_sim::{
+    ErrorCause, Outcome, RequestEnd, Scenario, Wait, enabled_vitess_defaults,
+};
 
 mod support;
 
@@ -41,6 +43,18 @@ fn a_request_in_the_outage_waits_exactly_until_promotion_plus_health_delay() {
     assert_eq!(report.buffer.stops.NewPrimarySeen, 1);
     assert_eq!(report.buffer.drained, 1);
     assert_eq!(report.errors.total, 0);
+    // Held from 1.51 s to the drain at 2.1 s: one wait of 590 ms, retried (a single sample's
+    // percentiles are clamped to it, so exact).
+    assert_eq!(
+        report.waits,
+        [Wait {
+            outcome: "Retried",
+            count: 1,
+            p50_ns: 590_000_000,
+            p99_ns: 590_000_000,
+            max_ns: 590_000_000,
+        }]
+    );
 }
 
 #[test]

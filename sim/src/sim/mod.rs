@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use failover_buffer::ShutdownPhase;
+use failover_buffer::WaitHistograms;
 use failover_buffer::drain::DrainAction;
 use failover_buffer::{
     Action, Admission, Buffer, BufferError, Config, FailoverCause, HealthStamp, Metric, PrimaryId,
@@ -22,7 +23,7 @@ use view::{Phase, Sees, View, failover_phases};
 
 use crate::error::SimError;
 use crate::input::TraceReader;
-use crate::report::{Report, ShutdownOutcome};
+use crate::report::{Report, ShutdownOutcome, Wait};
 use crate::rng::Rng;
 use crate::scenario::{Backoff, Jitter, Scenario, ServiceTime, TopologyKind};
 
@@ -1148,13 +1149,18 @@ impl<'a, O: Observer> Sim<'a, O> {
         self.report.added_latency.p50_ns = self.percentile(50);
         self.report.added_latency.p99_ns = self.percentile(99);
         self.report.added_latency.max_ns = self.latencies.iter().copied().max().unwrap_or(0);
+        let mut waits = WaitHistograms::default();
         for rt in &self.routers {
             for &id in &rt.ids {
                 if let Some(stats) = rt.buffer.shard_stats(id) {
                     self.report.buffer.add(stats);
                 }
+                if let Some(shard_waits) = rt.buffer.wait_histograms(id) {
+                    waits.merge(shard_waits);
+                }
             }
         }
+        self.report.waits = Wait::of(&waits);
         self.report.timeline.finish(self.now);
         Ok(self.report)
     }
