@@ -70,24 +70,40 @@ pub(crate) struct State {
 /// held by its waker; and the telemetry [`Report`], which is user code.
 #[derive(Default)]
 pub(crate) struct Wakeups {
-    /// Empty, and so unallocated, on the paths that wake nobody.
-    wakers: Vec<Waker>,
+    /// The first task to wake, kept inline: an input of a drain releases one request (the
+    /// retry that finished frees one drain place), and waking it allocates nothing.
+    first: Option<Waker>,
+    /// Any more (the start of a drain of higher concurrency, a shutdown, window expiries).
+    /// Empty, and so unallocated, on the paths that wake at most one task.
+    more: Vec<Waker>,
     driver: bool,
     closed: bool,
-    /// Episode events, kept only while someone subscribes. Empty (unallocated) otherwise.
+    /// Episode events (a handful per episode; none for a request's admission or release).
+    /// Sent whether or not anyone subscribes: with no receiver, the channel keeps nothing.
     events: Vec<EpisodeEvent>,
-    want_events: bool,
     pub(crate) report: Report,
 }
 
 impl Wakeups {
+    /// Adds a task to wake once the lock is released (`None`: its future was never polled).
+    fn wake(&mut self, waker: Option<Waker>) {
+        match (&self.first, waker) {
+            (_, None) => {}
+            (None, waker) => self.first = waker,
+            (Some(_), Some(waker)) => self.more.push(waker),
+        }
+    }
+
     /// Wakes first, then sends the episode events, then runs the telemetry: a recorder or
     /// subscriber that panics cannot lose a wake-up or an event.
     ///
     /// `order` is the event-order lock, taken before the state lock was released: events of
     /// successive inputs leave in the order the core produced them.
     pub(crate) fn deliver(self, shared: &Shared, order: Option<MutexGuard<'_, ()>>) {
-        for waker in self.wakers {
+        if let Some(waker) = self.first {
+            waker.wake();
+        }
+        for waker in self.more {
             waker.wake();
         }
         if self.closed {
@@ -221,10 +237,9 @@ impl Shared {
         touched: Touched,
         f: impl FnOnce(&mut State, Timestamp, &mut Report) -> R,
     ) -> R {
-        let mut wakeups = Wakeups {
-            want_events: self.events.receiver_count() > 0,
-            ..Wakeups::default()
-        };
+        // Asking the channel whether anyone subscribes would take its lock on every input;
+        // the events are rare enough to gather always.
+        let mut wakeups = Wakeups::default();
         let (result, order) = {
             let mut state = self.lock();
             // Read under the lock, so inputs reach the core in time order.
@@ -262,16 +277,14 @@ impl State {
 
     fn apply(&mut self, now: Timestamp, action: Action, wakeups: &mut Wakeups) {
         wakeups.report.action(&self.core, &self.cells, &action);
-        if wakeups.want_events {
-            wakeups.events.extend(EpisodeEvent::from_action(&action));
-        }
+        wakeups.events.extend(EpisodeEvent::from_action(&action));
         match action {
             Action::Wake { ticket, verdict } => match self.waiters.get_mut(ticket) {
                 Some(waiter) => {
                     if let Waiter::Waiting(waker) =
                         std::mem::replace(waiter, Waiter::Woken(verdict))
                     {
-                        wakeups.wakers.extend(waker);
+                        wakeups.wake(waker);
                     }
                 }
                 None => {
