@@ -64,8 +64,8 @@ fn buffer(size: usize, drain_concurrency: usize) -> (FailoverBuffer, Shard) {
     (buffer, shard)
 }
 
-/// A first attempt on an idle shard, polled once: one thread, then two threads at once on
-/// the same shard.
+/// A first attempt on an idle shard, polled once: one thread, the same check without a
+/// future, then two threads at once on the same shard.
 fn idle(c: &mut Criterion) {
     let rt = current_thread();
     let _entered = rt.enter();
@@ -79,6 +79,11 @@ fn idle(c: &mut Criterion) {
                 Poll::Ready(Ok(None))
             )
         })
+    });
+    // The same check with no future at all (`first_attempt_proceeds`), as a router that
+    // wants the idle path at the blocking adapter's cost calls it.
+    group.bench_function("1_thread_first_attempt_proceeds", |b| {
+        b.iter(|| buffer.first_attempt_proceeds(black_box(&shard)))
     });
     group.bench_function("2_threads_at_once", |b| {
         b.iter_custom(|iters| {
