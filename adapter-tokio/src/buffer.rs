@@ -335,6 +335,7 @@ impl FailoverBuffer {
     /// # }
     /// ```
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<EpisodeEvent> {
+        self.shared().subscribed.store(true, Ordering::Release);
         self.shared().events.subscribe()
     }
 

@@ -78,9 +78,9 @@ pub(crate) struct Wakeups {
     more: Vec<Waker>,
     driver: bool,
     closed: bool,
-    /// Episode events (a handful per episode; none for a request's admission or release).
-    /// Sent whether or not anyone subscribes: with no receiver, the channel keeps nothing.
+    /// Episode events, kept only while someone subscribes. Empty (unallocated) otherwise.
     events: Vec<EpisodeEvent>,
+    want_events: bool,
     pub(crate) report: Report,
 }
 
@@ -146,6 +146,9 @@ pub(crate) struct Shared {
     pub(crate) timer_lost: AtomicBool,
     /// Episode events, for [`FailoverBuffer::events`](crate::FailoverBuffer::events).
     pub(crate) events: broadcast::Sender<EpisodeEvent>,
+    /// Someone has called [`FailoverBuffer::events`](crate::FailoverBuffer::events): only
+    /// then does an input ask `events` for its receiver count.
+    pub(crate) subscribed: AtomicBool,
     /// Held from inside the state lock until an input's events are sent, so that events
     /// leave in the core's order without being sent under the state lock. Always taken
     /// after the state lock, never before it.
@@ -199,6 +202,7 @@ impl Shared {
             keepers_gone: AtomicBool::new(false),
             timer_lost: AtomicBool::new(false),
             events: broadcast::Sender::new(EVENT_CAPACITY),
+            subscribed: AtomicBool::new(false),
             event_order: Mutex::new(()),
         }
     }
@@ -237,9 +241,13 @@ impl Shared {
         touched: Touched,
         f: impl FnOnce(&mut State, Timestamp, &mut Report) -> R,
     ) -> R {
-        // Asking the channel whether anyone subscribes would take its lock on every input;
-        // the events are rare enough to gather always.
-        let mut wakeups = Wakeups::default();
+        // The channel's receiver count takes its lock: it is asked only once someone has
+        // subscribed, so a buffer nobody watches takes one lock per input, not two.
+        let mut wakeups = Wakeups {
+            want_events: self.subscribed.load(Ordering::Acquire)
+                && self.events.receiver_count() > 0,
+            ..Wakeups::default()
+        };
         let (result, order) = {
             let mut state = self.lock();
             // Read under the lock, so inputs reach the core in time order.
@@ -277,7 +285,9 @@ impl State {
 
     fn apply(&mut self, now: Timestamp, action: Action, wakeups: &mut Wakeups) {
         wakeups.report.action(&self.core, &self.cells, &action);
-        wakeups.events.extend(EpisodeEvent::from_action(&action));
+        if wakeups.want_events {
+            wakeups.events.extend(EpisodeEvent::from_action(&action));
+        }
         match action {
             Action::Wake { ticket, verdict } => match self.waiters.get_mut(ticket) {
                 Some(waiter) => {
