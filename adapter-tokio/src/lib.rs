@@ -60,7 +60,8 @@
 //!   of shards and held requests.
 //! * Each [`Shard`] handle carries an atomic "buffering" flag that mirrors the core, so a
 //!   first attempt on a shard that is not failing over takes no lock and allocates nothing.
-//!   The flag is only a shortcut: the core decides everything else.
+//!   [`first_attempt_proceeds`](FailoverBuffer::first_attempt_proceeds) is that check alone,
+//!   with no future to poll. The flag is only a shortcut: the core decides everything else.
 //! * A held request costs its task plus about 100 bytes here and in the core (a waiter map
 //!   entry and a slab entry).
 //!

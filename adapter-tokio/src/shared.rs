@@ -70,8 +70,12 @@ pub(crate) struct State {
 /// held by its waker; and the telemetry [`Report`], which is user code.
 #[derive(Default)]
 pub(crate) struct Wakeups {
-    /// Empty, and so unallocated, on the paths that wake nobody.
-    wakers: Vec<Waker>,
+    /// The first task to wake, kept inline: an input of a drain releases one request (the
+    /// retry that finished frees one drain place), and waking it allocates nothing.
+    first: Option<Waker>,
+    /// Any more (the start of a drain of higher concurrency, a shutdown, window expiries).
+    /// Empty, and so unallocated, on the paths that wake at most one task.
+    more: Vec<Waker>,
     driver: bool,
     closed: bool,
     /// Episode events, kept only while someone subscribes. Empty (unallocated) otherwise.
@@ -81,13 +85,25 @@ pub(crate) struct Wakeups {
 }
 
 impl Wakeups {
+    /// Adds a task to wake once the lock is released (`None`: its future was never polled).
+    fn wake(&mut self, waker: Option<Waker>) {
+        match (&self.first, waker) {
+            (_, None) => {}
+            (None, waker) => self.first = waker,
+            (Some(_), Some(waker)) => self.more.push(waker),
+        }
+    }
+
     /// Wakes first, then sends the episode events, then runs the telemetry: a recorder or
     /// subscriber that panics cannot lose a wake-up or an event.
     ///
     /// `order` is the event-order lock, taken before the state lock was released: events of
     /// successive inputs leave in the order the core produced them.
     pub(crate) fn deliver(self, shared: &Shared, order: Option<MutexGuard<'_, ()>>) {
-        for waker in self.wakers {
+        if let Some(waker) = self.first {
+            waker.wake();
+        }
+        for waker in self.more {
             waker.wake();
         }
         if self.closed {
@@ -130,6 +146,9 @@ pub(crate) struct Shared {
     pub(crate) timer_lost: AtomicBool,
     /// Episode events, for [`FailoverBuffer::events`](crate::FailoverBuffer::events).
     pub(crate) events: broadcast::Sender<EpisodeEvent>,
+    /// Someone has called [`FailoverBuffer::events`](crate::FailoverBuffer::events): only
+    /// then does an input ask `events` for its receiver count.
+    pub(crate) subscribed: AtomicBool,
     /// Held from inside the state lock until an input's events are sent, so that events
     /// leave in the core's order without being sent under the state lock. Always taken
     /// after the state lock, never before it.
@@ -183,6 +202,7 @@ impl Shared {
             keepers_gone: AtomicBool::new(false),
             timer_lost: AtomicBool::new(false),
             events: broadcast::Sender::new(EVENT_CAPACITY),
+            subscribed: AtomicBool::new(false),
             event_order: Mutex::new(()),
         }
     }
@@ -221,8 +241,11 @@ impl Shared {
         touched: Touched,
         f: impl FnOnce(&mut State, Timestamp, &mut Report) -> R,
     ) -> R {
+        // The channel's receiver count takes its lock: it is asked only once someone has
+        // subscribed, so a buffer nobody watches takes one lock per input, not two.
         let mut wakeups = Wakeups {
-            want_events: self.events.receiver_count() > 0,
+            want_events: self.subscribed.load(Ordering::Acquire)
+                && self.events.receiver_count() > 0,
             ..Wakeups::default()
         };
         let (result, order) = {
@@ -271,7 +294,7 @@ impl State {
                     if let Waiter::Waiting(waker) =
                         std::mem::replace(waiter, Waiter::Woken(verdict))
                     {
-                        wakeups.wakers.extend(waker);
+                        wakeups.wake(waker);
                     }
                 }
                 None => {
