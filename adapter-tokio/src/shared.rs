@@ -94,12 +94,19 @@ impl Wakeups {
         }
     }
 
-    /// Wakes first, then sends the episode events, then runs the telemetry: a recorder or
+    /// Sends the episode events, then wakes, then runs the telemetry: a recorder or
     /// subscriber that panics cannot lose a wake-up or an event.
     ///
     /// `order` is the event-order lock, taken before the state lock was released: events of
-    /// successive inputs leave in the order the core produced them.
+    /// successive inputs leave in the order the core produced them. It is released before
+    /// any waker runs: a waker is the executor's code, and one that polls (or drops) a
+    /// future of ours at once must find no lock of ours held.
     pub(crate) fn deliver(self, shared: &Shared, order: Option<MutexGuard<'_, ()>>) {
+        for event in self.events {
+            // No receiver left is not an error: nobody is listening.
+            let _ = shared.events.send(event);
+        }
+        drop(order);
         if let Some(waker) = self.first {
             waker.wake();
         }
@@ -112,11 +119,6 @@ impl Wakeups {
         if self.driver || self.closed {
             shared.driver.notify_one();
         }
-        for event in self.events {
-            // No receiver left is not an error: nobody is listening.
-            let _ = shared.events.send(event);
-        }
-        drop(order);
         // A thread unwinding from a panic (a guard or the driver dropped by it) sends no
         // telemetry: a second panic from a hook would abort the process.
         if !std::thread::panicking() {
