@@ -1,9 +1,6 @@
 //! The blocking handle.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use failover_buffer::{
@@ -15,6 +12,7 @@ use failover_buffer::{
 use crate::clock::{Clock, SystemClock};
 use crate::shard::Shard;
 use crate::state::{Outcome, Shared, TIMER_DIED, Waiter};
+use crate::sync::{Arc, Ordering, thread};
 use crate::telemetry;
 use failover_buffer::EpisodeEvent;
 
@@ -53,7 +51,7 @@ pub struct FailoverBuffer {
 /// can still hold a request. Its drop stops and joins the timer thread.
 struct Keeper {
     shared: Arc<Shared>,
-    timer: Option<JoinHandle<()>>,
+    timer: Option<thread::JoinHandle<()>>,
 }
 
 impl Drop for Keeper {
@@ -355,7 +353,7 @@ impl FailoverBuffer {
     ///
     /// If the operating system refuses to start the timer thread.
     pub fn new(config: Config) -> Result<FailoverBuffer, ConfigError> {
-        FailoverBuffer::with_clock(config, Arc::new(SystemClock))
+        FailoverBuffer::with_clock(config, std::sync::Arc::new(SystemClock))
     }
 
     /// A buffer on `clock`, for tests and simulations that drive time themselves (see
@@ -366,13 +364,13 @@ impl FailoverBuffer {
     /// If the operating system refuses to start the timer thread.
     pub fn with_clock(
         config: Config,
-        clock: Arc<dyn Clock>,
+        clock: std::sync::Arc<dyn Clock>,
     ) -> Result<FailoverBuffer, ConfigError> {
         let core = failover_buffer::Buffer::new(config)?;
         let shared = Arc::new(Shared::new(core, clock));
         let timer = {
             let shared = shared.clone();
-            std::thread::Builder::new()
+            thread::Builder::new()
                 .name("failover-buffer-timer".into())
                 .spawn(move || shared.timer_loop())
                 .expect("the operating system refused to start the failover-buffer timer thread")

@@ -70,6 +70,10 @@
 //!   `failover_buffer_last_requests_in_flight_max`,
 //!   `failover_buffer_last_requests_dry_run_max`. All carry `keyspace` and `shard` labels
 //!   and exist, at zero, from the shard's registration: install the recorder first.
+//!   Histograms (recorded as their samples arrive, each as the midpoint of its core bucket,
+//!   within 12.5%): `failover_buffer_requests_wait_ms{outcome}`, how long each held request
+//!   waited until its verdict (`Retried`, `Window`, `Evicted`, `Cancelled`, `ShardMissing`), and
+//!   `failover_buffer_failover_duration_ms`, one sample per failover.
 //! * `tracing`: state changes (failover detected, buffering stopped, drain started, paused
 //!   and finished, closed) at INFO; each held request at TRACE.
 #![forbid(unsafe_code)]
@@ -77,12 +81,15 @@
 
 mod buffer;
 mod clock;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod pause;
 pub mod plan;
 mod retry;
 mod shard;
 mod shutdown;
 mod state;
+mod sync;
 mod telemetry;
 mod views;
 

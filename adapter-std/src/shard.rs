@@ -1,8 +1,8 @@
 //! The shard handle: a registered shard's id and its lock-free "buffering" flag.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+
+use crate::sync::{Arc, AtomicBool};
 
 use failover_buffer::ShardId;
 
@@ -16,8 +16,14 @@ pub(crate) struct ShardInner {
     /// lock, as the core would answer; one that reads `true` asks the core, which has the last
     /// word.
     pub(crate) buffering: AtomicBool,
-    pub(crate) keyspace: Arc<str>,
-    pub(crate) name: Arc<str>,
+    // Immutable names, shared with telemetry: the standard `Arc` (nothing synchronises
+    // through them).
+    pub(crate) keyspace: std::sync::Arc<str>,
+    pub(crate) name: std::sync::Arc<str>,
+    /// The shard's wait histograms as last exported, allocated at its first sample. Only
+    /// read and written under the buffer's lock (this mutex is never contended).
+    #[cfg(feature = "metrics")]
+    pub(crate) exported_waits: std::sync::Mutex<Option<Box<failover_buffer::WaitHistograms>>>,
 }
 
 /// A registered `keyspace/shard`, as returned by
@@ -39,8 +45,10 @@ impl Shard {
             inner: Arc::new(ShardInner {
                 id,
                 buffering: AtomicBool::new(false),
-                keyspace: Arc::from(keyspace),
-                name: Arc::from(shard),
+                keyspace: std::sync::Arc::from(keyspace),
+                name: std::sync::Arc::from(shard),
+                #[cfg(feature = "metrics")]
+                exported_waits: std::sync::Mutex::default(),
             }),
         }
     }

@@ -6,14 +6,14 @@
 //! the lock its waker still holds.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use failover_buffer::{Action, BufferError, ShardId, Ticket, TicketMap, Timestamp, Verdict};
 
 use crate::clock::Clock;
 use crate::shard::ShardInner;
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Ordering};
 use crate::telemetry;
 use failover_buffer::EpisodeEvent;
 
@@ -163,7 +163,7 @@ pub(crate) struct Shared {
     /// `shutdown` sleeps on this (with `state`) until the core is closed or the shutdown
     /// is cancelled.
     pub(crate) closed: Condvar,
-    clock: Arc<dyn Clock>,
+    clock: std::sync::Arc<dyn Clock>,
     /// The instant that maps to `Timestamp::ZERO`.
     origin: Instant,
 }
@@ -184,7 +184,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(core: failover_buffer::Buffer, clock: Arc<dyn Clock>) -> Shared {
+    pub(crate) fn new(core: failover_buffer::Buffer, clock: std::sync::Arc<dyn Clock>) -> Shared {
         let origin = clock.now();
         Shared {
             subscribers: Mutex::new(Vec::new()),
@@ -261,6 +261,21 @@ impl Shared {
         self.run(|st, now, fx| st.pass(now, fx));
     }
 
+    /// Time passes, as the loom checks model it: `advance` moves the buffer's clock, under
+    /// the lock (every reading that decides anything is taken under it), and then, as the
+    /// operating system would, the timer thread is woken if its timed sleep has now ended.
+    /// A timer asleep past the new time, or for ever, stays asleep: an input that armed an
+    /// earlier deadline without waking it is a lost wake-up loom reports as a deadlock.
+    #[cfg(all(test, loom))]
+    pub(crate) fn elapse(&self, advance: impl FnOnce()) {
+        let st = self.lock();
+        advance();
+        let now = self.now();
+        if matches!(st.timer, TimerSleep::Until(at) if at <= now) {
+            self.timer.notify_all();
+        }
+    }
+
     /// Tells the timer thread to exit (the last handle is gone).
     pub(crate) fn stop_timer(&self) {
         self.lock().stop = true;
@@ -335,7 +350,9 @@ struct TimerDeath<'a>(&'a Shared);
 
 impl Drop for TimerDeath<'_> {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        // Under loom a panic is the checker's own report (a deadlock, a failed assertion),
+        // unwinding a model whose locks can no longer be taken: let it through.
+        if !std::thread::panicking() || cfg!(loom) {
             return;
         }
         let mut fx = Effects::default();

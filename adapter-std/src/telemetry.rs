@@ -7,14 +7,13 @@
 //! counters and exported after it, as absolute values, so two exports that race cannot lose
 //! a count.
 
-use std::sync::Arc;
-
 #[cfg(feature = "metrics")]
 use failover_buffer::ShardStats;
 use failover_buffer::{Action, ShardId, Ticket};
 
 use crate::shard::ShardInner;
 use crate::state::State;
+use crate::sync::Arc;
 
 /// Metrics to export once the lock is released.
 #[derive(Debug, Default)]
@@ -25,6 +24,10 @@ pub(crate) struct Exports {
     all: bool,
     #[cfg(feature = "metrics")]
     snapshots: Vec<(Arc<ShardInner>, ShardStats)>,
+    /// Histogram samples to record: the shard, the outcome label (`None`: a failover's
+    /// duration), the value in milliseconds and how many samples of it.
+    #[cfg(feature = "metrics")]
+    samples: Vec<(Arc<ShardInner>, Option<&'static str>, f64, u64)>,
     /// State changes to log, with the shard they name, in the core's order.
     #[cfg(feature = "tracing")]
     logs: Vec<Log>,
@@ -71,11 +74,35 @@ impl Exports {
                     (st.shards.get(id.index()), st.core.shard_stats(id))
                 {
                     self.snapshots.push((shard.clone(), *stats));
+                    self.waits(shard, st);
                 }
             }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = st;
+    }
+
+    /// Takes what a shard's wait histograms gained since their last export, under the lock
+    /// (so two racing exports send disjoint samples), to record after it.
+    #[cfg(feature = "metrics")]
+    fn waits(&mut self, shard: &Arc<ShardInner>, st: &State) {
+        let Some(waits) = st.core.wait_histograms(shard.id) else {
+            return;
+        };
+        if waits.wait_count() + waits.failovers().count() == 0 {
+            return;
+        }
+        let mut last = shard
+            .exported_waits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = last.get_or_insert_with(Box::default);
+        for d in waits.since(last) {
+            let ms = d.bucket.midpoint().as_secs_f64() * 1e3;
+            let outcome = d.outcome.map(failover_buffer::Reason::as_str);
+            self.samples.push((shard.clone(), outcome, ms, d.added));
+        }
+        (**last).clone_from(waits);
     }
 
     /// Keeps an action of the core, to log once the lock is released.
@@ -129,6 +156,9 @@ impl Exports {
         {
             for (shard, stats) in &self.snapshots {
                 export_stats(shard, stats);
+            }
+            for (shard, outcome, ms, n) in &self.samples {
+                export_sample(shard, *outcome, *ms, *n);
             }
         }
     }
@@ -224,4 +254,31 @@ pub(crate) fn request(shard: ShardId, what: &'static str) {
     #[cfg(feature = "tracing")]
     tracing::trace!(shard = shard.index(), what, "failover buffer request");
     let _ = (shard, what);
+}
+
+/// Records `n` samples of `ms` milliseconds into a shard's wait-time histogram (labelled by
+/// `outcome`) or, for `None`, its failover-duration histogram. A sample is its core bucket's
+/// midpoint: within 12.5% of the wait it stands for (see
+/// [`Histogram`](failover_buffer::Histogram)).
+#[cfg(feature = "metrics")]
+fn export_sample(shard: &ShardInner, outcome: Option<&'static str>, ms: f64, n: u64) {
+    use failover_buffer::WaitHistograms;
+    use metrics::{SharedString, histogram};
+
+    let keyspace = SharedString::from(Arc::clone(&shard.keyspace));
+    let name = SharedString::from(Arc::clone(&shard.name));
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    match outcome {
+        Some(outcome) => histogram!(
+            WaitHistograms::WAIT_METRIC,
+            "keyspace" => keyspace,
+            "shard" => name,
+            "outcome" => outcome
+        )
+        .record_many(ms, n),
+        None => {
+            histogram!(WaitHistograms::FAILOVER_METRIC, "keyspace" => keyspace, "shard" => name)
+                .record_many(ms, n)
+        }
+    }
 }

@@ -32,6 +32,16 @@ impl Cell {
     }
 }
 
+/// A histogram keeps its count of samples under its key, and its last sample under
+/// `key:last`.
+impl metrics::HistogramFn for Cell {
+    fn record(&self, value: f64) {
+        self.update(|v| v + 1.0);
+        let last = format!("{}:last", self.key);
+        self.values.lock().unwrap().insert(last, value);
+    }
+}
+
 impl CounterFn for Cell {
     fn increment(&self, value: u64) {
         self.update(|v| v + value as f64);
@@ -88,8 +98,8 @@ impl Recorder for TestRecorder {
         Gauge::from_arc(self.cell(key))
     }
 
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(self.cell(key))
     }
 }
 
@@ -163,4 +173,20 @@ fn shard_counters_and_gauges_are_exported_with_vitess_names() {
         )),
         Some(1.0)
     );
+    // The request held, then cancelled at its deadline (at once: it waited 0 ns), is one
+    // wait sample labelled Cancelled, of the underflow bucket's midpoint (50 µs); the
+    // failover is one duration sample (1.5 s is in the 1,433.6–1,638.4 ms bucket).
+    let wait = format!("failover_buffer_requests_wait_ms{{{labels},outcome=Cancelled}}");
+    assert_eq!(read(&wait), Some(1.0));
+    assert_eq!(read(&format!("{wait}:last")), Some(0.05));
+    let failover = format!("failover_buffer_failover_duration_ms{{{labels}}}");
+    assert_eq!(read(&failover), Some(1.0));
+    assert_eq!(read(&format!("{failover}:last")), Some(1536.0));
+    let outcomes = values
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("failover_buffer_requests_wait_ms") && !k.ends_with(":last"))
+        .count();
+    assert_eq!(outcomes, 1, "no other outcome was recorded");
 }

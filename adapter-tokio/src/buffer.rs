@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use failover_buffer::{
     Buffer, BufferError, Config, ConfigError, FailoverCause, HealthStamp, InputError, InputStats,
@@ -11,6 +11,7 @@ use failover_buffer::{
 
 use crate::driver;
 use crate::shared::{Keeper, ShardCell, Shared, Touched};
+use crate::sync::AtomicBool;
 use crate::wait::{Admit, Ask, RetryGuard, Wait};
 use failover_buffer::EpisodeEvent;
 
@@ -222,17 +223,63 @@ impl FailoverBuffer {
     /// A first attempt (`cause` is `None`) on a shard that is not buffering is answered by
     /// one atomic load made when this method is called, before any future is built: the
     /// future returned is then ready at its first poll, with no lock taken. Every other
-    /// request reaches the buffer at the first poll, as described above.
+    /// request reaches the buffer at the first poll, as described above. For the same check
+    /// with no future at all, see [`first_attempt_proceeds`](Self::first_attempt_proceeds).
     #[inline]
     pub fn wait_for_failover_end<'a>(
         &'a self,
         shard: &'a Shard,
         cause: Option<FailoverCause>,
     ) -> impl Future<Output = Result<Option<RetryGuard>, BufferError>> + 'a {
-        if cause.is_none() && !shard.cell.buffering.load(Ordering::Acquire) {
+        if cause.is_none() && self.first_attempt_proceeds(shard) {
             return Admit::Proceed;
         }
         Admit::Wait(Wait::new(&self.keeper, &shard.cell, Ask::Request(cause)))
+    }
+
+    /// The idle fast path on its own, with no future: `true` if a first attempt on `shard`
+    /// may be sent now. It is the check
+    /// [`wait_for_failover_end`](Self::wait_for_failover_end)`(shard, None)` makes before
+    /// anything else (one atomic load: no lock, no allocation, nothing to poll or drop), for
+    /// a router that wants the idle path at the cost of a plain load, as the blocking
+    /// adapter's is.
+    ///
+    /// `false` means "ask": the shard is failing over (or was a moment ago), so call
+    /// `wait_for_failover_end(shard, None)`, which holds the request or, if the failover has
+    /// just ended, answers `Ok(None)` at once. A request that already failed with a failover
+    /// error never takes this path: pass its cause to `wait_for_failover_end`, which starts
+    /// or joins the shard's episode.
+    ///
+    /// The answer is the buffer's at the moment of the load; a failover seen an instant
+    /// later is the same as the request having arrived an instant earlier. Nothing is
+    /// recorded: a request sent on `true` is not counted anywhere, exactly as one answered
+    /// `Ok(None)` by the fast path of `wait_for_failover_end` is not. A `shard` of another
+    /// buffer is answered from its own buffer's flag (`false` then leads to
+    /// `wait_for_failover_end`, which lets it proceed).
+    ///
+    /// ```
+    /// use failover_buffer_tokio::{BufferError, Config, FailoverBuffer, RetryGuard, Shard};
+    ///
+    /// /// Before a request's first attempt: `None` to send it at once, or the guard of a
+    /// /// request held through a failover and released.
+    /// async fn admit(buffer: &FailoverBuffer, shard: &Shard) -> Result<Option<RetryGuard>, BufferError> {
+    ///     if buffer.first_attempt_proceeds(shard) {
+    ///         return Ok(None); // the shard is not failing over: no future, nothing to drop
+    ///     }
+    ///     buffer.wait_for_failover_end(shard, None).await
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let buffer = FailoverBuffer::new(Config { enabled: true, ..Config::default() })?;
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// assert!(buffer.first_attempt_proceeds(&shard));
+    /// assert!(admit(&buffer, &shard).await?.is_none());
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn first_attempt_proceeds(&self, shard: &Shard) -> bool {
+        !shard.cell.buffering.load(Ordering::Acquire)
     }
 
     /// What the health stream saw of `shard`'s primary. A serving primary with a newer term
@@ -289,6 +336,7 @@ impl FailoverBuffer {
     /// # }
     /// ```
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<EpisodeEvent> {
+        self.shared().subscribed.store(true, Ordering::Release);
         self.shared().events.subscribe()
     }
 

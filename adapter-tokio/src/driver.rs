@@ -3,13 +3,34 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use failover_buffer::Timestamp;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::shared::{Shared, Touched};
+use crate::sync::Ordering;
+
+/// What the driver sleeps on: tokio's [`Sleep`], or, in the loom checks, a model of it
+/// that fires when the model lets time pass (loom cannot run tokio's time driver).
+pub(crate) trait Timer {
+    /// Sleeps until `at` from now on.
+    fn reset(self: Pin<&mut Self>, at: Instant);
+    /// Ready once `at` has passed; otherwise wakes `cx` when it does.
+    fn poll_elapsed(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+impl Timer for Sleep {
+    #[inline]
+    fn reset(self: Pin<&mut Self>, at: Instant) {
+        Sleep::reset(self, at);
+    }
+
+    #[inline]
+    fn poll_elapsed(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll(cx)
+    }
+}
 
 /// Sleeps until the core's next deadline, ticks it, and repeats.
 ///
@@ -29,7 +50,7 @@ use crate::shared::{Shared, Touched};
 /// telemetry hook panicked in it), the buffer shuts itself down: every held request is
 /// released, and every later one proceeds unbuffered, since no timer could ever release it
 /// again.
-pub(crate) async fn run(shared: Arc<Shared>, sleep: Sleep) {
+pub(crate) async fn run(shared: Arc<Shared>, sleep: impl Timer) {
     let mut alive = Alive {
         shared: &shared,
         finished: false,
@@ -57,7 +78,7 @@ pub(crate) async fn run(shared: Arc<Shared>, sleep: Sleep) {
         let notified = shared.driver.notified();
         tokio::pin!(notified);
         let fired = poll_fn(|cx| {
-            if armed.is_some() && sleep.as_mut().poll(cx).is_ready() {
+            if armed.is_some() && sleep.as_mut().poll_elapsed(cx).is_ready() {
                 return Poll::Ready(true);
             }
             notified.as_mut().poll(cx).map(|()| false)
@@ -79,7 +100,9 @@ struct Alive<'a> {
 
 impl Drop for Alive<'_> {
     fn drop(&mut self) {
-        if self.finished {
+        // Under loom a panic is the checker's own report (a deadlock, a failed assertion),
+        // unwinding a model whose locks can no longer be taken: let it through.
+        if self.finished || (cfg!(loom) && std::thread::panicking()) {
             return;
         }
         // The timer is gone for good. A request held from now on would wait forever, so the

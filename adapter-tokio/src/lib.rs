@@ -60,7 +60,8 @@
 //!   of shards and held requests.
 //! * Each [`Shard`] handle carries an atomic "buffering" flag that mirrors the core, so a
 //!   first attempt on a shard that is not failing over takes no lock and allocates nothing.
-//!   The flag is only a shortcut: the core decides everything else.
+//!   [`first_attempt_proceeds`](FailoverBuffer::first_attempt_proceeds) is that check alone,
+//!   with no future to poll. The flag is only a shortcut: the core decides everything else.
 //! * A held request costs its task plus about 100 bytes here and in the core (a waiter map
 //!   entry and a slab entry).
 //!
@@ -84,6 +85,10 @@
 //!   `failover_buffer_last_requests_dry_run_max`. All carry `keyspace` and `shard` labels,
 //!   and all exist (at zero) from the shard's registration. Install the recorder before
 //!   registering shards.
+//!   Histograms (recorded as their samples arrive, each as the midpoint of its core bucket,
+//!   within 12.5%): `failover_buffer_requests_wait_ms{outcome}`, how long each held request
+//!   waited until its verdict (`Retried`, `Window`, `Evicted`, `Cancelled`, `ShardMissing`), and
+//!   `failover_buffer_failover_duration_ms`, one sample per failover.
 //! * `tower`: `FailoverBufferLayer`, the retry loop as `tower` middleware.
 //! * `tracing`: logs failover started, stopped, drain paused and finished, and closed at
 //!   INFO; shard registration at DEBUG; every admission, release, cancel and retry done at
@@ -96,12 +101,15 @@ mod driver;
 pub mod guide;
 #[cfg(feature = "tower")]
 mod layer;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod pause;
 pub mod plan;
 mod retry;
 mod shared;
 mod shutdown;
 mod sized;
+mod sync;
 mod telemetry;
 mod views;
 mod wait;

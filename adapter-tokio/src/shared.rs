@@ -1,14 +1,14 @@
 //! The state every handle shares: the core behind one mutex, the per-ticket waiters, the
 //! per-shard flags, and the rule that wake-ups are delivered after the lock is released.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
 use failover_buffer::{Action, Buffer, ShardId, Ticket, TicketMap, Timestamp, Verdict};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::sync::{AtomicBool, Mutex, MutexGuard, Notify, Ordering};
 use crate::telemetry::{Report, Telemetry};
 use failover_buffer::EpisodeEvent;
 
@@ -71,8 +71,12 @@ pub(crate) struct State {
 /// held by its waker; and the telemetry [`Report`], which is user code.
 #[derive(Default)]
 pub(crate) struct Wakeups {
-    /// Empty, and so unallocated, on the paths that wake nobody.
-    wakers: Vec<Waker>,
+    /// The first task to wake, kept inline: an input of a drain releases one request (the
+    /// retry that finished frees one drain place), and waking it allocates nothing.
+    first: Option<Waker>,
+    /// Any more (the start of a drain of higher concurrency, a shutdown, window expiries).
+    /// Empty, and so unallocated, on the paths that wake at most one task.
+    more: Vec<Waker>,
     driver: bool,
     closed: bool,
     /// Episode events, kept only while someone subscribes. Empty (unallocated) otherwise.
@@ -82,13 +86,32 @@ pub(crate) struct Wakeups {
 }
 
 impl Wakeups {
-    /// Wakes first, then sends the episode events, then runs the telemetry: a recorder or
+    /// Adds a task to wake once the lock is released (`None`: its future was never polled).
+    fn wake(&mut self, waker: Option<Waker>) {
+        match (&self.first, waker) {
+            (_, None) => {}
+            (None, waker) => self.first = waker,
+            (Some(_), Some(waker)) => self.more.push(waker),
+        }
+    }
+
+    /// Sends the episode events, then wakes, then runs the telemetry: a recorder or
     /// subscriber that panics cannot lose a wake-up or an event.
     ///
     /// `order` is the event-order lock, taken before the state lock was released: events of
-    /// successive inputs leave in the order the core produced them.
+    /// successive inputs leave in the order the core produced them. It is released before
+    /// any waker runs: a waker is the executor's code, and one that polls (or drops) a
+    /// future of ours at once must find no lock of ours held.
     pub(crate) fn deliver(self, shared: &Shared, order: Option<MutexGuard<'_, ()>>) {
-        for waker in self.wakers {
+        for event in self.events {
+            // No receiver left is not an error: nobody is listening.
+            let _ = shared.events.send(event);
+        }
+        drop(order);
+        if let Some(waker) = self.first {
+            waker.wake();
+        }
+        for waker in self.more {
             waker.wake();
         }
         if self.closed {
@@ -97,11 +120,6 @@ impl Wakeups {
         if self.driver || self.closed {
             shared.driver.notify_one();
         }
-        for event in self.events {
-            // No receiver left is not an error: nobody is listening.
-            let _ = shared.events.send(event);
-        }
-        drop(order);
         // A thread unwinding from a panic (a guard or the driver dropped by it) sends no
         // telemetry: a second panic from a hook would abort the process.
         if !std::thread::panicking() {
@@ -131,6 +149,9 @@ pub(crate) struct Shared {
     pub(crate) timer_lost: AtomicBool,
     /// Episode events, for [`FailoverBuffer::events`](crate::FailoverBuffer::events).
     pub(crate) events: broadcast::Sender<EpisodeEvent>,
+    /// Someone has called [`FailoverBuffer::events`](crate::FailoverBuffer::events): only
+    /// then does an input ask `events` for its receiver count.
+    pub(crate) subscribed: AtomicBool,
     /// Held from inside the state lock until an input's events are sent, so that events
     /// leave in the core's order without being sent under the state lock. Always taken
     /// after the state lock, never before it.
@@ -177,13 +198,14 @@ impl Shared {
                 telemetry: Telemetry::default(),
                 core,
             }),
-            origin: Instant::now(),
+            origin: crate::sync::now(),
             id,
             driver: Notify::new(),
             closed: Notify::new(),
             keepers_gone: AtomicBool::new(false),
             timer_lost: AtomicBool::new(false),
             events: broadcast::Sender::new(EVENT_CAPACITY),
+            subscribed: AtomicBool::new(false),
             event_order: Mutex::new(()),
         }
     }
@@ -197,7 +219,7 @@ impl Shared {
 
     /// Now, on tokio's clock, as a core timestamp.
     pub(crate) fn now(&self) -> Timestamp {
-        let since = Instant::now().saturating_duration_since(self.origin);
+        let since = crate::sync::now().saturating_duration_since(self.origin);
         Timestamp::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 
@@ -222,8 +244,11 @@ impl Shared {
         touched: Touched,
         f: impl FnOnce(&mut State, Timestamp, &mut Report) -> R,
     ) -> R {
+        // The channel's receiver count takes its lock: it is asked only once someone has
+        // subscribed, so a buffer nobody watches takes one lock per input, not two.
         let mut wakeups = Wakeups {
-            want_events: self.events.receiver_count() > 0,
+            want_events: self.subscribed.load(Ordering::Acquire)
+                && self.events.receiver_count() > 0,
             ..Wakeups::default()
         };
         let (result, order) = {
@@ -272,7 +297,7 @@ impl State {
                     if let Waiter::Waiting(waker) =
                         std::mem::replace(waiter, Waiter::Woken(verdict))
                     {
-                        wakeups.wakers.extend(waker);
+                        wakeups.wake(waker);
                     }
                 }
                 None => {

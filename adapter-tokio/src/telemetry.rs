@@ -19,9 +19,9 @@
 
 use std::sync::Arc;
 
-#[cfg(feature = "metrics")]
-use failover_buffer::ShardStats;
 use failover_buffer::{Action, Admission, Buffer, FailoverCause, Ticket, Verdict};
+#[cfg(feature = "metrics")]
+use failover_buffer::{ShardStats, WaitHistograms};
 
 use crate::shared::{ShardCell, Touched};
 
@@ -31,6 +31,9 @@ pub(crate) struct Telemetry {
     /// Per shard index, the stats as last exported.
     #[cfg(feature = "metrics")]
     exported: Vec<ShardStats>,
+    /// Per shard index, its wait histograms as last exported; allocated at its first sample.
+    #[cfg(feature = "metrics")]
+    exported_waits: Vec<Option<Box<WaitHistograms>>>,
 }
 
 /// What one input has to say, gathered under the lock and sent by [`Report::emit`] after it.
@@ -53,6 +56,10 @@ pub(crate) struct Report {
     /// series (a registration).
     #[cfg(feature = "metrics")]
     metrics: Vec<(Arc<ShardCell>, ShardStats, ShardStats, bool)>,
+    /// Histogram samples to record: the shard, the outcome label (`None`: a failover's
+    /// duration), the value in milliseconds and how many samples of it.
+    #[cfg(feature = "metrics")]
+    samples: Vec<(Arc<ShardCell>, Option<&'static str>, f64, u64)>,
 }
 
 impl Telemetry {
@@ -66,6 +73,7 @@ impl Telemetry {
                 .metrics
                 .push((Arc::clone(cell), ShardStats::default(), stats, true));
             self.exported.push(stats);
+            self.exported_waits.push(None);
         }
         #[cfg(feature = "tracing")]
         {
@@ -97,6 +105,25 @@ impl Telemetry {
                         .push((Arc::clone(cell), *last, *stats, false));
                     *last = *stats;
                 }
+                // Every verdict moves a counter, so the histograms are only read then.
+                let (Some(waits), Some(last)) = (
+                    core.wait_histograms(cell.id),
+                    self.exported_waits.get_mut(index),
+                ) else {
+                    return;
+                };
+                if waits.wait_count() + waits.failovers().count() == 0 {
+                    return;
+                }
+                let last = last.get_or_insert_with(Box::default);
+                for d in waits.since(last) {
+                    let ms = d.bucket.midpoint().as_secs_f64() * 1e3;
+                    let outcome = d.outcome.map(failover_buffer::Reason::as_str);
+                    report
+                        .samples
+                        .push((Arc::clone(cell), outcome, ms, d.added));
+                }
+                (**last).clone_from(waits);
             };
             match touched {
                 Touched::One(id) => one(id.index()),
@@ -159,6 +186,10 @@ impl Report {
         #[cfg(feature = "metrics")]
         for (cell, old, new, init) in &self.metrics {
             export_shard(cell, old, new, *init);
+        }
+        #[cfg(feature = "metrics")]
+        for (cell, outcome, ms, n) in &self.samples {
+            export_sample(cell, *outcome, *ms, *n);
         }
     }
 }
@@ -280,6 +311,32 @@ fn export_shard(cell: &ShardCell, old: &ShardStats, new: &ShardStats, init: bool
             }
             // Gauges describe the current or last episode (a kind added later is set too).
             _ => gauge!(name, "keyspace" => ks, "shard" => sh).set(new.value as f64),
+        }
+    }
+}
+
+/// Records `n` samples of `ms` milliseconds into a shard's wait-time histogram (labelled by
+/// `outcome`) or, for `None`, its failover-duration histogram. A sample is its core bucket's
+/// midpoint: within 12.5% of the wait it stands for (see
+/// [`Histogram`](failover_buffer::Histogram)).
+#[cfg(feature = "metrics")]
+fn export_sample(cell: &ShardCell, outcome: Option<&'static str>, ms: f64, n: u64) {
+    use metrics::{SharedString, histogram};
+
+    let keyspace = SharedString::from(Arc::clone(&cell.keyspace));
+    let shard = SharedString::from(Arc::clone(&cell.name));
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    match outcome {
+        Some(outcome) => histogram!(
+            WaitHistograms::WAIT_METRIC,
+            "keyspace" => keyspace,
+            "shard" => shard,
+            "outcome" => outcome
+        )
+        .record_many(ms, n),
+        None => {
+            histogram!(WaitHistograms::FAILOVER_METRIC, "keyspace" => keyspace, "shard" => shard)
+                .record_many(ms, n)
         }
     }
 }

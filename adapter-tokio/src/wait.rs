@@ -19,9 +19,9 @@ use crate::telemetry;
 /// exists something will end it: this future, by taking its verdict or by cancelling it when
 /// dropped, or the guard it returns.
 pub(crate) struct Wait<'a> {
-    /// Keeps the timer alive while the request can be held, and goes into the guard.
+    /// Keeps the timer alive while the request can be held, and goes into the guard. (The
+    /// future lives in every held request's task, so it keeps no field it can derive.)
     keeper: &'a Arc<Keeper>,
-    shared: &'a Shared,
     cell: &'a Arc<ShardCell>,
     stage: Stage,
 }
@@ -60,7 +60,6 @@ impl<'a> Wait<'a> {
     pub(crate) fn new(keeper: &'a Arc<Keeper>, cell: &'a Arc<ShardCell>, ask: Ask) -> Self {
         Wait {
             keeper,
-            shared: &keeper.shared,
             cell,
             stage: Stage::Start(ask),
         }
@@ -68,7 +67,7 @@ impl<'a> Wait<'a> {
 
     /// The first poll: the request reaches the buffer.
     fn admit(&mut self, ask: Ask, cx: &mut Context<'_>) -> Poll<Answer> {
-        let (shared, cell) = (self.shared, self.cell);
+        let (shared, cell) = (self.shared(), self.cell);
         let id = shared.shard_id(cell);
         let cause = ask.cause();
         let admission = shared.input(Touched::One(id), |state, now, _| {
@@ -106,7 +105,7 @@ impl<'a> Wait<'a> {
     /// Later polls: has the held request's verdict come?
     fn collect(&mut self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<Answer> {
         let verdict = {
-            let mut state = self.shared.lock();
+            let mut state = self.shared().lock();
             match state.waiters.get_mut(ticket) {
                 Some(Waiter::Waiting(waker)) => {
                     if waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -138,16 +137,19 @@ impl<'a> Wait<'a> {
         // log) runs: a subscriber that panics cannot strand the slot.
         let answer = match verdict {
             Verdict::Retry => Ok(Some(RetryGuard {
-                keeper: Arc::clone(self.keeper),
+                keeper: Some(Arc::clone(self.keeper)),
                 cell: Arc::clone(self.cell),
                 ticket,
-                armed: true,
             })),
             Verdict::Fail(e) => Err(e),
         };
         let poll = self.answer(answer);
         telemetry::collected(self.cell, ticket, verdict);
         poll
+    }
+
+    fn shared(&self) -> &'a Shared {
+        &self.keeper.shared
     }
 
     fn answer(&mut self, answer: Answer) -> Poll<Answer> {
@@ -200,7 +202,7 @@ impl Drop for Wait<'_> {
             Stage::Start(Ask::RetryFailed(ticket, _)) => {
                 // Dropped before the failed retry was reported: it is reported done, so
                 // its slot and drain place are never stranded.
-                self.shared
+                self.shared()
                     .input(Touched::One(self.cell.id), |state, now, _| {
                         let done = state.core.retry_done(now, ticket);
                         debug_assert!(done.is_ok(), "{ticket:?}: {done:?}");
@@ -212,7 +214,7 @@ impl Drop for Wait<'_> {
         };
         // The waker comes back out, to be dropped after the lock.
         let waiter = self
-            .shared
+            .shared()
             .input(Touched::One(self.cell.id), |state, now, _| {
                 state.abandon(now, ticket)
             });
@@ -274,11 +276,12 @@ impl Drop for Wait<'_> {
 /// max failover duration.
 #[must_use = "dropping the guard at once reports the retry done before it ran"]
 pub struct RetryGuard {
-    keeper: Arc<Keeper>,
+    /// `None` once the retry's end is reported (by the drop) or handed to
+    /// [`retry_failed`](Self::retry_failed). An option rather than a flag beside the handle:
+    /// a released request's task carries the guard, so it is kept small (32 bytes).
+    keeper: Option<Arc<Keeper>>,
     cell: Arc<ShardCell>,
     ticket: Ticket,
-    /// Cleared once [`retry_failed`](Self::retry_failed) has taken over the reporting.
-    armed: bool,
 }
 
 impl RetryGuard {
@@ -298,7 +301,8 @@ impl RetryGuard {
     /// another replica, or expect this retry to fail again). `None` only if the buffer no
     /// longer knows the ticket, which a live guard's never is.
     pub fn release_reason(&self) -> Option<failover_buffer::ReleaseReason> {
-        match self.keeper.shared.lock().core.ticket_status(self.ticket) {
+        let keeper = self.keeper.as_ref()?;
+        match keeper.shared.lock().core.ticket_status(self.ticket) {
             failover_buffer::TicketStatus::Retrying(reason) => Some(reason),
             _ => None,
         }
@@ -321,8 +325,12 @@ impl RetryGuard {
         mut self,
         cause: FailoverCause,
     ) -> Result<Option<RetryGuard>, BufferError> {
-        self.armed = false;
-        let (keeper, cell) = (Arc::clone(&self.keeper), Arc::clone(&self.cell));
+        // From here on the `Wait` reports the retry (failed, or done if dropped first).
+        let Some(keeper) = self.keeper.take() else {
+            // Unreachable: only the drop and this method, which takes the guard, report.
+            return Ok(None);
+        };
+        let cell = Arc::clone(&self.cell);
         Wait::new(&keeper, &cell, Ask::RetryFailed(self.ticket, cause)).await
     }
 }
@@ -338,18 +346,24 @@ impl fmt::Debug for RetryGuard {
 }
 
 impl Drop for RetryGuard {
+    /// Inline, so that dropping an answer that holds no guard (`Ok(None)`, the idle fast
+    /// path's) costs a test, not a call; the report itself is out of line.
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if let Some(keeper) = self.keeper.take() {
+            retry_done(keeper, &self.cell, self.ticket);
         }
-        let ticket = self.ticket;
-        // The only refusal possible is a stale ticket, and only this guard ends it.
-        self.keeper
-            .shared
-            .input(Touched::One(self.cell.id), |state, now, _| {
-                let done = state.core.retry_done(now, ticket);
-                debug_assert!(done.is_ok(), "{ticket:?}: {done:?}");
-            });
-        telemetry::retry_done(&self.cell, ticket);
     }
+}
+
+/// Reports a released request's retry done: its slot, and its drain place, go to the next.
+/// Takes the guard's handle, so that it is let go after the report (out of line too).
+#[inline(never)]
+fn retry_done(keeper: Arc<Keeper>, cell: &ShardCell, ticket: Ticket) {
+    // The only refusal possible is a stale ticket, and only the guard ends it.
+    keeper.shared.input(Touched::One(cell.id), |state, now, _| {
+        let done = state.core.retry_done(now, ticket);
+        debug_assert!(done.is_ok(), "{ticket:?}: {done:?}");
+    });
+    telemetry::retry_done(cell, ticket);
 }

@@ -1,5 +1,5 @@
 //! The zero-cost idle path: a first attempt on a shard that is not failing over
-//! allocates nothing. A test binary of its own, because the counting allocator it links
+//! allocates nothing, through `wait_for_failover_end` or `first_attempt_proceeds`. A test binary of its own, because the counting allocator it links
 //! replaces the global allocator of the whole binary (it counts per thread, so the harness's
 //! own threads do not disturb the count).
 
@@ -57,4 +57,16 @@ async fn a_first_attempt_on_an_idle_shard_allocates_nothing() {
     });
     assert_eq!(proceeded, 10_000);
     assert_eq!(idle.count_total, 0, "{idle:?}");
+
+    // The same check with no future: `first_attempt_proceeds`.
+    let mut proceeded = 0;
+    let check = allocation_counter::measure(|| {
+        for _ in 0..10_000 {
+            if buffer.first_attempt_proceeds(std::hint::black_box(&shard)) {
+                proceeded += 1;
+            }
+        }
+    });
+    assert_eq!(proceeded, 10_000);
+    assert_eq!(check.count_total, 0, "{check:?}");
 }

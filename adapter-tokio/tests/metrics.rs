@@ -13,19 +13,48 @@ use failover_buffer_tokio::FailoverBuffer;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use support::{Client, Log, advance, config, serving, settle};
 
-/// Keeps every series as `name{label=value,...}` → its value (gauges as `f64` bits).
+/// Keeps every series as `name{label=value,...}` → its value (gauges as `f64` bits), and
+/// every histogram series → its samples.
 #[derive(Clone, Default)]
-struct Series(Arc<Mutex<BTreeMap<String, Arc<AtomicU64>>>>);
+struct Series(
+    Arc<Mutex<BTreeMap<String, Arc<AtomicU64>>>>,
+    Arc<Mutex<BTreeMap<String, Arc<Samples>>>>,
+);
+
+/// A histogram's samples, in order.
+#[derive(Default)]
+struct Samples(Mutex<Vec<f64>>);
+
+impl metrics::HistogramFn for Samples {
+    fn record(&self, value: f64) {
+        self.0.lock().unwrap().push(value);
+    }
+}
+
+fn series_name(key: &Key) -> String {
+    let mut labels: Vec<String> = key
+        .labels()
+        .map(|l| format!("{}={}", l.key(), l.value()))
+        .collect();
+    labels.sort();
+    format!("{}{{{}}}", key.name(), labels.join(","))
+}
 
 impl Series {
     fn cell(&self, key: &Key) -> Arc<AtomicU64> {
-        let mut labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        labels.sort();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let name = series_name(key);
         self.0.lock().unwrap().entry(name).or_default().clone()
+    }
+
+    /// Every histogram series whose name starts with `prefix`, with its samples.
+    fn histograms(&self, prefix: &str) -> Vec<(String, Vec<f64>)> {
+        self.1
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, s)| (name.clone(), s.0.lock().unwrap().clone()))
+            .collect()
     }
 
     fn get(&self, name: &str) -> Option<u64> {
@@ -50,8 +79,15 @@ impl Recorder for Series {
         Gauge::from_arc(self.cell(key))
     }
 
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        let samples = self
+            .1
+            .lock()
+            .unwrap()
+            .entry(series_name(key))
+            .or_default()
+            .clone();
+        Histogram::from_arc(samples)
     }
 }
 
@@ -104,5 +140,23 @@ async fn a_failover_is_exported_with_vitess_names_and_matches_the_stats() {
     assert_eq!(
         counter("last_requests_in_flight_max").map(f64::from_bits),
         Some(2.0)
+    );
+
+    // Each held-then-released request is one wait sample, labelled by how it ended (the
+    // drain released it: Retried), of its core bucket's midpoint: 2 s waited is in the
+    // 1,638.4–2,048 ms bucket. The failover is one duration sample.
+    assert_eq!(
+        series.histograms("failover_buffer_requests_wait_ms"),
+        [(
+            "failover_buffer_requests_wait_ms{keyspace=commerce,outcome=Retried,shard=0}".into(),
+            vec![1843.2, 1843.2]
+        )]
+    );
+    assert_eq!(
+        series.histograms("failover_buffer_failover_duration_ms"),
+        [(
+            "failover_buffer_failover_duration_ms{keyspace=commerce,shard=0}".into(),
+            vec![1843.2]
+        )]
     );
 }

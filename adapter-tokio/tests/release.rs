@@ -92,6 +92,41 @@ async fn first_attempts_are_held_too_while_the_shard_buffers() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn first_attempt_proceeds_is_false_exactly_while_the_shard_buffers() {
+    let buffer = FailoverBuffer::new(config()).unwrap();
+    let shard = buffer.register_shard("commerce", "0");
+    let other = buffer.register_shard("commerce", "1");
+    buffer.health(&shard, serving(1, 1)).unwrap();
+    assert!(buffer.first_attempt_proceeds(&shard), "idle: send at once");
+
+    let log = Log::default();
+    let mut failed_over = Client::spawn(&buffer, &shard, 0, &log);
+    settle().await;
+    assert_eq!(buffer.state(&shard), ShardState::Buffering);
+    assert!(!buffer.first_attempt_proceeds(&shard), "buffering: ask");
+    assert!(
+        buffer.first_attempt_proceeds(&other),
+        "another shard is not held up"
+    );
+
+    // The failover ends: the drain begins, and first attempts go straight to the new primary.
+    buffer.health(&shard, serving(2, 2)).unwrap();
+    settle().await;
+    assert_eq!(buffer.state(&shard), ShardState::Draining);
+    assert!(
+        buffer.first_attempt_proceeds(&shard),
+        "draining: send at once"
+    );
+    failed_over.finish().await;
+    assert!(buffer.first_attempt_proceeds(&shard));
+    assert_eq!(
+        buffer.stats(&shard).buffered,
+        1,
+        "the check holds and counts nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_request_held_for_the_whole_window_is_released_to_retry() {
     let buffer = FailoverBuffer::new(Config {
         window: Duration::from_secs(1),

@@ -312,9 +312,36 @@ fn cycle(c: &mut Criterion) {
     assert_eq!(core.buffer.held_slots(), 0);
 }
 
+/// Recording one sample in a wait-time histogram (what every verdict adds), over waits
+/// spread across the range so the bucket index is not predicted; and the merge of two
+/// histograms (what an exporter summing shards does).
+fn histogram(c: &mut Criterion) {
+    use core::time::Duration;
+    use failover_buffer::Histogram;
+
+    let mut group = c.benchmark_group("core/histogram");
+    // 1,024 waits from 50 µs to about 200 s, in a scrambled order.
+    let waits: Vec<Duration> = (0..1024u64)
+        .map(|i| Duration::from_nanos(50_000 + (i * 7919 % 1024) * 200_000_000))
+        .collect();
+    let mut h = Histogram::new();
+    let mut i = 0;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("record", |b| {
+        b.iter(|| {
+            h.record(black_box(waits[i & 1023]));
+            i += 1;
+        })
+    });
+    let other = h.clone();
+    group.bench_function("merge", |b| b.iter(|| h.merge(black_box(&other))));
+    group.finish();
+}
+
 criterion_group!(
     benches,
     idle_request,
+    histogram,
     enqueue,
     end_and_drain,
     cancel_middle,

@@ -4,7 +4,12 @@
 //! Run with `cargo bench -p failover-buffer-benches --bench tokio`. The 100,000-task
 //! benchmarks run on a multi-threaded runtime with two workers (the machine's cores) and time
 //! one phase each with `iter_custom`; the other phase of the same failover runs untimed.
+//! Rows ending in `/cpu` time the same phase by the CPU time of all the process's threads
+//! (Linux only). `floor_oneshot_release_16_chains` is tokio's floor in the shape of a drain of
+//! concurrency 16, and `floor_oneshot_release_chain_same_task_size` its floor with tasks as
+//! large as the held requests'.
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::hint::black_box;
 use std::pin::pin;
@@ -64,8 +69,8 @@ fn buffer(size: usize, drain_concurrency: usize) -> (FailoverBuffer, Shard) {
     (buffer, shard)
 }
 
-/// A first attempt on an idle shard, polled once: one thread, then two threads at once on
-/// the same shard.
+/// A first attempt on an idle shard, polled once: one thread, the same check without a
+/// future, then two threads at once on the same shard.
 fn idle(c: &mut Criterion) {
     let rt = current_thread();
     let _entered = rt.enter();
@@ -79,6 +84,11 @@ fn idle(c: &mut Criterion) {
                 Poll::Ready(Ok(None))
             )
         })
+    });
+    // The same check with no future at all (`first_attempt_proceeds`), as a router that
+    // wants the idle path at the blocking adapter's cost calls it.
+    group.bench_function("1_thread_first_attempt_proceeds", |b| {
+        b.iter(|| buffer.first_attempt_proceeds(black_box(&shard)))
     });
     group.bench_function("2_threads_at_once", |b| {
         b.iter_custom(|iters| {
@@ -204,25 +214,67 @@ async fn held_request(buffer: FailoverBuffer, shard: Shard, progress: Arc<Progre
     progress.count(&progress.retried, &progress.all_retried);
 }
 
+/// The CPU time every thread of this process has run, from the first field of Linux's
+/// `/proc/self/task/*/schedstat` (nanoseconds on a CPU); `None` where there are no such
+/// files. Summed over the runtime's workers, it is the work a phase cost, without the time
+/// its threads waited for a core on a busy machine.
+fn process_cpu_time() -> Option<Duration> {
+    let mut nanos = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        // A thread that exits while the directory is read is skipped.
+        let Ok(task) = task else { continue };
+        let text = std::fs::read_to_string(task.path().join("schedstat"));
+        if let Some(n) = text
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            nanos += n;
+        }
+    }
+    Some(Duration::from_nanos(nanos))
+}
+
+/// One phase of a failover, timed by the wall clock and by the process's CPU time (zero where
+/// it cannot be read).
+#[derive(Clone, Copy)]
+struct Phase {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Times `phase` both ways.
+async fn timed(phase: impl Future<Output = ()>) -> Phase {
+    let cpu = process_cpu_time();
+    let start = Instant::now();
+    phase.await;
+    let wall = start.elapsed();
+    let cpu = process_cpu_time()
+        .zip(cpu)
+        .map_or(Duration::ZERO, |(end, start)| end.saturating_sub(start));
+    Phase { wall, cpu }
+}
+
 /// The time to spawn and queue `HELD` tasks, and the time from the health stamp that ends the
 /// failover to the last retry done.
-async fn failover(drain_concurrency: usize) -> (Duration, Duration) {
+async fn failover(drain_concurrency: usize) -> (Phase, Phase) {
     let (buffer, shard) = buffer(HELD, drain_concurrency);
     let progress = Progress::new(HELD);
-    let start = Instant::now();
-    for _ in 0..HELD {
-        tokio::spawn(held_request(
-            buffer.clone(),
-            shard.clone(),
-            Arc::clone(&progress),
-        ));
-    }
-    progress.all_queued.notified().await;
-    let enqueued = start.elapsed();
-    let start = Instant::now();
-    buffer.health(&shard, serving(2)).expect("terms only rise");
-    progress.all_retried.notified().await;
-    let drained = start.elapsed();
+    let enqueued = timed(async {
+        for _ in 0..HELD {
+            tokio::spawn(held_request(
+                buffer.clone(),
+                shard.clone(),
+                Arc::clone(&progress),
+            ));
+        }
+        progress.all_queued.notified().await;
+    })
+    .await;
+    let drained = timed(async {
+        buffer.health(&shard, serving(2)).expect("terms only rise");
+        progress.all_retried.notified().await;
+    })
+    .await;
     assert_eq!(buffer.held_slots(), 0);
     (enqueued, drained)
 }
@@ -230,31 +282,51 @@ async fn failover(drain_concurrency: usize) -> (Duration, Duration) {
 /// Tokio's own floor for the same work, with no buffer: `HELD` tasks each wait on a oneshot
 /// channel of their own (counted like a held request once the first poll is pending), and
 /// each released task releases the next, as a drain of concurrency 1 does.
-async fn floor() -> (Duration, Duration) {
+///
+/// With `chains` above 1 the first `chains` tasks are released at once and each released
+/// task releases the one `chains` places after it: the shape of a drain of concurrency
+/// `chains` (its first release lets that many go, and each retry done lets the next go).
+///
+/// `PAD` words of dead weight are carried across the wait by each task: with
+/// [`SAME_SIZE_PAD`], a task is as large as the benchmark's held request (`held_request`), so
+/// the runtime moves, touches and frees as many bytes per task as in the drain.
+async fn floor<const PAD: usize>(chains: usize) -> (Phase, Phase) {
     let progress = Progress::new(HELD);
-    let start = Instant::now();
-    let (first, mut receiver) = oneshot::channel();
-    for _ in 0..HELD {
-        let (next, next_receiver) = oneshot::channel();
-        let own = std::mem::replace(&mut receiver, next_receiver);
-        tokio::spawn(floor_request(own, next, Arc::clone(&progress)));
-    }
-    // Nobody follows the last task: its release goes nowhere.
-    drop(receiver);
-    progress.all_queued.notified().await;
-    let enqueued = start.elapsed();
-    let start = Instant::now();
-    first.send(()).expect("the first task waits");
-    progress.all_retried.notified().await;
-    (enqueued, start.elapsed())
+    let (firsts, mut receivers): (Vec<_>, VecDeque<_>) =
+        (0..chains).map(|_| oneshot::channel()).unzip();
+    let enqueued = timed(async {
+        for _ in 0..HELD {
+            let (next, next_receiver) = oneshot::channel();
+            let own = receivers.pop_front().expect("one receiver per chain");
+            receivers.push_back(next_receiver);
+            tokio::spawn(floor_request::<PAD>(own, next, Arc::clone(&progress)));
+        }
+        progress.all_queued.notified().await;
+    })
+    .await;
+    // Nobody follows the last task of a chain: its release goes nowhere.
+    drop(receivers);
+    let released = timed(async {
+        for first in firsts {
+            first.send(()).expect("the first task of each chain waits");
+        }
+        progress.all_retried.notified().await;
+    })
+    .await;
+    (enqueued, released)
 }
 
+/// The padding that makes a [`floor_request`] task as large as a `held_request` task
+/// (checked when the benchmark starts).
+const SAME_SIZE_PAD: usize = 10;
+
 /// One task of [`floor`]: waits for its release, then releases the next task.
-async fn floor_request(
+async fn floor_request<const PAD: usize>(
     own: oneshot::Receiver<()>,
     next: oneshot::Sender<()>,
     progress: Arc<Progress>,
 ) {
+    let pad = black_box([0u64; PAD]);
     let mut own = pin!(own);
     let released = match poll_fn(|cx| Poll::Ready(own.as_mut().poll(cx))).await {
         Poll::Ready(released) => released,
@@ -264,6 +336,7 @@ async fn floor_request(
         }
     };
     released.expect("every task is released by the one before");
+    black_box(&pad);
     // The last task has nobody to release.
     let _ = next.send(());
     progress.count(&progress.retried, &progress.all_retried);
@@ -274,6 +347,21 @@ async fn floor_request(
 /// may cross threads) and on one thread (it never does), each beside tokio's own floor for
 /// the same work.
 fn hundred_thousand(c: &mut Criterion) {
+    // The same-size floor is only fair while its tasks are as large as the held requests'.
+    {
+        let rt = current_thread();
+        let _entered = rt.enter();
+        let (buffer, shard) = buffer(1, 1);
+        let progress = Progress::new(1);
+        let held = size_of_val(&held_request(buffer, shard, Arc::clone(&progress)));
+        let (next, own) = oneshot::channel();
+        let floor = size_of_val(&floor_request::<SAME_SIZE_PAD>(own, next, progress));
+        assert!(
+            floor.abs_diff(held) <= 8,
+            "a held request's task future is {held} bytes, the same-size floor's {floor}: \
+             adjust SAME_SIZE_PAD"
+        );
+    }
     for (flavor, rt) in [
         ("multi_thread_2_workers", multi_thread()),
         ("current_thread", current_thread()),
@@ -287,23 +375,62 @@ fn hundred_thousand(c: &mut Criterion) {
                 .expect("the failover task does not panic")
         };
         group.bench_function("enqueue_incl_spawn", |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| run(1).0).sum())
+            b.iter_custom(|iters| (0..iters).map(|_| run(1).0.wall).sum())
         });
         let run_floor = || {
-            rt.block_on(rt.spawn(floor()))
+            rt.block_on(rt.spawn(floor::<0>(1)))
+                .expect("the floor task does not panic")
+        };
+        let run_floor_same_size = || {
+            rt.block_on(rt.spawn(floor::<SAME_SIZE_PAD>(1)))
                 .expect("the floor task does not panic")
         };
         group.bench_function("floor_oneshot_enqueue_incl_spawn", |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| run_floor().0).sum())
+            b.iter_custom(|iters| (0..iters).map(|_| run_floor().0.wall).sum())
         });
         group.bench_function("floor_oneshot_release_chain", |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| run_floor().1).sum())
+            b.iter_custom(|iters| (0..iters).map(|_| run_floor().1.wall).sum())
+        });
+        let run_floor_16_chains = || {
+            rt.block_on(rt.spawn(floor::<0>(16)))
+                .expect("the floor task does not panic")
+        };
+        group.bench_function("floor_oneshot_release_16_chains", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run_floor_16_chains().1.wall).sum())
+        });
+        group.bench_function("floor_oneshot_release_chain_same_task_size", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run_floor_same_size().1.wall).sum())
         });
         for concurrency in [1, 16, 64] {
             group.bench_function(
                 BenchmarkId::new("end_and_drain_concurrency", concurrency),
-                |b| b.iter_custom(|iters| (0..iters).map(|_| run(concurrency).1).sum()),
+                |b| b.iter_custom(|iters| (0..iters).map(|_| run(concurrency).1.wall).sum()),
             );
+        }
+        // The same phases by CPU time, summed over the runtime's threads: the work each
+        // costs, which a loaded machine inflates far less than the wall clock.
+        if process_cpu_time().is_some() {
+            group.bench_function("enqueue_incl_spawn/cpu", |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run(1).0.cpu).sum())
+            });
+            group.bench_function("floor_oneshot_enqueue_incl_spawn/cpu", |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run_floor().0.cpu).sum())
+            });
+            group.bench_function("floor_oneshot_release_chain/cpu", |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run_floor().1.cpu).sum())
+            });
+            group.bench_function("floor_oneshot_release_16_chains/cpu", |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run_floor_16_chains().1.cpu).sum())
+            });
+            group.bench_function("floor_oneshot_release_chain_same_task_size/cpu", |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run_floor_same_size().1.cpu).sum())
+            });
+            for concurrency in [1, 16] {
+                group.bench_function(
+                    BenchmarkId::new("end_and_drain_concurrency", format!("{concurrency}/cpu")),
+                    |b| b.iter_custom(|iters| (0..iters).map(|_| run(concurrency).1.cpu).sum()),
+                );
+            }
         }
         group.finish();
     }

@@ -11,6 +11,7 @@ use crate::buffer::Buffer;
 use crate::config::Mode;
 use crate::queue::Held;
 use crate::shard::{ShardId, ShardState};
+use crate::stats::{EvictReason, WaitOutcome};
 
 /// A broken invariant: a bug in this crate. Found by [`Buffer::check_invariants`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,13 +52,18 @@ impl Buffer {
     /// 8. A quiet shard (idle, holding nothing) has `buffered == evicted + drained`.
     /// 9. No shard holds more than `max_per_shard` slots (or, after a reconfiguration lowered
     ///    it, nothing of the shard is queued while its retries released before hold more).
-    /// 11. A pause never outlives its bound: a paused shard's pause ends no later than
-    ///     `max_pause` after it began, and after a `tick(t)` no pause is due at or before
-    ///     `t`; a paused shard is enabled and holding (buffering); the pause counters agree
-    ///     (`pauses_started` = `pauses_ended` + 1 while paused, + 0 otherwise).
     /// 10. The bytes held never exceed `max_bytes` (or, after a reconfiguration lowered it,
     ///     nothing is queued while retries released before hold more), and each shard's
     ///     `bytes_held` is the sum of its entries' sizes, at most its `peak_bytes`.
+    /// 11. A shard's wait histograms hold one sample per verdict: their count is its
+    ///     `drained + evicted`, the `Evicted` count its evicted `BufferFull` (and `Window`,
+    ///     `Cancelled` at least its `WindowExceeded`, `ContextDone`); its failover histogram
+    ///     holds one sample per episode stopped (`stops`). A request an operator pause
+    ///     held is sampled like any other (released by the pause's end: `Retried`).
+    /// 12. A pause never outlives its bound: a paused shard's pause ends no later than
+    ///     `max_pause` after it began, and after a `tick(t)` no pause is due at or before
+    ///     `t`; a paused shard is enabled and holding (buffering); the pause counters agree
+    ///     (`pauses_started` = `pauses_ended` + 1 while paused, + 0 otherwise).
     ///
     /// Also checks its own bookkeeping: the queue links (per shard and buffer-wide), the
     /// per-shard slot counts, that exactly the buffering shards are on the timer list, and
@@ -81,7 +87,7 @@ impl Buffer {
         };
         // More held than the size only after a reconfiguration shrank it, with retries
         // still running; nothing may be queued then.
-        let queued: usize = p.shards.iter().map(|s| s.queue.len()).sum();
+        let queued: usize = p.shards.iter().map(|s| s.d().queue.len()).sum();
         if p.pool.len() > p.limits.size && queued > 0 {
             return fail(1, None, "more slots held than the buffer has");
         }
@@ -102,7 +108,7 @@ impl Buffer {
             // Walk the queue: links, ownership, status, deadline order.
             let mut prev = None;
             let mut len = 0usize;
-            for slot in p.pool.walk(&sb.queue, p.pool.len() + 1) {
+            for slot in p.pool.walk(&sb.d().queue, p.pool.len() + 1) {
                 let e = p.pool.entry(slot);
                 if e.shard != id || e.status != Held::Queued {
                     return fail(1, s, "a queue links an entry that is not queued in it");
@@ -118,11 +124,11 @@ impl Buffer {
                 prev = Some(slot);
                 len += 1;
             }
-            if len != sb.queue.len() || crate::queue::Pool::tail_of(&sb.queue) != prev {
+            if len != sb.d().queue.len() || crate::queue::Pool::tail_of(&sb.d().queue) != prev {
                 return fail(1, s, "a queue's length or tail is wrong");
             }
             let (held, retrying_in_drain, bytes) = per_shard[i];
-            if retrying_in_drain != sb.drain_in_flight {
+            if retrying_in_drain != sb.d().drain_in_flight {
                 return fail(1, s, "drain in-flight count differs from the entries");
             }
             counted += held;
@@ -133,10 +139,10 @@ impl Buffer {
                     "a shard's count of slots held differs from the entries",
                 );
             }
-            if bytes != p.pool.bytes_by(id) || bytes != sb.stats.bytes_held {
+            if bytes != p.pool.bytes_by(id) || bytes != sb.d().stats.bytes_held {
                 return fail(10, s, "a shard's bytes held differ from its entries");
             }
-            if sb.stats.peak_bytes < bytes {
+            if sb.d().stats.peak_bytes < bytes {
                 return fail(10, s, "a shard holds more bytes than its peak");
             }
             // Above the cap only after a reconfiguration lowered it, with retries still
@@ -148,12 +154,12 @@ impl Buffer {
                 return fail(2, s, "a shard that is not enabled holds requests");
             }
             match sb.state {
-                ShardState::Idle if len != 0 || sb.drain_in_flight != 0 => {
+                ShardState::Idle if len != 0 || sb.d().drain_in_flight != 0 => {
                     return fail(2, s, "an idle shard has queued or draining requests");
                 }
                 _ => {}
             }
-            if sb.drain_in_flight > p.limits.drain_concurrency + sb.drain_excess {
+            if sb.d().drain_in_flight > p.limits.drain_concurrency + sb.d().drain_excess {
                 return fail(4, s, "more drain retries in flight than drain_concurrency");
             }
             if (sb.state == ShardState::Buffering) != p.active.contains(id) {
@@ -163,29 +169,44 @@ impl Buffer {
                 return fail(2, s, "the deadline index disagrees with the shard's timers");
             }
             if let (ShardState::Buffering, Some(t), Some(head)) =
-                (sb.state, p.last_tick, sb.queue.head())
+                (sb.state, p.last_tick, sb.d().queue.head())
             {
                 if p.pool.entry(head).deadline <= t {
                     return fail(5, s, "a queued request outlived its window past a tick");
                 }
             }
-            if let Some(pause) = sb.hold.pause {
+            if let Some(pause) = sb.pause_state() {
                 if sb.state != ShardState::Buffering || sb.mode != Mode::Enabled {
-                    return fail(11, s, "a paused shard is not holding");
+                    return fail(12, s, "a paused shard is not holding");
                 }
                 if pause.until > pause.since.plus_nanos(p.limits.max_pause) {
-                    return fail(11, s, "a pause outlives max_pause");
+                    return fail(12, s, "a pause outlives max_pause");
                 }
                 if p.last_tick.is_some_and(|t| pause.until <= t) {
-                    return fail(11, s, "a pause outlived its bound past a tick");
+                    return fail(12, s, "a pause outlived its bound past a tick");
                 }
             }
-            if sb.hold.pause_drain && sb.phase() != ShardState::Draining {
-                return fail(11, s, "a pause's drain is marked on a shard not draining");
+            if sb.is_pause_drain() && sb.phase() != ShardState::Draining {
+                return fail(12, s, "a pause's drain is marked on a shard not draining");
             }
-            let st = &sb.stats;
-            if st.pauses_started != st.pauses_ended.total() + u64::from(sb.hold.pause.is_some()) {
-                return fail(11, s, "pauses started != pauses ended (+1 while paused)");
+            let st = &sb.d().stats;
+            if st.pauses_started != st.pauses_ended.total() + u64::from(sb.pause_state().is_some())
+            {
+                return fail(12, s, "pauses started != pauses ended (+1 while paused)");
+            }
+            // Every held request has exactly one verdict, counted once in `drained` or
+            // `evicted` and sampled once in the wait histograms; every episode's first stop
+            // is counted once and sampled once.
+            let waits = &sb.d().waits;
+            if waits.wait_count() != st.drained + st.evicted.total()
+                || waits.wait(WaitOutcome::Evicted).count() != st.evicted[EvictReason::BufferFull]
+                || waits.wait(WaitOutcome::Window).count() < st.evicted[EvictReason::WindowExceeded]
+                || waits.wait(WaitOutcome::Cancelled).count() < st.evicted[EvictReason::ContextDone]
+            {
+                return fail(11, s, "a shard's wait histograms differ from its verdicts");
+            }
+            if waits.failovers().count() != st.stops.total() {
+                return fail(11, s, "a shard's failover histogram differs from its stops");
             }
             if sb.state == ShardState::Idle
                 && held == 0
@@ -194,7 +215,7 @@ impl Buffer {
                 return fail(8, s, "quiet shard: buffered != evicted + drained");
             }
         }
-        if p.shards.iter().map(|s| s.queue.len()).sum::<usize>() != p.pool.queued() {
+        if p.shards.iter().map(|s| s.d().queue.len()).sum::<usize>() != p.pool.queued() {
             return fail(
                 1,
                 None,
@@ -329,11 +350,11 @@ mod tests {
         assert_eq!(b.pause(T0, crate::PauseScope::Shard(shard), max), Ok(1));
         assert_eq!(b.check_invariants(), Ok(()));
         b.corrupt().2.max_pause = 29_000_000_000;
-        assert_eq!(caught(&b), (11, "a pause outlives max_pause"));
+        assert_eq!(caught(&b), (12, "a pause outlives max_pause"));
         b.corrupt().2.max_pause = 30_000_000_000;
         assert_eq!(b.check_invariants(), Ok(()));
         b.set_last_tick(T0 + max);
-        assert_eq!(caught(&b), (11, "a pause outlived its bound past a tick"));
+        assert_eq!(caught(&b), (12, "a pause outlived its bound past a tick"));
     }
 
     #[test]
@@ -360,7 +381,7 @@ mod tests {
         let (mut b, shard, _) = buffering(0, 1);
         let held = b.request_sized(T0, shard, Some(FailoverCause::Reparent), 5);
         assert!(matches!(held, Ok(Admission::Wait(_))));
-        b.corrupt().0[0].stats.bytes_held = 4;
+        b.corrupt().0[0].dm().stats.bytes_held = 4;
         assert_eq!(
             caught(&b),
             (10, "a shard's bytes held differ from its entries")
@@ -414,14 +435,14 @@ mod tests {
     #[test]
     fn a_wrong_queue_length_is_caught() {
         let (mut b, shard, _) = buffering(2, 1);
-        b.corrupt().0[shard.index()].queue.set_len(3);
+        b.corrupt().0[shard.index()].dm().queue.set_len(3);
         assert_eq!(caught(&b), (1, "a queue's length or tail is wrong"));
     }
 
     #[test]
     fn a_wrong_queue_tail_is_caught() {
         let (mut b, shard, t) = buffering(2, 1);
-        b.corrupt().0[shard.index()].queue.set_tail(t[0].slot);
+        b.corrupt().0[shard.index()].dm().queue.set_tail(t[0].slot);
         assert_eq!(caught(&b), (1, "a queue's length or tail is wrong"));
     }
 
@@ -435,7 +456,7 @@ mod tests {
     #[test]
     fn a_drain_count_that_differs_from_the_entries_is_caught() {
         let (mut b, shard, _) = buffering(2, 1);
-        b.corrupt().0[shard.index()].drain_in_flight = 1;
+        b.corrupt().0[shard.index()].dm().drain_in_flight = 1;
         assert_eq!(
             caught(&b),
             (1, "drain in-flight count differs from the entries")
@@ -507,7 +528,7 @@ mod tests {
     #[test]
     fn a_quiet_shard_that_does_not_balance_is_caught() {
         let (mut b, _, _) = buffering(0, 1);
-        b.corrupt().0[1].stats.buffered = 1;
+        b.corrupt().0[1].dm().stats.buffered = 1;
         assert_eq!(
             caught(&b),
             (8, "quiet shard: buffered != evicted + drained")
@@ -518,11 +539,23 @@ mod tests {
     fn a_quiet_shard_is_one_that_is_idle_and_holds_nothing() {
         // Buffering, and draining with a retry out, are not quiet: counts may differ there.
         let (mut b, shard, _) = buffering(1, 1);
-        b.corrupt().0[shard.index()].stats.buffered = 5;
+        b.corrupt().0[shard.index()].dm().stats.buffered = 5;
         assert_eq!(b.check_invariants(), Ok(()));
         end(&mut b, shard);
-        b.corrupt().0[shard.index()].stats.buffered = 5;
+        b.corrupt().0[shard.index()].dm().stats.buffered = 5;
         assert_eq!(b.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn a_wait_histogram_that_missed_a_verdict_is_caught() {
+        let (mut b, shard, _) = buffering(1, 1);
+        end(&mut b, shard);
+        assert_eq!(b.check_invariants(), Ok(()));
+        b.corrupt().0[shard.index()].dm().stats.drained += 1;
+        assert_eq!(
+            caught(&b),
+            (11, "a shard's wait histograms differ from its verdicts")
+        );
     }
 
     #[test]

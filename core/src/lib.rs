@@ -39,6 +39,8 @@ mod episode;
 mod error;
 mod event;
 mod filter;
+pub mod histogram;
+mod names;
 mod pause;
 mod policy;
 mod queue;
@@ -50,6 +52,7 @@ mod ticket;
 mod ticket_map;
 mod time;
 mod timers;
+mod waits;
 
 pub use action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
 pub use buffer::Buffer;
@@ -59,6 +62,7 @@ pub use episode::EpisodeEvent;
 pub use error::{BufferError, InputError};
 pub use event::{FailoverCause, HealthStamp, PrimaryId, TopologyEvent};
 pub use filter::{FilterError, ShardFilter};
+pub use histogram::Histogram;
 pub use pause::{PauseError, PauseScope};
 pub use policy::{Eviction, UnknownEviction};
 pub use queue::{ReleaseReason, TicketStatus};
@@ -66,8 +70,9 @@ pub use shard::{EpisodeView, ShardId, ShardState};
 pub use shutdown::{ShutdownPhase, ShutdownProgress};
 pub use stats::{
     ByReason, EvictReason, InputStats, PauseEnd, Reason, SampleKind, ShardStats, SkipReason,
-    StatSample, StopReason,
+    StatSample, StopReason, WaitOutcome,
 };
 pub use ticket::{Ticket, TicketError};
 pub use ticket_map::TicketMap;
 pub use time::Timestamp;
+pub use waits::{WaitDelta, WaitHistograms};

@@ -81,7 +81,8 @@ pub(crate) struct Pause {
     pub(crate) under: ShardState,
 }
 
-/// A shard's operator-pause state: kept in its own field of the shard, 32 bytes.
+/// A shard's operator-pause state, kept out of line in the shard's detail: the idle path
+/// reads only the shard's inline state, which a pause sets to `Buffering`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Hold {
     /// The pause in progress, if any.
@@ -90,4 +91,12 @@ pub(crate) struct Hold {
     /// episode's drain): its releases are [`ReleaseReason::PauseEnded`](crate::ReleaseReason::PauseEnded),
     /// and it neither backs off nor reports an episode's held duration.
     pub(crate) pause_drain: bool,
+}
+
+impl Hold {
+    /// No pause, and no pause's drain.
+    pub(crate) const NONE: Hold = Hold {
+        pause: None,
+        pause_drain: false,
+    };
 }

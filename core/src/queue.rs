@@ -98,7 +98,7 @@ impl Held {
     }
 }
 
-/// One held request. 48 bytes, so the slab entry stays well under DESIGN's 64-byte budget.
+/// One held request. 56 bytes, so the slab entry stays under DESIGN's 64-byte budget.
 #[derive(Debug)]
 pub(crate) struct Entry {
     generation: u64,
@@ -106,6 +106,9 @@ pub(crate) struct Entry {
     pub(crate) bytes: u64,
     /// Enqueue time + window: when the window releases it.
     pub(crate) deadline: Timestamp,
+    /// When it was queued (or queued again by a drain's back-off): its wait, at its
+    /// verdict, is measured from here.
+    pub(crate) held_at: Timestamp,
     prev: u32,
     next: u32,
     /// Links in the buffer-wide FIFO of queued entries.
@@ -127,16 +130,19 @@ pub(crate) struct Queue {
 
 impl Default for Queue {
     fn default() -> Self {
-        Queue {
-            head: NIL,
-            tail: NIL,
-            len: 0,
-            bytes: 0,
-        }
+        Queue::EMPTY
     }
 }
 
 impl Queue {
+    /// Nothing queued.
+    pub(crate) const EMPTY: Queue = Queue {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+        bytes: 0,
+    };
+
     pub(crate) fn len(&self) -> usize {
         self.len as usize
     }
@@ -200,6 +206,12 @@ impl Pool {
         generation
     }
 
+    /// Room for `additional` more shards' counts without growing.
+    pub(crate) fn reserve_shards(&mut self, additional: usize) {
+        self.held_by.reserve_exact(additional);
+        self.bytes_by.reserve_exact(additional);
+    }
+
     /// Makes room for one more shard's count of slots held.
     pub(crate) fn register(&mut self) {
         self.held_by.push(0);
@@ -247,6 +259,7 @@ impl Pool {
         &mut self,
         queue: &mut Queue,
         shard: ShardId,
+        held_at: Timestamp,
         deadline: Timestamp,
         bytes: u64,
     ) -> Ticket {
@@ -255,6 +268,7 @@ impl Pool {
             generation,
             bytes,
             deadline,
+            held_at,
             prev: queue.tail,
             next: NIL,
             all_prev: self.all.tail,
@@ -297,8 +311,9 @@ impl Pool {
     /// Puts a released entry back into `queue` under a new ticket, keeping its slot and its
     /// deadline: ahead of every queued entry whose deadline is not earlier than its own, so
     /// the queue stays in deadline order (it walks past at most the entries put back the
-    /// same way that are older, i.e. fewer than `drain_concurrency`).
-    pub(crate) fn requeue(&mut self, queue: &mut Queue, slot: u32) -> Ticket {
+    /// same way that are older, i.e. fewer than `drain_concurrency`). Its wait starts again
+    /// at `now`.
+    pub(crate) fn requeue(&mut self, queue: &mut Queue, slot: u32, now: Timestamp) -> Ticket {
         let deadline = self.entries[slot as usize].deadline;
         let mut prev = NIL;
         let mut next = queue.head;
@@ -309,6 +324,7 @@ impl Pool {
         let generation = self.issue();
         let e = &mut self.entries[slot as usize];
         e.generation = generation;
+        e.held_at = now;
         e.status = Held::Queued;
         e.prev = prev;
         e.next = next;
@@ -547,10 +563,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_request_costs_48_bytes_and_a_ticket_16() {
+    fn a_held_request_costs_56_bytes_and_a_ticket_16() {
         // The buffer identity fits the ticket's padding, and the release reason the entry's;
-        // the buffer-wide FIFO's links cost 8 bytes, the request's size 8.
-        assert_eq!(core::mem::size_of::<Entry>(), 48);
+        // the buffer-wide FIFO's links cost 8 bytes, the request's size 8, when it was queued
+        // (for its wait's histogram sample) 8.
+        assert_eq!(core::mem::size_of::<Entry>(), 56);
         assert_eq!(core::mem::size_of::<Ticket>(), 16);
     }
 }

@@ -4,9 +4,10 @@
 //! queues live in the buffer-wide [`Pool`], whose size is the global capacity, so every
 //! method takes a [`Ctx`] holding what the shards share.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use core::time::Duration;
 
 use crate::action::{Action, Admission, Deadline, Metric, TimerKind, Verdict};
@@ -17,8 +18,9 @@ use crate::pause::{Hold, Pause};
 use crate::policy::{Eviction, Room, Sharing};
 use crate::queue::{Held, Pool, Queue, ReleaseReason};
 use crate::shard::{EpisodeView, ShardId, ShardState};
-use crate::stats::{EvictReason, PauseEnd, ShardStats, SkipReason, StopReason};
+use crate::stats::{EvictReason, PauseEnd, ShardStats, SkipReason, StopReason, WaitOutcome};
 use crate::time::{Timestamp, duration_nanos};
+use crate::waits::WaitHistograms;
 
 /// The config, in the units the hot path wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,10 @@ pub(crate) struct Active {
 impl Active {
     pub(crate) fn register(&mut self) {
         self.pos.push(u32::MAX);
+    }
+
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.pos.reserve_exact(additional);
     }
 
     pub(crate) fn contains(&self, shard: ShardId) -> bool {
@@ -132,7 +138,7 @@ struct Episode {
 }
 
 impl Episode {
-    fn new(start: Timestamp, start_term: Option<u64>) -> Self {
+    const fn new(start: Timestamp, start_term: Option<u64>) -> Self {
         Episode {
             start,
             start_term,
@@ -158,13 +164,12 @@ pub(crate) struct Unstop {
     last_end: Option<Timestamp>,
 }
 
-/// One shard's failover machine.
-#[derive(Debug)]
-pub(crate) struct ShardBuffer {
-    pub(crate) keyspace: String,
-    pub(crate) shard: String,
-    pub(crate) mode: Mode,
-    pub(crate) state: ShardState,
+/// What a shard keeps once it first needs it (its first episode or operator pause, or a
+/// counter bumped): its queue, its episode, its pause and its counters and histograms. Out of line, so that a
+/// registered shard that never failed over costs a few words (issue 16: ≤ 256 B per idle
+/// shard), not the 2.5 KB of this.
+#[derive(Clone, Debug)]
+pub(crate) struct Detail {
     pub(crate) queue: Queue,
     /// Requests a drain released whose retry has not finished.
     pub(crate) drain_in_flight: usize,
@@ -173,38 +178,86 @@ pub(crate) struct ShardBuffer {
     pub(crate) drain_excess: usize,
     episode: Episode,
     last_end: Option<Timestamp>,
+    pub(crate) stats: ShardStats,
+    pub(crate) waits: WaitHistograms,
+    /// The operator pause, if any (see [`Buffer::pause`](crate::Buffer::pause)): a pause
+    /// sets the inline `state` to `Buffering`, which is all the idle path reads.
+    hold: Hold,
+}
+
+impl Detail {
+    /// A shard that never failed over.
+    const EMPTY: Detail = Detail {
+        queue: Queue::EMPTY,
+        drain_in_flight: 0,
+        drain_excess: 0,
+        episode: Episode::new(Timestamp::ZERO, None),
+        last_end: None,
+        stats: ShardStats::ZERO,
+        waits: WaitHistograms::EMPTY,
+        hold: Hold::NONE,
+    };
+}
+
+/// What every shard without its [`Detail`] reads.
+static NEVER_FAILED_OVER: Detail = Detail::EMPTY;
+
+/// One shard's failover machine.
+#[derive(Clone)]
+pub(crate) struct ShardBuffer {
+    pub(crate) mode: Mode,
+    pub(crate) state: ShardState,
     last_reparent: Option<Timestamp>,
     primary: Option<PrimaryId>,
     highest_term: Option<u64>,
-    pub(crate) stats: ShardStats,
-    /// The operator pause, if any (see [`Buffer::pause`](crate::Buffer::pause)).
-    pub(crate) hold: Hold,
+    /// Allocated when first needed (see [`Detail`]); never on the idle path or in a drain.
+    detail: Option<Box<Detail>>,
+}
+
+impl fmt::Debug for ShardBuffer {
+    /// The machine's state, flat, whether or not its detail is allocated (the explorer's
+    /// canonical form reads it), the operator pause included. The wait histograms are left
+    /// out: no rule reads them, they are counted from the verdicts (see `check_invariants`),
+    /// and [`Buffer::wait_histograms`](crate::Buffer::wait_histograms) shows them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.d();
+        f.debug_struct("ShardBuffer")
+            .field("mode", &self.mode)
+            .field("state", &self.state)
+            .field("queue", &d.queue)
+            .field("drain_in_flight", &d.drain_in_flight)
+            .field("drain_excess", &d.drain_excess)
+            .field("episode", &d.episode)
+            .field("last_end", &d.last_end)
+            .field("hold", &d.hold)
+            .field("last_reparent", &self.last_reparent)
+            .field("primary", &self.primary)
+            .field("highest_term", &self.highest_term)
+            .field("stats", &d.stats)
+            .finish()
+    }
 }
 
 impl ShardBuffer {
-    pub(crate) fn new(keyspace: String, shard: String, mode: Mode) -> Self {
+    pub(crate) fn new(mode: Mode) -> Self {
         ShardBuffer {
-            keyspace,
-            shard,
             mode,
             state: ShardState::Idle,
-            queue: Queue::default(),
-            drain_in_flight: 0,
-            drain_excess: 0,
-            episode: Episode::new(Timestamp::ZERO, None),
-            last_end: None,
             last_reparent: None,
             primary: None,
             highest_term: None,
-            stats: ShardStats::default(),
-            hold: Hold::default(),
+            detail: None,
         }
     }
 
     /// The failover machine's own state: `state`, unless a pause holds the shard (then
-    /// `state` is `Buffering` and this is what lies under the pause).
+    /// `state` is `Buffering` and this is what lies under the pause). A shard that is not
+    /// `Buffering` is not paused, so that reads no detail.
     pub(crate) fn phase(&self) -> ShardState {
-        match self.hold.pause {
+        if self.state != ShardState::Buffering {
+            return self.state;
+        }
+        match self.d().hold.pause {
             Some(p) => p.under,
             None => self.state,
         }
@@ -212,21 +265,32 @@ impl ShardBuffer {
 
     /// Moves the failover machine to `phase`: under a pause, the shard goes on holding.
     fn set_phase(&mut self, phase: ShardState) {
-        match &mut self.hold.pause {
+        match self.detail_mut().and_then(|d| d.hold.pause.as_mut()) {
             Some(p) => p.under = phase,
             None => self.state = phase,
         }
     }
 
+    /// The operator pause in progress, if any.
+    pub(crate) fn pause_state(&self) -> Option<Pause> {
+        self.d().hold.pause
+    }
+
+    /// Whether the drain under way releases what a pause held with no episode behind it.
+    pub(crate) fn is_pause_drain(&self) -> bool {
+        self.d().hold.pause_drain
+    }
+
     /// When this shard's operator pause ends by itself, if it is paused.
     pub(crate) fn pause_expiry(&self) -> Option<Timestamp> {
-        self.hold.pause.map(|p| p.until)
+        self.d().hold.pause.map(|p| p.until)
     }
 
     /// An operator pause until `until` (already bounded by the caller): the shard holds
     /// every request from now on. Returns whether it was not paused before (a paused shard
     /// only gets the new bound). Entries a drain had not released yet are held again, and
     /// any past its window is released at once, as a buffering shard holds nobody past it.
+    /// A pause is not the idle path: it allocates the shard's [`Detail`] if it had none.
     pub(crate) fn pause_by_operator(
         &mut self,
         id: ShardId,
@@ -234,24 +298,28 @@ impl ShardBuffer {
         until: Timestamp,
         ctx: &mut Ctx<'_>,
     ) -> bool {
-        let started = match &mut self.hold.pause {
+        let under = self.state;
+        let d = self.dm();
+        let started = match &mut d.hold.pause {
             Some(p) => {
                 p.since = now;
                 p.until = until;
                 false
             }
             None => {
-                self.hold.pause = Some(Pause {
+                d.hold.pause = Some(Pause {
                     since: now,
                     until,
-                    under: self.state,
+                    under,
                 });
-                self.state = ShardState::Buffering;
-                self.stats.pauses_started += 1;
-                ctx.active.insert(id);
+                d.stats.pauses_started += 1;
                 true
             }
         };
+        if started {
+            self.state = ShardState::Buffering;
+            ctx.active.insert(id);
+        }
         ctx.out.push_back(Action::PauseStarted { shard: id, until });
         self.expire_window(now, ctx);
         started
@@ -267,14 +335,15 @@ impl ShardBuffer {
         reason: PauseEnd,
         ctx: &mut Ctx<'_>,
     ) -> bool {
-        let Some(pause) = self.hold.pause.take() else {
+        let Some(pause) = self.detail_mut().and_then(|d| d.hold.pause.take()) else {
             return false;
         };
-        self.stats.pauses_ended.bump(reason);
+        let d = self.dm();
+        d.stats.pauses_ended.bump(reason);
         ctx.out.push_back(Action::PauseEnded {
             shard: id,
             reason,
-            queued: self.queue.len(),
+            queued: d.queue.len(),
         });
         match pause.under {
             ShardState::Buffering => {}
@@ -282,16 +351,14 @@ impl ShardBuffer {
                 if under == ShardState::Idle {
                     // What the pause held with no failover behind it: released to retry,
                     // whatever the last episode's drain was told.
-                    self.hold.pause_drain = true;
-                    self.episode.release = Verdict::Retry;
+                    d.hold.pause_drain = true;
+                    d.episode.release = Verdict::Retry;
                 }
+                d.episode.drain_start = now;
+                let queued = d.queue.len();
                 self.state = ShardState::Draining;
-                self.episode.drain_start = now;
                 ctx.active.remove(id);
-                ctx.out.push_back(Action::StartDrain {
-                    shard: id,
-                    queued: self.queue.len(),
-                });
+                ctx.out.push_back(Action::StartDrain { shard: id, queued });
                 self.release(now, ctx, id);
             }
         }
@@ -301,13 +368,29 @@ impl ShardBuffer {
     /// A lower `max_pause`: the pause in progress ends `max_pause` after it began, at the
     /// latest; one already past that ends now.
     pub(crate) fn bound_pause(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) {
-        let Some(p) = &mut self.hold.pause else {
+        let max_pause = ctx.limits.max_pause;
+        let Some(p) = self.detail_mut().and_then(|d| d.hold.pause.as_mut()) else {
             return;
         };
-        p.until = p.until.min(p.since.plus_nanos(ctx.limits.max_pause));
+        p.until = p.until.min(p.since.plus_nanos(max_pause));
         if p.until <= now {
             self.end_pause(id, now, PauseEnd::Expired, ctx);
         }
+    }
+
+    /// The queue, episode and counters; all empty if the shard never needed them.
+    pub(crate) fn d(&self) -> &Detail {
+        self.detail.as_deref().unwrap_or(&NEVER_FAILED_OVER)
+    }
+
+    /// The same, to change: allocated now if the shard never needed it.
+    pub(crate) fn dm(&mut self) -> &mut Detail {
+        self.detail.get_or_insert_with(|| Box::new(Detail::EMPTY))
+    }
+
+    /// The same, to change, if the shard has it (allocates nothing).
+    pub(crate) fn detail_mut(&mut self) -> Option<&mut Detail> {
+        self.detail.as_deref_mut()
     }
 
     /// The highest health-stamp term seen.
@@ -317,12 +400,12 @@ impl ShardBuffer {
 
     /// The current or last episode, if the shard ever had one.
     pub(crate) fn episode_view(&self, limits: &Limits) -> Option<EpisodeView> {
-        (self.stats.starts > 0).then(|| EpisodeView {
-            started_at: self.episode.start,
-            start_term: self.episode.start_term,
+        (self.d().stats.starts > 0).then(|| EpisodeView {
+            started_at: self.d().episode.start,
+            start_term: self.d().episode.start_term,
             max_duration_deadline: self.max_duration_deadline(limits),
-            paused_until: self.episode.resume_at,
-            stop_reason: self.episode.last_stop,
+            paused_until: self.d().episode.resume_at,
+            stop_reason: self.d().episode.last_stop,
         })
     }
 
@@ -338,20 +421,20 @@ impl ShardBuffer {
     ) -> Admission {
         if ctx.shut_down {
             if cause.is_some() {
-                self.stats.skipped.bump(SkipReason::Shutdown);
+                self.dm().stats.skipped.bump(SkipReason::Shutdown);
             }
             return Admission::Proceed;
         }
         if self.mode == Mode::Disabled {
             if cause.is_some() {
-                self.stats.skipped.bump(SkipReason::Disabled);
+                self.dm().stats.skipped.bump(SkipReason::Disabled);
             }
             return Admission::Proceed;
         }
         let mut paused = false;
         match (self.state, cause) {
             (ShardState::Buffering, Some(cause))
-                if self.hold.pause.is_some() && self.phase() == ShardState::Idle =>
+                if self.d().hold.pause.is_some() && self.phase() == ShardState::Idle =>
             {
                 // Paused with no episode: the failover is real and is tracked as one (under
                 // the min-time rules), so the shard goes on buffering after a resume until
@@ -364,7 +447,7 @@ impl ShardBuffer {
             (_, None) => return Admission::Proceed,
             (ShardState::Idle, Some(cause)) => {
                 if let Some(reason) = self.too_recent(now, ctx.limits) {
-                    self.stats.skipped.bump(reason);
+                    self.dm().stats.skipped.bump(reason);
                     return Admission::Proceed;
                 }
                 self.start(id, now, cause, ctx);
@@ -375,11 +458,11 @@ impl ShardBuffer {
                 // the new primary is not writable yet, so the drain is called off instead
                 // (DESIGN §5, drain back-off). Past max duration Vitess's rule applies.
                 // The drain of what a pause held has no episode to call off: Vitess's rule.
-                if self.mode != Mode::Enabled || self.hold.pause_drain {
+                if self.mode != Mode::Enabled || self.d().hold.pause_drain {
                     return Admission::Proceed;
                 }
                 // Resharded away: the request can only be re-planned by the router, now.
-                if let Verdict::Fail(error) = self.episode.release {
+                if let Verdict::Fail(error) = self.d().episode.release {
                     return Admission::Fail(error);
                 }
                 if !self.may_pause(now, ctx.limits) {
@@ -388,7 +471,7 @@ impl ShardBuffer {
                 // Only a request that is actually queued may call the drain off: one the
                 // buffer refuses changes nothing (issue 10, fix 1).
                 if !self.can_enqueue_after_expiry(id, now, bytes, ctx) {
-                    self.stats.skipped.bump(SkipReason::BufferFull);
+                    self.dm().stats.skipped.bump(SkipReason::BufferFull);
                     return Admission::Fail(BufferError::BufferFull);
                 }
                 self.pause(id, now, ctx);
@@ -399,15 +482,15 @@ impl ShardBuffer {
             }
         }
         if self.mode == Mode::DryRun {
-            self.stats.last_requests_dry_run_max += 1;
-            self.stats.buffered_dry_run += 1;
+            self.dm().stats.last_requests_dry_run_max += 1;
+            self.dm().stats.buffered_dry_run += 1;
             return Admission::Proceed;
         }
         let admission = self.enqueue(id, now, bytes, ctx);
         if paused {
             ctx.out.push_back(Action::DrainPaused {
                 shard: id,
-                queued: self.queue.len(),
+                queued: self.d().queue.len(),
             });
         }
         admission
@@ -420,7 +503,7 @@ impl ShardBuffer {
     pub(crate) fn may_requeue(&self, id: ShardId, now: Timestamp, ctx: &Ctx<'_>) -> bool {
         !ctx.shut_down
             && self.mode == Mode::Enabled
-            && self.episode.release == Verdict::Retry
+            && self.d().episode.release == Verdict::Retry
             && self.may_pause(now, ctx.limits)
             && ctx.pool.len() <= ctx.limits.size
             && ctx.pool.bytes() <= ctx.limits.sharing.max_bytes
@@ -439,20 +522,23 @@ impl ShardBuffer {
         ctx: &mut Ctx<'_>,
     ) -> Admission {
         let was_draining = self.phase() == ShardState::Draining;
-        self.drain_in_flight -= 1;
+        self.dm().drain_in_flight -= 1;
         self.shrink_excess(ctx.limits);
         if was_draining {
             self.pause(id, now, ctx);
         }
-        let ticket = ctx.pool.requeue(&mut self.queue, slot);
-        self.stats.buffered += 1;
-        let peak = &mut self.stats.last_requests_in_flight_max;
-        *peak = (*peak).max(self.queue.len() as u64);
+        let d = self.dm();
+        let ticket = ctx.pool.requeue(&mut d.queue, slot, now);
+        d.stats.buffered += 1;
+        d.stats.last_requests_in_flight_max = d
+            .stats
+            .last_requests_in_flight_max
+            .max(d.queue.len() as u64);
         self.expire_window(now, ctx);
         if was_draining {
             ctx.out.push_back(Action::DrainPaused {
                 shard: id,
-                queued: self.queue.len(),
+                queued: self.d().queue.len(),
             });
         }
         Admission::Wait(ticket)
@@ -464,7 +550,7 @@ impl ShardBuffer {
         let recent = |at: Option<Timestamp>| {
             at.is_some_and(|t| now.nanos_since(t) < limits.min_time_between_failovers)
         };
-        if recent(self.last_end) {
+        if recent(self.d().last_end) {
             Some(SkipReason::LastFailoverTooRecent)
         } else if recent(self.last_reparent) {
             Some(SkipReason::LastReparentTooRecent)
@@ -478,7 +564,7 @@ impl ShardBuffer {
     /// episode is younger than max failover duration, which bounds every hold as before.
     fn may_pause(&self, now: Timestamp, limits: &Limits) -> bool {
         let seemed_over = matches!(
-            self.episode.stopped,
+            self.d().episode.stopped,
             Some(StopReason::NewPrimarySeen | StopReason::MoveTablesSwitchedTraffic)
         );
         seemed_over && !self.past_max_duration(now, limits)
@@ -496,15 +582,17 @@ impl ShardBuffer {
         let limits = ctx.limits;
         let due: u64 = ctx
             .pool
-            .walk(&self.queue, self.queue.len())
+            .walk(&self.d().queue, self.d().queue.len())
             .map(|slot| ctx.pool.entry(slot))
             .take_while(|e| e.deadline <= now)
             .map(|e| e.bytes)
             .sum();
         limits
             .sharing
-            .room_after_expiry(limits.size, ctx.pool, id, &self.queue, now)
-            && limits.sharing.bytes_fit(ctx.pool, &self.queue, bytes, due)
+            .room_after_expiry(limits.size, ctx.pool, id, &self.d().queue, now)
+            && limits
+                .sharing
+                .bytes_fit(ctx.pool, &self.d().queue, bytes, due)
     }
 
     fn past_max_duration(&self, now: Timestamp, limits: &Limits) -> bool {
@@ -512,17 +600,20 @@ impl ShardBuffer {
     }
 
     fn max_duration_deadline(&self, limits: &Limits) -> Timestamp {
-        self.episode.start.plus_nanos(limits.max_failover_duration)
+        self.d()
+            .episode
+            .start
+            .plus_nanos(limits.max_failover_duration)
     }
 
     /// Idle → Buffering.
     fn start(&mut self, id: ShardId, now: Timestamp, cause: FailoverCause, ctx: &mut Ctx<'_>) {
         self.set_phase(ShardState::Buffering);
-        self.hold.pause_drain = false;
-        self.episode = Episode::new(now, self.highest_term);
-        self.stats.starts += 1;
-        self.stats.last_requests_in_flight_max = 0;
-        self.stats.last_requests_dry_run_max = 0;
+        self.dm().hold.pause_drain = false;
+        self.dm().episode = Episode::new(now, self.highest_term);
+        self.dm().stats.starts += 1;
+        self.dm().stats.last_requests_in_flight_max = 0;
+        self.dm().stats.last_requests_dry_run_max = 0;
         ctx.active.insert(id);
         ctx.out
             .push_back(Action::FailoverStarted { shard: id, cause });
@@ -533,14 +624,18 @@ impl ShardBuffer {
     /// A drain paused again moves its resume instant.
     fn pause(&mut self, id: ShardId, now: Timestamp, ctx: &mut Ctx<'_>) {
         self.set_phase(ShardState::Buffering);
-        self.episode.resume_at = Some(now.plus_nanos(ctx.limits.drain_backoff));
-        self.stats.drains_paused += 1;
+        self.dm().episode.resume_at = Some(now.plus_nanos(ctx.limits.drain_backoff));
+        self.dm().stats.drains_paused += 1;
         ctx.active.insert(id);
     }
 
-    /// Notes that a held request left the queue now.
-    fn note_release(&mut self, now: Timestamp) {
-        self.episode.last_release = now;
+    /// A held request (in `slot`, not yet freed) left the queue now with its verdict:
+    /// notes when, and counts its wait under `outcome`.
+    fn note_verdict(&mut self, slot: u32, now: Timestamp, outcome: WaitOutcome, pool: &Pool) {
+        let waited = now.nanos_since(pool.entry(slot).held_at);
+        let d = self.dm();
+        d.episode.last_release = now;
+        d.waits.record_wait(outcome, waited);
     }
 
     /// Queues a request in a buffering, enabled shard, making room if the buffer is full.
@@ -551,16 +646,16 @@ impl ShardBuffer {
         // unless the newcomer will then fit the byte budget too.
         let limits = ctx.limits;
         let sharing = limits.sharing;
-        let room = sharing.room(limits.size, ctx.pool, id, &self.queue);
-        if room == Room::Refuse || !sharing.bytes_fit(ctx.pool, &self.queue, bytes, 0) {
-            self.stats.skipped.bump(SkipReason::BufferFull);
+        let room = sharing.room(limits.size, ctx.pool, id, &self.d().queue);
+        if room == Room::Refuse || !sharing.bytes_fit(ctx.pool, &self.d().queue, bytes, 0) {
+            self.dm().stats.skipped.bump(SkipReason::BufferFull);
             return Admission::Fail(BufferError::BufferFull);
         }
         // Bytes of other shards' entries already given up (evicted when the input returns).
         let mut foreign_bytes = 0;
         match room {
             Room::Evict(slot) if ctx.pool.entry(slot).shard == id => {
-                ctx.pool.unlink(&mut self.queue, slot);
+                ctx.pool.unlink(&mut self.dm().queue, slot);
                 self.evict(slot, now, ctx);
             }
             Room::Evict(slot) => {
@@ -577,12 +672,12 @@ impl ShardBuffer {
         while ctx.pool.bytes() - foreign_bytes + bytes > sharing.max_bytes {
             let victim = match sharing.eviction {
                 Eviction::OldestAnywhere => cursor,
-                _ => self.queue.head(),
+                _ => self.d().queue.head(),
             };
             let Some(slot) = victim else { break };
             cursor = ctx.pool.next_of_all(slot);
             if ctx.pool.entry(slot).shard == id {
-                ctx.pool.unlink(&mut self.queue, slot);
+                ctx.pool.unlink(&mut self.dm().queue, slot);
                 self.evict(slot, now, ctx);
             } else {
                 ctx.foreign_victims += 1;
@@ -590,28 +685,31 @@ impl ShardBuffer {
             }
         }
         let deadline = now.plus_nanos(ctx.limits.window);
-        let ticket = ctx.pool.push_back(&mut self.queue, id, deadline, bytes);
-        self.stats.bytes_held = ctx.pool.bytes_by(id);
-        self.stats.peak_bytes = self.stats.peak_bytes.max(self.stats.bytes_held);
-        self.episode.first_hold.get_or_insert(now);
-        self.stats.buffered += 1;
-        let peak = &mut self.stats.last_requests_in_flight_max;
-        *peak = (*peak).max(self.queue.len() as u64);
+        let d = self.dm();
+        let ticket = ctx.pool.push_back(&mut d.queue, id, now, deadline, bytes);
+        d.stats.bytes_held = ctx.pool.bytes_by(id);
+        d.stats.peak_bytes = d.stats.peak_bytes.max(d.stats.bytes_held);
+        d.episode.first_hold.get_or_insert(now);
+        d.stats.buffered += 1;
+        d.stats.last_requests_in_flight_max = d
+            .stats
+            .last_requests_in_flight_max
+            .max(d.queue.len() as u64);
         Admission::Wait(ticket)
     }
 
     /// Evicts a queued entry of this shard, for a newcomer of another shard.
     pub(crate) fn evict_queued(&mut self, slot: u32, now: Timestamp, ctx: &mut Ctx<'_>) {
-        ctx.pool.unlink(&mut self.queue, slot);
+        ctx.pool.unlink(&mut self.dm().queue, slot);
         self.evict(slot, now, ctx);
     }
 
     /// Ends an entry already unlinked from the queue with `Fail(Evicted)`.
     pub(crate) fn evict(&mut self, slot: u32, now: Timestamp, ctx: &mut Ctx<'_>) {
         let ticket = ctx.pool.ticket_at(slot);
+        self.note_verdict(slot, now, WaitOutcome::Evicted, ctx.pool);
         self.free(slot, ctx);
-        self.note_release(now);
-        self.stats.evicted.bump(EvictReason::BufferFull);
+        self.dm().stats.evicted.bump(EvictReason::BufferFull);
         ctx.out.push_back(Action::Wake {
             ticket,
             verdict: Verdict::Fail(BufferError::Evicted),
@@ -652,7 +750,7 @@ impl ShardBuffer {
                 && self.too_recent(now, ctx.limits).is_none()
             {
                 self.start(id, now, FailoverCause::Reparent, ctx);
-                self.episode.saw_not_serving = true;
+                self.dm().episode.saw_not_serving = true;
             }
             return Ok(());
         }
@@ -660,15 +758,15 @@ impl ShardBuffer {
             return Ok(());
         }
         if !stamp.serving {
-            self.episode.saw_not_serving = true;
+            self.dm().episode.saw_not_serving = true;
             return Ok(());
         }
         // The demoted primary's last "still serving" carries the old term and proves
         // nothing (Vitess 16438, 17013). A newer term does; so does the same primary serving
         // again after we saw it stop (a failed switchover); so does any serving stamp once a
         // drain was paused, since the end was already proven once.
-        let newer = self.episode.start_term.is_none_or(|t| stamp.term > t);
-        if newer || self.episode.saw_not_serving || self.episode.resume_at.is_some() {
+        let newer = self.d().episode.start_term.is_none_or(|t| stamp.term > t);
+        if newer || self.d().episode.saw_not_serving || self.d().episode.resume_at.is_some() {
             self.stop(id, now, StopReason::NewPrimarySeen, ctx);
         }
         Ok(())
@@ -695,7 +793,7 @@ impl ShardBuffer {
             }
             (ShardState::Draining, TopologyEvent::ShardMissing) => {
                 // Those not yet released would only retry against a shard that is gone.
-                self.episode.release = Verdict::Fail(BufferError::ShardMissing);
+                self.dm().episode.release = Verdict::Fail(BufferError::ShardMissing);
                 self.release(now, ctx, id);
             }
             _ => {}
@@ -714,20 +812,23 @@ impl ShardBuffer {
         if self.phase() != ShardState::Buffering {
             return;
         }
-        if self.episode.stopped.is_none() {
-            self.episode.stopped = Some(reason);
-            let duration = now.saturating_duration_since(self.episode.start);
-            let stats = &mut self.stats;
+        if self.d().episode.stopped.is_none() {
+            self.dm().episode.stopped = Some(reason);
+            let duration = now.saturating_duration_since(self.d().episode.start);
+            let mode = self.mode;
+            let d = self.dm();
+            d.waits.record_failover(duration);
+            let stats = &mut d.stats;
             stats.stops.bump(reason);
             stats.last_failover_duration = duration;
             stats.failover_duration_sum = stats.failover_duration_sum.saturating_add(duration);
-            let in_flight_max = match self.mode {
+            let in_flight_max = match mode {
                 Mode::DryRun => stats.last_requests_dry_run_max,
                 _ => stats.last_requests_in_flight_max,
             };
             // Whole percent, truncated, as Vitess computes it.
             let utilization_percent = in_flight_max.saturating_mul(100) / ctx.limits.size as u64;
-            match self.mode {
+            match mode {
                 Mode::DryRun => stats.utilization_dry_run_sum += utilization_percent,
                 _ => stats.utilization_sum += utilization_percent,
             }
@@ -740,22 +841,22 @@ impl ShardBuffer {
             }));
         }
         if reason == StopReason::ReshardingComplete {
-            self.episode.release = Verdict::Fail(BufferError::ShardMissing);
+            self.dm().episode.release = Verdict::Fail(BufferError::ShardMissing);
         }
-        self.episode.last_stop = Some(reason);
-        self.last_end = Some(now);
-        self.episode.resume_at = None;
-        if let Some(pause) = &mut self.hold.pause {
+        self.dm().episode.last_stop = Some(reason);
+        self.dm().last_end = Some(now);
+        self.dm().episode.resume_at = None;
+        if let Some(pause) = self.detail_mut().and_then(|d| d.hold.pause.as_mut()) {
             // The episode is over, but the pause holds on: it drains when the pause ends.
             pause.under = ShardState::Draining;
             return;
         }
-        self.episode.drain_start = now;
+        self.dm().episode.drain_start = now;
         self.state = ShardState::Draining;
         ctx.active.remove(id);
         ctx.out.push_back(Action::StartDrain {
             shard: id,
-            queued: self.queue.len(),
+            queued: self.d().queue.len(),
         });
         self.release(now, ctx, id);
     }
@@ -763,53 +864,64 @@ impl ShardBuffer {
     /// Releases queued requests in FIFO order while fewer than `drain_concurrency` retries
     /// run, and goes idle once all have finished.
     pub(crate) fn release(&mut self, now: Timestamp, ctx: &mut Ctx<'_>, id: ShardId) {
-        if self.hold.pause.is_some() {
+        if self.d().hold.pause.is_some() {
             // Paused: nothing is released until the pause ends.
             return;
         }
-        let reason = match self.hold.pause_drain {
+        let reason = match self.d().hold.pause_drain {
             true => ReleaseReason::PauseEnded,
-            false => {
-                ReleaseReason::Drain(self.episode.last_stop.unwrap_or(StopReason::NewPrimarySeen))
-            }
+            false => ReleaseReason::Drain(
+                self.d()
+                    .episode
+                    .last_stop
+                    .unwrap_or(StopReason::NewPrimarySeen),
+            ),
         };
         loop {
             // A failure never reaches the primary, so it takes no share of the concurrency.
-            let retry = self.episode.release == Verdict::Retry;
-            if retry && self.drain_in_flight >= ctx.limits.drain_concurrency {
+            let retry = self.d().episode.release == Verdict::Retry;
+            if retry && self.d().drain_in_flight >= ctx.limits.drain_concurrency {
                 break;
             }
-            let Some(ticket) = ctx.pool.pop_front(&mut self.queue) else {
+            let Some(ticket) = ctx.pool.pop_front(&mut self.dm().queue) else {
                 break;
             };
-            self.stats.drained += 1;
-            self.note_release(now);
-            match self.episode.release {
+            self.dm().stats.drained += 1;
+            let outcome = match self.d().episode.release {
+                Verdict::Retry => WaitOutcome::of_release(reason),
+                Verdict::Fail(_) => WaitOutcome::ShardMissing,
+            };
+            self.note_verdict(ticket.slot, now, outcome, ctx.pool);
+            match self.d().episode.release {
                 Verdict::Retry => {
                     ctx.pool.set_status(ticket.slot, Held::Retrying(reason));
-                    self.drain_in_flight += 1;
+                    self.dm().drain_in_flight += 1;
                 }
                 // A failure ends the ticket at once.
                 Verdict::Fail(_) => self.free(ticket.slot, ctx),
             }
             ctx.out.push_back(Action::Wake {
                 ticket,
-                verdict: self.episode.release,
+                verdict: self.d().episode.release,
             });
         }
-        if self.queue.is_empty() && self.drain_in_flight == 0 {
+        if self.d().queue.is_empty() && self.d().drain_in_flight == 0 {
             self.state = ShardState::Idle;
             // The episode as its clients saw it: first hold to last release, pauses included.
             // (A pause's own drain is no episode's.)
-            if !core::mem::take(&mut self.hold.pause_drain) {
-                self.stats.last_failover_held_duration = match self.episode.first_hold {
-                    Some(first) => self.episode.last_release.saturating_duration_since(first),
+            if !core::mem::take(&mut self.dm().hold.pause_drain) {
+                self.dm().stats.last_failover_held_duration = match self.d().episode.first_hold {
+                    Some(first) => self
+                        .d()
+                        .episode
+                        .last_release
+                        .saturating_duration_since(first),
                     None => Duration::ZERO,
                 };
             }
             ctx.out.push_back(Action::Metric(Metric::DrainFinished {
                 shard: id,
-                duration: now.saturating_duration_since(self.episode.drain_start),
+                duration: now.saturating_duration_since(self.d().episode.drain_start),
             }));
         }
     }
@@ -817,18 +929,18 @@ impl ShardBuffer {
     /// Ends a ticket of this shard, freeing its slot and its bytes.
     fn free(&mut self, slot: u32, ctx: &mut Ctx<'_>) {
         let bytes = ctx.pool.remove(slot);
-        self.stats.bytes_held = self.stats.bytes_held.saturating_sub(bytes);
+        self.dm().stats.bytes_held = self.dm().stats.bytes_held.saturating_sub(bytes);
     }
 
     /// What a shutdown's stop changes in a buffering shard's episode, kept so that a
     /// cancelled shutdown can put it back (see [`crate::shutdown`]).
     pub(crate) fn stopped_by_shutdown(&self) -> Unstop {
         Unstop {
-            stopped: self.episode.stopped,
-            last_stop: self.episode.last_stop,
-            resume_at: self.episode.resume_at,
-            drain_start: self.episode.drain_start,
-            last_end: self.last_end,
+            stopped: self.d().episode.stopped,
+            last_stop: self.d().episode.last_stop,
+            resume_at: self.d().episode.resume_at,
+            drain_start: self.d().episode.drain_start,
+            last_end: self.d().last_end,
         }
     }
 
@@ -839,24 +951,25 @@ impl ShardBuffer {
     /// instant. Announced as [`Action::DrainPaused`]. Timers already due fire now, as a tick
     /// would fire them.
     pub(crate) fn unstop(&mut self, id: ShardId, now: Timestamp, saved: Unstop, ctx: &mut Ctx<'_>) {
-        self.episode.stopped = saved.stopped;
-        self.episode.last_stop = saved.last_stop;
-        self.episode.resume_at = saved.resume_at;
-        self.episode.drain_start = saved.drain_start;
-        self.last_end = saved.last_end;
+        self.dm().episode.stopped = saved.stopped;
+        self.dm().episode.last_stop = saved.last_stop;
+        self.dm().episode.resume_at = saved.resume_at;
+        self.dm().episode.drain_start = saved.drain_start;
+        self.dm().last_end = saved.last_end;
         self.state = ShardState::Buffering;
         ctx.active.insert(id);
         ctx.out.push_back(Action::DrainPaused {
             shard: id,
-            queued: self.queue.len(),
+            queued: self.d().queue.len(),
         });
         self.tick(id, now, ctx);
     }
 
     /// Forgets drain retries above the limit that have finished.
     fn shrink_excess(&mut self, limits: &Limits) {
-        self.drain_excess = self.drain_excess.min(
-            self.drain_in_flight
+        self.dm().drain_excess = self.dm().drain_excess.min(
+            self.d()
+                .drain_in_flight
                 .saturating_sub(limits.drain_concurrency),
         );
     }
@@ -872,21 +985,21 @@ impl ShardBuffer {
     ) {
         match status {
             Held::Queued => {
-                ctx.pool.unlink(&mut self.queue, slot);
+                ctx.pool.unlink(&mut self.dm().queue, slot);
+                self.note_verdict(slot, now, WaitOutcome::Cancelled, ctx.pool);
                 self.free(slot, ctx);
-                self.note_release(now);
                 // Vitess counts a request cancelled while its drain is under way as drained:
                 // the drain had taken it on. Before the drain it is evicted.
                 if self.state == ShardState::Draining {
-                    self.stats.drained += 1;
+                    self.dm().stats.drained += 1;
                 } else {
-                    self.stats.evicted.bump(EvictReason::ContextDone);
+                    self.dm().stats.evicted.bump(EvictReason::ContextDone);
                 }
             }
             Held::Retrying(ReleaseReason::Window) => self.free(slot, ctx),
             Held::Retrying(ReleaseReason::Drain(_) | ReleaseReason::PauseEnded) => {
                 self.free(slot, ctx);
-                self.drain_in_flight -= 1;
+                self.dm().drain_in_flight -= 1;
                 self.shrink_excess(ctx.limits);
             }
         }
@@ -901,14 +1014,18 @@ impl ShardBuffer {
         if self.state != ShardState::Buffering {
             return;
         }
-        if self.hold.pause.is_some_and(|p| now >= p.until) {
+        if self.d().hold.pause.is_some_and(|p| now >= p.until) {
             self.end_pause(id, now, PauseEnd::Expired, ctx);
         }
         if self.phase() == ShardState::Buffering {
             if self.past_max_duration(now, ctx.limits) {
                 self.stop(id, now, StopReason::MaxDurationExceeded, ctx);
-            } else if self.episode.resume_at.is_some_and(|at| now >= at) {
-                let reason = self.episode.stopped.unwrap_or(StopReason::NewPrimarySeen);
+            } else if self.d().episode.resume_at.is_some_and(|at| now >= at) {
+                let reason = self
+                    .d()
+                    .episode
+                    .stopped
+                    .unwrap_or(StopReason::NewPrimarySeen);
                 self.stop(id, now, reason, ctx);
             }
         }
@@ -922,15 +1039,15 @@ impl ShardBuffer {
     /// Releases, to retry, every queued request that has been held for the whole window.
     /// Deadlines rise along the queue, so only the head need be looked at: O(expired).
     fn expire_window(&mut self, now: Timestamp, ctx: &mut Ctx<'_>) {
-        while let Some(head) = self.queue.head() {
+        while let Some(head) = self.d().queue.head() {
             if now < ctx.pool.entry(head).deadline {
                 break;
             }
-            ctx.pool.unlink(&mut self.queue, head);
+            ctx.pool.unlink(&mut self.dm().queue, head);
             ctx.pool
                 .set_status(head, Held::Retrying(ReleaseReason::Window));
-            self.note_release(now);
-            self.stats.evicted.bump(EvictReason::WindowExceeded);
+            self.note_verdict(head, now, WaitOutcome::Window, ctx.pool);
+            self.dm().stats.evicted.bump(EvictReason::WindowExceeded);
             let ticket = ctx.pool.ticket_at(head);
             ctx.out.push_back(Action::Wake {
                 ticket,
@@ -957,7 +1074,7 @@ impl ShardBuffer {
         };
         if self.phase() == ShardState::Buffering {
             next.at = self.max_duration_deadline(limits);
-            if let Some(at) = self.episode.resume_at {
+            if let Some(at) = self.d().episode.resume_at {
                 if at < next.at {
                     next = Deadline {
                         at,
@@ -967,7 +1084,7 @@ impl ShardBuffer {
                 }
             }
         }
-        if let Some(pause) = self.hold.pause {
+        if let Some(pause) = self.d().hold.pause {
             if pause.until < next.at {
                 next = Deadline {
                     at: pause.until,
@@ -976,7 +1093,7 @@ impl ShardBuffer {
                 };
             }
         }
-        if let Some(head) = self.queue.head() {
+        if let Some(head) = self.d().queue.head() {
             let at = pool.entry(head).deadline;
             if at < next.at {
                 next = Deadline {
@@ -987,5 +1104,18 @@ impl ShardBuffer {
             }
         }
         (next.at != Timestamp::MAX).then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_shard_is_one_cache_line_and_its_detail_is_out_of_line() {
+        // State, mode, primary, term, last reparent, and one pointer to everything an
+        // episode needs (issue 16: ≤ 256 B per idle shard, all tables included).
+        assert_eq!(core::mem::size_of::<ShardBuffer>(), 64);
+        assert!(core::mem::size_of::<Detail>() > 2_000);
     }
 }

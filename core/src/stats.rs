@@ -15,6 +15,8 @@ pub trait Reason: Copy + fmt::Debug + 'static {
     const ALL: &'static [Self];
     /// One counter per value: `[u64; N]` with `N == ALL.len()`, checked at compile time.
     type Counts: AsRef<[u64]> + AsMut<[u64]> + Copy + Default + Eq + core::hash::Hash;
+    /// Every counter at zero, for constants (a `Default` cannot be called in one).
+    const ZERO: Self::Counts;
     /// This value's position in [`Reason::ALL`].
     fn index(self) -> usize;
     /// Vitess's label for this reason, e.g. `"NewPrimarySeen"`.
@@ -33,6 +35,7 @@ macro_rules! reason_enum {
         impl Reason for $name {
             const ALL: &'static [Self] = &[$($name::$variant),+];
             type Counts = [u64; [$(stringify!($variant)),+].len()];
+            const ZERO: Self::Counts = [0; [$(stringify!($variant)),+].len()];
 
             fn index(self) -> usize {
                 self as usize
@@ -116,6 +119,32 @@ reason_enum! {
     }
 }
 
+reason_enum! {
+    /// How a held request's wait ended: the label of its sample in
+    /// [`WaitHistograms`](crate::WaitHistograms). Every held request gets exactly one, when
+    /// it leaves its shard's queue.
+    WaitOutcome {
+        /// Released to retry by its shard's drain, the failover over
+        /// ([`ReleaseReason::Drain`](crate::ReleaseReason::Drain) for `NewPrimarySeen`,
+        /// `MoveTablesSwitchedTraffic` or `Shutdown`).
+        Retried = "Retried",
+        /// Released to retry with the failover maybe still on: held for its whole `window`
+        /// ([`ReleaseReason::Window`](crate::ReleaseReason::Window), counted as evicted
+        /// `WindowExceeded`), or by the drain `max_failover_duration` started
+        /// (`ReleaseReason::Drain(MaxDurationExceeded)`).
+        Window = "Window",
+        /// Failed with [`BufferError::Evicted`](crate::BufferError::Evicted): pushed out for a
+        /// newer request, or by a reconfiguration that shrank a limit (evicted `BufferFull`).
+        Evicted = "Evicted",
+        /// Its client gave up while it was queued ([`Buffer::cancel`](crate::Buffer::cancel)),
+        /// before the drain (evicted `ContextDone`) or during it (counted as drained).
+        Cancelled = "Cancelled",
+        /// Failed with [`BufferError::ShardMissing`](crate::BufferError::ShardMissing) by the
+        /// drain of a shard resharded away (counted as drained).
+        ShardMissing = "ShardMissing",
+    }
+}
+
 /// Counters labelled by a [`Reason`], indexed by it.
 ///
 /// ```
@@ -154,6 +183,12 @@ impl<R: Reason> core::hash::Hash for ByReason<R> {
 }
 
 impl<R: Reason> ByReason<R> {
+    /// Every counter at zero.
+    pub(crate) const ZERO: Self = ByReason {
+        counts: R::ZERO,
+        reason: PhantomData,
+    };
+
     /// Adds one to `reason`'s counter.
     pub(crate) fn bump(&mut self, reason: R) {
         self.add(reason, 1);
@@ -320,6 +355,29 @@ pub struct StatSample {
 }
 
 impl ShardStats {
+    /// Every counter at zero: a shard that never failed over.
+    pub(crate) const ZERO: ShardStats = ShardStats {
+        starts: 0,
+        stops: ByReason::ZERO,
+        buffered: 0,
+        buffered_dry_run: 0,
+        drained: 0,
+        evicted: ByReason::ZERO,
+        skipped: ByReason::ZERO,
+        drains_paused: 0,
+        last_requests_in_flight_max: 0,
+        last_requests_dry_run_max: 0,
+        last_failover_duration: Duration::ZERO,
+        last_failover_held_duration: Duration::ZERO,
+        failover_duration_sum: Duration::ZERO,
+        utilization_sum: 0,
+        utilization_dry_run_sum: 0,
+        bytes_held: 0,
+        peak_bytes: 0,
+        pauses_started: 0,
+        pauses_ended: ByReason::ZERO,
+    };
+
     /// Every series of these counters, always the same ones in the same order (zeros
     /// included, so that every label exists from registration, as in Vitess), for a metrics
     /// exporter. Allocates nothing.

@@ -45,6 +45,11 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
+    /// Room for `additional` more shards without growing.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.current.reserve_exact(additional);
+    }
+
     /// Makes room for one more shard, with no deadline.
     pub(crate) fn register(&mut self) {
         self.current.push(Current {

@@ -31,3 +31,48 @@ fn idle_first_attempt_allocates_nothing() {
     });
     assert!(held.count_total > 0);
 }
+
+/// A registered shard that never failed over keeps no counters, queue or histograms of its
+/// own (issue 16: ≤ 256 B per idle shard): reading them, and the health stream, allocate
+/// nothing; its first episode allocates them once, and a second episode nothing more.
+#[test]
+fn a_shard_allocates_its_counters_and_histograms_once_at_its_first_episode() {
+    use failover_buffer::{FailoverCause, HealthStamp, PrimaryId};
+
+    let mut buffer = Buffer::new(Config {
+        enabled: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let shard = buffer.register_shard("ks", "0");
+    let stamp = |term| HealthStamp {
+        primary: PrimaryId(term),
+        term,
+        serving: true,
+    };
+    let idle = allocation_counter::measure(|| {
+        buffer
+            .health(Timestamp::from_secs(1), shard, stamp(1))
+            .unwrap();
+        assert_eq!(buffer.shard_stats(shard).unwrap().starts, 0);
+        assert_eq!(buffer.wait_histograms(shard).unwrap().wait_count(), 0);
+    });
+    assert_eq!(idle.count_total, 0);
+
+    let episode = |buffer: &mut Buffer, at: u64, term: u64| {
+        let t = Timestamp::from_secs(at);
+        let Ok(Admission::Wait(ticket)) = buffer.request(t, shard, Some(FailoverCause::Reparent))
+        else {
+            panic!("held")
+        };
+        buffer.health(t, shard, stamp(term)).unwrap();
+        buffer.retry_done(t, ticket).unwrap();
+        while buffer.poll_action().is_some() {}
+    };
+    let first = allocation_counter::measure(|| episode(&mut buffer, 2, 2));
+    assert!(first.count_total > 0);
+    // Past `min_time_between_failovers` (60 s) since the first.
+    let second = allocation_counter::measure(|| episode(&mut buffer, 200, 3));
+    assert_eq!(second.count_total, 0, "the shard's block is kept");
+    assert_eq!(buffer.wait_histograms(shard).unwrap().wait_count(), 2);
+}

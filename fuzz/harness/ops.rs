@@ -1045,6 +1045,12 @@ impl Harness {
             self.model
                 .compare_stats(shard, stats)
                 .map_err(|e| format!("shard {shard} counters: {e}"))?;
+            let waits = b
+                .wait_histograms(id)
+                .ok_or("registered shard has no histograms")?;
+            self.model
+                .compare_waits(shard, waits)
+                .map_err(|e| format!("shard {shard} wait histograms: {e}"))?;
         }
         Ok(())
     }

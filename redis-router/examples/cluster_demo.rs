@@ -14,6 +14,7 @@
 //! Needs `redis-server` and `redis-cli` (Debian: `apt-get install redis-server
 //! redis-tools`). Every process runs on a free loopback port and is killed on exit.
 
+mod plot;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -180,69 +181,37 @@ fn draw(
     without: &LoadReport,
     killed_at: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let buckets = (LOAD.as_millis() / BUCKET.as_millis()) as usize;
-    let series = |report: &LoadReport, shard: usize| {
-        let mut worst = vec![0.0f64; buckets];
-        for op in report.ops.iter().filter(|o| {
-            o.error.is_none() && o.key().is_some_and(|k| cluster.shard_of_key(k) == shard)
-        }) {
-            let b = (op.at.as_millis() / BUCKET.as_millis()) as usize;
-            if let Some(w) = worst.get_mut(b) {
-                *w = w.max(op.took.as_secs_f64() * 1e3);
-            }
-        }
-        worst
-            .into_iter()
-            .enumerate()
-            .filter(|(_, ms)| *ms > 0.0)
-            .map(|(b, ms)| ((b as f64) * BUCKET.as_secs_f64(), ms))
-            .collect::<Vec<_>>()
+    let of_shard = |report: &LoadReport, shard: usize| {
+        let ops = report.ops.iter();
+        let ops = ops.filter(move |o| o.key().is_some_and(|k| cluster.shard_of_key(k) == shard));
+        plot::slowest_per_bucket(ops, LOAD, BUCKET)
     };
-    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
-    root.fill(&WHITE)?;
     let caption = format!(
         "SIGKILL of shard 3's primary at {:.1} s: client errors {} with the buffer, {} without",
         killed_at.as_secs_f64(),
         with.errors().len(),
         without.errors().len()
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0f64..LOAD.as_secs_f64(), (0.1f64..5000f64).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc("slowest command per 50 ms (ms)")
-        .draw()?;
     let colors = [GREEN.mix(0.9), MAGENTA.mix(0.9), BLUE.mix(1.0)];
-    for (shard, color) in colors.iter().enumerate() {
-        let color = *color;
-        chart
-            .draw_series(LineSeries::new(series(with, shard), color.stroke_width(2)))?
-            .label(format!(
+    let mut series: Vec<_> = colors
+        .iter()
+        .enumerate()
+        .map(|(shard, color)| plot::Series {
+            label: format!(
                 "buffer on, shard {} ({})",
                 shard + 1,
                 cluster.shards[shard].name
-            ))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .draw_series(LineSeries::new(series(without, 2), RED.mix(0.6)))?
-        .label("--no-buffer, shard 3 (successful commands only)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
-    let x = killed_at.as_secs_f64();
-    chart.draw_series(LineSeries::new(vec![(x, 0.1), (x, 5000.0)], BLACK.mix(0.4)))?;
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    root.present()?;
-    Ok(())
+            ),
+            color: *color,
+            width: 2,
+            points: of_shard(with, shard),
+        })
+        .collect();
+    series.push(plot::Series {
+        label: "--no-buffer, shard 3 (successful commands only)".into(),
+        color: RED.mix(0.6),
+        width: 1,
+        points: of_shard(without, 2),
+    });
+    plot::draw_latency(path, &caption, LOAD, BUCKET, killed_at, series)
 }

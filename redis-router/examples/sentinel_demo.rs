@@ -10,6 +10,7 @@
 //! Needs `redis-server` and `redis-sentinel` (Debian: `apt-get install redis-server
 //! redis-sentinel`). Every process runs on a free loopback port and is killed on exit.
 
+mod plot;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -116,57 +117,25 @@ fn draw(
     with: &LoadReport,
     without: &LoadReport,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let buckets = (LOAD.as_millis() / BUCKET.as_millis()) as usize;
-    let series = |report: &LoadReport| {
-        let mut worst = vec![0.0f64; buckets];
-        for op in report.ops.iter().filter(|o| o.error.is_none()) {
-            let b = (op.at.as_millis() / BUCKET.as_millis()) as usize;
-            if let Some(w) = worst.get_mut(b) {
-                *w = w.max(op.took.as_secs_f64() * 1e3);
-            }
-        }
-        worst
-            .into_iter()
-            .enumerate()
-            .filter(|(_, ms)| *ms > 0.0)
-            .map(|(b, ms)| ((b as f64) * BUCKET.as_secs_f64(), ms))
-            .collect::<Vec<_>>()
-    };
-    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
-    root.fill(&WHITE)?;
     let caption = format!(
         "SENTINEL FAILOVER at {} s: client errors {} with the buffer, {} without",
         FAILOVER_AT.as_secs(),
         with.errors().len(),
         without.errors().len()
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0f64..LOAD.as_secs_f64(), (0.1f64..5000f64).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc("slowest command per 50 ms (ms)")
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(series(with), BLUE.stroke_width(2)))?
-        .label("buffer on (no client error)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(series(without), RED))?
-        .label("--no-buffer (successful commands only)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    let x = FAILOVER_AT.as_secs_f64();
-    chart.draw_series(LineSeries::new(vec![(x, 0.1), (x, 5000.0)], BLACK.mix(0.4)))?;
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let series = vec![
+        plot::Series {
+            label: "buffer on (no client error)".into(),
+            color: BLUE.to_rgba(),
+            width: 2,
+            points: plot::slowest_per_bucket(with.ops.iter(), LOAD, BUCKET),
+        },
+        plot::Series {
+            label: "--no-buffer (successful commands only)".into(),
+            color: RED.to_rgba(),
+            width: 1,
+            points: plot::slowest_per_bucket(without.ops.iter(), LOAD, BUCKET),
+        },
+    ];
+    plot::draw_latency(path, &caption, LOAD, BUCKET, FAILOVER_AT, series)
 }

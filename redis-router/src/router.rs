@@ -146,6 +146,9 @@ pub(crate) struct Core {
     pub(crate) replay: ReplayPolicy,
     pub(crate) max_attempts: usize,
     pub(crate) command_timeout: Duration,
+    /// The buffer holds commands (`false`: `--no-buffer`). Decides what a `-MOVED` to a
+    /// shard's own replica is: see [`Core::attempt`].
+    pub(crate) buffering: bool,
 }
 
 /// How commands find their shard.
@@ -292,6 +295,12 @@ impl Core {
     /// One attempt on the current primary: `Ok` is the client's answer (a reply, or the
     /// error saying a command may or may not have run); `Err` is a failover error on an
     /// attempt that may be made again, because the primary cannot have run it.
+    ///
+    /// A `-MOVED` to the shard's own replica (promoted under the router) is that shard's
+    /// failover error when the buffer holds commands: held until the slot map names the new
+    /// primary. With `--no-buffer` nothing would hold it, and three attempts at once are
+    /// spent before the map is read again, so the attempt follows the redirect to the node
+    /// named, as any cluster client does: the faithful non-buffering baseline.
     async fn attempt(
         &self,
         routed: &Arc<RoutedShard>,
@@ -299,10 +308,12 @@ impl Core {
         command: &Command,
     ) -> Result<Frame, FailoverError> {
         let mut ask: Option<SocketAddr> = None;
+        // A `-MOVED` followed to the node it names (only without the buffer).
+        let mut moved_to: Option<SocketAddr> = None;
         let mut redirects = 0;
         loop {
             let target = self.route_now(routed, slot);
-            let backend = match ask {
+            let backend = match ask.or(moved_to.take()) {
                 Some(addr) => self.backends.get(addr),
                 None => match target.route.current() {
                     Some(backend) => backend,
@@ -350,6 +361,12 @@ impl Core {
                     redirects += 1;
                     match redirect {
                         Redirect::Ask(addr) => ask = Some(addr),
+                        Redirect::Moved(addr)
+                            if !self.buffering && cluster.is_member(&target, addr) =>
+                        {
+                            cluster.request_refresh();
+                            moved_to = Some(addr);
+                        }
                         Redirect::Moved(addr) if cluster.is_member(&target, addr) => {
                             // The shard's own replica holds its slots now: the primary was
                             // failed over under us. If the map has moved on already, go
@@ -524,6 +541,7 @@ impl Router {
             replay: config.replay,
             max_attempts: config.max_attempts,
             command_timeout: config.command_timeout,
+            buffering: config.buffer.enabled,
         });
         tasks.push(tokio::spawn(accept(listener, Arc::clone(&core))));
         tracing::info!(%local_addr, buffering = config.buffer.enabled, "router listening");

@@ -53,6 +53,9 @@ fn stats(router: &Router, cluster: &ClusterNodes) -> Vec<ShardStats> {
         .collect()
 }
 
+/// `CLUSTER FAILOVER` on shard 2's replica: with the buffer, only shard 2 holds commands
+/// (its old primary's `-MOVED` to its own replica is its failover error) and no client sees
+/// an error; `--no-buffer` follows that `-MOVED` instead, and sees no error either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinated_failover_of_one_shard_pauses_that_shard_only() {
     if !cluster_available() {
@@ -144,17 +147,17 @@ async fn a_coordinated_failover_of_one_shard_pauses_that_shard_only() {
         );
     }
 
-    // Without the buffer: a coordinated Cluster failover pauses writes on the old primary,
-    // and its `-MOVED` to the promoted replica is retried at once, so few or no errors reach
-    // clients (0 in the runs recorded in the README); any that do are shard 2's, and nothing
-    // acknowledged is lost.
-    for op in without.errors() {
-        assert_eq!(
-            cluster.shard_of_key(op.key().unwrap()),
-            1,
-            "only shard 2's commands fail: {op:?}"
-        );
-    }
+    // Without the buffer, no errors either: a finding, not what the issue expected. A
+    // coordinated Cluster failover pauses writes on the old primary (commands wait, none
+    // fail) until the promoted replica owns the slots, then answers `-MOVED` to it, and a
+    // proxy without a buffer follows that redirect as any cluster client does (`--no-buffer`
+    // does, see `Core::attempt`). Nothing is refused, so nothing needs holding: the buffer
+    // earns its keep in the unplanned failovers below, where `--no-buffer` fails thousands.
+    assert!(
+        without.errors().is_empty(),
+        "a redirect-following proxy without a buffer sees no error in a coordinated failover: {:?}",
+        &without.errors()[..without.errors().len().min(5)]
+    );
     let verdict = verify_cluster(&cluster, &without);
     assert_eq!(verdict.missing_sets, vec![0; 3]);
     assert_eq!(verdict.lost_incrs, vec![0; 3]);
@@ -204,6 +207,11 @@ async fn a_killed_primary_buffers_its_shard_only_and_fails_only_uncertain_comman
         );
     }
     eprintln!("killed at {killed_at:?}, replica promoted at {promoted:?}");
+    eprint!(
+        "buffer on: {}--no-buffer: {}",
+        simulator_inputs(&with, &cluster, CONNECTIONS, killed_at, promoted),
+        simulator_inputs(&without, &cluster, CONNECTIONS, killed_at, promoted)
+    );
     eprint!("{}", per_shard("buffer on ", &with, &cluster, killed_at));
     eprint!(
         "{}",

@@ -39,6 +39,9 @@ pub enum SimError {
     },
     /// `--recommend` cannot search this scenario.
     Objective(ObjectiveError),
+    /// A `--trace` replay was asked of a scenario with closed-loop `[traffic] connections`:
+    /// a trace gives every arrival, the connections would give others.
+    TraceWithConnections,
 }
 
 /// Why `--recommend` cannot search a scenario.
@@ -78,6 +81,9 @@ impl fmt::Display for SimError {
             SimError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             SimError::Plot { path, error } => write!(f, "{}: {error}", path.display()),
             SimError::Objective(why) => write!(f, "--recommend: {why}"),
+            SimError::TraceWithConnections => f.write_str(
+                "--trace replays arrivals, and the scenario's [traffic] connections make their own: remove one",
+            ),
         }
     }
 }
@@ -92,7 +98,7 @@ impl std::error::Error for SimError {
             SimError::Row(e) => Some(e),
             SimError::Io { error, .. } => Some(error),
             SimError::Objective(e) => Some(e),
-            SimError::Plot { .. } => None,
+            SimError::Plot { .. } | SimError::TraceWithConnections => None,
         }
     }
 }

@@ -230,6 +230,7 @@ pub const TIMELINE_COLUMNS: &[&str] = &[
     "cold_for",
     "serving_stamp_lost",
     "not_serving_stamp_lost",
+    "killed",
 ];
 
 /// Reads a failover timeline and puts it in `scenario` in place of every shard's
@@ -439,6 +440,8 @@ pub fn read_timeline(path: &Path, scenario: &mut Scenario) -> Result<(), SimErro
                     cold,
                     serving_stamp_lost: flag("serving_stamp_lost")?,
                     not_serving_stamp_lost: flag("not_serving_stamp_lost")?,
+                    killed: flag("killed")?,
+                    refuse_time: None,
                 });
             }
             "resharding" | "move_tables" => {

@@ -103,12 +103,12 @@ pub use input::{TIMELINE_COLUMNS, TraceReader, TraceRow, read_timeline};
 pub use plot::plot_timeline;
 pub use report::{
     BufferCounters, Errors, Evicted, Latency, PauseOutcome, Report, ShutdownOutcome, Skipped,
-    Stops, TIMELINE_BUCKET, Timeline,
+    Stops, TIMELINE_BUCKET, Timeline, Wait,
 };
 pub use rng::Rng;
 pub use scenario::{
     BUFFER_KEYS, Backoff, Client, ColdPrimary, Failover, Health, Jitter, Objective, PauseSpec,
     Scenario, ScenarioError, ServiceTime, ShardSpec, ShutdownSpec, TopologyChange, TopologyKind,
-    enabled_vitess_defaults, set_buffer_key, validate_buffer,
+    Traffic, enabled_vitess_defaults, set_buffer_key, validate_buffer,
 };
 pub use sim::{ErrorCause, NoObserver, Observer, Outcome, RequestEnd, run, run_observed};

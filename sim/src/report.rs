@@ -5,7 +5,9 @@
 
 use core::time::Duration;
 
-use failover_buffer::{EvictReason, ShardStats, SkipReason, StopReason};
+use failover_buffer::{EvictReason, Reason, ShardStats, SkipReason, StopReason, WaitHistograms};
+#[cfg(doc)]
+use failover_buffer::{Histogram, WaitOutcome};
 use serde::Serialize;
 
 use crate::sim::ErrorCause;
@@ -26,6 +28,11 @@ pub struct Report {
     pub attempts: u64,
     /// Latency added to successful requests: end minus arrival minus their service time.
     pub added_latency: Latency,
+    /// How long held requests waited in the buffer until their verdict, by outcome, from
+    /// the core's wait histograms merged over every router and shard; outcomes with no
+    /// sample are left out (and the JSON field while none has one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<Wait>,
     /// The buffer's counters, summed over shards.
     pub buffer: BufferCounters,
     /// The most slots one router held at once (queued plus released retries not yet
@@ -108,6 +115,9 @@ pub struct Errors {
     /// [`ErrorCause::Other`]; not in the JSON while 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub other: u64,
+    /// [`ErrorCause::Uncertain`]; not in the JSON while 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uncertain: u64,
 }
 
 impl Errors {
@@ -120,6 +130,7 @@ impl Errors {
             ErrorCause::Evicted => &mut self.evicted,
             ErrorCause::ShardMissing => &mut self.shard_missing,
             ErrorCause::Other => &mut self.other,
+            ErrorCause::Uncertain => &mut self.uncertain,
         } += 1;
     }
 }
@@ -133,6 +144,42 @@ pub struct Latency {
     pub p99_ns: u64,
     /// Maximum.
     pub max_ns: u64,
+}
+
+/// The waits of held requests that ended one way ([`WaitOutcome`]), from the core's
+/// histograms: the count and maximum are exact, the percentiles the estimates of
+/// [`Histogram::quantile`] (never below the true value, at most 25% above it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Wait {
+    /// The outcome's label (`Retried`, `Window`, `Evicted`, `Cancelled`, `ShardMissing`).
+    pub outcome: &'static str,
+    /// Requests whose wait ended so.
+    pub count: u64,
+    /// Median wait.
+    pub p50_ns: u64,
+    /// 99th-percentile wait.
+    pub p99_ns: u64,
+    /// Longest wait.
+    pub max_ns: u64,
+}
+
+impl Wait {
+    /// The figures of every outcome with a sample in `waits`, in [`WaitOutcome`] order.
+    pub(crate) fn of(waits: &WaitHistograms) -> Vec<Wait> {
+        let ns =
+            |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        waits
+            .waits()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(outcome, h)| Wait {
+                outcome: outcome.as_str(),
+                count: h.count(),
+                p50_ns: ns(h.quantile(0.5)),
+                p99_ns: ns(h.quantile(0.99)),
+                max_ns: ns(h.max()),
+            })
+            .collect()
+    }
 }
 
 /// The buffer's counters ([`ShardStats`]) summed over shards, with Vitess's names.

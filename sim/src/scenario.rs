@@ -48,6 +48,10 @@ pub struct Scenario {
     pub routers: u32,
     /// How the application's client behaves.
     pub client: Client,
+    /// How requests are sent: open loop (every shard's Poisson `rate`, the default) or a
+    /// fixed set of connections, each waiting for its answer before the next request (the
+    /// `[traffic]` table).
+    pub traffic: Traffic,
     /// How long the primary takes to answer one attempt (a shard may have its own).
     pub service: ServiceTime,
     /// How the health stream loses messages.
@@ -127,6 +131,34 @@ pub struct Health {
     /// end the episode at `max_failover_duration`; a lost not-serving stamp delays the start
     /// of buffering during a write pause.
     pub loss: f64,
+}
+
+/// How the application sends requests: the `[traffic]` table.
+///
+/// By default traffic is *open loop*: each shard's requests arrive at its Poisson `rate`
+/// whatever happens to earlier ones, as from many independent clients. With `connections`
+/// set it is *closed loop*, as from a connection pool: each connection sends one request,
+/// waits for its answer (however long the buffer holds it, and whether it succeeds or
+/// fails), waits `think_time`, then sends the next, until `duration`. A failover then holds
+/// at most one request per connection, and a connection held on one shard sends nothing to
+/// the others meanwhile.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Traffic {
+    /// Closed-loop connections, or `None` for open-loop traffic. With connections, each
+    /// request goes to a shard drawn with the shards' `rate` as weights (all zero: equal
+    /// shares), and the rates say nothing else; `arrivals` lists still add their requests.
+    /// Connection *i* of *n* sends its first request at *i*/*n* of one cycle (the mean
+    /// service time plus `think_time`), so they do not move in step.
+    pub connections: Option<u32>,
+    /// Closed loop: from a request's answer to the connection's next request (the client's
+    /// own time between commands).
+    pub think_time: Duration,
+    /// The share of requests, 0 to 1, the router may not replay once sent (an `INCR` under
+    /// the Redis router's replay rule): one in flight on a primary that dies
+    /// ([`Failover::killed`]) fails with an `uncertain` error instead of being retried. The
+    /// others, like every request refused before it ran, are failover errors the buffer
+    /// holds. Drawn per request from the seed.
+    pub non_idempotent: f64,
 }
 
 /// How a client spaces the retries the buffer does not hold.
@@ -295,6 +327,19 @@ pub struct Failover {
     pub serving_stamp_lost: bool,
     /// The not-serving stamp never arrives, at any router.
     pub not_serving_stamp_lost: bool,
+    /// The primary dies at `start` (a `SIGKILL`, a crashed host) instead of refusing only
+    /// new attempts: attempts in flight on it then fail at `start` with a failover error,
+    /// their connections reset. Attempts go on being refused until the router sees the new
+    /// primary (its serving stamp), not merely until promotion: a router sends to the dead
+    /// primary until it learns of another. Those the router may replay are retried (and held) like any
+    /// refused attempt; a [non-idempotent](Traffic::non_idempotent) one ends as
+    /// `uncertain`. Without it, an attempt sent before `start` is served.
+    pub killed: bool,
+    /// How long an attempt the failing primary refuses takes, instead of the attempt's
+    /// service time: a killed primary's closed port refuses a connection in well under a
+    /// millisecond, so clients without a buffer cycle through errors much faster than
+    /// through answers. `None`: the service time. Never zero.
+    pub refuse_time: Option<Duration>,
 }
 
 impl Failover {
@@ -385,6 +430,7 @@ impl Scenario {
             duration: Duration::from_secs(10),
             routers: 1,
             client: Client::default(),
+            traffic: Traffic::default(),
             service: ServiceTime::default(),
             health: Health::default(),
             shards: vec![ShardSpec {
@@ -403,6 +449,8 @@ impl Scenario {
                     cold: None,
                     serving_stamp_lost: false,
                     not_serving_stamp_lost: false,
+                    killed: false,
+                    refuse_time: None,
                 }],
                 topology: Vec::new(),
             }],
@@ -474,9 +522,15 @@ impl Scenario {
             self.shards.len(),
             if self.shards.len() == 1 { "" } else { "s" }
         );
-        let mut text = match &self.trace {
-            Some(path) => format!("{shards}, requests from {}", path.display()),
-            None => format!(
+        let mut text = match (&self.trace, self.traffic.connections) {
+            (Some(path), _) => format!("{shards}, requests from {}", path.display()),
+            (None, Some(n)) => format!(
+                "{shards}, {n} closed-loop connection{} (think time {}) for {}",
+                if n == 1 { "" } else { "s" },
+                format_duration(self.traffic.think_time),
+                format_duration(self.duration)
+            ),
+            (None, None) => format!(
                 "{shards}, {rate} req/s Poisson for {}",
                 format_duration(self.duration)
             ),
@@ -518,6 +572,9 @@ impl Scenario {
                 if f.not_serving_stamp_lost {
                     text.push_str(", not-serving stamp lost");
                 }
+                if f.killed {
+                    text.push_str(", primary killed");
+                }
             }
             for t in &shard.topology {
                 let what = match t.kind {
@@ -535,6 +592,12 @@ impl Scenario {
         }
         if self.routers > 1 {
             text.push_str(&format!("; {} routers", self.routers));
+        }
+        if self.traffic.non_idempotent > 0.0 {
+            text.push_str(&format!(
+                "; {}% of requests not replayable",
+                self.traffic.non_idempotent * 100.0
+            ));
         }
         if self.health.loss > 0.0 {
             text.push_str(&format!("; health stamps lost with p={}", self.health.loss));
@@ -721,6 +784,8 @@ struct RawScenario {
     #[serde(default)]
     client: ClientToml,
     #[serde(default)]
+    traffic: TrafficToml,
+    #[serde(default)]
     service: ServiceToml,
     #[serde(default)]
     health: HealthToml,
@@ -858,6 +923,7 @@ impl From<RawScenario> for Scenario {
             duration: raw.duration.0,
             routers: raw.routers.0,
             client: raw.client.0,
+            traffic: raw.traffic.0,
             service: raw.service.0,
             health: raw.health.0,
             shards: raw.shards.0,
@@ -867,6 +933,46 @@ impl From<RawScenario> for Scenario {
             shutdown: raw.shutdown.map(|s| s.0),
             pauses: raw.pause.into_iter().map(|p| p.0).collect(),
         }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(try_from = "RawTraffic")]
+struct TrafficToml(Traffic);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTraffic {
+    connections: Option<u32>,
+    think_time: Option<Dur>,
+    #[serde(default)]
+    non_idempotent: f64,
+}
+
+impl TryFrom<RawTraffic> for TrafficToml {
+    type Error = String;
+    fn try_from(raw: RawTraffic) -> Result<Self, String> {
+        if raw.connections == Some(0) {
+            return Err(
+                "traffic.connections: at least 1 (or leave it out for open-loop traffic)".into(),
+            );
+        }
+        if raw.connections.is_none() && raw.think_time.is_some() {
+            return Err(
+                "traffic.think_time is for closed-loop traffic: set traffic.connections".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&raw.non_idempotent) {
+            return Err(format!(
+                "traffic.non_idempotent: {} is not a share (0 to 1)",
+                raw.non_idempotent
+            ));
+        }
+        Ok(TrafficToml(Traffic {
+            connections: raw.connections,
+            think_time: raw.think_time.map_or(Duration::ZERO, |d| d.0),
+            non_idempotent: raw.non_idempotent,
+        }))
     }
 }
 
@@ -1072,6 +1178,9 @@ struct RawFailover {
     serving_stamp_lost: bool,
     #[serde(default)]
     not_serving_stamp_lost: bool,
+    #[serde(default)]
+    killed: bool,
+    refuse_time: Option<Dur>,
 }
 
 impl TryFrom<RawFailover> for FailoverToml {
@@ -1119,6 +1228,18 @@ impl TryFrom<RawFailover> for FailoverToml {
             );
         }
         let write_pause = raw.write_pause.map_or(Duration::ZERO, |d| d.0);
+        if raw.refuse_time.is_some_and(|d| d.0.is_zero()) {
+            return Err(
+                "failovers.refuse_time must be above zero (a closed loop would spin at one instant)"
+                    .into(),
+            );
+        }
+        if raw.killed && !write_pause.is_zero() {
+            return Err(
+                "failovers: a killed primary does not pause writes first; choose killed or write_pause"
+                    .into(),
+            );
+        }
         if let Some(d) = duration {
             if write_pause > d {
                 return Err(format!(
@@ -1138,6 +1259,8 @@ impl TryFrom<RawFailover> for FailoverToml {
             cold,
             serving_stamp_lost: raw.serving_stamp_lost,
             not_serving_stamp_lost: raw.not_serving_stamp_lost,
+            killed: raw.killed,
+            refuse_time: raw.refuse_time.map(|d| d.0),
         }))
     }
 }

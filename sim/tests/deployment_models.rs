@@ -6,45 +6,11 @@
 use core::time::Duration;
 
 use failover_buffer::Config;
-use failover_buffer_sim::{
-    ErrorCause, Observer, Outcome, Report, RequestEnd, Scenario, enabled_vitess_defaults,
-    run_observed,
-};
+use failover_buffer_sim::{ErrorCause, Outcome, Scenario, enabled_vitess_defaults};
 
-#[derive(Default)]
-struct Ends(Vec<RequestEnd>);
+mod support;
 
-impl Observer for Ends {
-    fn request_ended(&mut self, end: &RequestEnd) {
-        self.0.push(*end);
-    }
-}
-
-/// A scenario with a constant 10 ms service time and only the listed arrivals.
-fn scenario(body: &str) -> Scenario {
-    scenario_with("", body)
-}
-
-/// [`scenario`] with top-level keys (`routers`, ...) ahead of the tables.
-fn scenario_with(top: &str, body: &str) -> Scenario {
-    let text = format!("{top}\n[service]\ndistribution = \"constant\"\ntime = \"10ms\"\n{body}");
-    Scenario::from_toml_str(&text, "test.toml").expect("the test scenario is valid")
-}
-
-fn simulate_seed(scenario: &Scenario, config: &Config, seed: u64) -> (Report, Vec<RequestEnd>) {
-    let mut ends = Ends::default();
-    let report = run_observed(scenario, config, seed, &mut ends).expect("valid config");
-    ends.0.sort_by_key(|e| (e.arrival, e.shard));
-    (report, ends.0)
-}
-
-fn simulate(scenario: &Scenario) -> (Report, Vec<RequestEnd>) {
-    simulate_seed(scenario, &scenario.buffer, 1)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use support::*;
 
 const TEN_IN_THE_OUTAGE: &str = r#"
 [[shards]]
@@ -147,7 +113,7 @@ fn exponential_back_off_doubles_the_wait_between_retries() {
         duration = "1s"
         "#,
     );
-    let (_, ends) = simulate_seed(&s, &Config::default(), 1);
+    let (_, ends) = simulate_with(&s, &Config::default(), 1);
     assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Failover));
     assert_eq!(ends[0].end, ms(1830));
 }
@@ -169,7 +135,7 @@ fn exponential_back_off_stops_growing_at_max_retry_delay() {
         duration = "1s"
         "#,
     );
-    let (_, ends) = simulate_seed(&s, &Config::default(), 1);
+    let (_, ends) = simulate_with(&s, &Config::default(), 1);
     // 1.1 → 1.11; +100 → 1.21 → 1.22; +150 → 1.37 → 1.38; +150 → 1.53 → 1.54.
     assert_eq!(ends[0].end, ms(1540));
     assert_eq!(ends[0].attempts, 4);
@@ -196,7 +162,7 @@ fn full_jitter_keeps_each_wait_within_the_back_off_and_repeats_by_seed() {
         arrivals.join(", ")
     ));
     let waits = |seed| {
-        let (_, ends) = simulate_seed(&s, &Config::default(), seed);
+        let (_, ends) = simulate_with(&s, &Config::default(), seed);
         ends.iter()
             .map(|e| e.end - e.arrival - ms(30))
             .collect::<Vec<Duration>>()
@@ -227,7 +193,7 @@ fn equal_jitter_waits_at_least_half_the_back_off() {
         duration = "5s"
         "#,
     );
-    let (_, ends) = simulate_seed(&s, &Config::default(), 1);
+    let (_, ends) = simulate_with(&s, &Config::default(), 1);
     for e in &ends {
         let wait = e.end - e.arrival - ms(20);
         assert!(wait >= ms(50) && wait <= ms(100), "{wait:?}");
@@ -397,7 +363,7 @@ fn a_move_tables_switch_holds_requests_until_traffic_switched() {
     let (report, ends) = simulate(&s);
     assert_eq!(report.buffer.stops.MoveTablesSwitchedTraffic, 1);
     assert_eq!(ends[0].end, ms(2010));
-    let (without, _) = simulate_seed(&s, &enabled_vitess_defaults(), 1);
+    let (without, _) = simulate_with(&s, &enabled_vitess_defaults(), 1);
     assert_eq!(without.errors.total, 0);
 }
 

@@ -5,36 +5,12 @@ use core::time::Duration;
 
 use failover_buffer::Config;
 use failover_buffer_sim::{
-    ErrorCause, Observer, Outcome, Report, RequestEnd, Scenario, enabled_vitess_defaults,
-    run_observed,
+    ErrorCause, Outcome, RequestEnd, Scenario, Wait, enabled_vitess_defaults,
 };
 
-/// Collects every request's end.
-#[derive(Default)]
-struct Ends(Vec<RequestEnd>);
+mod support;
 
-impl Observer for Ends {
-    fn request_ended(&mut self, end: &RequestEnd) {
-        self.0.push(*end);
-    }
-}
-
-/// A scenario with a constant 10 ms service time and only the listed arrivals.
-fn scenario(body: &str) -> Scenario {
-    let text = format!("[service]\ndistribution = \"constant\"\ntime = \"10ms\"\n{body}");
-    Scenario::from_toml_str(&text, "test.toml").expect("the test scenario is valid")
-}
-
-fn simulate(scenario: &Scenario, config: &Config) -> (Report, Vec<RequestEnd>) {
-    let mut ends = Ends::default();
-    let report = run_observed(scenario, config, 1, &mut ends).expect("valid config");
-    ends.0.sort_by_key(|e| e.arrival);
-    (report, ends.0)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use support::*;
 
 #[test]
 fn a_request_in_the_outage_waits_exactly_until_promotion_plus_health_delay() {
@@ -49,7 +25,7 @@ fn a_request_in_the_outage_waits_exactly_until_promotion_plus_health_delay() {
         health_delay = "100ms"
         "#,
     );
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     // Refused at 1.5 s, answered at 1.51 s, held; the serving stamp comes at 2.1 s, the
     // retry is sent then and answers at 2.11 s.
     assert_eq!(
@@ -67,6 +43,18 @@ fn a_request_in_the_outage_waits_exactly_until_promotion_plus_health_delay() {
     assert_eq!(report.buffer.stops.NewPrimarySeen, 1);
     assert_eq!(report.buffer.drained, 1);
     assert_eq!(report.errors.total, 0);
+    // Held from 1.51 s to the drain at 2.1 s: one wait of 590 ms, retried (a single sample's
+    // percentiles are clamped to it, so exact).
+    assert_eq!(
+        report.waits,
+        [Wait {
+            outcome: "Retried",
+            count: 1,
+            p50_ns: 590_000_000,
+            p99_ns: 590_000_000,
+            max_ns: 590_000_000,
+        }]
+    );
 }
 
 #[test]
@@ -81,7 +69,7 @@ fn without_a_buffer_every_request_in_the_outage_is_an_error() {
         duration = "1s"
         "#,
     );
-    let (report, ends) = simulate(&s, &Config::default());
+    let (report, ends) = simulate_with(&s, &Config::default(), 1);
     let outcomes: Vec<Outcome> = ends.iter().map(|e| e.outcome).collect();
     let failover = Outcome::Error(ErrorCause::Failover);
     assert_eq!(
@@ -93,7 +81,7 @@ fn without_a_buffer_every_request_in_the_outage_is_an_error() {
     assert_eq!(report.attempts, 1 + 3 * 3 + 1);
     assert_eq!(report.errors.failover, 3);
 
-    let (buffered, _) = simulate(&s, &enabled_vitess_defaults());
+    let (buffered, _) = simulate_with(&s, &enabled_vitess_defaults(), 1);
     assert_eq!(buffered.errors.total, 0);
     assert_eq!(buffered.ok, 5);
 }
@@ -112,7 +100,7 @@ fn a_client_timeout_shorter_than_the_outage_is_a_timeout_error() {
         duration = "2s"
         "#,
     );
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Timeout));
     assert_eq!(ends[0].end, ms(1600));
     assert_eq!(report.errors.timeout, 1);
@@ -134,7 +122,7 @@ fn a_failed_failover_that_never_ends_releases_at_max_failover_duration() {
         max_failover_duration = "5s"
         "#,
     );
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     // Buffering starts when the first attempt fails at 1.06 s and stops 5 s later; the
     // released retry and the last attempt are refused at 6.07 s and 6.08 s.
     assert_eq!(report.buffer.stops.MaxDurationExceeded, 1);
@@ -167,7 +155,7 @@ fn read_only_lag_pauses_the_drain_until_the_primary_is_writable() {
         drain_backoff = "500ms"
         "#,
     );
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     // The stamp at 2.1 s starts the drain, but the primary refuses until 2.4 s: the first
     // retry fails at 2.11 s and pauses the drain, which resumes at 2.61 s.
     assert_eq!(report.buffer.drains_paused, 1);
@@ -197,7 +185,7 @@ fn read_only_lag_holds_a_lone_request_again_after_its_drain_finished() {
         drain_backoff = "500ms"
         "#,
     );
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     assert_eq!(report.buffer.drains_paused, 1);
     assert_eq!(report.errors.total, 0);
     let answered: Vec<Duration> = ends.iter().map(|e| e.end).collect();
@@ -218,7 +206,7 @@ fn a_full_buffer_evicts_the_oldest_request_of_the_shard() {
         size = 2
         "#,
     );
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Evicted));
     assert_eq!(ends[0].end, ms(1300));
     assert_eq!(report.buffer.evicted.BufferFull, 1);
@@ -246,7 +234,7 @@ fn shards_share_one_capacity_and_a_shard_with_nothing_to_evict_fails_buffer_full
         size = 2
         "#,
     );
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     // Shard a holds both slots; b's failed attempt at 1.31 s finds none and has no
     // request of its own to evict.
     let b = ends
@@ -276,7 +264,7 @@ fn an_attempt_that_would_answer_after_the_client_timeout_is_a_timeout() {
         "test.toml",
     )
     .expect("valid");
-    let (report, ends) = simulate(&s, &s.buffer);
+    let (report, ends) = simulate(&s);
     assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Timeout));
     assert_eq!(ends[0].end, ms(1100));
     assert_eq!(report.errors.timeout, 1);
@@ -296,7 +284,7 @@ fn a_retry_delay_spaces_the_attempts_the_buffer_does_not_hold() {
         duration = "1s"
         "#,
     );
-    let (_, ends) = simulate(&s, &Config::default());
+    let (_, ends) = simulate_with(&s, &Config::default(), 1);
     // Attempts at 1.5 s, 1.61 s and 1.72 s, each refused 10 ms later.
     assert_eq!(ends[0].outcome, Outcome::Error(ErrorCause::Failover));
     assert_eq!(ends[0].end, ms(1730));

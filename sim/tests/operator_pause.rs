@@ -1,26 +1,18 @@
 //! The `[[pause]]` key: a planned operator pause of the routers' buffers, against answers
 //! worked out by hand (constant 10 ms service, arrivals at exact instants, no failover).
 
+mod support;
+
 use core::time::Duration;
 
 use failover_buffer::Config;
-use failover_buffer_sim::{Observer, PauseOutcome, Report, RequestEnd, Scenario, run_observed};
+use failover_buffer_sim::{PauseOutcome, Report, Scenario};
+use support::{ms, simulate_with};
 
-#[derive(Default)]
-struct Ends(Vec<RequestEnd>);
-
-impl Observer for Ends {
-    fn request_ended(&mut self, end: &RequestEnd) {
-        self.0.push(*end);
-    }
-}
-
-fn scenario(pause: &str) -> Scenario {
-    let text = format!(
+/// One shard with arrivals at 1 s, 1.5 s and 2.5 s, paused from 0.9 s with `pause`'s keys.
+fn paused(pause: &str) -> Scenario {
+    support::scenario(&format!(
         r#"
-        [service]
-        distribution = "constant"
-        time = "10ms"
         [[shards]]
         name = "ks/0"
         arrivals = ["1s", "1.5s", "2.5s"]
@@ -29,26 +21,19 @@ fn scenario(pause: &str) -> Scenario {
         shard = "ks/0"
         {pause}
         "#
-    );
-    Scenario::from_toml_str(&text, "test.toml").expect("the test scenario is valid")
+    ))
 }
 
+/// Runs `scenario` under `config`: every request succeeds; (arrival, end) of each, in order.
 fn simulate(scenario: &Scenario, config: &Config) -> (Report, Vec<(Duration, Duration)>) {
-    let mut ends = Ends::default();
-    let report = run_observed(scenario, config, 1, &mut ends).expect("valid config");
-    let mut ends: Vec<_> = ends.0.iter().map(|e| (e.arrival, e.end)).collect();
-    ends.sort();
+    let (report, ends) = simulate_with(scenario, config, 1);
     assert!(report.errors.total == 0 && report.ok == 3);
-    (report, ends)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
+    (report, ends.iter().map(|e| (e.arrival, e.end)).collect())
 }
 
 #[test]
 fn first_attempts_wait_for_the_resume_then_drain_one_at_a_time() {
-    let s = scenario(
+    let s = paused(
         r#"max = "10s"
         resume = "2s""#,
     );
@@ -82,7 +67,7 @@ fn first_attempts_wait_for_the_resume_then_drain_one_at_a_time() {
 
 #[test]
 fn a_pause_with_no_resume_ends_by_itself_at_its_max() {
-    let s = scenario(r#"max = "700ms""#);
+    let s = paused(r#"max = "700ms""#);
     let (report, ends) = simulate(&s, &s.buffer);
     // Paused 0.9 s to 1.6 s.
     assert_eq!(
@@ -105,7 +90,7 @@ fn a_pause_with_no_resume_ends_by_itself_at_its_max() {
 
 #[test]
 fn without_a_buffer_the_pause_is_refused_and_holds_nothing() {
-    let s = scenario(
+    let s = paused(
         r#"max = "10s"
         resume = "2s""#,
     );

@@ -1,31 +1,19 @@
 //! The scenario's `[shutdown]` (issue 11 part 5), worked out by hand: what clients see of a
 //! shutdown that is called off, and of one that runs to its close.
 
-use core::time::Duration;
+use failover_buffer_sim::{Outcome, Report, RequestEnd, Scenario, ShutdownOutcome};
 
-use failover_buffer_sim::{
-    Observer, Outcome, Report, RequestEnd, Scenario, ShutdownOutcome, run_observed,
-};
+mod support;
 
-#[derive(Default)]
-struct Ends(Vec<RequestEnd>);
-
-impl Observer for Ends {
-    fn request_ended(&mut self, end: &RequestEnd) {
-        self.0.push(*end);
-    }
-}
+use support::*;
 
 /// Two requests held by a 1 s failover from 1 s (serving stamp at 2.1 s), constant 10 ms
 /// service, drain concurrency 1, and the given `[shutdown]` table. The first is held after
 /// its first attempt failed (1.21 s); the second, arriving while the shard buffers, is held
 /// at once.
-fn simulate(shutdown: &str) -> (Report, Vec<RequestEnd>) {
-    let text = format!(
+fn with_shutdown(shutdown: &str) -> (Report, Vec<RequestEnd>) {
+    let scenario = scenario(&format!(
         r#"
-        [service]
-        distribution = "constant"
-        time = "10ms"
         [[shards]]
         name = "ks/0"
         arrivals = ["1.2s", "1.4s"]
@@ -35,16 +23,8 @@ fn simulate(shutdown: &str) -> (Report, Vec<RequestEnd>) {
         health_delay = "100ms"
         {shutdown}
         "#
-    );
-    let scenario = Scenario::from_toml_str(&text, "test.toml").expect("a valid scenario");
-    let mut ends = Ends::default();
-    let report = run_observed(&scenario, &scenario.buffer, 1, &mut ends).expect("valid");
-    ends.0.sort_by_key(|e| e.arrival);
-    (report, ends.0)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
+    ));
+    simulate(&scenario)
 }
 
 fn ok(arrival: u64, end: u64, attempts: u32) -> RequestEnd {
@@ -60,7 +40,7 @@ fn ok(arrival: u64, end: u64, attempts: u32) -> RequestEnd {
 
 #[test]
 fn a_cancelled_shutdown_keeps_the_second_request_for_the_new_primary_with_no_error() {
-    let (report, ends) = simulate("[shutdown]\nbegin = \"2.05s\"\ncancel = \"2.055s\"");
+    let (report, ends) = with_shutdown("[shutdown]\nbegin = \"2.05s\"\ncancel = \"2.055s\"");
     // 2.05 s: the shutdown releases the first held request (concurrency 1); its retry
     // answers at 2.06 s. 2.055 s: called off, the second stays held until the serving stamp
     // at 2.1 s releases it; it answers at 2.11 s.
@@ -92,7 +72,7 @@ fn a_cancelled_shutdown_keeps_the_second_request_for_the_new_primary_with_no_err
 
 #[test]
 fn a_shutdown_left_to_run_releases_both_closes_and_refuses_a_late_cancel() {
-    let (report, ends) = simulate("[shutdown]\nbegin = \"2.05s\"\ncancel = \"3s\"");
+    let (report, ends) = with_shutdown("[shutdown]\nbegin = \"2.05s\"\ncancel = \"3s\"");
     // The second is released when the first's retry ends (2.06 s) and answers at 2.07 s,
     // which closes the buffer.
     assert_eq!(ends, [ok(1200, 2060, 2), ok(1400, 2070, 1)]);

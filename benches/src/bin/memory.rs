@@ -53,9 +53,13 @@ fn core_held(n: usize) {
 /// `keyspace_N/-80`-style), then `held` requests held across the first tenth of them (a
 /// region-wide failover). Prints the live heap per registered idle shard, and per held
 /// request on top of that, and the total.
-fn core_scale(shards: usize, held: usize) {
+fn core_scale(shards: usize, held: usize, reserve: bool) {
     let (before, _) = heap();
     let mut buffer = failover_buffer::Buffer::new(config(held, 16)).expect("the config is valid");
+    if reserve {
+        buffer.reserve_shards(shards);
+    }
+    let reserved = if reserve { ", reserved up front" } else { "" };
     let now = failover_buffer::Timestamp::from_secs(1);
     let ids: Vec<_> = (0..shards)
         .map(|i| {
@@ -73,23 +77,43 @@ fn core_scale(shards: usize, held: usize) {
     // The ids are the caller's, not the buffer's: counted out.
     let ids_bytes = ids.capacity() * size_of::<failover_buffer::ShardId>();
     let failing = (shards / 10).max(1);
+    // First one request per failing shard: its episode starts, which allocates the shard's
+    // out-of-line counters and histograms; then the rest.
+    let mut first = registered;
     for k in 0..held {
         let admission = buffer.request(now, ids[k % failing], Some(CAUSE));
         assert!(matches!(admission, Ok(Admission::Wait(_))), "{admission:?}");
+        if k + 1 == failing {
+            while buffer.poll_action().is_some() {}
+            first = heap().0;
+        }
     }
     while buffer.poll_action().is_some() {}
     let (after, _) = heap();
     assert_eq!(buffer.held_slots(), held);
     let per_shard = registered - before - ids_bytes;
     report(
-        &format!("core: live heap per registered idle shard, {shards} shards"),
+        &format!("core: live heap per registered idle shard, {shards} shards{reserved}"),
         per_shard,
         shards,
     );
+    if reserve {
+        return;
+    }
     report(
         &format!("core: live heap per held request, {held} held in {failing} of {shards} shards"),
         after - registered,
         held,
+    );
+    report(
+        "core:   of which per shard failing over, with its first request",
+        first - registered,
+        failing,
+    );
+    report(
+        "core:   and per further held request",
+        after - first,
+        held - failing,
     );
     println!(
         "core: total live heap with {shards} shards and {held} requests held: {} bytes ({:.1} MiB)",
@@ -215,5 +239,6 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    core_scale(shards, held);
+    core_scale(shards, held, false);
+    core_scale(shards, held, true);
 }

@@ -458,13 +458,20 @@ impl Pool {
                 // `Eviction::OldestAnywhere` reads them. A request's size (`bytes`, which the
                 // harness cycles through `REQUEST_BYTES`) is read only against a byte budget.
                 // The alphabet sets neither (`reconfigurations` keeps the default policy and
-                // no budget), so both are bookkeeping here.
+                // no budget), so both are bookkeeping here. When it was queued (`held_at`)
+                // is read by no rule: only the wait histograms, which no rule reads either.
                 rest: fields
                     .iter()
                     .filter(|(n, _)| {
                         !matches!(
                             n.as_str(),
-                            "generation" | "prev" | "next" | "all_prev" | "all_next" | "bytes"
+                            "generation"
+                                | "prev"
+                                | "next"
+                                | "all_prev"
+                                | "all_next"
+                                | "bytes"
+                                | "held_at"
                         )
                     })
                     .cloned()

@@ -21,7 +21,7 @@ use failover_buffer::{
     Action, BufferError, Config, ConfigError, EpisodeView, EvictReason, Eviction, FailoverCause,
     HealthStamp, InputError, InputStats, Metric, Mode, PauseEnd, PauseError, PauseScope, PrimaryId,
     Reason, ReleaseReason, ShardId, ShardState, ShardStats, SkipReason, StopReason, Ticket,
-    TicketError, TicketStatus, TimerKind, TopologyEvent, Verdict,
+    TicketError, TicketStatus, TimerKind, TopologyEvent, Verdict, WaitHistograms, WaitOutcome,
 };
 
 /// The model's answer to a request: like [`failover_buffer::Admission`], but a queued
@@ -55,6 +55,8 @@ struct ModelTicket {
     shard: usize,
     /// Enqueue time + window, in nanoseconds.
     deadline: u64,
+    /// When it was queued, in nanoseconds: its wait is measured from here.
+    held_at: u64,
     life: Life,
     /// The value the core gave it.
     handle: Option<Ticket>,
@@ -66,6 +68,9 @@ struct ModelTicket {
 /// [`Reason::index`]).
 #[derive(Clone, Debug, Default)]
 struct Counters {
+    /// Verdicts by `WaitOutcome`, and the sum of their waits in nanoseconds.
+    waits: [u64; 5],
+    wait_sums: [u64; 5],
     starts: u64,
     stops: [u64; 5],
     buffered: u64,
@@ -377,6 +382,7 @@ impl Model {
         self.tickets.push(ModelTicket {
             shard,
             deadline,
+            held_at: now,
             life: Life::Queued,
             handle: None,
             bytes: self.tickets[i].bytes,
@@ -866,6 +872,7 @@ impl Model {
         if self.tickets[i].life == Life::Queued {
             self.shards[shard].queue.retain(|&q| q != i);
             self.released(now, shard);
+            self.waited(now, i, WaitOutcome::Cancelled);
             if draining {
                 self.shards[shard].counters.drained += 1;
             } else {
@@ -1210,6 +1217,7 @@ impl Model {
         self.tickets.push(ModelTicket {
             shard,
             deadline: now.saturating_add(self.window),
+            held_at: now,
             life: Life::Queued,
             handle: None,
             bytes,
@@ -1231,8 +1239,45 @@ impl Model {
     fn evict(&mut self, now: u64, shard: usize, victim: usize) {
         self.tickets[victim].life = Life::Ended;
         self.released(now, shard);
+        self.waited(now, victim, WaitOutcome::Evicted);
         self.shards[shard].counters.evicted[EvictReason::BufferFull.index()] += 1;
         self.wake(victim, Verdict::Fail(BufferError::Evicted));
+    }
+
+    /// Ticket `i`'s wait ended now with its verdict, labelled `outcome` (one sample of the
+    /// core's wait histograms).
+    fn waited(&mut self, now: u64, i: usize, outcome: WaitOutcome) {
+        let t = &self.tickets[i];
+        let c = &mut self.shards[t.shard].counters;
+        c.waits[outcome.index()] += 1;
+        let sum = &mut c.wait_sums[outcome.index()];
+        *sum = sum.saturating_add(now.saturating_sub(t.held_at));
+    }
+
+    /// Compares a shard's wait histograms with the model's verdicts: count and sum of the
+    /// waits by outcome, and one failover sample per episode stopped.
+    pub(crate) fn compare_waits(&self, shard: usize, core: &WaitHistograms) -> Result<(), String> {
+        let c = &self.shards[shard].counters;
+        for &o in WaitOutcome::ALL {
+            let h = core.wait(o);
+            let sum = u64::try_from(h.sum().as_nanos()).unwrap_or(u64::MAX);
+            if (h.count(), sum) != (c.waits[o.index()], c.wait_sums[o.index()]) {
+                return Err(format!(
+                    "{o} waits: core {} summing {sum} ns, model {} summing {} ns",
+                    h.count(),
+                    c.waits[o.index()],
+                    c.wait_sums[o.index()]
+                ));
+            }
+        }
+        let stops: u64 = c.stops.iter().sum();
+        if core.failovers().count() != stops {
+            return Err(format!(
+                "failovers: core {}, model {stops} stops",
+                core.failovers().count()
+            ));
+        }
+        Ok(())
     }
 
     /// A held request of `shard` left its queue now.
@@ -1254,6 +1299,7 @@ impl Model {
             self.shards[shard].queue.retain(|&q| q != i);
             self.tickets[i].life = Life::RetryAfterWindow;
             self.released(now, shard);
+            self.waited(now, i, WaitOutcome::Window);
             self.shards[shard].counters.evicted[EvictReason::WindowExceeded.index()] += 1;
             self.wake(i, Verdict::Retry);
         }
@@ -1338,6 +1384,14 @@ impl Model {
             let i = self.shards[shard].queue.remove(0);
             self.shards[shard].counters.drained += 1;
             self.released(now, shard);
+            // What a pause's end releases with no episode behind it is retried, whatever the
+            // last episode's drain was for.
+            let outcome = match (verdict, life) {
+                (Verdict::Fail(_), _) => WaitOutcome::ShardMissing,
+                (_, Life::RetryInDrain(StopReason::MaxDurationExceeded)) => WaitOutcome::Window,
+                _ => WaitOutcome::Retried,
+            };
+            self.waited(now, i, outcome);
             self.tickets[i].life = match verdict {
                 Verdict::Retry => life,
                 Verdict::Fail(_) => Life::Ended,

@@ -915,3 +915,96 @@ pub fn per_shard(label: &str, report: &LoadReport, cluster: &ClusterNodes, at: D
     }
     out
 }
+
+/// Past the kill's first moments, when commands in flight die with their connections.
+const SETTLED: Duration = Duration::from_millis(100);
+
+/// What the simulator needs to replay a killed-primary run as a closed loop, and what the
+/// run measured, in the words of the simulator's report (see the router's README, "The
+/// simulator's prediction"). `usual` is the median latency before the kill, which the
+/// simulator takes as the service time; the connections' think time is what is left of
+/// their measured cycle.
+pub fn simulator_inputs(
+    report: &LoadReport,
+    cluster: &ClusterNodes,
+    connections: usize,
+    killed_at: Duration,
+    promoted: Duration,
+) -> String {
+    let before: Vec<&Op> = report
+        .ops
+        .iter()
+        .filter(|o| o.at + o.took < killed_at)
+        .collect();
+    let usual = report.quantile(0.5, |o| o.at + o.took < killed_at);
+    let cycle = killed_at.mul_f64(connections as f64 / before.len().max(1) as f64);
+    let mut out = format!(
+        "simulator inputs: {connections} connections, service {:.2} ms (median before the kill), think time {:.2} ms (cycle {:.2} ms), shares",
+        ms(usual),
+        ms(cycle.saturating_sub(usual)),
+        ms(cycle)
+    );
+    for i in 0..cluster.shards.len() {
+        let n = before
+            .iter()
+            .filter(|o| o.key().is_some_and(|k| cluster.shard_of_key(k) == i))
+            .count();
+        out += &format!(" {}", n);
+    }
+    // Commands per second each shard started before the kill and in the outage: a closed
+    // loop's rate moves with the latency of what it waits for.
+    let outage = promoted.saturating_sub(killed_at);
+    out += "; commands/s before the kill | in the outage:";
+    for i in 0..cluster.shards.len() {
+        let started = |from: Duration, to: Duration| {
+            report
+                .ops
+                .iter()
+                .filter(|o| o.at >= from && o.at < to)
+                .filter(|o| o.key().is_some_and(|k| cluster.shard_of_key(k) == i))
+                .count() as f64
+        };
+        out += &format!(
+            " {:.0} | {:.0}",
+            started(Duration::ZERO, killed_at) / killed_at.as_secs_f64(),
+            started(killed_at, promoted) / outage.as_secs_f64().max(1e-9)
+        );
+    }
+    let errors = report.errors();
+    if let (Some(first), Some(last)) = (
+        errors.iter().map(|o| o.at).min(),
+        errors.iter().map(|o| o.at + o.took).max(),
+    ) {
+        out += &format!(
+            "; errors from {:.3} s to {:.3} s",
+            first.as_secs_f64(),
+            last.as_secs_f64()
+        );
+    }
+    let mut added: Vec<Duration> = report
+        .ops
+        .iter()
+        .filter(|o| o.error.is_none())
+        .map(|o| o.took.saturating_sub(usual))
+        .collect();
+    added.sort();
+    let at = |q: f64| {
+        added
+            .get(((added.len().max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    // A failed command spent its attempts on a dead primary: their time is a refusal's.
+    let failed = report.quantile(0.5, |o| o.error.is_some() && o.at > killed_at + SETTLED);
+    out += &format!(
+        "\nmeasured: {} commands, {} errors (median {:.2} ms each, after the first {} ms); added latency over the usual: p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms\n",
+        report.ops.len(),
+        report.errors().len(),
+        ms(failed),
+        SETTLED.as_millis(),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(at(1.0))
+    );
+    out
+}

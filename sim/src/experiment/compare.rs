@@ -166,11 +166,33 @@ pub fn write_comparison(out: &mut dyn Write, c: &Comparison) -> io::Result<()> {
     row("    timeout", &|r| r.errors.timeout.to_string());
     row("    buffer full", &|r| r.errors.buffer_full.to_string());
     row("    evicted", &|r| r.errors.evicted.to_string());
+    // Only a scenario with a killed primary and non-idempotent requests has these.
+    if reports.iter().any(|r| r.errors.uncertain > 0) {
+        row("    uncertain", &|r| r.errors.uncertain.to_string());
+    }
     row("affected requests", &|r| r.affected.to_string());
     row("attempts sent", &|r| r.attempts.to_string());
     row("added latency p50", &|r| ms(r.added_latency.p50_ns));
     row("added latency p99", &|r| ms(r.added_latency.p99_ns));
     row("added latency max", &|r| ms(r.added_latency.max_ns));
+    // The core's wait histograms, per outcome seen in any run: how long held requests
+    // waited until their verdict (percentiles are bucket estimates, at most 25% high).
+    use failover_buffer::{Reason, WaitOutcome};
+
+    let outcomes = WaitOutcome::ALL.iter().map(|o| o.as_str()).filter(|&o| {
+        reports
+            .iter()
+            .any(|r| r.waits.iter().any(|w| w.outcome == o))
+    });
+    for outcome in outcomes {
+        let wait = |r: &Report| r.waits.iter().find(|w| w.outcome == outcome).copied();
+        row(&format!("held, then {outcome}"), &|r| {
+            wait(r).map_or(0, |w| w.count).to_string()
+        });
+        row("  waited p50", &|r| ms(wait(r).map_or(0, |w| w.p50_ns)));
+        row("  waited p99", &|r| ms(wait(r).map_or(0, |w| w.p99_ns)));
+        row("  waited max", &|r| ms(wait(r).map_or(0, |w| w.max_ns)));
+    }
     row("buffering starts", &|r| r.buffer.starts.to_string());
     row("stops NewPrimarySeen", &|r| {
         r.buffer.stops.NewPrimarySeen.to_string()

@@ -59,6 +59,11 @@ pub(super) enum Kind {
         req: u32,
         refused: Option<FailoverCause>,
     },
+    /// A request's attempt was in flight on a primary that was killed: its connection
+    /// reset at this instant.
+    Died { req: u32 },
+    /// A closed-loop connection sends its next request.
+    ConnectionSend { conn: u32 },
     /// A request's client timeout passed while it was in flight.
     InFlightTimeout { req: u32 },
     /// A request's client timeout, armed when it was held for the `hold`-th time in the

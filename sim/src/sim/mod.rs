@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use failover_buffer::ShutdownPhase;
+use failover_buffer::WaitHistograms;
 use failover_buffer::drain::DrainAction;
 use failover_buffer::{
     Action, Admission, Buffer, BufferError, Config, FailoverCause, HealthStamp, Metric, PauseEnd,
@@ -22,7 +23,7 @@ use view::{Phase, Sees, View, failover_phases};
 
 use crate::error::SimError;
 use crate::input::TraceReader;
-use crate::report::{PauseOutcome, Report, ShutdownOutcome};
+use crate::report::{PauseOutcome, Report, ShutdownOutcome, Wait};
 use crate::rng::Rng;
 use crate::scenario::{Backoff, Jitter, Scenario, ServiceTime, TopologyKind};
 
@@ -45,6 +46,13 @@ pub enum ErrorCause {
     ShardMissing,
     /// A buffer error this simulator does not know yet (a newer core).
     Other,
+    /// The request was in flight on a primary that died ([`Failover::killed`]) and may not
+    /// be replayed ([`Traffic::non_idempotent`]): it may or may not have run, and the
+    /// router says so instead of retrying it (the Redis router's replay rule).
+    ///
+    /// [`Failover::killed`]: crate::scenario::Failover::killed
+    /// [`Traffic::non_idempotent`]: crate::scenario::Traffic::non_idempotent
+    Uncertain,
 }
 
 /// How a request ended, as the application saw it.
@@ -141,7 +149,16 @@ struct Req {
     affected: bool,
     /// Bytes, from a trace's `size` column.
     size: u64,
+    /// The closed-loop connection that sent it, or [`NO_CONNECTION`].
+    conn: u32,
+    /// The router may not replay it once sent ([`Traffic::non_idempotent`]).
+    ///
+    /// [`Traffic::non_idempotent`]: crate::scenario::Traffic::non_idempotent
+    non_idempotent: bool,
 }
+
+/// [`Req::conn`] of an open-loop request.
+const NO_CONNECTION: u32 = u32::MAX;
 
 struct ShardRt {
     rng: Rng,
@@ -152,6 +169,39 @@ struct ShardRt {
     service: ServiceTime,
     /// Arrivals so far, for the round-robin over routers.
     arrivals: u64,
+    /// For the non-idempotent draw, a stream of its own so the traffic stays the same.
+    kind_rng: Rng,
+    /// The instants its primary is killed ([`Failover::killed`]), in order.
+    ///
+    /// [`Failover::killed`]: crate::scenario::Failover::killed
+    kills: Vec<u64>,
+    /// The first of `kills` not yet in the past (sends only move forward in time).
+    next_kill: usize,
+}
+
+impl ShardRt {
+    /// When an attempt sent at `now` and answered at `answer` is cut off by its primary's
+    /// death, if it is: a kill strictly between the two. (An attempt sent at the kill or
+    /// after meets the failover itself.)
+    fn killed_between(&mut self, now: u64, answer: u64) -> Option<u64> {
+        while self.kills.get(self.next_kill).is_some_and(|&k| k <= now) {
+            self.next_kill += 1;
+        }
+        self.kills
+            .get(self.next_kill)
+            .copied()
+            .filter(|&k| k < answer)
+    }
+}
+
+/// Closed-loop traffic: the connections and how they pick shards.
+struct Connections {
+    /// From an answer to the connection's next request.
+    think: u64,
+    /// The shards' weights, cumulative (the last is the total); empty for equal shares.
+    cumulative: Vec<f64>,
+    /// For the shard draws.
+    rng: Rng,
 }
 
 /// One router: its own buffer, its held requests, its timer and its view of each shard.
@@ -176,6 +226,8 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 /// Random streams apart from the shards' traffic streams (which are 0, 1, ..).
 const RETRY_STREAM: u64 = 1 << 40;
 const HEALTH_STREAM: u64 = 2 << 40;
+const KIND_STREAM: u64 = 3 << 40;
+const CONNECTION_STREAM: u64 = 4 << 40;
 
 struct Sim<'a, O> {
     scenario: &'a Scenario,
@@ -185,6 +237,8 @@ struct Sim<'a, O> {
     heap: BinaryHeap<Event>,
     /// The shards' next Poisson arrivals.
     arrivals: BinaryHeap<NextArrival>,
+    /// Closed-loop traffic, if the scenario has connections.
+    connections: Option<Connections>,
     /// Client timeouts of held requests, apart from `heap`: during a long failover they are
     /// most of the pending events, and keeping them out keeps the hot heap small.
     timeouts: BinaryHeap<Event>,
@@ -261,6 +315,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             shards: Vec::with_capacity(scenario.shards.len()),
             heap: BinaryHeap::new(),
             arrivals: BinaryHeap::with_capacity(scenario.shards.len()),
+            connections: None,
             timeouts: BinaryHeap::new(),
             seq: 0,
             stamps: Vec::new(),
@@ -376,7 +431,8 @@ impl<'a, O: Observer> Sim<'a, O> {
                 }
             }
             let mut rng = Rng::for_stream(seed, i as u64);
-            let mean_gap = if spec.rate > 0.0 && scenario.trace.is_none() {
+            let open_loop = scenario.traffic.connections.is_none();
+            let mean_gap = if spec.rate > 0.0 && scenario.trace.is_none() && open_loop {
                 1e9 / spec.rate
             } else {
                 0.0
@@ -397,6 +453,45 @@ impl<'a, O: Observer> Sim<'a, O> {
                 mean_gap,
                 service: spec.service.unwrap_or(scenario.service),
                 arrivals: 0,
+                kind_rng: Rng::for_stream(seed, KIND_STREAM + i as u64),
+                kills: spec
+                    .failovers
+                    .iter()
+                    .filter(|f| f.killed)
+                    .map(|f| nanos(f.start))
+                    .collect(),
+                next_kill: 0,
+            });
+        }
+        if let Some(n) = scenario.traffic.connections {
+            if scenario.trace.is_some() {
+                return Err(SimError::TraceWithConnections);
+            }
+            let mut total = 0.0;
+            let mut cumulative: Vec<f64> = scenario
+                .shards
+                .iter()
+                .map(|s| {
+                    total += s.rate;
+                    total
+                })
+                .collect();
+            if total <= 0.0 {
+                cumulative.clear();
+            }
+            let think = nanos(scenario.traffic.think_time);
+            // Connection i starts at i/n of a cycle, so they do not move in step.
+            let cycle = think.saturating_add(mean_service(scenario.service)) as u128;
+            for conn in 0..n {
+                let at = (cycle * u128::from(conn) / u128::from(n)) as u64;
+                if at < sim.end_of_arrivals {
+                    sim.push(at, Kind::ConnectionSend { conn });
+                }
+            }
+            sim.connections = Some(Connections {
+                think,
+                cumulative,
+                rng: Rng::for_stream(seed, CONNECTION_STREAM),
             });
         }
         if let Some(path) = &scenario.trace {
@@ -566,7 +661,7 @@ impl<'a, O: Observer> Sim<'a, O> {
             PeekMut::pop(top);
         }
         self.count_event(events);
-        if let Some(router) = self.arrive(shard, 0) {
+        if let Some(router) = self.arrive(shard, 0, NO_CONNECTION) {
             self.settle(router);
         }
     }
@@ -606,18 +701,27 @@ impl<'a, O: Observer> Sim<'a, O> {
     /// Handles one event and returns the router it concerned.
     fn handle(&mut self, kind: Kind) -> u32 {
         match kind {
-            Kind::ListedArrival { shard } => self.arrive(shard, 0).unwrap_or(0),
+            Kind::ListedArrival { shard } => self.arrive(shard, 0, NO_CONNECTION).unwrap_or(0),
+            Kind::ConnectionSend { conn } => {
+                let shard = self.pick_shard();
+                self.arrive(shard, 0, conn).unwrap_or(0)
+            }
             Kind::TraceArrival { row } => {
                 match self.trace.as_mut().map(TraceReader::next_row) {
                     Some(Ok(Some(next))) => self.push(next.at, Kind::TraceArrival { row: next }),
                     Some(Err(error)) => self.failed = Some(error),
                     Some(Ok(None)) | None => {}
                 }
-                self.arrive(row.shard, row.size).unwrap_or(0)
+                self.arrive(row.shard, row.size, NO_CONNECTION).unwrap_or(0)
             }
             Kind::Done { req, refused } => {
                 let router = self.reqs[req as usize].router;
                 self.done(req, refused);
+                router
+            }
+            Kind::Died { req } => {
+                let router = self.reqs[req as usize].router;
+                self.died(req);
                 router
             }
             Kind::InFlightTimeout { req } => {
@@ -742,10 +846,45 @@ impl<'a, O: Observer> Sim<'a, O> {
         }
     }
 
+    /// The shard a closed-loop connection's next request goes to.
+    fn pick_shard(&mut self) -> u32 {
+        let Some(c) = self.connections.as_mut() else {
+            return 0;
+        };
+        let n = self.shards.len();
+        if n == 1 {
+            return 0;
+        }
+        let draw = c.rng.unit();
+        let picked = match c.cumulative.last() {
+            Some(&total) => {
+                let x = draw * total;
+                // The first shard whose cumulative weight is above the draw (a shard of
+                // weight 0 is never picked).
+                c.cumulative.iter().position(|&w| w > x).unwrap_or(n - 1)
+            }
+            None => ((draw * n as f64) as usize).min(n - 1),
+        };
+        picked as u32
+    }
+
+    /// Closed loop: `conn`'s next request, `think` after its previous one was answered at
+    /// `answered`, unless that is past the end of arrivals.
+    fn next_request(&mut self, conn: u32, answered: u64) {
+        let Some(c) = self.connections.as_ref() else {
+            return;
+        };
+        let at = answered.saturating_add(c.think);
+        if at < self.end_of_arrivals {
+            self.push(at, Kind::ConnectionSend { conn });
+        }
+    }
+
     /// A request arrives at the router whose turn it is, and returns that router; or `None`
     /// if it went straight through an idle buffer, which that leaves untouched (no action,
-    /// no slot, no timer), so there is nothing to settle.
-    fn arrive(&mut self, shard: u32, size: u64) -> Option<u32> {
+    /// no slot, no timer), so there is nothing to settle. `conn` is the closed-loop
+    /// connection that sends it, or [`NO_CONNECTION`].
+    fn arrive(&mut self, shard: u32, size: u64, conn: u32) -> Option<u32> {
         let n_routers = self.routers.len() as u64;
         let rt = &mut self.shards[shard as usize];
         let router = if n_routers == 1 {
@@ -768,6 +907,8 @@ impl<'a, O: Observer> Sim<'a, O> {
             }
             ServiceTime::Exponential { mean } => rt.rng.exponential(nanos(mean) as f64) as u64,
         };
+        let share = self.scenario.traffic.non_idempotent;
+        let non_idempotent = share > 0.0 && rt.kind_rng.unit() < share;
         self.report.requests += 1;
         let now = self.now;
         let deadline = now.saturating_add(nanos(self.scenario.client.timeout));
@@ -784,6 +925,9 @@ impl<'a, O: Observer> Sim<'a, O> {
         if matches!(admission, Ok(Admission::Proceed))
             && answer <= deadline
             && rt.views[shard as usize].at(now).is_none()
+            && self.shards[shard as usize]
+                .killed_between(now, answer)
+                .is_none()
         {
             self.report.attempts += 1;
             self.report.ok += 1;
@@ -798,6 +942,9 @@ impl<'a, O: Observer> Sim<'a, O> {
                 attempts: 1,
                 outcome: Outcome::Ok,
             });
+            if conn != NO_CONNECTION {
+                self.next_request(conn, answer);
+            }
             return None;
         }
         let req = self.reqs.insert(Req {
@@ -812,6 +959,8 @@ impl<'a, O: Observer> Sim<'a, O> {
             released: None,
             affected: false,
             size,
+            conn,
+            non_idempotent,
         }) as u32;
         match admission {
             Ok(admission) => self.admit(req, admission),
@@ -904,6 +1053,9 @@ impl<'a, O: Observer> Sim<'a, O> {
         let (answer, refused) = match phase {
             None => (now.saturating_add(r.service), None),
             Some(Phase::Refuse(cause)) => (now.saturating_add(r.service), Some(cause)),
+            Some(Phase::RefuseAfter(took)) => {
+                (now.saturating_add(took), Some(FailoverCause::Reparent))
+            }
             Some(Phase::Hang { until }) => (
                 until.saturating_add(r.service),
                 Some(FailoverCause::Reparent),
@@ -914,12 +1066,39 @@ impl<'a, O: Observer> Sim<'a, O> {
                 (now.saturating_add(took), None)
             }
         };
-        if answer > r.deadline {
-            let deadline = r.deadline.max(now);
-            self.push(deadline, Kind::InFlightTimeout { req });
-        } else {
-            self.push(answer, Kind::Done { req, refused });
+        let (shard, deadline) = (r.shard, r.deadline);
+        // A served attempt still in flight when its primary is killed dies with it.
+        let died = match refused {
+            None => self.shards[shard as usize].killed_between(now, answer),
+            Some(_) => None,
+        };
+        match died {
+            Some(at) if at <= deadline => self.push(at, Kind::Died { req }),
+            _ if answer > deadline => {
+                self.push(deadline.max(now), Kind::InFlightTimeout { req });
+            }
+            _ => self.push(answer, Kind::Done { req, refused }),
         }
+    }
+
+    /// An attempt's connection was reset by its primary's death. The router replays it (a
+    /// failover error, held or retried like a refusal) unless it may not be run twice: then
+    /// the application is told it may or may not have run.
+    fn died(&mut self, req: u32) {
+        let r = &mut self.reqs[req as usize];
+        if !r.non_idempotent {
+            self.done(req, Some(FailoverCause::Reparent));
+            return;
+        }
+        r.affected = true;
+        let router = r.router as usize;
+        // The router answered the attempt (with the uncertainty): for the buffer, a
+        // released retry is done.
+        if let Some(ticket) = r.released.take() {
+            let now = self.ts();
+            let _ = self.routers[router].buffer.retry_done(now, ticket);
+        }
+        self.end(req, Outcome::Error(ErrorCause::Uncertain));
     }
 
     fn done(&mut self, req: u32, refused: Option<FailoverCause>) {
@@ -1062,6 +1241,9 @@ impl<'a, O: Observer> Sim<'a, O> {
             attempts: r.attempts,
             outcome,
         });
+        if r.conn != NO_CONNECTION {
+            self.next_request(r.conn, self.now);
+        }
     }
 
     fn finish(mut self) -> Result<Report, SimError> {
@@ -1071,13 +1253,18 @@ impl<'a, O: Observer> Sim<'a, O> {
         self.report.added_latency.p50_ns = self.percentile(50);
         self.report.added_latency.p99_ns = self.percentile(99);
         self.report.added_latency.max_ns = self.latencies.iter().copied().max().unwrap_or(0);
+        let mut waits = WaitHistograms::default();
         for rt in &self.routers {
             for &id in &rt.ids {
                 if let Some(stats) = rt.buffer.shard_stats(id) {
                     self.report.buffer.add(stats);
                 }
+                if let Some(shard_waits) = rt.buffer.wait_histograms(id) {
+                    waits.merge(shard_waits);
+                }
             }
         }
+        self.report.waits = Wait::of(&waits);
         self.report.timeline.finish(self.now);
         Ok(self.report)
     }
@@ -1094,6 +1281,15 @@ impl<'a, O: Observer> Sim<'a, O> {
         }
         let index = (rank - self.zero_latency - 1) as usize;
         *self.latencies.select_nth_unstable(index).1
+    }
+}
+
+/// The mean of a service-time distribution, in nanoseconds.
+fn mean_service(service: ServiceTime) -> u64 {
+    match service {
+        ServiceTime::Constant(d) => nanos(d),
+        ServiceTime::Uniform { min, max } => nanos(min) / 2 + nanos(max) / 2,
+        ServiceTime::Exponential { mean } => nanos(mean),
     }
 }
 

@@ -14,6 +14,9 @@ use crate::scenario::Failover;
 pub(super) enum Phase {
     /// Refused with this cause after the attempt's service time.
     Refuse(FailoverCause),
+    /// Refused (a failover error) after this many nanoseconds, whatever the attempt's
+    /// service time: a dead primary's closed port ([`Failover::refuse_time`]).
+    RefuseAfter(u64),
     /// Writes are paused: the attempt hangs until this instant, then is refused (after its
     /// service time).
     Hang { until: u64 },
@@ -63,8 +66,8 @@ pub(super) struct Sees {
 
 /// The phases one router meets during failover `f`, appended to `phases`: a write pause
 /// (hanging, or failing fast once the router has the not-serving stamp), refusals until the
-/// primary is writable (after a write pause, until this router also sees the new primary),
-/// then a cold primary.
+/// primary is writable (after a write pause or a kill, until this router also sees the new
+/// primary), then a cold primary.
 pub(super) fn failover_phases(f: &Failover, sees: Sees, phases: &mut Vec<(u64, u64, Phase)>) {
     let start = nanos(f.start);
     let writable = f.writable_at().map_or(u64::MAX, nanos);
@@ -83,12 +86,17 @@ pub(super) fn failover_phases(f: &Failover, sees: Sees, phases: &mut Vec<(u64, u
         // The old primary refuses until this router sees the new one.
         refuse_until = refuse_until.max(sees.serving_at.unwrap_or(u64::MAX));
     }
+    if f.killed {
+        // A dead primary is not replaced under the router: it sends there, and is refused,
+        // until it sees the new one.
+        refuse_until = refuse_until.max(sees.serving_at.unwrap_or(u64::MAX));
+    }
     if refuse_until > pause_end {
-        phases.push((
-            pause_end,
-            refuse_until,
-            Phase::Refuse(FailoverCause::Reparent),
-        ));
+        let refused = match f.refuse_time {
+            Some(took) => Phase::RefuseAfter(nanos(took)),
+            None => Phase::Refuse(FailoverCause::Reparent),
+        };
+        phases.push((pause_end, refuse_until, refused));
     }
     if let Some(cold) = f.cold {
         let until = if refuse_until == u64::MAX {

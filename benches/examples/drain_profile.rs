@@ -1,0 +1,263 @@
+//! A profiling aid, not a benchmark: runs the tokio benchmark's 100,000-task failover (or
+//! a floor) several times and lets `perf` record only the release phase, through perf's
+//! control fifo. It prints the median wall-clock and CPU time of that phase.
+//!
+//! ```sh
+//! cargo build --profile bench -p failover-buffer-benches --example drain_profile
+//! mkfifo /tmp/ctl && exec 3<>/tmp/ctl   # keep the fifo open between commands
+//! PERF_CTL=/tmp/ctl perf record -g --control=fifo:/tmp/ctl -D -1 -o drain.data -- \
+//!     target/release/examples/drain_profile adapter 1 20 multi
+//! ```
+//!
+//! Arguments: what (`adapter`, `floor`: the oneshot release chain, `arrival`: a chain in the
+//! order the tasks first parked, through a `Mutex<Vec<oneshot::Sender>>`, `sizes`: print the
+//! task futures' sizes), drain concurrency, rounds, and `multi` (2 workers) or `current`.
+//! Built with the environment variable `PAD` set, each `floor` task carries 12 words of dead
+//! weight. Without `PERF_CTL` it only times. Written quickly for issue 16's profile; see
+//! `benches/README.md`.
+use std::future::{Future, poll_fn};
+use std::io::Write;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::Instant;
+
+use failover_buffer_benches::{CAUSE, config, serving};
+use failover_buffer_tokio::{FailoverBuffer, Shard};
+use tokio::sync::{Notify, oneshot};
+
+const HELD: usize = 100_000;
+const PAD: usize = match option_env!("PAD") {
+    Some(_) => 12,
+    None => 0,
+};
+
+struct Progress {
+    target: usize,
+    queued: AtomicUsize,
+    all_queued: Notify,
+    retried: AtomicUsize,
+    all_retried: Notify,
+}
+impl Progress {
+    fn new(target: usize) -> Arc<Progress> {
+        Arc::new(Progress {
+            target,
+            queued: AtomicUsize::new(0),
+            all_queued: Notify::new(),
+            retried: AtomicUsize::new(0),
+            all_retried: Notify::new(),
+        })
+    }
+    fn count(&self, c: &AtomicUsize, all: &Notify) {
+        if c.fetch_add(1, Ordering::AcqRel) + 1 == self.target {
+            all.notify_one();
+        }
+    }
+}
+
+async fn held_request(buffer: FailoverBuffer, shard: Shard, progress: Arc<Progress>) {
+    let mut wait = pin!(buffer.wait_for_failover_end(&shard, Some(CAUSE)));
+    let result = match poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await {
+        Poll::Ready(r) => r,
+        Poll::Pending => {
+            progress.count(&progress.queued, &progress.all_queued);
+            wait.await
+        }
+    };
+    let guard = result.unwrap();
+    assert!(guard.is_some());
+    drop(guard);
+    progress.count(&progress.retried, &progress.all_retried);
+}
+
+async fn floor_request(
+    own: oneshot::Receiver<()>,
+    next: oneshot::Sender<()>,
+    progress: Arc<Progress>,
+) {
+    let pad = std::hint::black_box([0u64; PAD]);
+    let mut own = pin!(own);
+    let released = match poll_fn(|cx| Poll::Ready(own.as_mut().poll(cx))).await {
+        Poll::Ready(r) => r,
+        Poll::Pending => {
+            progress.count(&progress.queued, &progress.all_queued);
+            own.await
+        }
+    };
+    released.unwrap();
+    std::hint::black_box(&pad);
+    let _ = next.send(());
+    progress.count(&progress.retried, &progress.all_retried);
+}
+
+fn cpu() -> f64 {
+    let mut total = 0u64;
+    for e in std::fs::read_dir("/proc/self/task").unwrap() {
+        let p = e.unwrap().path().join("schedstat");
+        if let Ok(t) = std::fs::read_to_string(p) {
+            total += t.split_whitespace().next().unwrap().parse::<u64>().unwrap();
+        }
+    }
+    total as f64 / 1e6
+}
+static CPU: std::sync::Mutex<Vec<f64>> = std::sync::Mutex::new(Vec::new());
+async fn arrival_request(
+    queue: Arc<std::sync::Mutex<Vec<Option<oneshot::Sender<()>>>>>,
+    progress: Arc<Progress>,
+) {
+    let (tx, rx) = oneshot::channel();
+    let pos = {
+        let mut q = queue.lock().unwrap();
+        q.push(Some(tx));
+        q.len() - 1
+    };
+    progress.count(&progress.queued, &progress.all_queued);
+    rx.await.unwrap();
+    let next = queue
+        .lock()
+        .unwrap()
+        .get_mut(pos + 1)
+        .and_then(Option::take);
+    if let Some(next) = next {
+        let _ = next.send(());
+    }
+    progress.count(&progress.retried, &progress.all_retried);
+}
+
+fn ctl(msg: &str) {
+    if msg.starts_with("enable") {
+        CPU.lock().unwrap().push(cpu());
+    } else {
+        let c = cpu();
+        let mut v = CPU.lock().unwrap();
+        let last = v.pop().unwrap();
+        v.push(c - last);
+    }
+    if let Ok(path) = std::env::var("PERF_CTL") {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all(msg.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let what = args[1].clone();
+    let conc: usize = args[2].parse().unwrap();
+    let rounds: usize = args[3].parse().unwrap();
+    let flavor = args.get(4).map(String::as_str).unwrap_or("multi");
+    let rt = if flavor == "multi" {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    };
+    let mut times = Vec::new();
+    if what == "sizes" {
+        let _g = rt.enter();
+        let buffer = FailoverBuffer::new(config(HELD, conc)).unwrap();
+        let shard = buffer.register_shard("bench", "0");
+        let p = Progress::new(1);
+        let (tx, rx) = oneshot::channel();
+        println!(
+            "held_request {} floor_request {} arrival {} admit {}",
+            std::mem::size_of_val(&held_request(buffer.clone(), shard.clone(), p.clone())),
+            std::mem::size_of_val(&floor_request(rx, tx, p.clone())),
+            std::mem::size_of_val(&arrival_request(
+                Arc::new(std::sync::Mutex::new(Vec::new())),
+                p.clone()
+            )),
+            std::mem::size_of_val(&buffer.wait_for_failover_end(&shard, None))
+        );
+        return;
+    }
+    for _ in 0..rounds {
+        let d = if what == "arrival" {
+            rt.block_on(rt.spawn(async {
+                let progress = Progress::new(HELD);
+                let queue = Arc::new(std::sync::Mutex::new(Vec::with_capacity(HELD)));
+                for _ in 0..HELD {
+                    tokio::spawn(arrival_request(Arc::clone(&queue), Arc::clone(&progress)));
+                }
+                progress.all_queued.notified().await;
+                ctl("enable\n");
+                let start = Instant::now();
+                let first = queue.lock().unwrap()[0].take().unwrap();
+                first.send(()).unwrap();
+                progress.all_retried.notified().await;
+                let d = start.elapsed();
+                ctl("disable\n");
+                d
+            }))
+            .unwrap()
+        } else if what == "floor" {
+            rt.block_on(rt.spawn(async {
+                let progress = Progress::new(HELD);
+                let (first, mut receiver) = oneshot::channel();
+                for _ in 0..HELD {
+                    let (next, next_receiver) = oneshot::channel();
+                    let own = std::mem::replace(&mut receiver, next_receiver);
+                    tokio::spawn(floor_request(own, next, Arc::clone(&progress)));
+                }
+                drop(receiver);
+                progress.all_queued.notified().await;
+                ctl("enable\n");
+                let start = Instant::now();
+                first.send(()).unwrap();
+                progress.all_retried.notified().await;
+                let d = start.elapsed();
+                ctl("disable\n");
+                d
+            }))
+            .unwrap()
+        } else {
+            rt.block_on(rt.spawn(async move {
+                let buffer = FailoverBuffer::new(config(HELD, conc)).unwrap();
+                let shard = buffer.register_shard("bench", "0");
+                buffer.health(&shard, serving(1)).unwrap();
+                let progress = Progress::new(HELD);
+                for _ in 0..HELD {
+                    tokio::spawn(held_request(
+                        buffer.clone(),
+                        shard.clone(),
+                        Arc::clone(&progress),
+                    ));
+                }
+                progress.all_queued.notified().await;
+                ctl("enable\n");
+                let start = Instant::now();
+                buffer.health(&shard, serving(2)).unwrap();
+                progress.all_retried.notified().await;
+                let d = start.elapsed();
+                ctl("disable\n");
+                d
+            }))
+            .unwrap()
+        };
+        times.push(d.as_secs_f64() * 1e3);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mut c = CPU.lock().unwrap().clone();
+    c.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{what} c={conc} {flavor}: cpu median {:.1} ms min {:.1}",
+        c[c.len() / 2],
+        c[0]
+    );
+    println!(
+        "{what} c={conc} {flavor}: median {:.1} ms, all {:?}",
+        times[times.len() / 2],
+        times
+            .iter()
+            .map(|t| (t * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
+    );
+}
