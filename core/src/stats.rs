@@ -126,7 +126,10 @@ reason_enum! {
     WaitOutcome {
         /// Released to retry by its shard's drain, the failover over
         /// ([`ReleaseReason::Drain`](crate::ReleaseReason::Drain) for `NewPrimarySeen`,
-        /// `MoveTablesSwitchedTraffic` or `Shutdown`).
+        /// `MoveTablesSwitchedTraffic` or `Shutdown`), or by the drain that follows an
+        /// operator pause's end with no failover behind it
+        /// ([`ReleaseReason::PauseEnded`](crate::ReleaseReason::PauseEnded)): either way the
+        /// shard is taken to serve again, and the wait was the whole hold.
         Retried = "Retried",
         /// Released to retry with the failover maybe still on: held for its whole `window`
         /// ([`ReleaseReason::Window`](crate::ReleaseReason::Window), counted as evicted

@@ -8,7 +8,7 @@ mod support;
 use failover_buffer::{
     Action, Admission, BufferError, Config, ConfigError, EvictReason, FailoverCause, Metric, Mode,
     PauseEnd, PauseError, PauseScope, ReleaseReason, ShardId, ShardState, StopReason, TicketStatus,
-    TimerKind, Verdict,
+    TimerKind, Verdict, WaitOutcome,
 };
 use std::time::Duration;
 use support::*;
@@ -511,4 +511,41 @@ fn bad_pauses_are_refused_and_change_nothing() {
         .validate(),
         Err(ConfigError::MaxPauseZero)
     );
+}
+
+#[test]
+fn a_pauses_waits_are_sampled_as_retried_even_after_an_episode_that_timed_out() {
+    let mut config = enabled();
+    config.window = secs(20);
+    config.max_failover_duration = secs(20);
+    let (mut h, a) = one_shard(config);
+    // An episode that ends by max duration: its drain's waits are `Window`.
+    h.wait(a, Some(FailoverCause::Reparent));
+    h.advance(secs(20));
+    h.complete_retries();
+    assert_eq!(h.state(a), ShardState::Idle);
+    let waits = h.buffer.wait_histograms(a).unwrap();
+    assert_eq!(waits.wait(WaitOutcome::Window).count(), 1);
+
+    // A pause with no failover behind it: what its end releases is retried, whatever the
+    // last episode's drain was for, and each wait is the whole hold.
+    h.pause(PauseScope::Shard(a), secs(60)).unwrap();
+    let t1 = h.wait(a, None);
+    h.advance(secs(1));
+    h.wait(a, None);
+    h.advance(secs(2));
+    h.resume(PauseScope::Shard(a)).unwrap();
+    assert_eq!(
+        h.buffer.ticket_status(t1),
+        TicketStatus::Retrying(ReleaseReason::PauseEnded)
+    );
+    h.complete_retries();
+    assert_eq!(h.state(a), ShardState::Idle);
+    let waits = h.buffer.wait_histograms(a).unwrap();
+    let retried = waits.wait(WaitOutcome::Retried);
+    assert_eq!(retried.count(), 2);
+    assert_eq!(retried.sum(), secs(3) + secs(2));
+    assert_eq!(waits.wait(WaitOutcome::Window).count(), 1);
+    assert_eq!(waits.failovers().count(), 1, "a pause is no failover");
+    h.assert_quiet();
 }
