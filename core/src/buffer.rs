@@ -663,7 +663,12 @@ impl Buffer {
     /// [`shard_state`](Self::shard_state) is [`ShardState::Buffering`], and
     /// [`pause_expiry`](Self::pause_expiry) says until when. [`Action::PauseStarted`] is
     /// emitted for each shard, with its bound. The idle path stays one load: a first attempt
-    /// on a shard that is neither buffering nor paused costs what it did.
+    /// on a shard that is neither buffering nor paused costs what it did. A pause is kept
+    /// with the shard's queue and counters, out of line: pausing a shard that never failed
+    /// over allocates that block once, as its first episode would.
+    /// A request the pause held is sampled in [`wait_histograms`](Self::wait_histograms)
+    /// like any other; released by the pause's end, as
+    /// [`WaitOutcome::Retried`](crate::WaitOutcome::Retried).
     ///
     /// * **Bound.** `max` must be above zero and at most [`Config::max_pause`]. At `now +
     ///   max` a [`tick`](Self::tick) ends the pause by itself ([`Action::PauseEnded`] with

@@ -167,7 +167,7 @@ pub(crate) struct Unstop {
 /// What a shard keeps once it first needs it (its first episode or operator pause, or a
 /// counter bumped): its queue, its episode, its pause and its counters and histograms. Out of line, so that a
 /// registered shard that never failed over costs a few words (issue 16: ≤ 256 B per idle
-/// shard), not the 2.5 KB of this.
+/// shard), not the 2.6 KB of this.
 #[derive(Clone, Debug)]
 pub(crate) struct Detail {
     pub(crate) queue: Queue,

@@ -76,3 +76,55 @@ fn a_shard_allocates_its_counters_and_histograms_once_at_its_first_episode() {
     assert_eq!(second.count_total, 0, "the shard's block is kept");
     assert_eq!(buffer.wait_histograms(shard).unwrap().wait_count(), 2);
 }
+
+/// A pause is not the idle path: it is kept with the shard's counters, so pausing a shard
+/// that never failed over allocates its block; the shard's first episode afterwards
+/// allocates nothing more.
+#[test]
+fn a_pause_allocates_the_shards_block_and_a_later_episode_nothing_more() {
+    use core::time::Duration;
+    use failover_buffer::{FailoverCause, HealthStamp, PauseScope, PrimaryId};
+
+    let mut buffer = Buffer::new(Config {
+        enabled: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let shard = buffer.register_shard("ks", "0");
+    let t = Timestamp::from_secs;
+    let stamp = |term| HealthStamp {
+        primary: PrimaryId(term),
+        term,
+        serving: true,
+    };
+    buffer.health(t(1), shard, stamp(1)).unwrap();
+    let paused = allocation_counter::measure(|| {
+        buffer
+            .pause(t(2), PauseScope::Shard(shard), Duration::from_secs(10))
+            .unwrap();
+        let Ok(Admission::Wait(ticket)) = buffer.request(t(2), shard, None) else {
+            panic!("held")
+        };
+        buffer.resume(t(3), PauseScope::Shard(shard)).unwrap();
+        buffer.retry_done(t(3), ticket).unwrap();
+        while buffer.poll_action().is_some() {}
+    });
+    assert!(paused.count_total > 0);
+    assert_eq!(buffer.shard_stats(shard).unwrap().pauses_started, 1);
+
+    let episode = allocation_counter::measure(|| {
+        let Ok(Admission::Wait(ticket)) =
+            buffer.request(t(4), shard, Some(FailoverCause::Reparent))
+        else {
+            panic!("held")
+        };
+        buffer.health(t(5), shard, stamp(2)).unwrap();
+        buffer.retry_done(t(5), ticket).unwrap();
+        while buffer.poll_action().is_some() {}
+    });
+    assert_eq!(
+        episode.count_total, 0,
+        "the block the pause allocated is kept"
+    );
+    assert_eq!(buffer.wait_histograms(shard).unwrap().wait_count(), 2);
+}

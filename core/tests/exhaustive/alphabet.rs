@@ -268,8 +268,11 @@ pub(crate) fn kind(op: &Op) -> &'static str {
         Op::Reconfigure(_) => "reconfigure",
         Op::EndOfTime { .. } => "end_of_time",
         Op::CancelShutdown => "cancel_shutdown",
-        // Not explored yet (not in `KINDS` nor `inputs`): the canonical form does not know
-        // an operator pause's state; the model property and fuzzing cover it.
+        // Not explored yet (not in `KINDS` nor `inputs`): the canonical form sees a pause
+        // (the shard's `Debug` prints its `hold`), but has no rule 7/9 for its instants yet
+        // (a past-due `until`, a `since` only a reconfiguration reads), without which a
+        // paused shard fed inputs without a tick is a new state at every step. The model
+        // property and fuzzing cover it.
         Op::Pause { .. } => "pause",
         Op::Resume { .. } => "resume",
     }
