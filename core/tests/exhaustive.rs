@@ -271,8 +271,9 @@ const RULES_ONE_SHARD: &[&str] = &[
     "stop MaxDurationExceeded",
     "stop ReshardingComplete",
     "stop MoveTablesSwitchedTraffic",
-    // (Not "closed", "stop Shutdown" nor "skip Shutdown": shutdown is not an explored input for now;
-    // see `alphabet::inputs`.)
+    "closed",
+    "stop Shutdown",
+    "skip Shutdown",
     "evict ContextDone",
     "evict BufferFull",
     "evict WindowExceeded",
