@@ -17,7 +17,7 @@ fn holding_two() -> (Buffer, Ticket, Ticket) {
     })
     .expect("a valid config");
     let shard = buffer.register_shard("ks", "0");
-    let mut hold = |b: &mut Buffer| match b.request(t(1), shard, Some(FailoverCause::Reparent)) {
+    let hold = |b: &mut Buffer| match b.request(t(1), shard, Some(FailoverCause::Reparent)) {
         Ok(Admission::Wait(ticket)) => ticket,
         other => panic!("not held: {other:?}"),
     };
