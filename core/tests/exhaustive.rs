@@ -70,38 +70,36 @@
 //! sequence, printed op by op.
 //!
 //! **Bounds reached.** `.ci/run` runs `cargo test --release -p failover-buffer --test
-//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 119 s of user CPU, the
-//! test's rebuild included (195 s wall on a 2-core machine at load average 5–7; measured
-//! with `/usr/bin/time` around that command):
+//! exhaustive -- --ignored --exact larger_bounds --nocapture`: XXCPU s of user CPU over two
+//! threads (XXWALL s wall on the 2-core machine at load average XXLOAD, shared with five
+//! other builds; measured with `/usr/bin/time` around the test binary):
 //!
 //! | set-up (drain concurrency) | alphabet | states | depth | inputs tried |
 //! |---|---|---|---|---|
-//! | 1 shard, 1 slot (1) | no reconfigure | 9,793: **every reachable state** | all within 15 | 321,767 |
-//! | the same, no proactive start | no reconfigure | 8,770: **every reachable state** | all within 15 | 287,718 |
-//! | 1 shard, 2 slots (1) | all | 7,062 | every sequence of 5 inputs | 78,943 |
-//! | 2 shards, 2 slots (2) | no reconfigure | 12,024 | every sequence of 5 inputs | 118,919 |
+//! | 1 shard, 1 slot (1) | no reconfigure | 24,565: **every reachable state** | all within 17 | 837,892 |
+//! | 1 shard, 2 slots (1) | all | XXS12 | every sequence of 5 inputs | XXI12 |
+//! | 2 shards, 2 slots (2) | no reconfigure | XXS22 | every sequence of 6 inputs | XXI22 |
 //!
 //! For one shard the search runs until an input depth finds no new state: then no input
 //! sequence of the alphabet, of any length, reaches a state not checked. The end of time
-//! about doubles a space (every state has a copy there); each config reachable by
-//! reconfiguring is another copy, so the closures are explored without reconfiguring, and
-//! reconfiguring to a depth. The same run checks the merging rules on 1 shard, 2 slots to
-//! 5 inputs (40,081 structural states, 7,062 full forms, the same either way), and on 2
-//! shards, 2 slots to 3 inputs with reconfiguring (4,047 and 1,429) and to 4 without
-//! (25,544 and 2,490). `--exact slower_bounds` (not in `.ci/run`) adds every reachable
-//! state of 1 shard, 2 slots at drain concurrency 1 (46,472 states, all within 17 inputs,
-//! 1,672,685 inputs tried: 128 s of CPU, sampled with `ps` during a run), and of 2
-//! slots at concurrency 2 and 3 slots, and 2 shards, 2 slots to 5 inputs reconfiguring and
-//! to 6 without; those were measured before reconfigure and the end of time were enumerated
-//! (14,636, 34,777 and, at depth 7, 54,643 states then) and have not been rerun since. Plain
-//! `cargo test -p failover-buffer --test exhaustive` runs smaller bounds (1 slot to 5
-//! inputs with and without proactive start, 2 slots to 5, two shards, a dry-run and a
-//! disabled shard beside an enabled one to 3, the merging rules to 3–4) in 144 s wall in
-//! debug (the loaded 2-core machine).
+//! about doubles a space (every state has a copy there), a shutdown under way about
+//! quadruples it (24,565 states with `shutdown` and `cancel_shutdown`, 5,602 without); each
+//! config reachable by reconfiguring is another copy, so the closures are explored without
+//! reconfiguring, and reconfiguring to a depth. The same run checks the merging rules on 1
+//! shard, 2 slots to 5 inputs (XXM1), and on 2 shards, 2 slots to 3 inputs with
+//! reconfiguring (XXM2) and to 4 without (XXM3). `--exact slower_bounds` (not in
+//! `.ci/run`) adds the closure without proactive start, every reachable state of 1 shard,
+//! 2 slots at drain concurrency 1 and 2 and of 3 slots, and 2 shards, 2 slots to 5 inputs
+//! reconfiguring and to 7 without; those have not been run since shutdown joined the
+//! alphabet. Plain `cargo test -p failover-buffer --test exhaustive` runs smaller bounds
+//! (1 slot to 5 inputs with and without proactive start, 2 slots to 5, two shards, a
+//! dry-run and a disabled shard beside an enabled one to 3, the merging rules to 3–4) in
+//! XXDEBUG.
 //!
 //! **Planted bugs** (each made by hand in `core/src`, found by `cargo test -p
 //! failover-buffer --test exhaustive every_state_of_a_two_slot_buffer_is_correct`, and
-//! reverted; rerun on the core with proactive start, reconfigure and the end of time):
+//! reverted; rerun with shutdown and cancel_shutdown in the alphabet and the clone-based
+//! explorer, with the same counterexamples):
 //! releasing one more drain retry than `drain_concurrency` allows is found after 2 inputs
 //! (`Request{Reparent}`, `Request{None}`, then the shutdown's drain releases both);
 //! expiring a window with `<=` instead of `<` after 2 (`Request{Reparent}`, `Tick{+500}`:
@@ -110,31 +108,36 @@
 //! `Health` stamp of the same term, `Cancel` of the one still queued: drained 1 and
 //! evicted 1, the model says drained 2).
 //!
-//! **Limits.** `Buffer` is not `Clone`, so each state is rebuilt by replaying its input
-//! sequence, and its state is read off its `{:#?}` print: together under 90 µs an input
-//! tried (the `.ci/run` step: 1,353,170 inputs in 119 s of CPU, its rebuild included). Cloning would make a transition
-//! one input instead of a replay of the whole path: it needs `#[derive(Clone)]` on
-//! `Buffer` and the types it holds (`ShardBuffer`, `Episode`, `Pool`/`Entry`, `Active`,
-//! `Limits`, `Config`, the stats; `slab::Slab` and `VecDeque` are `Clone`) in `core/src`,
-//! then on the harness (`Model` already is). The print stays: reading the state through
-//! accessors would need the core to expose every field the form keeps. Even then, two
-//! shards' space is about the product of two one-shard spaces (9,793 states each without
-//! reconfiguring, several times more with it) and grows three- to fivefold per input, so
-//! the target (two shards, two slots, 12 inputs, in 2 minutes) is out of reach of a
-//! search that enumerates states one by one. Reconfiguring makes each config reachable a
-//! copy of the space, so the closures are explored without it and reconfiguring to a depth.
-//! States are merged on the core's state, and the model is compared along the shortest
-//! sequence to each one: a core bug that would make two states the model tells apart look
-//! alike is found only if some explored transition shows it (the harness does not expose
-//! the model's state, so it cannot be part of the form). Time moves on a 500 ms grid, and
-//! the harness clock stays within one step of the buffer's.
+//! **Limits.** A state of the frontier is kept as a clone of the harness (buffer, model,
+//! ticket history: `Buffer` is `Clone`) and expanded by cloning, the frontier split over
+//! the cores (`EXHAUSTIVE_THREADS=n` to choose); before, each state was rebuilt by
+//! replaying its input sequence. The state is still read off the buffer's `{:#?}` print,
+//! which is most of a transition's cost (the formatter's pretty-printing, then the
+//! parse): about 140 µs of CPU an input tried either way. So cloning pays only at depth:
+//! on one thread, 2 shards and 2 slots to 5 inputs (48,817 states, 467,822 inputs) took
+//! 59.7 s of CPU replaying and 64.2 s cloning; 1 shard, 1 slot to 9 inputs took XXDEEP.
+//! The target, every state of two shards, two slots to 12 inputs within 2 minutes,
+//! is out of reach by about two orders of magnitude: without shutdown and reconfigure, the
+//! new states per depth are 6, 45, 325, 1,845, 8,501 and 30,998 for depths 1 to 6 (drain
+//! concurrency 1), a ratio falling from 7.5 to 3.6 by about a fifth a depth, which puts
+//! depth 12 at 2 to 3 million states and over 100 million inputs tried, where 2 minutes on
+//! two cores try about 1.7 million. Closing that gap needs a state read that does not
+//! print (accessors for every field the form keeps, which the core does not expose) and a
+//! sound reduction across shards (inputs on different shards commute unless they meet in
+//! the shared slots or the clock: a partial-order reduction), not a tighter form of one
+//! state. States are merged on the core's state, and the model is compared along the
+//! shortest sequence to each one: a core bug that would make two states the model tells
+//! apart look alike is found only if some explored transition shows it (the harness does
+//! not expose the model's state, so it cannot be part of the form). Time moves on a 500 ms
+//! grid, and the harness clock stays within one step of the buffer's.
 //!
 //! **Run it**: `cargo test -p failover-buffer --test exhaustive` runs the small bounds
 //! (seconds); `cargo test --release -p failover-buffer --test exhaustive -- --ignored
 //! --nocapture` runs the larger ones, as `.ci/run` does, printing the states found per
 //! depth. `EXHAUSTIVE_DEPTH=n` sets the depth of the bounds explored to a depth (not of
 //! those explored until no new state appears); `EXHAUSTIVE_PRINT=1` prints each new
-//! state, with its input sequence and canonical form.
+//! state, with its input sequence and canonical form; `EXHAUSTIVE_THREADS=n` sets the
+//! threads (the results do not depend on it: a depth's shares are merged in order).
 
 #[allow(dead_code)]
 #[path = "../../fuzz/harness/ops.rs"]
