@@ -175,7 +175,8 @@ fn form(tree: &Value, pool: &Pool, norm: &Norm, clock: &str) -> Result<String, S
                 };
                 let revivable = revivable(tree);
                 for (i, s) in list.iter().enumerate() {
-                    shards.push(shard(s, pool, norm, revivable.contains(&i))?);
+                    let saved = revivable.iter().find(|(j, _)| *j == i).map(|&(_, s)| s);
+                    shards.push(shard(s, pool, norm, saved)?);
                 }
                 continue;
             }
@@ -597,7 +598,7 @@ impl Pool {
 
 /// A `ShardBuffer`: names dropped, queue as ranks, terms relative, counters reduced, and
 /// in the full form, primary anonymous and facts no rule will read again forgotten.
-fn shard(v: &Value, pool: &Pool, norm: &Norm, revivable: bool) -> Result<Value, String> {
+fn shard(v: &Value, pool: &Pool, norm: &Norm, revivable: Option<bool>) -> Result<Value, String> {
     let Value::Struct(name, fields) = v else {
         return Err("a shard is not a struct".into());
     };
@@ -648,8 +649,9 @@ fn recent(v: &Value, pool: &Pool, norm: &Norm) -> Value {
 
 /// The shards a cancel would put back: while a shutdown runs (`shut_down`, not `closed`),
 /// those its `stopped` list names (`Shutdown::stopped`: each shard the shutdown stopped
-/// while it buffered, with what `unstop` restores).
-fn revivable(tree: &Value) -> Vec<usize> {
+/// while it buffered, with what `unstop` restores), each with whether the episode it puts
+/// back had stopped (`Unstop::stopped`).
+fn revivable(tree: &Value) -> Vec<(usize, bool)> {
     let atom = |n: &str| tree.field(n).and_then(Value::atom);
     if atom("shut_down") != Some("true") || atom("closed") != Some("false") {
         return Vec::new();
@@ -663,8 +665,11 @@ fn revivable(tree: &Value) -> Vec<usize> {
     stopped
         .iter()
         .filter_map(|pair| match pair {
-            Value::Tuple(_, items) => match items.first() {
-                Some(Value::Tuple(_, id)) => id.first()?.atom()?.parse().ok(),
+            Value::Tuple(_, items) => match (items.first(), items.get(1)) {
+                (Some(Value::Tuple(_, id)), Some(saved)) => {
+                    let stopped = saved.field("stopped")?.option()?.is_some();
+                    Some((id.first()?.atom()?.parse().ok()?, stopped))
+                }
                 _ => None,
             },
             _ => None,
@@ -806,11 +811,10 @@ struct Episode {
     /// failed retry may still reopen it (`may_reopen`: enabled, stopped because the
     /// failover seemed over, younger than max failover duration).
     alive: bool,
+    /// The episode has stopped; for a shard a running shutdown stopped while it buffered,
+    /// whether the episode a cancel puts back (`Buffer::cancel_shutdown`, `Unstop`) had:
+    /// such an episode is not forgotten for being idle or stopped by the shutdown.
     stopped: bool,
-    /// A pending shutdown stopped this shard while it buffered: a cancel puts the episode
-    /// back as it was (`Buffer::cancel_shutdown`), so nothing of it is forgotten for being
-    /// stopped or idle.
-    revivable: bool,
     /// `now` is after `start + max_failover_duration` (strictly: at that instant exactly,
     /// the max-duration timer is due now, and `poll_timeout` shows it as now, which the
     /// alphabet reads).
@@ -818,7 +822,7 @@ struct Episode {
 }
 
 impl Episode {
-    fn read(shard: &Value, norm: &Norm, revivable: bool) -> Result<Episode, String> {
+    fn read(shard: &Value, norm: &Norm, revivable: Option<bool>) -> Result<Episode, String> {
         let atom = |v: Option<&Value>| v.and_then(Value::atom).unwrap_or("").to_string();
         let state = atom(shard.field("state"));
         let mode = atom(shard.field("mode"));
@@ -839,20 +843,23 @@ impl Episode {
             stopped.as_deref(),
             Some("NewPrimarySeen" | "MoveTablesSwitchedTraffic")
         );
-        let alive = revivable || state != "Idle" || (mode == "Enabled" && seemed_over && !past_max);
+        let alive = revivable.is_some()
+            || state != "Idle"
+            || (mode == "Enabled" && seemed_over && !past_max);
         Ok(Episode {
             alive,
-            stopped: stopped.is_some(),
-            revivable,
+            // A cancel restores the saved `stopped`; until then (shut down) no stamp or stop
+            // reads the episode.
+            stopped: revivable.unwrap_or(stopped.is_some()),
             max_passed: norm.now > start.saturating_add(norm.max_failover_duration),
         })
     }
 
     /// `last_requests_*_max` are read by the episode's first stop only; `start` resets them.
-    /// A cancelled shutdown restores the episode's `stopped`, so its next stop is a first
-    /// one again.
+    /// (A cancelled shutdown restores the episode's `stopped`: if it was `None`, its next
+    /// stop is a first one again.)
     fn peaks_read_again(&self) -> bool {
-        self.alive && (!self.stopped || self.revivable)
+        self.alive && !self.stopped
     }
 
     /// Rule 7 (the episode). An episode no rule can read again is forgotten: an idle
@@ -889,7 +896,7 @@ impl Episode {
             let forget = norm.full
                 && match n.as_str() {
                     "start" => self.max_passed,
-                    "saw_not_serving" | "start_term" => self.stopped && !self.revivable,
+                    "saw_not_serving" | "start_term" => self.stopped,
                     // Rule 9 while draining, rule 7 while buffering.
                     "drain_start" => true,
                     // Rule 9: read only to report `last_failover_held_duration`.
