@@ -73,21 +73,20 @@
 //! sequence, printed op by op.
 //!
 //! **Bounds reached.** `.ci/run` runs `cargo test --release -p failover-buffer --test
-//! exhaustive -- --ignored --exact larger_bounds --nocapture`: about 450 s of user CPU
-//! over two threads (measured with `/usr/bin/time` around the test binary, in two runs of
-//! 422 s and 31 s; on the shared 2-core machine at load average 10 that was 1,300 s wall,
-//! so the step takes at least 4 minutes even on an idle one):
+//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 329 s of user CPU over two
+//! threads, 283 s wall on the shared 2-core machine at load average 2 to 3.5 (measured
+//! with `/usr/bin/time` around the test binary):
 //!
 //! | set-up (drain concurrency) | alphabet | states | depth | inputs tried |
 //! |---|---|---|---|---|
-//! | 1 shard, 1 slot (1) | no reconfigure | 24,565: **every reachable state** | all within 17 | 837,892 |
+//! | 1 shard, 1 slot (1) | no reconfigure | 24,387: **every reachable state** | all within 17 | 831,636 |
 //! | 1 shard, 2 slots (1) | all | 8,020 | every sequence of 5 inputs | 86,265 |
-//! | 2 shards, 2 slots (2) | no reconfigure | 57,362 | every sequence of 6 inputs | 684,233 |
+//! | 2 shards, 2 slots (2) | no reconfigure | 57,349 | every sequence of 6 inputs | 684,233 |
 //!
 //! For one shard the search runs until an input depth finds no new state: then no input
 //! sequence of the alphabet, of any length, reaches a state not checked. The end of time
 //! about doubles a space (every state has a copy there), a shutdown under way about
-//! quadruples it (24,565 states with `shutdown` and `cancel_shutdown`, 5,602 without); each
+//! quadruples it (24,387 states with `shutdown` and `cancel_shutdown`, 5,602 without); each
 //! config reachable by reconfiguring is another copy, so the closures are explored without
 //! reconfiguring, and reconfiguring to a depth. The same run checks the merging rules on 1
 //! shard, 2 slots to 5 inputs (42,532 structural states, 8,020 full forms, the same either
@@ -132,7 +131,7 @@
 //! new states per depth are 6, 45, 325, 1,845, 8,501 and 30,998 for depths 1 to 6 (drain
 //! concurrency 1), a ratio falling from 7.5 to 3.6 by about a fifth a depth, which puts
 //! depth 12 at 2 to 3 million states and over 100 million inputs tried, where 2 minutes on
-//! two cores try about 1.7 million. Closing that gap needs a state read that does not
+//! two cores try about 1.6 million (2,177,658 in 329 s of CPU in `.ci/run`). Closing that gap needs a state read that does not
 //! print (accessors for every field the form keeps, which the core does not expose) and a
 //! sound reduction across shards (inputs on different shards commute unless they meet in
 //! the shared slots or the clock: a partial-order reduction), not a tighter form of one
