@@ -131,8 +131,9 @@
 //! new states per depth are 6, 45, 325, 1,845, 8,501 and 30,998 for depths 1 to 6 (drain
 //! concurrency 1), a ratio falling from 7.5 to 3.6 by about a fifth a depth, which puts
 //! depth 12 at 2 to 3 million states and over 100 million inputs tried, where 2 minutes on
-//! two cores try about 1.6 million (2,177,658 in 329 s of CPU in `.ci/run`). Closing that gap needs a state read that does not
-//! print (accessors for every field the form keeps, which the core does not expose) and a
+//! two cores try about 1.6 million (2,177,658 in 329 s of CPU in `.ci/run`). Closing that
+//! gap needs a state read that does not print (accessors for every field the form keeps,
+//! which the core does not expose) and a
 //! sound reduction across shards (inputs on different shards commute unless they meet in
 //! the shared slots or the clock: a partial-order reduction), not a tighter form of one
 //! state. States are merged on the core's state, and the model is compared along the
