@@ -50,11 +50,23 @@ impl Timer for Sleep {
 /// telemetry hook panicked in it), the buffer shuts itself down: every held request is
 /// released, and every later one proceeds unbuffered, since no timer could ever release it
 /// again.
-pub(crate) async fn run(shared: Arc<Shared>, sleep: impl Timer) {
-    let mut alive = Alive {
-        shared: &shared,
+///
+/// The guard that notices the drop exists from the moment this future is made, not from its
+/// first poll: a runtime that shuts down before the task ever ran drops it unpolled.
+pub(crate) fn run(shared: Arc<Shared>, sleep: impl Timer) -> impl Future<Output = ()> {
+    let alive = Alive {
+        shared,
         finished: false,
     };
+    async move {
+        let mut alive = alive;
+        let shared = Arc::clone(&alive.shared);
+        drive(&shared, sleep, &mut alive).await;
+    }
+}
+
+/// The driver's loop; sets `alive.finished` when it ends by itself.
+async fn drive(shared: &Shared, sleep: impl Timer, alive: &mut Alive) {
     let mut sleep = Box::pin(sleep);
     // The deadline `sleep` is set for, if it is armed and has not fired.
     let mut armed: Option<Timestamp> = None;
@@ -93,12 +105,12 @@ pub(crate) async fn run(shared: Arc<Shared>, sleep: impl Timer) {
 
 /// Notices the driver task being dropped before it finished: its runtime is shutting down,
 /// or the task is unwinding from a panic (a metrics recorder or tracing subscriber it ran).
-struct Alive<'a> {
-    shared: &'a Shared,
+struct Alive {
+    shared: Arc<Shared>,
     finished: bool,
 }
 
-impl Drop for Alive<'_> {
+impl Drop for Alive {
     fn drop(&mut self) {
         // Under loom a panic is the checker's own report (a deadlock, a failed assertion),
         // unwinding a model whose locks can no longer be taken: let it through.

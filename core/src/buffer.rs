@@ -140,7 +140,43 @@ use crate::waits::WaitHistograms;
 /// assert_eq!(buffer.free_slots(), 1000);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+///
+/// # Cloning
+///
+/// `Buffer::clone` takes a snapshot: an independent buffer in the same state (shards,
+/// queued and retrying requests, timers, pending actions, counters, a shutdown in progress),
+/// which then moves on by its own inputs only. It is for exploring futures from one state
+/// (the project's exhaustive test expands every state it reaches by cloning it), for a
+/// simulator that forks a run, or for asking "what would this input do" without doing it.
+/// It allocates as much as the buffer holds; nothing else is shared.
+///
+/// **A clone keeps the original's identity**, so the two accept each other's tickets: every
+/// ticket issued before the clone names the same request in both, and each copy goes on
+/// handing out the same ticket values, so a ticket issued after the clone by one copy may
+/// name an unrelated request in the other. This is what a snapshot needs (the tickets a
+/// caller holds stay valid in the copy it continues with), but it lifts the usual guard
+/// against a ticket given to the wrong buffer ([`TicketError::NotIssued`]): **never feed
+/// one copy's tickets to the other**. Keep one of them, or keep their tickets apart
+/// (a copy per explored branch, its tickets with it). An adapter does not clone its buffer.
+///
+/// ```
+/// use failover_buffer::{Admission, Buffer, Config, FailoverCause, Timestamp};
+///
+/// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+/// let shard = buffer.register_shard("commerce", "0");
+/// let t = Timestamp::from_secs;
+/// let Admission::Wait(ticket) = buffer.request(t(1), shard, Some(FailoverCause::Reparent))? else {
+///     unreachable!()
+/// };
+///
+/// // What if the client gave up? Ask a snapshot; the buffer itself is untouched.
+/// let mut what_if = buffer.clone();
+/// what_if.cancel(t(2), ticket)?;
+/// assert_eq!(what_if.held_slots(), 0);
+/// assert_eq!(buffer.held_slots(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
 pub struct Buffer {
     config: Config,
     limits: Limits,

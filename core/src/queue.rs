@@ -99,7 +99,7 @@ impl Held {
 }
 
 /// One held request. 56 bytes, so the slab entry stays under DESIGN's 64-byte budget.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Entry {
     generation: u64,
     /// The size the request carries, counted against `max_bytes`.
@@ -163,7 +163,7 @@ impl Queue {
 }
 
 /// The slab of every live ticket, and the generation counter that makes tickets unforgeable.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Pool {
     entries: Slab<Entry>,
     /// Every queued entry of every shard, in deadline order (oldest first).

@@ -59,7 +59,7 @@ impl Limits {
 /// The shards that are `Buffering`, i.e. that may have timers: what `shutdown` stops and the
 /// deadline index is rebuilt from (`tick` and `poll_timeout` read the index, in
 /// [`timers`](crate::timers), and visit no shard that is not due).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Active {
     pub(crate) list: Vec<ShardId>,
     /// Per shard index: its position in `list`, or `u32::MAX`.

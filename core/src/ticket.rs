@@ -12,7 +12,8 @@ use core::fmt;
 /// of buffers, kept in what would otherwise be padding: a ticket is 16 bytes either way), so
 /// a ticket handed to the wrong buffer is refused with [`TicketError::NotIssued`] and never
 /// acts on that buffer's requests. Only inputs naming a ticket look at it; the hot path
-/// does not. (Buffer identities repeat after 2³² − 1 buffers in one process.)
+/// does not. (Buffer identities repeat after 2³² − 1 buffers in one process, and a
+/// [clone](crate::Buffer#cloning) keeps its original's: never mix the tickets of the two.)
 ///
 /// Every ticket ends exactly once: by a [`Verdict::Fail`](crate::Verdict::Fail) wake, by a
 /// [`Verdict::Retry`](crate::Verdict::Retry) wake followed by

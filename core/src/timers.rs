@@ -35,7 +35,7 @@ struct Current {
 }
 
 /// Every buffering shard's next deadline, earliest first.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     /// Per shard index.

@@ -369,7 +369,10 @@ struct Issued {
     life: Life,
 }
 
-/// A buffer, its reference model, and the history of every ticket issued.
+/// A buffer, its reference model, and the history of every ticket issued. A clone is an
+/// independent copy of all three (the buffer keeps its identity, so the history's tickets
+/// stay valid in the copy): the exhaustive test expands a state by cloning it.
+#[derive(Clone)]
 pub(crate) struct Harness {
     buffer: Buffer,
     model: Model,
@@ -483,6 +486,12 @@ impl Harness {
     /// The buffer under test.
     pub(crate) fn buffer(&self) -> &Buffer {
         &self.buffer
+    }
+
+    /// Drops the steps recorded so far (the determinism check's transcript): a harness
+    /// kept as an explored state needs none, and would copy them with every clone.
+    pub(crate) fn forget_transcript(&mut self) {
+        self.transcript.clear();
     }
 
     fn now(&self) -> Timestamp {

@@ -163,13 +163,9 @@ pub(crate) fn inputs(setup: &SetUp, steps: Steps, live: Live, reconfigure: bool)
             cause: Cause::Reparent,
         },
     ]);
-    // Not `Op::Shutdown` nor `Op::CancelShutdown` for now: since the shutdown became a
-    // cancellable plan, a shut-down buffer keeps what each stopped episode was (to restore
-    // it on a cancel) and the plan's history, which merging rules 7 and 9 forget, so
-    // `merging_rules_lose_no_state` finds states merged that a cancel tells apart. The
-    // model property and the fuzz targets cover both inputs, and every state the explorer
-    // reaches is still shut down and must close (`explorer::check_closes`); exploring them
-    // as inputs waits for rules that keep a stopped episode's saved state.
+    // The shutdown, and calling it off (refused unless one is running and has not closed
+    // the buffer: tried in every state all the same, as every input is).
+    ops.extend([Op::Shutdown, Op::CancelShutdown]);
     ops
 }
 
@@ -249,6 +245,8 @@ pub(crate) const KINDS: &[&str] = &[
     "retry_failed",
     "reconfigure",
     "end_of_time",
+    "shutdown",
+    "cancel_shutdown",
 ];
 
 /// The kind of an op. No wildcard: an `Op` variant added to the harness stops this from

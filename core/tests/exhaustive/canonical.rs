@@ -173,12 +173,15 @@ fn form(tree: &Value, pool: &Pool, norm: &Norm, clock: &str) -> Result<String, S
                 let Value::List(list) = value else {
                     return Err("`shards` is not a list".into());
                 };
-                for s in list {
-                    shards.push(shard(s, pool, norm)?);
+                let revivable = revivable(tree);
+                for (i, s) in list.iter().enumerate() {
+                    let saved = revivable.iter().find(|(j, _)| *j == i).map(|&(_, s)| s);
+                    shards.push(shard(s, pool, norm, saved)?);
                 }
                 continue;
             }
             "pool" => pool.canonical(norm, &draining(tree)),
+            "shutdown" => shutdown(value, pool, norm),
             "last_tick" => last_tick(value, pool, norm),
             _ => norm.value(value, pool),
         };
@@ -602,7 +605,7 @@ impl Pool {
 
 /// A `ShardBuffer`: names dropped, queue as ranks, terms relative, counters reduced, and
 /// in the full form, primary anonymous and facts no rule will read again forgotten.
-fn shard(v: &Value, pool: &Pool, norm: &Norm) -> Result<Value, String> {
+fn shard(v: &Value, pool: &Pool, norm: &Norm, revivable: Option<bool>) -> Result<Value, String> {
     let Value::Struct(name, fields) = v else {
         return Err("a shard is not a struct".into());
     };
@@ -612,7 +615,7 @@ fn shard(v: &Value, pool: &Pool, norm: &Norm) -> Result<Value, String> {
             .transpose()?,
         None => return Err("a shard has no `highest_term`".into()),
     };
-    let episode = Episode::read(v, norm)?;
+    let episode = Episode::read(v, norm, revivable)?;
     let mut out = Vec::new();
     for (n, value) in fields {
         let kept = match n.as_str() {
@@ -651,12 +654,173 @@ fn recent(v: &Value, pool: &Pool, norm: &Norm) -> Value {
     }
 }
 
+/// The shards a cancel would put back: while a shutdown runs (`shut_down`, not `closed`),
+/// those its `stopped` list names (`Shutdown::stopped`: each shard the shutdown stopped
+/// while it buffered, with what `unstop` restores), each with whether the episode it puts
+/// back had stopped (`Unstop::stopped`).
+fn revivable(tree: &Value) -> Vec<(usize, bool)> {
+    let atom = |n: &str| tree.field(n).and_then(Value::atom);
+    if atom("shut_down") != Some("true") || atom("closed") != Some("false") {
+        return Vec::new();
+    }
+    let Some(Some(shutdown)) = tree.field("shutdown").and_then(Value::option) else {
+        return Vec::new();
+    };
+    let Some(Value::List(stopped)) = shutdown.field("stopped") else {
+        return Vec::new();
+    };
+    stopped
+        .iter()
+        .filter_map(|pair| match pair {
+            Value::Tuple(_, items) => match (items.first(), items.get(1)) {
+                (Some(Value::Tuple(_, id)), Some(saved)) => {
+                    let stopped = saved.field("stopped")?.option()?.is_some();
+                    Some((id.first()?.atom()?.parse().ok()?, stopped))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// The buffer's shutdown (`Shutdown`: its `DrainPlan`, the grace it was built with, and
+/// what a cancel restores of each shard it stopped).
+///
+/// Rule 4: the plan's `stats` are counters (begun, cancelled, refused, clock regressions),
+/// only ever added to. The full form also keeps of the plan only what its rules or the
+/// harness read: its `state`, the phases `entered`, its current phase's max-wait
+/// `deadline` (an instant like any other, rule 2; `Timestamp::MAX`, "never", stays as it
+/// is), and for each phase entered why it was left (`PhaseEnd`: the harness reads whether
+/// the grace ran out). Rule 9: the phase records' instants, `begun_at`, `ended_at` and
+/// the remaining work last reported reach only `history`/`progress` (outputs), and the
+/// plan's own `now` only clamps its inputs, which are the buffer's `now` (never behind
+/// it). Rule 7: its `actions` queue (`poll_shutdown_action`) is read by no rule and by no
+/// check of the harness. The phases are fixed by the grace, which is kept.
+///
+/// Of each stopped shard's saved episode (`Unstop`), what `unstop` restores is kept, each
+/// field by the rule the shard's own copy follows: `last_end` by rule 7 (`recent`: once
+/// older than min time between failovers, as good as none), `drain_start` not at all
+/// (rule 9: only `DrainFinished` reports it), a `resume_at` already past as `due` (rule 9:
+/// `unstop` ticks at once, and a tick fires every due resume).
+fn shutdown(v: &Value, pool: &Pool, norm: &Norm) -> Value {
+    let Some(Some(Value::Struct(name, fields))) = v.option() else {
+        return norm.value(v, pool);
+    };
+    let kept = fields
+        .iter()
+        .map(|(n, fv)| {
+            let kept = match n.as_str() {
+                "plan" => plan(fv, pool, norm),
+                "stopped" if norm.full => match fv {
+                    Value::List(items) => Value::List(
+                        items
+                            .iter()
+                            .map(|pair| match pair {
+                                Value::Tuple(t, items) => Value::Tuple(
+                                    t.clone(),
+                                    items.iter().map(|x| unstop(x, pool, norm)).collect(),
+                                ),
+                                _ => norm.value(pair, pool),
+                            })
+                            .collect(),
+                    ),
+                    _ => norm.value(fv, pool),
+                },
+                _ => norm.value(fv, pool),
+            };
+            (n.clone(), kept)
+        })
+        .collect();
+    Value::Tuple("Some".into(), vec![Value::Struct(name.clone(), kept)])
+}
+
+/// The shutdown's `DrainPlan` (see [`shutdown`]).
+fn plan(v: &Value, pool: &Pool, norm: &Norm) -> Value {
+    let Value::Struct(name, fields) = v else {
+        return norm.value(v, pool);
+    };
+    let entered: usize = v
+        .field("entered")
+        .and_then(Value::atom)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    let kept = fields
+        .iter()
+        .filter(|(n, _)| n != "stats")
+        .filter(|(n, _)| {
+            !norm.full || matches!(n.as_str(), "records" | "entered" | "state" | "deadline")
+        })
+        .map(|(n, fv)| {
+            let kept = match (n.as_str(), fv) {
+                ("records", Value::List(records)) if norm.full => Value::List(
+                    records
+                        .iter()
+                        .take(entered)
+                        .map(|r| match r.field("left").and_then(Value::option) {
+                            Some(Some(Value::Tuple(_, end))) => {
+                                end.get(1).cloned().unwrap_or_else(none)
+                            }
+                            _ => none(),
+                        })
+                        .collect(),
+                ),
+                ("deadline", d) if far(d) => Value::Atom("Some(never)".into()),
+                _ => norm.value(fv, pool),
+            };
+            (n.clone(), kept)
+        })
+        .collect();
+    Value::Struct(name.clone(), kept)
+}
+
+/// `Some(t)` with `t` at or past the end of time (a max wait that saturates).
+fn far(v: &Value) -> bool {
+    v.option()
+        .flatten()
+        .and_then(Value::atom)
+        .and_then(timestamp_nanos)
+        .is_some_and(|t| t >= u64::MAX / 2)
+}
+
+/// A shard's saved episode (`Unstop`; see [`shutdown`]).
+fn unstop(v: &Value, pool: &Pool, norm: &Norm) -> Value {
+    let Value::Struct(name, fields) = v else {
+        return norm.value(v, pool);
+    };
+    let kept = fields
+        .iter()
+        .map(|(n, fv)| {
+            let kept = match n.as_str() {
+                "last_end" => recent(fv, pool, norm),
+                "drain_start" => Value::Atom("_".into()),
+                "resume_at"
+                    if fv
+                        .option()
+                        .flatten()
+                        .and_then(Value::atom)
+                        .and_then(timestamp_nanos)
+                        .is_some_and(|t| t < norm.now) =>
+                {
+                    Value::Atom("Some(due)".into())
+                }
+                _ => norm.value(fv, pool),
+            };
+            (n.clone(), kept)
+        })
+        .collect();
+    Value::Struct(name.clone(), kept)
+}
+
 /// What the canonical form needs to know about a shard's episode.
 struct Episode {
     /// Whether a rule can still read the episode: it is in progress, or it drained but a
     /// failed retry may still reopen it (`may_reopen`: enabled, stopped because the
     /// failover seemed over, younger than max failover duration).
     alive: bool,
+    /// The episode has stopped; for a shard a running shutdown stopped while it buffered,
+    /// whether the episode a cancel puts back (`Buffer::cancel_shutdown`, `Unstop`) had:
+    /// such an episode is not forgotten for being idle or stopped by the shutdown.
     stopped: bool,
     /// `now` is after `start + max_failover_duration` (strictly: at that instant exactly,
     /// the max-duration timer is due now, and `poll_timeout` shows it as now, which the
@@ -665,7 +829,7 @@ struct Episode {
 }
 
 impl Episode {
-    fn read(shard: &Value, norm: &Norm) -> Result<Episode, String> {
+    fn read(shard: &Value, norm: &Norm, revivable: Option<bool>) -> Result<Episode, String> {
         let atom = |v: Option<&Value>| v.and_then(Value::atom).unwrap_or("").to_string();
         let state = atom(shard.field("state"));
         let mode = atom(shard.field("mode"));
@@ -686,15 +850,21 @@ impl Episode {
             stopped.as_deref(),
             Some("NewPrimarySeen" | "MoveTablesSwitchedTraffic")
         );
-        let alive = state != "Idle" || (mode == "Enabled" && seemed_over && !past_max);
+        let alive = revivable.is_some()
+            || state != "Idle"
+            || (mode == "Enabled" && seemed_over && !past_max);
         Ok(Episode {
             alive,
-            stopped: stopped.is_some(),
+            // A cancel restores the saved `stopped`; until then (shut down) no stamp or stop
+            // reads the episode.
+            stopped: revivable.unwrap_or(stopped.is_some()),
             max_passed: norm.now > start.saturating_add(norm.max_failover_duration),
         })
     }
 
     /// `last_requests_*_max` are read by the episode's first stop only; `start` resets them.
+    /// (A cancelled shutdown restores the episode's `stopped`: if it was `None`, its next
+    /// stop is a first one again.)
     fn peaks_read_again(&self) -> bool {
         self.alive && !self.stopped
     }

@@ -1,9 +1,10 @@
 //! Breadth-first search of every state a small buffer can reach, through the shared harness.
 //!
-//! A state is stored as the op that first reached it and its parent, so its input sequence
-//! is a shortest one (breadth-first order). `Buffer` is not `Clone`, so a state is rebuilt
-//! by replaying its sequence on a fresh [`Harness`] before each input is tried: the cost of
-//! a transition grows with the depth, which is what bounds the depth a run can reach.
+//! A state of the frontier is kept as a [`Harness`] in that state (buffer, reference model,
+//! ticket history) and expanded by cloning it once per input, so a transition costs one
+//! input whatever its depth; every state found is remembered as the op that first reached
+//! it and its parent, so its input sequence is a shortest one (breadth-first order). A
+//! depth's frontier is expanded by several threads, merged in frontier order.
 //!
 //! Every transition goes through `Harness::apply`, which compares the core with the
 //! reference model (answer, actions, timers, slots, ticket statuses, counters), checks
@@ -104,14 +105,23 @@ impl std::fmt::Display for Counterexample {
 /// How a failure of `Harness::finish` is told apart.
 const FINISH_FAILED: &str = "after shutting down: ";
 
+/// How a state was first reached: the input, from which state. Kept for every state, so a
+/// counterexample's input sequence can be read back.
 struct Node {
     parent: u32,
     op: Op,
+}
+
+/// A state waiting to be expanded: the harness in that state, and what the alphabet needs.
+struct Frontier {
+    node: u32,
+    run: Run,
     live: Live,
 }
 
 /// A harness with the harness's clock mirrored, which the canonical form needs and the
 /// harness keeps to itself.
+#[derive(Clone)]
 struct Run {
     harness: Harness,
     clock_ns: i64,
@@ -146,6 +156,8 @@ impl Run {
         }
         let before = self.harness.buffer().now().as_nanos();
         self.harness.apply(op)?;
+        // A kept state needs no transcript, and would copy it with every clone.
+        self.harness.forget_transcript();
         if let (Op::Tick { .. }, false) = (op, self.end_of_time) {
             // A tick carries the harness clock (zero if below): the mirror must agree.
             let expected = before.max(u64::try_from(self.clock_ns).unwrap_or(0));
@@ -183,20 +195,41 @@ impl Run {
     }
 }
 
+/// The threads a depth's frontier is split across: `EXHAUSTIVE_THREADS`, else every core.
+fn threads() -> usize {
+    std::env::var("EXHAUSTIVE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1)
+}
+
+/// What one thread found expanding its share of a depth's frontier, in frontier order.
+#[derive(Default)]
+struct Expansion {
+    /// New states (not seen at an earlier depth, nor earlier in this share): their key,
+    /// full form's key, parent node, input and state.
+    found: Vec<(u128, u128, u32, Op, Run, Live)>,
+    transitions: u64,
+    rules: BTreeSet<String>,
+    kinds: BTreeSet<&'static str>,
+    /// The first failure in this share: its parent node, its last input, the error.
+    failure: Option<(u32, Op, String)>,
+}
+
 /// Explores `bound` breadth-first, calling `progress` after each depth.
+///
+/// Each state is kept as a harness in that state (buffer, model and ticket history) and
+/// expanded by cloning it once per input. A depth's frontier is split into as many
+/// contiguous shares as there are threads; each thread expands its share against the
+/// states of earlier depths, and the shares are then merged in frontier order, so the
+/// states found, the path kept to each (the first in frontier and alphabet order) and the
+/// counterexample reported do not depend on the number of threads.
 pub(crate) fn explore(
     bound: &Bound,
     mut progress: impl FnMut(usize, usize, usize),
 ) -> Result<Explored, Box<Counterexample>> {
     let started = Instant::now();
-    let fail = |ops: Vec<Op>, error: String| {
-        let then_finish = error.starts_with(FINISH_FAILED);
-        Box::new(Counterexample {
-            ops,
-            then_finish,
-            error,
-        })
-    };
     let root = Run::new(&bound.setup).map_err(|e| fail(Vec::new(), e))?;
     let root_form = root
         .canonical(bound.merge, bound.reconfigure)
@@ -205,7 +238,6 @@ pub(crate) fn explore(
     let mut nodes = vec![Node {
         parent: u32::MAX,
         op: Op::Shutdown,
-        live: root.live(&root_form),
     }];
     let mut explored = Explored {
         states: 1,
@@ -217,38 +249,52 @@ pub(crate) fn explore(
         classes: HashSet::from([root_form.key]),
         elapsed: Duration::ZERO,
     };
-    let mut frontier: Vec<u32> = vec![0];
+    let mut frontier = vec![Frontier {
+        node: 0,
+        live: root.live(&root_form),
+        run: root,
+    }];
+    let threads = threads();
     for depth in 0..bound.depth {
+        let share = frontier.len().div_ceil(threads).max(1);
+        let seen_before = &seen;
+        let expansions: Vec<Expansion> = std::thread::scope(|scope| {
+            let workers: Vec<_> = frontier
+                .chunks(share)
+                .map(|states| scope.spawn(move || expand(bound, states, seen_before)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("an expansion thread panicked"))
+                .collect()
+        });
         let mut next = Vec::new();
-        for &n in &frontier {
-            let path = path_to(&nodes, n);
-            for op in alphabet::inputs(
-                &bound.setup,
-                bound.steps,
-                nodes[n as usize].live,
-                bound.reconfigure,
-            ) {
-                explored.transitions += 1;
-                explored.kinds.insert(alphabet::kind(&op));
-                let mut ops = path.clone();
+        for e in expansions {
+            explored.transitions += e.transitions;
+            explored.rules.extend(e.rules);
+            explored.kinds.extend(e.kinds);
+            if let Some((parent, op, error)) = e.failure {
+                let mut ops = path_to(&nodes, parent);
                 ops.push(op);
-                let step = catch_unwind(AssertUnwindSafe(|| {
-                    transition(bound, &ops, &mut seen, &mut explored.rules)
-                }));
-                match step {
-                    Ok(Ok(None)) => {}
-                    Ok(Ok(Some((key, live)))) => {
-                        explored.classes.insert(key);
-                        next.push(nodes.len() as u32);
-                        nodes.push(Node {
-                            parent: n,
-                            op,
-                            live,
-                        });
-                    }
-                    Ok(Err(e)) => return Err(fail(ops, e)),
-                    Err(panic) => return Err(fail(ops, format!("panicked: {}", message(&panic)))),
+                return Err(fail(ops, error));
+            }
+            for (key, class, parent, op, run, live) in e.found {
+                if !seen.insert(key) {
+                    continue;
                 }
+                explored.classes.insert(class);
+                if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
+                    let mut ops = path_to(&nodes, parent);
+                    ops.push(op);
+                    let form = run.canonical(bound.merge, bound.reconfigure);
+                    eprintln!(
+                        "new state after {ops:?}: {}",
+                        form.map_or_else(|e| e, |f| f.text)
+                    );
+                }
+                let node = u32::try_from(nodes.len()).expect("fewer than 2^32 states");
+                nodes.push(Node { parent, op });
+                next.push(Frontier { node, run, live });
             }
         }
         explored.states += next.len();
@@ -264,36 +310,69 @@ pub(crate) fn explore(
     Ok(explored)
 }
 
-/// Replays `ops`, the last one new; if the state reached was not seen before, checks that
-/// shutting it down ends every request, and returns its full form's key and what the
-/// alphabet needs of it.
+fn fail(ops: Vec<Op>, error: String) -> Box<Counterexample> {
+    let then_finish = error.starts_with(FINISH_FAILED);
+    Box::new(Counterexample {
+        ops,
+        then_finish,
+        error,
+    })
+}
+
+/// Tries every input in each of `states`, in order, stopping at the first failure.
+fn expand(bound: &Bound, states: &[Frontier], seen: &HashSet<u128>) -> Expansion {
+    let mut out = Expansion::default();
+    let mut here = HashSet::new();
+    for state in states {
+        for op in alphabet::inputs(&bound.setup, bound.steps, state.live, bound.reconfigure) {
+            out.transitions += 1;
+            out.kinds.insert(alphabet::kind(&op));
+            let step = catch_unwind(AssertUnwindSafe(|| {
+                transition(bound, &state.run, &op, &mut out.rules)
+            }));
+            let error = match step {
+                Ok(Ok((key, class, run, live))) => {
+                    if seen.contains(&key) || !here.insert(key) {
+                        continue;
+                    }
+                    // A new state: from it, shutting down must end every request.
+                    let finished = catch_unwind(AssertUnwindSafe(|| {
+                        let mut end = run.clone();
+                        end.harness.finish()
+                    }));
+                    match finished {
+                        Ok(Ok(())) => {
+                            out.found.push((key, class, state.node, op, run, live));
+                            continue;
+                        }
+                        Ok(Err(e)) => format!("{FINISH_FAILED}{e}"),
+                        Err(panic) => format!("{FINISH_FAILED}panicked: {}", message(&panic)),
+                    }
+                }
+                Ok(Err(e)) => e,
+                Err(panic) => format!("panicked: {}", message(&panic)),
+            };
+            out.failure = Some((state.node, op, error));
+            return out;
+        }
+    }
+    out
+}
+
+/// Applies `op` to a copy of `from`: its merge key and its full form's key, the state
+/// reached, and what the alphabet needs of it.
 fn transition(
     bound: &Bound,
-    ops: &[Op],
-    seen: &mut HashSet<u128>,
+    from: &Run,
+    op: &Op,
     rules: &mut BTreeSet<String>,
-) -> Result<Option<(u128, Live)>, String> {
-    let (last, prefix) = ops.split_last().expect("at least one op");
-    let mut run = Run::new(&bound.setup)?;
-    for (i, op) in prefix.iter().enumerate() {
-        run.apply(op).map_err(|e| {
-            format!("replaying op #{i} {op:?} failed, though it passed before: {e}")
-        })?;
-    }
-    run.apply(last)?;
+) -> Result<(u128, u128, Run, Live), String> {
+    let mut run = from.clone();
+    run.apply(op)?;
     let form = run.canonical(bound.merge, bound.reconfigure)?;
     rules_exercised(&run.harness, bound.setup.shards, rules);
-    if !seen.insert(merge_key(&form, bound.merge)) {
-        return Ok(None);
-    }
     let live = run.live(&form);
-    if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
-        eprintln!("new state after {ops:?}: {}", form.text);
-    }
-    run.harness
-        .finish()
-        .map_err(|e| format!("{FINISH_FAILED}{e}"))?;
-    Ok(Some((form.key, live)))
+    Ok((merge_key(&form, bound.merge), form.key, run, live))
 }
 
 fn merge_key(form: &Canonical, merge: Merge) -> u128 {
