@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use failover_buffer_tokio::{FailoverBuffer, FailoverCause, StopReason};
+use failover_buffer_tokio::{FailoverBuffer, FailoverCause, Shard, StopReason};
 use support::{Event, Log, config, events, settle};
 
 fn alive_tasks() -> usize {
@@ -170,50 +170,6 @@ fn new_panics_at_once_in_a_runtime_without_the_time_driver() {
     assert!(message.contains("enable_time"), "{message}");
 }
 
-/// The same, when the home runtime shuts down before its driver task was ever polled: the
-/// task is dropped unpolled, and the buffer must notice that too.
-#[test]
-fn a_buffer_whose_runtime_shut_down_before_its_driver_ran_releases_its_held_requests() {
-    // A current-thread runtime runs its spawned tasks only while it blocks on something that
-    // waits: `new` returns at once, so the driver task is never polled.
-    let home = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let buffer = home
-        .block_on(async { FailoverBuffer::new(config()) })
-        .unwrap();
-    let shard = buffer.register_shard("commerce", "0");
-    let elsewhere = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let held = elsewhere.spawn({
-        let (buffer, shard) = (buffer.clone(), shard.clone());
-        async move {
-            buffer
-                .wait_for_failover_end(&shard, Some(FailoverCause::Reparent))
-                .await
-                .map(|guard| guard.is_some())
-        }
-    });
-    elsewhere.block_on(settle());
-    assert_eq!(
-        buffer.queued(&shard),
-        1,
-        "held while the home runtime lives"
-    );
-
-    drop(home);
-    let answer =
-        elsewhere.block_on(async { tokio::time::timeout(Duration::from_secs(10), held).await });
-    let released = answer
-        .expect("answered once the timer's runtime is gone")
-        .unwrap();
-    assert_eq!(released, Ok(true), "released to retry");
-    assert!(buffer.is_closed());
-}
-
 /// Issue 9, bug 3: a buffer whose runtime has shut down answers at once.
 #[test]
 fn a_buffer_whose_runtime_shut_down_releases_its_held_requests_and_stops_buffering() {
@@ -222,37 +178,7 @@ fn a_buffer_whose_runtime_shut_down_releases_its_held_requests_and_stops_bufferi
         .enable_all()
         .build()
         .unwrap();
-    let buffer = home
-        .block_on(async { FailoverBuffer::new(config()) })
-        .unwrap();
-    let shard = buffer.register_shard("commerce", "0");
-    let elsewhere = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let held = elsewhere.spawn({
-        let (buffer, shard) = (buffer.clone(), shard.clone());
-        async move {
-            buffer
-                .wait_for_failover_end(&shard, Some(FailoverCause::Reparent))
-                .await
-                .map(|guard| guard.is_some())
-        }
-    });
-    elsewhere.block_on(settle());
-    assert_eq!(
-        buffer.queued(&shard),
-        1,
-        "held while the home runtime lives"
-    );
-
-    drop(home);
-    let answer =
-        elsewhere.block_on(async { tokio::time::timeout(Duration::from_secs(10), held).await });
-    let released = answer
-        .expect("answered once the timer's runtime is gone")
-        .unwrap();
-    assert_eq!(released, Ok(true), "released to retry");
+    let (buffer, shard, elsewhere) = hold_one_then_shut_down(home);
     assert_eq!(buffer.stats(&shard).stops[StopReason::Shutdown], 1);
     // From now on, nothing is held: no timer could release it.
     let later = elsewhere.block_on(async {
@@ -264,4 +190,58 @@ fn a_buffer_whose_runtime_shut_down_releases_its_held_requests_and_stops_bufferi
     });
     assert!(later.expect("answered at once").unwrap().is_none());
     assert!(buffer.is_closed());
+}
+
+/// The same, when the home runtime shuts down before its driver task was ever polled: the
+/// task is dropped unpolled, and the buffer must notice that too.
+#[test]
+fn a_buffer_whose_runtime_shut_down_before_its_driver_ran_releases_its_held_requests() {
+    // A current-thread runtime runs its spawned tasks only while it blocks on something that
+    // waits: `new` returns at once, so the driver task is never polled.
+    let home = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (buffer, _, _) = hold_one_then_shut_down(home);
+    assert!(buffer.is_closed());
+}
+
+/// Makes a buffer on `home`, holds one request on another runtime, shuts `home` down, and
+/// checks that the request is released to retry. Returns the buffer, the shard and the
+/// other runtime.
+fn hold_one_then_shut_down(
+    home: tokio::runtime::Runtime,
+) -> (FailoverBuffer, Shard, tokio::runtime::Runtime) {
+    let buffer = home
+        .block_on(async { FailoverBuffer::new(config()) })
+        .unwrap();
+    let shard = buffer.register_shard("commerce", "0");
+    let elsewhere = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = elsewhere.spawn({
+        let (buffer, shard) = (buffer.clone(), shard.clone());
+        async move {
+            buffer
+                .wait_for_failover_end(&shard, Some(FailoverCause::Reparent))
+                .await
+                .map(|guard| guard.is_some())
+        }
+    });
+    elsewhere.block_on(settle());
+    assert_eq!(
+        buffer.queued(&shard),
+        1,
+        "held while the home runtime lives"
+    );
+
+    drop(home);
+    let answer =
+        elsewhere.block_on(async { tokio::time::timeout(Duration::from_secs(10), held).await });
+    let released = answer
+        .expect("answered once the timer's runtime is gone")
+        .unwrap();
+    assert_eq!(released, Ok(true), "released to retry");
+    (buffer, shard, elsewhere)
 }

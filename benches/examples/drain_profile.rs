@@ -19,58 +19,19 @@ use std::future::{Future, poll_fn};
 use std::io::Write;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Instant;
 
-use failover_buffer_benches::{CAUSE, config, serving};
-use failover_buffer_tokio::{FailoverBuffer, Shard};
-use tokio::sync::{Notify, oneshot};
+use failover_buffer_benches::held::{Progress, held_request, process_cpu_time};
+use failover_buffer_benches::{config, serving};
+use failover_buffer_tokio::FailoverBuffer;
+use tokio::sync::oneshot;
 
 const HELD: usize = 100_000;
 const PAD: usize = match option_env!("PAD") {
     Some(_) => 12,
     None => 0,
 };
-
-struct Progress {
-    target: usize,
-    queued: AtomicUsize,
-    all_queued: Notify,
-    retried: AtomicUsize,
-    all_retried: Notify,
-}
-impl Progress {
-    fn new(target: usize) -> Arc<Progress> {
-        Arc::new(Progress {
-            target,
-            queued: AtomicUsize::new(0),
-            all_queued: Notify::new(),
-            retried: AtomicUsize::new(0),
-            all_retried: Notify::new(),
-        })
-    }
-    fn count(&self, c: &AtomicUsize, all: &Notify) {
-        if c.fetch_add(1, Ordering::AcqRel) + 1 == self.target {
-            all.notify_one();
-        }
-    }
-}
-
-async fn held_request(buffer: FailoverBuffer, shard: Shard, progress: Arc<Progress>) {
-    let mut wait = pin!(buffer.wait_for_failover_end(&shard, Some(CAUSE)));
-    let result = match poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await {
-        Poll::Ready(r) => r,
-        Poll::Pending => {
-            progress.count(&progress.queued, &progress.all_queued);
-            wait.await
-        }
-    };
-    let guard = result.unwrap();
-    assert!(guard.is_some());
-    drop(guard);
-    progress.count(&progress.retried, &progress.all_retried);
-}
 
 async fn floor_request(
     own: oneshot::Receiver<()>,
@@ -92,15 +53,9 @@ async fn floor_request(
     progress.count(&progress.retried, &progress.all_retried);
 }
 
+/// The process's CPU time so far, in milliseconds.
 fn cpu() -> f64 {
-    let mut total = 0u64;
-    for e in std::fs::read_dir("/proc/self/task").unwrap() {
-        let p = e.unwrap().path().join("schedstat");
-        if let Ok(t) = std::fs::read_to_string(p) {
-            total += t.split_whitespace().next().unwrap().parse::<u64>().unwrap();
-        }
-    }
-    total as f64 / 1e6
+    process_cpu_time().map_or(0.0, |t| t.as_secs_f64() * 1e3)
 }
 static CPU: std::sync::Mutex<Vec<f64>> = std::sync::Mutex::new(Vec::new());
 async fn arrival_request(

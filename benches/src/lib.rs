@@ -5,6 +5,8 @@
 //! helpers here drive the sans-IO core the way a router would, so that every benchmark sets
 //! up the same states the same way; see `README.md` for the figures and how they were taken.
 
+pub mod held;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
