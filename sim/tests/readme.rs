@@ -44,6 +44,8 @@ fn every_marked_readme_block_is_the_binarys_actual_output() {
         rest = &rest[at + marker.len()..];
         let (args, after) = rest.split_once(" -->\n```text\n").expect("a text block");
         let (block, after) = after.split_once("```\n").expect("the block ends");
+        // No arguments (the default scenario), or ` -- ARGS`.
+        let args = args.strip_prefix(" -- ").unwrap_or(args);
         let args: Vec<&str> = args.split_whitespace().collect();
         assert_eq!(block, run(&args), "README block for {args:?}");
         checked += 1;
@@ -52,18 +54,20 @@ fn every_marked_readme_block_is_the_binarys_actual_output() {
     assert!(checked >= 2, "{checked} blocks checked");
 }
 
-/// The workspace README's simulator section shows `$ cargo run ... -- ARGS` followed by the
-/// output; a block abbreviated with a `...` line must still show only lines of the output.
+/// The workspace README's simulator section shows `$ cargo run ...` (with or without
+/// `-- ARGS`) followed by the output; a block abbreviated with a `...` line must still show only lines of the output.
 #[test]
 fn the_workspace_readmes_simulator_blocks_are_actual_output() {
     let readme = include_str!("../../README.md");
-    let prompt = "```text\n$ cargo run --release -p failover-buffer-sim -- ";
+    let prompt = "```text\n$ cargo run --release -p failover-buffer-sim";
     let mut checked = 0;
     let mut rest = readme;
     while let Some(at) = rest.find(prompt) {
         rest = &rest[at + prompt.len()..];
         let (args, after) = rest.split_once('\n').expect("a command line");
         let (block, after) = after.split_once("```\n").expect("the block ends");
+        // No arguments (the default scenario), or ` -- ARGS`.
+        let args = args.strip_prefix(" -- ").unwrap_or(args);
         let args: Vec<&str> = args.split_whitespace().collect();
         let output = run(&args);
         if block.lines().any(|l| l == "...") {
