@@ -141,23 +141,20 @@ pub(crate) struct SentinelWatcher {
     pub(crate) next: usize,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
-    /// How long a fence may last without a switch or an abort before the router gives up
-    /// on it (the buffer's `max_failover_duration`).
-    pub(crate) fence_limit: Duration,
     primary_conn: Option<RespConn>,
-    /// The master as last checked.
-    last_master: Option<SocketAddr>,
-    /// Set when some Sentinel began failing `last_master` over: (that master, since when).
-    fenced: Option<(SocketAddr, tokio::time::Instant)>,
+    /// What the Sentinels have said so far, and what the router makes of it.
+    tracker: MasterTracker,
 }
 
-/// What a Sentinel's leader announces about a failover of our master.
+/// What a Sentinel's leader announces about a failover of our master, and which address
+/// the master had when it did: a late announcement about a master already replaced must
+/// not fence its successor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LeaderSignal {
-    /// `+elected-leader` or `+selected-slave`: a failover is under way.
-    Started,
+    /// `+elected-leader` or `+selected-slave`: a failover of that master is under way.
+    Started(SocketAddr),
     /// The leader gave up (`-failover-abort-no-good-slave`, `-failover-abort-slave-timeout`).
-    Aborted,
+    Aborted(SocketAddr),
 }
 
 /// Channels only the Sentinel that runs a failover publishes on (a Sentinel that loses the
@@ -190,13 +187,13 @@ async fn listen_for_leader(
                 let Some((channel, payload)) = message(&frame) else {
                     continue;
                 };
-                if !payload.split(' ').any(|w| w == name) {
+                let Some(master) = failed_over_master(payload, &name) else {
                     continue;
-                }
+                };
                 let signal = if channel.starts_with('+') {
-                    LeaderSignal::Started
+                    LeaderSignal::Started(master)
                 } else {
-                    LeaderSignal::Aborted
+                    LeaderSignal::Aborted(master)
                 };
                 tracing::info!(%sentinel, channel, payload, "Sentinel leader event");
                 if signals.send(signal).await.is_err() {
@@ -226,10 +223,8 @@ impl SentinelWatcher {
             next: first,
             interval,
             timeout,
-            fence_limit,
             primary_conn: None,
-            last_master: None,
-            fenced: None,
+            tracker: MasterTracker::new(fence_limit),
         }
     }
 
@@ -299,13 +294,8 @@ impl SentinelWatcher {
                     }
                 }
                 Some(signal) = signals.recv() => {
-                    match signal {
-                        LeaderSignal::Started => {
-                            if let Some(master) = self.last_master {
-                                self.fenced = Some((master, tokio::time::Instant::now()));
-                            }
-                        }
-                        LeaderSignal::Aborted => self.fenced = None,
+                    if !self.tracker.leader(signal, tokio::time::Instant::now()) {
+                        tracing::info!(master = %self.name, ?signal, "a leader's event about a master already replaced; ignored");
                     }
                     self.check(&mut query, reporter).await?;
                 }
@@ -330,6 +320,13 @@ impl SentinelWatcher {
             tracing::warn!(master = %self.name, ?reply, "Sentinel does not describe the master");
             return Ok(());
         };
+        if let Some(newest) = self.tracker.newer_than(&master) {
+            // A Sentinel that has not yet learnt of a failover the router already followed
+            // (one is asked after another failed, or answered late): its answer would route
+            // back to the replaced primary.
+            tracing::info!(master = %self.name, said = %master.addr, epoch = master.config_epoch, newest = %newest.0, newest_epoch = newest.1, "a Sentinel's answer is older than one already followed; ignored");
+            return Ok(());
+        }
         if self
             .primary_conn
             .as_ref()
@@ -350,7 +347,90 @@ impl SentinelWatcher {
             },
             None => false,
         };
-        self.last_master = Some(master.addr);
+        match self
+            .tracker
+            .judge(&master, writable, tokio::time::Instant::now())
+        {
+            Verdict::Fence => reporter.fence(master.addr, master.config_epoch),
+            Verdict::Primary { serving } => {
+                reporter.primary(master.addr, master.config_epoch, serving)
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the router makes of one up-to-date `SENTINEL MASTER` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The master is being failed over: send it nothing, report it not serving.
+    Fence,
+    /// The master is the primary; `serving` says whether it takes writes now.
+    Primary { serving: bool },
+}
+
+/// The watcher's memory, kept apart from its connections so that every rule is a plain
+/// function of what the Sentinels said.
+///
+/// Sentinels disagree for a while during a failover: the leader has switched while the
+/// others learn of it from its hello messages, and a Sentinel that loses an election may
+/// still announce one later. The tracker keeps the newest configuration seen (a master's
+/// `config-epoch` only grows) and ignores what is older, so an answer or an announcement
+/// about a replaced master never moves the route back.
+///
+/// A monitor re-created with `SENTINEL REMOVE`/`MONITOR` starts its epochs again at 0:
+/// restart the router after that, since it would take every later answer as stale.
+#[derive(Debug)]
+struct MasterTracker {
+    /// How long a fence may last without a switch or an abort before the router gives up
+    /// on it (the buffer's `max_failover_duration`).
+    fence_limit: Duration,
+    /// The newest master followed, with its config epoch.
+    newest: Option<(SocketAddr, u64)>,
+    /// Set when some Sentinel began failing the newest master over: (that master, since
+    /// when).
+    fenced: Option<(SocketAddr, tokio::time::Instant)>,
+}
+
+impl MasterTracker {
+    fn new(fence_limit: Duration) -> MasterTracker {
+        MasterTracker {
+            fence_limit,
+            newest: None,
+            fenced: None,
+        }
+    }
+
+    /// The newest master followed, if `master` is older than it (a lower config epoch).
+    fn newer_than(&self, master: &MasterInfo) -> Option<(SocketAddr, u64)> {
+        self.newest
+            .filter(|&(_, epoch)| master.config_epoch < epoch)
+    }
+
+    /// Takes a leader's announcement; false when it is about a master other than the one
+    /// followed (an election lost or won late, for a master already replaced), which
+    /// changes nothing.
+    fn leader(&mut self, signal: LeaderSignal, now: tokio::time::Instant) -> bool {
+        let followed = self.newest.map(|(addr, _)| addr);
+        match signal {
+            LeaderSignal::Started(master) if Some(master) == followed => {
+                if self.fenced.is_none() {
+                    self.fenced = Some((master, now));
+                }
+                true
+            }
+            LeaderSignal::Aborted(master) if Some(master) == followed => {
+                self.fenced = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes an answer that is not older than the newest (see
+    /// [`newer_than`](Self::newer_than)), with whether its master took writes.
+    fn judge(&mut self, master: &MasterInfo, writable: bool, now: tokio::time::Instant) -> Verdict {
+        self.newest = Some((master.addr, master.config_epoch));
         // While a Sentinel fails the master over, the old primary may still accept writes
         // that the promoted replica will never see (redis issue 4819): send it nothing. The
         // fence lasts until Sentinel names another master, the leader aborts, or the
@@ -358,23 +438,39 @@ impl SentinelWatcher {
         if let Some((fenced, since)) = self.fenced {
             if fenced != master.addr {
                 self.fenced = None;
-            } else if since.elapsed() > self.fence_limit {
-                tracing::warn!(master = %self.name, primary = %fenced, "a failover was announced but never completed; routing to the primary again");
+            } else if now.duration_since(since) > self.fence_limit {
+                tracing::warn!(primary = %fenced, "a failover was announced but never completed; routing to the primary again");
                 self.fenced = None;
             }
         }
         let in_progress = master.flags.split(',').any(|f| f == "failover_in_progress");
         if in_progress || self.fenced.is_some() {
-            reporter.fence(master.addr, master.config_epoch);
-            return Ok(());
+            return Verdict::Fence;
         }
         let down = master
             .flags
             .split(',')
             .any(|f| f == "s_down" || f == "o_down");
-        reporter.primary(master.addr, master.config_epoch, writable && !down);
-        Ok(())
+        Verdict::Primary {
+            serving: writable && !down,
+        }
     }
+}
+
+/// The master a leader's event is about, if it is `name`: `master <name> <ip> <port>` for an
+/// event on the master itself (`+elected-leader`), `<type> <id> <ip> <port> @ <name> <ip>
+/// <port>` for one on another instance (`+selected-slave`).
+fn failed_over_master(payload: &str, name: &str) -> Option<SocketAddr> {
+    let words: Vec<&str> = payload.split(' ').collect();
+    let master = match words.iter().position(|&w| w == "@") {
+        Some(at) => words.get(at + 1..at + 4)?,
+        None if words.first() == Some(&"master") => words.get(1..4)?,
+        None => return None,
+    };
+    if master[0] != name {
+        return None;
+    }
+    to_addr(master[1], master[2])
 }
 
 /// A pub/sub message's channel and payload.
@@ -421,5 +517,116 @@ mod tests {
             message(&frame),
             Some(("+switch-master", "m 127.0.0.1 1 127.0.0.1 2"))
         );
+    }
+
+    fn master(addr: &str, epoch: u64, flags: &str) -> MasterInfo {
+        MasterInfo {
+            addr: addr.parse().unwrap(),
+            config_epoch: epoch,
+            flags: flags.to_owned(),
+        }
+    }
+
+    const OLD: &str = "127.0.0.1:7001";
+    const NEW: &str = "127.0.0.1:7002";
+
+    /// A tracker that has followed one failover: `OLD` at epoch 0, then `NEW` at epoch 1.
+    fn after_a_failover(now: tokio::time::Instant) -> MasterTracker {
+        let mut tracker = MasterTracker::new(Duration::from_secs(20));
+        tracker.judge(&master(OLD, 0, "master"), true, now);
+        assert!(tracker.leader(LeaderSignal::Started(OLD.parse().unwrap()), now));
+        assert_eq!(
+            tracker.judge(&master(OLD, 0, "master,s_down,o_down"), false, now),
+            Verdict::Fence
+        );
+        assert_eq!(
+            tracker.judge(&master(NEW, 1, "master"), true, now),
+            Verdict::Primary { serving: true }
+        );
+        tracker
+    }
+
+    #[test]
+    fn a_sentinel_that_has_not_seen_the_failover_is_not_followed_back() {
+        // The flaky run of `killed_primary_fails_only_non_idempotent_commands_in_flight`:
+        // after the drain, the router was routed away from the new primary again.
+        let tracker = after_a_failover(tokio::time::Instant::now());
+        let unswitched = master(OLD, 0, "master,s_down,o_down");
+        assert_eq!(
+            tracker.newer_than(&unswitched),
+            Some((NEW.parse().unwrap(), 1))
+        );
+        assert_eq!(tracker.newer_than(&master(NEW, 1, "master")), None);
+    }
+
+    #[test]
+    fn a_late_leader_announcement_about_the_replaced_master_does_not_fence_the_new_one() {
+        let now = tokio::time::Instant::now();
+        let mut tracker = after_a_failover(now);
+        // A Sentinel elected late, for the master as it was, announces a failover of it.
+        assert!(!tracker.leader(LeaderSignal::Started(OLD.parse().unwrap()), now));
+        assert_eq!(
+            tracker.judge(&master(NEW, 1, "master"), true, now),
+            Verdict::Primary { serving: true }
+        );
+    }
+
+    #[test]
+    fn a_leader_announcement_about_the_followed_master_fences_it_until_the_limit() {
+        let now = tokio::time::Instant::now();
+        let mut tracker = after_a_failover(now);
+        assert!(tracker.leader(LeaderSignal::Started(NEW.parse().unwrap()), now));
+        let new = master(NEW, 1, "master");
+        assert_eq!(tracker.judge(&new, true, now), Verdict::Fence);
+        // A repeated announcement does not extend the fence.
+        let later = now + Duration::from_secs(15);
+        assert!(tracker.leader(LeaderSignal::Started(NEW.parse().unwrap()), later));
+        assert_eq!(tracker.judge(&new, true, later), Verdict::Fence);
+        let past_limit = now + Duration::from_secs(21);
+        assert_eq!(
+            tracker.judge(&new, true, past_limit),
+            Verdict::Primary { serving: true }
+        );
+    }
+
+    #[test]
+    fn an_abort_about_another_master_keeps_the_fence() {
+        let now = tokio::time::Instant::now();
+        let mut tracker = after_a_failover(now);
+        assert!(tracker.leader(LeaderSignal::Started(NEW.parse().unwrap()), now));
+        assert!(!tracker.leader(LeaderSignal::Aborted(OLD.parse().unwrap()), now));
+        assert_eq!(
+            tracker.judge(&master(NEW, 1, "master"), true, now),
+            Verdict::Fence
+        );
+        assert!(tracker.leader(LeaderSignal::Aborted(NEW.parse().unwrap()), now));
+        assert_eq!(
+            tracker.judge(&master(NEW, 1, "master"), true, now),
+            Verdict::Primary { serving: true }
+        );
+    }
+
+    #[test]
+    fn the_master_of_a_leader_event_is_read_from_either_payload_form() {
+        assert_eq!(
+            failed_over_master("master mymaster 127.0.0.1 7001", "mymaster"),
+            Some(OLD.parse().unwrap())
+        );
+        assert_eq!(
+            failed_over_master(
+                "slave 127.0.0.1:7002 127.0.0.1 7002 @ mymaster 127.0.0.1 7001",
+                "mymaster"
+            ),
+            Some(OLD.parse().unwrap())
+        );
+        assert_eq!(
+            failed_over_master("master other 127.0.0.1 7001", "mymaster"),
+            None
+        );
+        assert_eq!(
+            failed_over_master("slave 127.0.0.1:7002 127.0.0.1 7002 @ mymaster", "mymaster"),
+            None
+        );
+        assert_eq!(failed_over_master("", "mymaster"), None);
     }
 }
