@@ -144,21 +144,34 @@ async fn killed_primary_fails_only_non_idempotent_commands_in_flight() {
     eprintln!("{}", summary("primary SIGKILLed", &report, killed_at));
     eprintln!("router stats {:?}", router.stats());
     let errors = report.errors();
+    // A rare failure is explained by what failed, when, and how: the first of each kind.
+    let mut seen = std::collections::BTreeMap::new();
+    for op in &errors {
+        let key = (
+            format!("{:?}", op.kind),
+            op.error.clone().unwrap_or_default(),
+        );
+        seen.entry(key).or_insert((op.at, 0)).1 += 1;
+    }
+    let kinds: Vec<String> = seen
+        .iter()
+        .map(|((kind, e), (first, n))| format!("{n} x {kind} from {first:?}: {e}"))
+        .collect();
     let mut per_connection = vec![0; CONNECTIONS];
     for op in &errors {
         assert_eq!(
             op.kind,
             OpKind::Incr,
-            "only non-idempotent commands may fail: {op:?}"
+            "only non-idempotent commands may fail: {op:?}; killed at {killed_at:?}; errors: {kinds:#?}"
         );
         let e = op.error.as_deref().unwrap();
         assert!(
             e.contains("may or may not have run"),
-            "named as uncertain: {e}"
+            "named as uncertain: {e}; errors: {kinds:#?}"
         );
         assert!(
             op.at <= killed_at + SLACK,
-            "only commands in flight at the kill: {op:?}"
+            "only commands in flight at the kill ({killed_at:?}): {op:?}; errors: {kinds:#?}"
         );
         per_connection[op.conn] += 1;
     }
