@@ -14,6 +14,16 @@ const MASTER: &str = "mymaster";
 const SLACK: Duration = Duration::from_millis(20);
 
 async fn router(sentinels: &[Process]) -> Router {
+    // The router's decisions (routes, fences, health stamps) go to the test's captured
+    // output, which is shown when a test fails; `RUST_LOG` chooses others.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "failover_buffer_redis=info".into()),
+        )
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
     let topology = Topology::Sentinel {
         sentinels: sentinels.iter().map(Process::addr).collect(),
         master: MASTER.into(),
