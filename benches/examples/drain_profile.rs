@@ -11,7 +11,9 @@
 //!
 //! Arguments: what (`adapter`, `floor`: the oneshot release chain, `arrival`: a chain in the
 //! order the tasks first parked, through a `Mutex<Vec<oneshot::Sender>>`, `sizes`: print the
-//! task futures' sizes), drain concurrency, rounds, and `multi` (2 workers) or `current`.
+//! task futures' sizes), drain concurrency, rounds, `multi` (2 workers) or `current`, and the
+//! phase to record: `release` (the default) or `enqueue` (spawning the tasks until every one
+//! is queued).
 //! Built with the environment variable `PAD` set, each `floor` task carries 12 words of dead
 //! weight. Without `PERF_CTL` it only times. Written quickly for issue 16's profile; see
 //! `benches/README.md`.
@@ -103,6 +105,7 @@ fn main() {
     let conc: usize = args[2].parse().unwrap();
     let rounds: usize = args[3].parse().unwrap();
     let flavor = args.get(4).map(String::as_str).unwrap_or("multi");
+    let enqueue = args.get(5).map(String::as_str) == Some("enqueue");
     let rt = if flavor == "multi" {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -136,27 +139,44 @@ fn main() {
     }
     for _ in 0..rounds {
         let d = if what == "arrival" {
-            rt.block_on(rt.spawn(async {
+            rt.block_on(rt.spawn(async move {
                 let progress = Progress::new(HELD);
                 let queue = Arc::new(std::sync::Mutex::new(Vec::with_capacity(HELD)));
+                let (mut start, mut d) = (Instant::now(), None);
+                if enqueue {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 for _ in 0..HELD {
                     tokio::spawn(arrival_request(Arc::clone(&queue), Arc::clone(&progress)));
                 }
                 progress.all_queued.notified().await;
-                ctl("enable\n");
-                let start = Instant::now();
+                if enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                } else {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 let first = queue.lock().unwrap()[0].take().unwrap();
                 first.send(()).unwrap();
                 progress.all_retried.notified().await;
-                let d = start.elapsed();
-                ctl("disable\n");
-                d
+                if !enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                }
+                d.unwrap()
             }))
             .unwrap()
         } else if what == "floor" {
-            rt.block_on(rt.spawn(async {
+            rt.block_on(rt.spawn(async move {
                 let progress = Progress::new(HELD);
                 let (first, mut receiver) = oneshot::channel();
+                let (mut start, mut d) = (Instant::now(), None);
+                if enqueue {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 for _ in 0..HELD {
                     let (next, next_receiver) = oneshot::channel();
                     let own = std::mem::replace(&mut receiver, next_receiver);
@@ -164,13 +184,20 @@ fn main() {
                 }
                 drop(receiver);
                 progress.all_queued.notified().await;
-                ctl("enable\n");
-                let start = Instant::now();
+                if enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                } else {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 first.send(()).unwrap();
                 progress.all_retried.notified().await;
-                let d = start.elapsed();
-                ctl("disable\n");
-                d
+                if !enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                }
+                d.unwrap()
             }))
             .unwrap()
         } else {
@@ -179,6 +206,11 @@ fn main() {
                 let shard = buffer.register_shard("bench", "0");
                 buffer.health(&shard, serving(1)).unwrap();
                 let progress = Progress::new(HELD);
+                let (mut start, mut d) = (Instant::now(), None);
+                if enqueue {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 for _ in 0..HELD {
                     tokio::spawn(held_request(
                         buffer.clone(),
@@ -187,13 +219,20 @@ fn main() {
                     ));
                 }
                 progress.all_queued.notified().await;
-                ctl("enable\n");
-                let start = Instant::now();
+                if enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                } else {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 buffer.health(&shard, serving(2)).unwrap();
                 progress.all_retried.notified().await;
-                let d = start.elapsed();
-                ctl("disable\n");
-                d
+                if !enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                }
+                d.unwrap()
             }))
             .unwrap()
         };
