@@ -9,6 +9,13 @@
 //!     target/release/examples/drain_profile adapter 1 20 multi
 //! ```
 //!
+//! Interleaved ratios, no perf (`drain_profile ratios ROUNDS multi|current`): each round runs
+//! the adapter's failover at drain concurrency 1 and 16 and tokio's floors (one release chain,
+//! 16 chains) as the `tokio` benchmark does, one after the other (the order reversed every
+//! other round), and prints, by CPU time, the median and range over the rounds of each ratio
+//! taken within a round: enqueue / the floor's enqueue, drain 1 / one chain, drain 16 / 16
+//! chains, drain 16 / one chain. A round of each runs first, uncounted.
+//!
 //! Arguments: what (`adapter`, `floor`: the oneshot release chain, `arrival`: a chain in the
 //! order the tasks first parked, through a `Mutex<Vec<oneshot::Sender>>`, `sizes`: print the
 //! task futures' sizes), drain concurrency, rounds, `multi` (2 workers) or `current`, and the
@@ -17,14 +24,13 @@
 //! Built with the environment variable `PAD` set, each `floor` task carries 12 words of dead
 //! weight. Without `PERF_CTL` it only times. Written quickly for issue 16's profile; see
 //! `benches/README.md`.
-use std::future::{Future, poll_fn};
 use std::io::Write;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Instant;
 
-use failover_buffer_benches::held::{Progress, held_request, process_cpu_time};
+use failover_buffer_benches::held::{
+    Phase, Progress, failover, floor, floor_request, held_request, process_cpu_time,
+};
 use failover_buffer_benches::{config, serving};
 use failover_buffer_tokio::FailoverBuffer;
 use tokio::sync::oneshot;
@@ -34,26 +40,6 @@ const PAD: usize = match option_env!("PAD") {
     Some(_) => 12,
     None => 0,
 };
-
-async fn floor_request(
-    own: oneshot::Receiver<()>,
-    next: oneshot::Sender<()>,
-    progress: Arc<Progress>,
-) {
-    let pad = std::hint::black_box([0u64; PAD]);
-    let mut own = pin!(own);
-    let released = match poll_fn(|cx| Poll::Ready(own.as_mut().poll(cx))).await {
-        Poll::Ready(r) => r,
-        Poll::Pending => {
-            progress.count(&progress.queued, &progress.all_queued);
-            own.await
-        }
-    };
-    released.unwrap();
-    std::hint::black_box(&pad);
-    let _ = next.send(());
-    progress.count(&progress.retried, &progress.all_retried);
-}
 
 /// The process's CPU time so far, in milliseconds.
 fn cpu() -> f64 {
@@ -103,8 +89,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args[1].clone();
     let conc: usize = args[2].parse().unwrap();
-    let rounds: usize = args[3].parse().unwrap();
-    let flavor = args.get(4).map(String::as_str).unwrap_or("multi");
+    let flavor = if what == "ratios" {
+        args.get(3).map(String::as_str).unwrap_or("multi")
+    } else {
+        args.get(4).map(String::as_str).unwrap_or("multi")
+    };
+    let rounds: usize = args.get(3).map_or(0, |r| r.parse().unwrap_or(0));
     let enqueue = args.get(5).map(String::as_str) == Some("enqueue");
     let rt = if flavor == "multi" {
         tokio::runtime::Builder::new_multi_thread()
@@ -119,6 +109,10 @@ fn main() {
             .unwrap()
     };
     let mut times = Vec::new();
+    if what == "ratios" {
+        ratios(&rt, args[2].parse().unwrap());
+        return;
+    }
     if what == "sizes" {
         let _g = rt.enter();
         let buffer = FailoverBuffer::new(config(HELD, conc)).unwrap();
@@ -128,7 +122,7 @@ fn main() {
         println!(
             "held_request {} floor_request {} arrival {} admit {}",
             std::mem::size_of_val(&held_request(buffer.clone(), shard.clone(), p.clone())),
-            std::mem::size_of_val(&floor_request(rx, tx, p.clone())),
+            std::mem::size_of_val(&floor_request::<PAD>(rx, tx, p.clone())),
             std::mem::size_of_val(&arrival_request(
                 Arc::new(std::sync::Mutex::new(Vec::new())),
                 p.clone()
@@ -180,7 +174,7 @@ fn main() {
                 for _ in 0..HELD {
                     let (next, next_receiver) = oneshot::channel();
                     let own = std::mem::replace(&mut receiver, next_receiver);
-                    tokio::spawn(floor_request(own, next, Arc::clone(&progress)));
+                    tokio::spawn(floor_request::<PAD>(own, next, Arc::clone(&progress)));
                 }
                 drop(receiver);
                 progress.all_queued.notified().await;
@@ -254,4 +248,60 @@ fn main() {
             .map(|t| (t * 10.0).round() / 10.0)
             .collect::<Vec<_>>()
     );
+}
+
+/// `rounds` interleaved rounds of the four runs; prints each ratio's median and range.
+fn ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
+    let names = [
+        "enqueue / floor enqueue",
+        "drain 1 / one chain",
+        "drain 16 / 16 chains",
+        "drain 16 / one chain",
+    ];
+    let mut ratios: Vec<[f64; 4]> = Vec::new();
+    let mut cpu: Vec<[f64; 5]> = Vec::new();
+    let ms = |p: Phase| p.cpu.as_secs_f64() * 1e3;
+    // One round of each first, not counted: the first failover of a process also faults in
+    // the allocator's memory for the runs after it.
+    for chains in [1, 16] {
+        rt.block_on(rt.spawn(failover(HELD, chains))).unwrap();
+        rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap();
+    }
+    for round in 0..rounds {
+        let mut runs: Vec<(usize, usize)> = vec![(0, 1), (0, 16), (1, 1), (1, 16)];
+        if round % 2 == 1 {
+            runs.reverse();
+        }
+        let mut got = [[0.0; 2]; 4];
+        for (kind, chains) in runs {
+            let (enqueue, drain) = if kind == 0 {
+                rt.block_on(rt.spawn(failover(HELD, chains))).unwrap()
+            } else {
+                rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap()
+            };
+            got[kind * 2 + usize::from(chains == 16)] = [ms(enqueue), ms(drain)];
+        }
+        let [[enq, d1], [_, d16], [fenq, chain], [_, chains16]] = got;
+        ratios.push([enq / fenq, d1 / chain, d16 / chains16, d16 / chain]);
+        cpu.push([enq, fenq, d1, d16, chain]);
+        println!(
+            "round {round}: cpu ms: enqueue {enq:.1} floor {fenq:.1}; drain 1 {d1:.1} 16 {d16:.1}; \
+             chain {chain:.1} 16 chains {chains16:.1}"
+        );
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mut r: Vec<f64> = ratios.iter().map(|x| x[i]).collect();
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let median = if r.len() % 2 == 1 {
+            r[r.len() / 2]
+        } else {
+            (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
+        };
+        println!(
+            "{name}: median {median:.2} range {:.2}-{:.2} over {} rounds",
+            r[0],
+            r[r.len() - 1],
+            r.len()
+        );
+    }
 }
