@@ -16,6 +16,11 @@
 //! taken within a round: enqueue / the floor's enqueue, drain 1 / one chain, drain 16 / 16
 //! chains, drain 16 / one chain. A round of each runs first, uncounted.
 //!
+//! The longest enqueues (`drain_profile stalls ROUNDS current`): each round makes a buffer of
+//! 100,000 slots and polls 100,000 held requests' futures once each, by hand, timing each
+//! first poll (the lock, the core's request, the waiter's slot); prints the slowest five
+//! polls of each round, in microseconds.
+//!
 //! Arguments: what (`adapter`, `floor`: the oneshot release chain, `arrival`: a chain in the
 //! order the tasks first parked, through a `Mutex<Vec<oneshot::Sender>>`, `sizes`: print the
 //! task futures' sizes), drain concurrency, rounds, `multi` (2 workers) or `current`, and the
@@ -111,6 +116,10 @@ fn main() {
     let mut times = Vec::new();
     if what == "ratios" {
         ratios(&rt, args[2].parse().unwrap());
+        return;
+    }
+    if what == "stalls" {
+        stalls(&rt, args[2].parse().unwrap());
         return;
     }
     if what == "sizes" {
@@ -303,5 +312,42 @@ fn ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
             r[r.len() - 1],
             r.len()
         );
+    }
+}
+
+/// `rounds` rounds of 100,000 first polls, timed one by one; prints the slowest five.
+fn stalls(rt: &tokio::runtime::Runtime, rounds: usize) {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let _entered = rt.enter();
+    for round in 0..rounds {
+        let buffer = FailoverBuffer::new(config(HELD, 1)).unwrap();
+        let shard = buffer.register_shard("bench", "0");
+        buffer.health(&shard, serving(1)).unwrap();
+        let mut futures: Vec<_> = (0..HELD)
+            .map(|_| {
+                Box::pin(buffer.wait_for_failover_end(&shard, Some(failover_buffer_benches::CAUSE)))
+            })
+            .collect();
+        let mut took = Vec::with_capacity(HELD);
+        for future in &mut futures {
+            let start = Instant::now();
+            let poll = future
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()));
+            took.push(start.elapsed().as_secs_f64() * 1e6);
+            assert!(poll.is_pending());
+        }
+        took.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        let median = took[HELD / 2];
+        println!(
+            "round {round}: slowest first polls (µs) {:?}, median {median:.3}",
+            took[..5]
+                .iter()
+                .map(|t| (t * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
+        drop(futures);
     }
 }
