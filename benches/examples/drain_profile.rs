@@ -14,7 +14,9 @@
 //! 16 chains) as the `tokio` benchmark does, one after the other (the order reversed every
 //! other round), and prints, by CPU time, the median and range over the rounds of each ratio
 //! taken within a round: enqueue / the floor's enqueue, drain 1 / one chain, drain 16 / 16
-//! chains, drain 16 / one chain. A round of each runs first, uncounted.
+//! chains, drain 16 / one chain. A round of each runs first, uncounted. With a third
+//! argument `warm` (`ratios 10 multi warm`) the adapter's failovers reuse one buffer per
+//! drain concurrency, made once, as a router's buffer lives across failovers.
 //!
 //! The longest enqueues (`drain_profile stalls ROUNDS current`): each round makes a buffer of
 //! 100,000 slots and polls 100,000 held requests' futures once each, by hand, timing each
@@ -34,7 +36,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use failover_buffer_benches::held::{
-    Phase, Progress, failover, floor, floor_request, held_request, process_cpu_time,
+    Phase, Progress, failover, failover_on, floor, floor_request, held_request, process_cpu_time,
 };
 use failover_buffer_benches::{config, serving};
 use failover_buffer_tokio::FailoverBuffer;
@@ -115,7 +117,11 @@ fn main() {
     };
     let mut times = Vec::new();
     if what == "ratios" {
-        ratios(&rt, args[2].parse().unwrap());
+        ratios(
+            &rt,
+            args[2].parse().unwrap(),
+            args.get(4).map(String::as_str) == Some("warm"),
+        );
         return;
     }
     if what == "stalls" {
@@ -260,7 +266,22 @@ fn main() {
 }
 
 /// `rounds` interleaved rounds of the four runs; prints each ratio's median and range.
-fn ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
+///
+/// With `warm`, the adapter's failovers run on two buffers made once (one per drain
+/// concurrency), as a router's buffer lives across failovers, instead of a new buffer each.
+fn ratios(rt: &tokio::runtime::Runtime, rounds: usize, warm: bool) {
+    let buffers = warm.then(|| {
+        let _entered = rt.enter();
+        [1, 16].map(|c| FailoverBuffer::new(config(HELD, c)).unwrap())
+    });
+    let adapter = |chains: usize| match &buffers {
+        Some(buffers) => {
+            let buffer = buffers[usize::from(chains == 16)].clone();
+            rt.block_on(rt.spawn(async move { failover_on(&buffer, HELD).await }))
+                .unwrap()
+        }
+        None => rt.block_on(rt.spawn(failover(HELD, chains))).unwrap(),
+    };
     let names = [
         "enqueue / floor enqueue",
         "drain 1 / one chain",
@@ -273,7 +294,7 @@ fn ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
     // One round of each first, not counted: the first failover of a process also faults in
     // the allocator's memory for the runs after it.
     for chains in [1, 16] {
-        rt.block_on(rt.spawn(failover(HELD, chains))).unwrap();
+        adapter(chains);
         rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap();
     }
     for round in 0..rounds {
@@ -284,7 +305,7 @@ fn ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
         let mut got = [[0.0; 2]; 4];
         for (kind, chains) in runs {
             let (enqueue, drain) = if kind == 0 {
-                rt.block_on(rt.spawn(failover(HELD, chains))).unwrap()
+                adapter(chains)
             } else {
                 rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap()
             };

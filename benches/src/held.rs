@@ -112,12 +112,22 @@ pub async fn timed(phase: impl Future<Output = ()>) -> Phase {
     Phase { wall, cpu }
 }
 
-/// The time to spawn and queue `held` tasks ([`held_request`]) on a buffer of `held` slots,
-/// and the time from the health stamp that ends the failover to the last retry done. Must
-/// run inside a runtime.
+/// The time to spawn and queue `held` tasks ([`held_request`]) on a new buffer of `held`
+/// slots, and the time from the health stamp that ends the failover to the last retry done.
+/// Must run inside a runtime.
 pub async fn failover(held: usize, drain_concurrency: usize) -> (Phase, Phase) {
     let buffer = FailoverBuffer::new(config(held, drain_concurrency)).expect("the config is valid");
-    let shard = buffer.register_shard("bench", "0");
+    failover_on(&buffer, held).await
+}
+
+/// The same failover on `buffer`, which may have held requests before (a router's buffer
+/// lives as long as the router: its tables keep the room an earlier failover grew them to).
+/// Each call fails over a shard registered for it, so no shard's min time between failovers
+/// applies. Must run inside the buffer's runtime.
+pub async fn failover_on(buffer: &FailoverBuffer, held: usize) -> (Phase, Phase) {
+    static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+    let name = NEXT_SHARD.fetch_add(1, Ordering::Relaxed).to_string();
+    let shard = buffer.register_shard("bench", &name);
     buffer
         .health(&shard, serving(1))
         .expect("the first stamp is never stale");
