@@ -113,6 +113,11 @@ impl FailoverBuffer {
     /// A buffer with no shards, or the first problem with `config` (see
     /// [`Config::validate`]). Spawns the driver task that keeps the buffer's timer.
     ///
+    /// Reserves the table of waiting requests for `config.size` of them up front (at most
+    /// 262,144, 40 bytes each; address space only until a request first uses a slot, where
+    /// the allocator maps large blocks lazily, as on Linux), so that no request waits behind
+    /// another copying that table to grow it.
+    ///
     /// Time is read from tokio's clock ([`tokio::time::Instant`]), from an origin taken now,
     /// so tests under `tokio::time::pause` (tokio's `test-util` feature) see exact,
     /// simulated time.

@@ -9,19 +9,20 @@
 //! concurrency 16, and `floor_oneshot_release_chain_same_task_size` its floor with tasks as
 //! large as the held requests'.
 
-use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::Barrier;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use failover_buffer_benches::held::{Progress, held_request, process_cpu_time};
+use failover_buffer_benches::held::{
+    Progress, SAME_SIZE_PAD, failover, floor, floor_request, held_request, process_cpu_time,
+};
 use failover_buffer_benches::{CAUSE, config, serving};
 use failover_buffer_tokio::{FailoverBuffer, Shard};
 use tokio::runtime::Runtime;
@@ -167,114 +168,6 @@ fn hold_then_cancel(c: &mut Criterion) {
     group.finish();
 }
 
-/// One phase of a failover, timed by the wall clock and by the process's CPU time (zero where
-/// it cannot be read).
-#[derive(Clone, Copy)]
-struct Phase {
-    wall: Duration,
-    cpu: Duration,
-}
-
-/// Times `phase` both ways.
-async fn timed(phase: impl Future<Output = ()>) -> Phase {
-    let cpu = process_cpu_time();
-    let start = Instant::now();
-    phase.await;
-    let wall = start.elapsed();
-    let cpu = process_cpu_time()
-        .zip(cpu)
-        .map_or(Duration::ZERO, |(end, start)| end.saturating_sub(start));
-    Phase { wall, cpu }
-}
-
-/// The time to spawn and queue `HELD` tasks, and the time from the health stamp that ends the
-/// failover to the last retry done.
-async fn failover(drain_concurrency: usize) -> (Phase, Phase) {
-    let (buffer, shard) = buffer(HELD, drain_concurrency);
-    let progress = Progress::new(HELD);
-    let enqueued = timed(async {
-        for _ in 0..HELD {
-            tokio::spawn(held_request(
-                buffer.clone(),
-                shard.clone(),
-                Arc::clone(&progress),
-            ));
-        }
-        progress.all_queued.notified().await;
-    })
-    .await;
-    let drained = timed(async {
-        buffer.health(&shard, serving(2)).expect("terms only rise");
-        progress.all_retried.notified().await;
-    })
-    .await;
-    assert_eq!(buffer.held_slots(), 0);
-    (enqueued, drained)
-}
-
-/// Tokio's own floor for the same work, with no buffer: `HELD` tasks each wait on a oneshot
-/// channel of their own (counted like a held request once the first poll is pending), and
-/// each released task releases the next, as a drain of concurrency 1 does.
-///
-/// With `chains` above 1 the first `chains` tasks are released at once and each released
-/// task releases the one `chains` places after it: the shape of a drain of concurrency
-/// `chains` (its first release lets that many go, and each retry done lets the next go).
-///
-/// `PAD` words of dead weight are carried across the wait by each task: with
-/// [`SAME_SIZE_PAD`], a task is as large as the benchmark's held request (`held_request`), so
-/// the runtime moves, touches and frees as many bytes per task as in the drain.
-async fn floor<const PAD: usize>(chains: usize) -> (Phase, Phase) {
-    let progress = Progress::new(HELD);
-    let (firsts, mut receivers): (Vec<_>, VecDeque<_>) =
-        (0..chains).map(|_| oneshot::channel()).unzip();
-    let enqueued = timed(async {
-        for _ in 0..HELD {
-            let (next, next_receiver) = oneshot::channel();
-            let own = receivers.pop_front().expect("one receiver per chain");
-            receivers.push_back(next_receiver);
-            tokio::spawn(floor_request::<PAD>(own, next, Arc::clone(&progress)));
-        }
-        progress.all_queued.notified().await;
-    })
-    .await;
-    // Nobody follows the last task of a chain: its release goes nowhere.
-    drop(receivers);
-    let released = timed(async {
-        for first in firsts {
-            first.send(()).expect("the first task of each chain waits");
-        }
-        progress.all_retried.notified().await;
-    })
-    .await;
-    (enqueued, released)
-}
-
-/// The padding that makes a [`floor_request`] task as large as a `held_request` task
-/// (checked when the benchmark starts).
-const SAME_SIZE_PAD: usize = 10;
-
-/// One task of [`floor`]: waits for its release, then releases the next task.
-async fn floor_request<const PAD: usize>(
-    own: oneshot::Receiver<()>,
-    next: oneshot::Sender<()>,
-    progress: Arc<Progress>,
-) {
-    let pad = black_box([0u64; PAD]);
-    let mut own = pin!(own);
-    let released = match poll_fn(|cx| Poll::Ready(own.as_mut().poll(cx))).await {
-        Poll::Ready(released) => released,
-        Poll::Pending => {
-            progress.count(&progress.queued, &progress.all_queued);
-            own.await
-        }
-    };
-    released.expect("every task is released by the one before");
-    black_box(&pad);
-    // The last task has nobody to release.
-    let _ = next.send(());
-    progress.count(&progress.retried, &progress.all_retried);
-}
-
 /// 100,000 tasks held through one failover: spawning and queueing them, then (separately)
 /// releasing them with a health stamp and retrying them. On two worker threads (a wake-up
 /// may cross threads) and on one thread (it never does), each beside tokio's own floor for
@@ -304,18 +197,18 @@ fn hundred_thousand(c: &mut Criterion) {
         group.sampling_mode(SamplingMode::Flat);
         group.throughput(Throughput::Elements(HELD as u64));
         let run = |drain_concurrency| {
-            rt.block_on(rt.spawn(failover(drain_concurrency)))
+            rt.block_on(rt.spawn(failover(HELD, drain_concurrency)))
                 .expect("the failover task does not panic")
         };
         group.bench_function("enqueue_incl_spawn", |b| {
             b.iter_custom(|iters| (0..iters).map(|_| run(1).0.wall).sum())
         });
         let run_floor = || {
-            rt.block_on(rt.spawn(floor::<0>(1)))
+            rt.block_on(rt.spawn(floor::<0>(HELD, 1)))
                 .expect("the floor task does not panic")
         };
         let run_floor_same_size = || {
-            rt.block_on(rt.spawn(floor::<SAME_SIZE_PAD>(1)))
+            rt.block_on(rt.spawn(floor::<SAME_SIZE_PAD>(HELD, 1)))
                 .expect("the floor task does not panic")
         };
         group.bench_function("floor_oneshot_enqueue_incl_spawn", |b| {
@@ -325,7 +218,7 @@ fn hundred_thousand(c: &mut Criterion) {
             b.iter_custom(|iters| (0..iters).map(|_| run_floor().1.wall).sum())
         });
         let run_floor_16_chains = || {
-            rt.block_on(rt.spawn(floor::<0>(16)))
+            rt.block_on(rt.spawn(floor::<0>(HELD, 16)))
                 .expect("the floor task does not panic")
         };
         group.bench_function("floor_oneshot_release_16_chains", |b| {

@@ -9,20 +9,35 @@
 //!     target/release/examples/drain_profile adapter 1 20 multi
 //! ```
 //!
+//! Interleaved ratios, no perf (`drain_profile ratios ROUNDS multi|current`): each round runs
+//! the adapter's failover at drain concurrency 1 and 16 and tokio's floors (one release chain,
+//! 16 chains) as the `tokio` benchmark does, one after the other (the order reversed every
+//! other round), and prints, by CPU time, the median and range over the rounds of each ratio
+//! taken within a round: enqueue / the floor's enqueue, drain 1 / one chain, drain 16 / 16
+//! chains, drain 16 / one chain. A round of each runs first, uncounted. With a third
+//! argument `warm` (`ratios 10 multi warm`) the adapter's failovers reuse one buffer per
+//! drain concurrency, made once, as a router's buffer lives across failovers.
+//!
+//! The longest enqueues (`drain_profile stalls ROUNDS current`): each round makes a buffer of
+//! 100,000 slots and polls 100,000 held requests' futures once each, by hand, timing each
+//! first poll (the lock, the core's request, the waiter's slot); prints the slowest five
+//! polls of each round, in microseconds.
+//!
 //! Arguments: what (`adapter`, `floor`: the oneshot release chain, `arrival`: a chain in the
 //! order the tasks first parked, through a `Mutex<Vec<oneshot::Sender>>`, `sizes`: print the
-//! task futures' sizes), drain concurrency, rounds, and `multi` (2 workers) or `current`.
+//! task futures' sizes), drain concurrency, rounds, `multi` (2 workers) or `current`, and the
+//! phase to record: `release` (the default) or `enqueue` (spawning the tasks until every one
+//! is queued).
 //! Built with the environment variable `PAD` set, each `floor` task carries 12 words of dead
 //! weight. Without `PERF_CTL` it only times. Written quickly for issue 16's profile; see
 //! `benches/README.md`.
-use std::future::{Future, poll_fn};
 use std::io::Write;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Instant;
 
-use failover_buffer_benches::held::{Progress, held_request, process_cpu_time};
+use failover_buffer_benches::held::{
+    Phase, Progress, failover, failover_on, floor, floor_request, held_request, process_cpu_time,
+};
 use failover_buffer_benches::{config, serving};
 use failover_buffer_tokio::FailoverBuffer;
 use tokio::sync::oneshot;
@@ -32,26 +47,6 @@ const PAD: usize = match option_env!("PAD") {
     Some(_) => 12,
     None => 0,
 };
-
-async fn floor_request(
-    own: oneshot::Receiver<()>,
-    next: oneshot::Sender<()>,
-    progress: Arc<Progress>,
-) {
-    let pad = std::hint::black_box([0u64; PAD]);
-    let mut own = pin!(own);
-    let released = match poll_fn(|cx| Poll::Ready(own.as_mut().poll(cx))).await {
-        Poll::Ready(r) => r,
-        Poll::Pending => {
-            progress.count(&progress.queued, &progress.all_queued);
-            own.await
-        }
-    };
-    released.unwrap();
-    std::hint::black_box(&pad);
-    let _ = next.send(());
-    progress.count(&progress.retried, &progress.all_retried);
-}
 
 /// The process's CPU time so far, in milliseconds.
 fn cpu() -> f64 {
@@ -101,8 +96,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args[1].clone();
     let conc: usize = args[2].parse().unwrap();
-    let rounds: usize = args[3].parse().unwrap();
-    let flavor = args.get(4).map(String::as_str).unwrap_or("multi");
+    let flavor = if what == "ratios" {
+        args.get(3).map(String::as_str).unwrap_or("multi")
+    } else {
+        args.get(4).map(String::as_str).unwrap_or("multi")
+    };
+    let rounds: usize = args.get(3).map_or(0, |r| r.parse().unwrap_or(0));
+    let enqueue = args.get(5).map(String::as_str) == Some("enqueue");
     let rt = if flavor == "multi" {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -116,6 +116,18 @@ fn main() {
             .unwrap()
     };
     let mut times = Vec::new();
+    if what == "ratios" {
+        ratios(
+            &rt,
+            args[2].parse().unwrap(),
+            args.get(4).map(String::as_str) == Some("warm"),
+        );
+        return;
+    }
+    if what == "stalls" {
+        stalls(&rt, args[2].parse().unwrap());
+        return;
+    }
     if what == "sizes" {
         let _g = rt.enter();
         let buffer = FailoverBuffer::new(config(HELD, conc)).unwrap();
@@ -125,7 +137,7 @@ fn main() {
         println!(
             "held_request {} floor_request {} arrival {} admit {}",
             std::mem::size_of_val(&held_request(buffer.clone(), shard.clone(), p.clone())),
-            std::mem::size_of_val(&floor_request(rx, tx, p.clone())),
+            std::mem::size_of_val(&floor_request::<PAD>(rx, tx, p.clone())),
             std::mem::size_of_val(&arrival_request(
                 Arc::new(std::sync::Mutex::new(Vec::new())),
                 p.clone()
@@ -136,41 +148,65 @@ fn main() {
     }
     for _ in 0..rounds {
         let d = if what == "arrival" {
-            rt.block_on(rt.spawn(async {
+            rt.block_on(rt.spawn(async move {
                 let progress = Progress::new(HELD);
                 let queue = Arc::new(std::sync::Mutex::new(Vec::with_capacity(HELD)));
+                let (mut start, mut d) = (Instant::now(), None);
+                if enqueue {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 for _ in 0..HELD {
                     tokio::spawn(arrival_request(Arc::clone(&queue), Arc::clone(&progress)));
                 }
                 progress.all_queued.notified().await;
-                ctl("enable\n");
-                let start = Instant::now();
+                if enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                } else {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 let first = queue.lock().unwrap()[0].take().unwrap();
                 first.send(()).unwrap();
                 progress.all_retried.notified().await;
-                let d = start.elapsed();
-                ctl("disable\n");
-                d
+                if !enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                }
+                d.unwrap()
             }))
             .unwrap()
         } else if what == "floor" {
-            rt.block_on(rt.spawn(async {
+            rt.block_on(rt.spawn(async move {
                 let progress = Progress::new(HELD);
                 let (first, mut receiver) = oneshot::channel();
+                let (mut start, mut d) = (Instant::now(), None);
+                if enqueue {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 for _ in 0..HELD {
                     let (next, next_receiver) = oneshot::channel();
                     let own = std::mem::replace(&mut receiver, next_receiver);
-                    tokio::spawn(floor_request(own, next, Arc::clone(&progress)));
+                    tokio::spawn(floor_request::<PAD>(own, next, Arc::clone(&progress)));
                 }
                 drop(receiver);
                 progress.all_queued.notified().await;
-                ctl("enable\n");
-                let start = Instant::now();
+                if enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                } else {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 first.send(()).unwrap();
                 progress.all_retried.notified().await;
-                let d = start.elapsed();
-                ctl("disable\n");
-                d
+                if !enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                }
+                d.unwrap()
             }))
             .unwrap()
         } else {
@@ -179,6 +215,11 @@ fn main() {
                 let shard = buffer.register_shard("bench", "0");
                 buffer.health(&shard, serving(1)).unwrap();
                 let progress = Progress::new(HELD);
+                let (mut start, mut d) = (Instant::now(), None);
+                if enqueue {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 for _ in 0..HELD {
                     tokio::spawn(held_request(
                         buffer.clone(),
@@ -187,13 +228,20 @@ fn main() {
                     ));
                 }
                 progress.all_queued.notified().await;
-                ctl("enable\n");
-                let start = Instant::now();
+                if enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                } else {
+                    ctl("enable\n");
+                    start = Instant::now();
+                }
                 buffer.health(&shard, serving(2)).unwrap();
                 progress.all_retried.notified().await;
-                let d = start.elapsed();
-                ctl("disable\n");
-                d
+                if !enqueue {
+                    d = Some(start.elapsed());
+                    ctl("disable\n");
+                }
+                d.unwrap()
             }))
             .unwrap()
         };
@@ -215,4 +263,112 @@ fn main() {
             .map(|t| (t * 10.0).round() / 10.0)
             .collect::<Vec<_>>()
     );
+}
+
+/// `rounds` interleaved rounds of the four runs; prints each ratio's median and range.
+///
+/// With `warm`, the adapter's failovers run on two buffers made once (one per drain
+/// concurrency), as a router's buffer lives across failovers, instead of a new buffer each.
+fn ratios(rt: &tokio::runtime::Runtime, rounds: usize, warm: bool) {
+    let buffers = warm.then(|| {
+        let _entered = rt.enter();
+        [1, 16].map(|c| FailoverBuffer::new(config(HELD, c)).unwrap())
+    });
+    let adapter = |chains: usize| match &buffers {
+        Some(buffers) => {
+            let buffer = buffers[usize::from(chains == 16)].clone();
+            rt.block_on(rt.spawn(async move { failover_on(&buffer, HELD).await }))
+                .unwrap()
+        }
+        None => rt.block_on(rt.spawn(failover(HELD, chains))).unwrap(),
+    };
+    let names = [
+        "enqueue / floor enqueue",
+        "drain 1 / one chain",
+        "drain 16 / 16 chains",
+        "drain 16 / one chain",
+    ];
+    let mut ratios: Vec<[f64; 4]> = Vec::new();
+    let mut cpu: Vec<[f64; 5]> = Vec::new();
+    let ms = |p: Phase| p.cpu.as_secs_f64() * 1e3;
+    // One round of each first, not counted: the first failover of a process also faults in
+    // the allocator's memory for the runs after it.
+    for chains in [1, 16] {
+        adapter(chains);
+        rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap();
+    }
+    for round in 0..rounds {
+        let mut runs: Vec<(usize, usize)> = vec![(0, 1), (0, 16), (1, 1), (1, 16)];
+        if round % 2 == 1 {
+            runs.reverse();
+        }
+        let mut got = [[0.0; 2]; 4];
+        for (kind, chains) in runs {
+            let (enqueue, drain) = if kind == 0 {
+                adapter(chains)
+            } else {
+                rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap()
+            };
+            got[kind * 2 + usize::from(chains == 16)] = [ms(enqueue), ms(drain)];
+        }
+        let [[enq, d1], [_, d16], [fenq, chain], [_, chains16]] = got;
+        ratios.push([enq / fenq, d1 / chain, d16 / chains16, d16 / chain]);
+        cpu.push([enq, fenq, d1, d16, chain]);
+        println!(
+            "round {round}: cpu ms: enqueue {enq:.1} floor {fenq:.1}; drain 1 {d1:.1} 16 {d16:.1}; \
+             chain {chain:.1} 16 chains {chains16:.1}"
+        );
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mut r: Vec<f64> = ratios.iter().map(|x| x[i]).collect();
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let median = if r.len() % 2 == 1 {
+            r[r.len() / 2]
+        } else {
+            (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
+        };
+        println!(
+            "{name}: median {median:.2} range {:.2}-{:.2} over {} rounds",
+            r[0],
+            r[r.len() - 1],
+            r.len()
+        );
+    }
+}
+
+/// `rounds` rounds of 100,000 first polls, timed one by one; prints the slowest five.
+fn stalls(rt: &tokio::runtime::Runtime, rounds: usize) {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let _entered = rt.enter();
+    for round in 0..rounds {
+        let buffer = FailoverBuffer::new(config(HELD, 1)).unwrap();
+        let shard = buffer.register_shard("bench", "0");
+        buffer.health(&shard, serving(1)).unwrap();
+        let mut futures: Vec<_> = (0..HELD)
+            .map(|_| {
+                Box::pin(buffer.wait_for_failover_end(&shard, Some(failover_buffer_benches::CAUSE)))
+            })
+            .collect();
+        let mut took = Vec::with_capacity(HELD);
+        for future in &mut futures {
+            let start = Instant::now();
+            let poll = future
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()));
+            took.push(start.elapsed().as_secs_f64() * 1e6);
+            assert!(poll.is_pending());
+        }
+        took.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        let median = took[HELD / 2];
+        println!(
+            "round {round}: slowest first polls (µs) {:?}, median {median:.3}",
+            took[..5]
+                .iter()
+                .map(|t| (t * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
+        drop(futures);
+    }
 }

@@ -1,18 +1,21 @@
 //! What the tokio drain benchmark and its profiling aid (`examples/drain_profile.rs`) share:
 //! a held request as a client task makes it, the counter of how many have reached each
-//! phase, and the process's CPU time.
+//! phase, the process's CPU time, and the two phases of a failover (enqueue, drain) beside
+//! tokio's own floor for the same work.
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
+use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use failover_buffer_tokio::{FailoverBuffer, Shard};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
-use crate::CAUSE;
+use crate::{CAUSE, config, serving};
 
 /// Counts held requests reaching two points: queued, and retried.
 pub struct Progress {
@@ -85,4 +88,129 @@ pub fn process_cpu_time() -> Option<Duration> {
         }
     }
     Some(Duration::from_nanos(nanos))
+}
+
+/// One phase of a failover, timed by the wall clock and by the process's CPU time (zero where
+/// it cannot be read).
+#[derive(Clone, Copy, Debug)]
+pub struct Phase {
+    /// By the wall clock.
+    pub wall: Duration,
+    /// By the CPU time of every thread of the process ([`process_cpu_time`]).
+    pub cpu: Duration,
+}
+
+/// Times `phase` both ways.
+pub async fn timed(phase: impl Future<Output = ()>) -> Phase {
+    let cpu = process_cpu_time();
+    let start = Instant::now();
+    phase.await;
+    let wall = start.elapsed();
+    let cpu = process_cpu_time()
+        .zip(cpu)
+        .map_or(Duration::ZERO, |(end, start)| end.saturating_sub(start));
+    Phase { wall, cpu }
+}
+
+/// The time to spawn and queue `held` tasks ([`held_request`]) on a new buffer of `held`
+/// slots, and the time from the health stamp that ends the failover to the last retry done.
+/// Must run inside a runtime.
+pub async fn failover(held: usize, drain_concurrency: usize) -> (Phase, Phase) {
+    let buffer = FailoverBuffer::new(config(held, drain_concurrency)).expect("the config is valid");
+    failover_on(&buffer, held).await
+}
+
+/// The same failover on `buffer`, which may have held requests before (a router's buffer
+/// lives as long as the router: its tables keep the room an earlier failover grew them to).
+/// Each call fails over a shard registered for it, so no shard's min time between failovers
+/// applies. Must run inside the buffer's runtime.
+pub async fn failover_on(buffer: &FailoverBuffer, held: usize) -> (Phase, Phase) {
+    static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+    let name = NEXT_SHARD.fetch_add(1, Ordering::Relaxed).to_string();
+    let shard = buffer.register_shard("bench", &name);
+    buffer
+        .health(&shard, serving(1))
+        .expect("the first stamp is never stale");
+    let progress = Progress::new(held);
+    let enqueued = timed(async {
+        for _ in 0..held {
+            tokio::spawn(held_request(
+                buffer.clone(),
+                shard.clone(),
+                Arc::clone(&progress),
+            ));
+        }
+        progress.all_queued.notified().await;
+    })
+    .await;
+    let drained = timed(async {
+        buffer.health(&shard, serving(2)).expect("terms only rise");
+        progress.all_retried.notified().await;
+    })
+    .await;
+    assert_eq!(buffer.held_slots(), 0);
+    (enqueued, drained)
+}
+
+/// Tokio's own floor for the same work, with no buffer: `held` tasks each wait on a oneshot
+/// channel of their own (counted like a held request once the first poll is pending), and
+/// each released task releases the next, as a drain of concurrency 1 does.
+///
+/// With `chains` above 1 the first `chains` tasks are released at once and each released
+/// task releases the one `chains` places after it: the shape of a drain of concurrency
+/// `chains` (its first release lets that many go, and each retry done lets the next go).
+///
+/// `PAD` words of dead weight are carried across the wait by each task: with
+/// [`SAME_SIZE_PAD`], a task is as large as the benchmark's held request (`held_request`), so
+/// the runtime moves, touches and frees as many bytes per task as in the drain.
+pub async fn floor<const PAD: usize>(held: usize, chains: usize) -> (Phase, Phase) {
+    let progress = Progress::new(held);
+    let (firsts, mut receivers): (Vec<_>, VecDeque<_>) =
+        (0..chains).map(|_| oneshot::channel()).unzip();
+    let enqueued = timed(async {
+        for _ in 0..held {
+            let (next, next_receiver) = oneshot::channel();
+            let own = receivers.pop_front().expect("one receiver per chain");
+            receivers.push_back(next_receiver);
+            tokio::spawn(floor_request::<PAD>(own, next, Arc::clone(&progress)));
+        }
+        progress.all_queued.notified().await;
+    })
+    .await;
+    // Nobody follows the last task of a chain: its release goes nowhere.
+    drop(receivers);
+    let released = timed(async {
+        for first in firsts {
+            first.send(()).expect("the first task of each chain waits");
+        }
+        progress.all_retried.notified().await;
+    })
+    .await;
+    (enqueued, released)
+}
+
+/// The padding that makes a [`floor_request`] task as large as a `held_request` task
+/// (checked when the benchmark starts).
+pub const SAME_SIZE_PAD: usize = 10;
+
+/// One task of [`floor`]: waits for its release, then releases the next task.
+pub async fn floor_request<const PAD: usize>(
+    own: oneshot::Receiver<()>,
+    next: oneshot::Sender<()>,
+    progress: Arc<Progress>,
+) {
+    let pad = black_box([0u64; PAD]);
+    let mut own = pin!(own);
+    let released = match poll_fn(|cx| Poll::Ready(own.as_mut().poll(cx))).await {
+        Poll::Ready(released) => released,
+        Poll::Pending => {
+            progress.count(&progress.queued, &progress.all_queued);
+            own.await
+        }
+    };
+    released.expect("every task is released by the one before");
+    black_box(&pad);
+    // The last task has nobody to release.
+    let _ = next.send(());
+    progress.count(&progress.retried, &progress.all_retried);
 }
