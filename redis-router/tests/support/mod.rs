@@ -118,6 +118,17 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+        // A failing test shows what the servers and Sentinels logged: their view of a
+        // failover (who was judged down, when, who led) is half of what explains it.
+        if std::thread::panicking() {
+            for log in ["redis.log", "sentinel.log"] {
+                if let Ok(text) = std::fs::read_to_string(self.dir.join(log)) {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = &lines[lines.len().saturating_sub(60)..];
+                    eprintln!("--- {log} of port {}:\n{}", self.port, tail.join("\n"));
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
