@@ -94,11 +94,11 @@ impl Buffer {
         // Entries held, drain retries running and bytes held, per shard, in one pass over the
         // pool (a pass per shard made the check O(shards × held)).
         let mut per_shard = alloc::vec![(0usize, 0usize, 0u64); p.shards.len()];
-        for (_, e) in p.pool.iter() {
+        for (slot, e) in p.pool.iter() {
             if let Some((held, in_drain, bytes)) = per_shard.get_mut(e.shard.index()) {
                 *held += 1;
                 *in_drain += usize::from(e.status.in_drain());
-                *bytes += e.bytes;
+                *bytes += p.pool.bytes_of(slot);
             }
         }
         let mut counted = 0usize;
@@ -227,7 +227,7 @@ impl Buffer {
         }
         // Over the byte budget only after a reconfiguration lowered it, with retries still
         // running; nothing may be queued then.
-        let bytes: u64 = p.pool.iter().map(|(_, e)| e.bytes).sum();
+        let bytes: u64 = p.pool.iter().map(|(slot, _)| p.pool.bytes_of(slot)).sum();
         if bytes != p.pool.bytes() {
             return fail(10, None, "the bytes held differ from the entries");
         }

@@ -584,9 +584,8 @@ impl ShardBuffer {
         let due: u64 = ctx
             .pool
             .walk(&self.d().queue, self.d().queue.len())
-            .map(|slot| ctx.pool.entry(slot))
-            .take_while(|e| e.deadline <= now)
-            .map(|e| e.bytes)
+            .take_while(|&slot| ctx.pool.entry(slot).deadline <= now)
+            .map(|slot| ctx.pool.bytes_of(slot))
             .sum();
         limits
             .sharing
@@ -661,7 +660,7 @@ impl ShardBuffer {
             }
             Room::Evict(slot) => {
                 ctx.foreign_victims = 1;
-                foreign_bytes = ctx.pool.entry(slot).bytes;
+                foreign_bytes = ctx.pool.bytes_of(slot);
             }
             _ => {}
         }
@@ -682,7 +681,7 @@ impl ShardBuffer {
                 self.evict(slot, now, ctx);
             } else {
                 ctx.foreign_victims += 1;
-                foreign_bytes += ctx.pool.entry(slot).bytes;
+                foreign_bytes += ctx.pool.bytes_of(slot);
             }
         }
         let deadline = now.plus_nanos(ctx.limits.window);
