@@ -231,6 +231,10 @@ impl Buffer {
         if bytes != p.pool.bytes() {
             return fail(10, None, "the bytes held differ from the entries");
         }
+        // A freed slot forgets its size: an unsized request taking it must not inherit it.
+        if p.pool.sizes_total() != bytes {
+            return fail(10, None, "a free slot still has a request size");
+        }
         if bytes > p.limits.sharing.max_bytes && queued > 0 {
             return fail(10, None, "more bytes held than max_bytes");
         }
@@ -386,6 +390,14 @@ mod tests {
             caught(&b),
             (10, "a shard's bytes held differ from its entries")
         );
+    }
+
+    #[test]
+    fn a_free_slot_that_kept_its_size_is_caught() {
+        let (mut b, _, t) = buffering(1, 1);
+        // A slot past every live one, as if a removal had left its size behind.
+        b.corrupt().1.set_size(t[0].slot + 1, 5);
+        assert_eq!(caught(&b), (10, "a free slot still has a request size"));
     }
 
     #[test]

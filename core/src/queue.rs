@@ -235,6 +235,12 @@ impl Pool {
         self.sizes.get(slot as usize).copied().unwrap_or(0)
     }
 
+    /// The sizes of every slot, free ones included (which should all be 0), for the
+    /// invariant checker.
+    pub(crate) fn sizes_total(&self) -> u64 {
+        self.sizes.iter().sum()
+    }
+
     /// Bytes `shard` holds, queued or retrying.
     pub(crate) fn bytes_by(&self, shard: ShardId) -> u64 {
         self.bytes_by.get(shard.index()).copied().unwrap_or(0)
@@ -561,6 +567,13 @@ impl Pool {
 
     pub(crate) fn set_deadline(&mut self, slot: u32, deadline: Timestamp) {
         self.entries[slot as usize].deadline = deadline;
+    }
+
+    pub(crate) fn set_size(&mut self, slot: u32, bytes: u64) {
+        if self.sizes.len() <= slot as usize {
+            self.sizes.resize(slot as usize + 1, 0);
+        }
+        self.sizes[slot as usize] = bytes;
     }
 
     pub(crate) fn set_shard(&mut self, slot: u32, shard: ShardId) {

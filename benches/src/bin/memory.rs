@@ -1,10 +1,12 @@
-//! Prints the heap cost of a held request and the allocations of the idle path.
+//! Prints the heap cost of a held request, of a registered idle shard and of a shard that
+//! fails over (alone, and at issue 16's scale: 100,000 shards, 1,000,000 held, three
+//! spreads), and the allocations of the idle path. `benches/README.md` quotes its output.
 //!
 //! Run with `cargo run --release -p failover-buffer-benches --bin memory`. Every figure is
 //! live heap bytes (or allocations) counted by dhat's global allocator, after minus before,
-//! divided by the number of requests. A figure includes the amortised slack of growable
-//! storage (a slab that doubled to 131,072 entries holds 100,000), because that memory is
-//! really held.
+//! divided by the number of requests (or shards). A figure includes the amortised slack of
+//! growable storage (a slab that doubled to 131,072 entries holds 100,000), because that
+//! memory is really held.
 //!
 //! `MEMORY_N` sets the number of held requests (default 100,000); `MEMORY_SHARDS` and
 //! `MEMORY_HELD` the scale figures' shards and held requests (100,000 and 1,000,000, issue
