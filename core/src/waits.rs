@@ -30,10 +30,12 @@ use crate::stats::{Reason, StopReason, WaitOutcome};
 /// `Retried` and failover-duration histograms (360 B each) are part of that block: every
 /// episode records a failover, and nearly every wait ends `Retried`. Each other outcome's
 /// histogram (`Window`, `Evicted`, `Cancelled`, `ShardMissing`) is allocated at the shard's
-/// first sample of that outcome, once (one allocation of 360 B, on that sample's input;
-/// recording is allocation-free from then on), so a shard whose waits all ended `Retried`
-/// holds two histograms, not six. Reading an outcome never sampled gives an empty histogram;
-/// nothing observable depends on whether it was allocated.
+/// first sample of that outcome, once (one allocation of 360 B, on that sample's input: a
+/// tick releasing at the window, a drain `max_failover_duration` started, an eviction, a
+/// cancel, or the drain of a shard resharded away; recording is allocation-free from then
+/// on), so a shard whose waits all ended `Retried` holds two histograms, not six, and the
+/// drain after a failover that ended allocates nothing. Reading an outcome never sampled
+/// gives an empty histogram; nothing observable depends on whether it was allocated.
 ///
 /// ```
 /// use failover_buffer::{Admission, Buffer, Config, FailoverCause, HealthStamp, PrimaryId, Timestamp, WaitOutcome};
