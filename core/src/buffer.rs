@@ -626,7 +626,7 @@ impl Buffer {
             return Ok(admission);
         }
         // Held again, it weighs what it weighed.
-        let bytes = ctx.pool.entry(ticket.slot).bytes;
+        let bytes = ctx.pool.bytes_of(ticket.slot);
         sb.finish(shard, now, ticket.slot, status, &mut ctx);
         let admission = sb.request(shard, now, Some(cause), bytes, &mut ctx);
         let victims = ctx.foreign_victims;

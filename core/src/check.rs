@@ -94,11 +94,11 @@ impl Buffer {
         // Entries held, drain retries running and bytes held, per shard, in one pass over the
         // pool (a pass per shard made the check O(shards × held)).
         let mut per_shard = alloc::vec![(0usize, 0usize, 0u64); p.shards.len()];
-        for (_, e) in p.pool.iter() {
+        for (slot, e) in p.pool.iter() {
             if let Some((held, in_drain, bytes)) = per_shard.get_mut(e.shard.index()) {
                 *held += 1;
                 *in_drain += usize::from(e.status.in_drain());
-                *bytes += e.bytes;
+                *bytes += p.pool.bytes_of(slot);
             }
         }
         let mut counted = 0usize;
@@ -227,9 +227,13 @@ impl Buffer {
         }
         // Over the byte budget only after a reconfiguration lowered it, with retries still
         // running; nothing may be queued then.
-        let bytes: u64 = p.pool.iter().map(|(_, e)| e.bytes).sum();
+        let bytes: u64 = p.pool.iter().map(|(slot, _)| p.pool.bytes_of(slot)).sum();
         if bytes != p.pool.bytes() {
             return fail(10, None, "the bytes held differ from the entries");
+        }
+        // A freed slot forgets its size: an unsized request taking it must not inherit it.
+        if p.pool.sizes_total() != bytes {
+            return fail(10, None, "a free slot still has a request size");
         }
         if bytes > p.limits.sharing.max_bytes && queued > 0 {
             return fail(10, None, "more bytes held than max_bytes");
@@ -386,6 +390,14 @@ mod tests {
             caught(&b),
             (10, "a shard's bytes held differ from its entries")
         );
+    }
+
+    #[test]
+    fn a_free_slot_that_kept_its_size_is_caught() {
+        let (mut b, _, t) = buffering(1, 1);
+        // A slot past every live one, as if a removal had left its size behind.
+        b.corrupt().1.set_size(t[0].slot + 1, 5);
+        assert_eq!(caught(&b), (10, "a free slot still has a request size"));
     }
 
     #[test]

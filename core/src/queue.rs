@@ -98,12 +98,13 @@ impl Held {
     }
 }
 
-/// One held request. 56 bytes, so the slab entry stays under DESIGN's 64-byte budget.
+/// One held request. 48 bytes (the slab's entry too: the status's spare values are its
+/// vacant marker), under DESIGN's 64-byte budget with room for the slab's doubling. The size
+/// a request carries is kept beside it, in [`Pool`]'s `sizes`, only once a sized request
+/// was held.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     generation: u64,
-    /// The size the request carries, counted against `max_bytes`.
-    pub(crate) bytes: u64,
     /// Enqueue time + window: when the window releases it.
     pub(crate) deadline: Timestamp,
     /// When it was queued (or queued again by a drain's back-off): its wait, at its
@@ -174,6 +175,11 @@ pub(crate) struct Pool {
     bytes_by: Vec<u64>,
     /// Bytes held across all shards.
     bytes: u64,
+    /// Per slot: the size of the request in it, counted against `max_bytes` (0 for a vacant
+    /// slot). Empty until the first sized request (bytes above 0) is held, then as long as
+    /// the slab's capacity, so a buffer of unsized requests pays nothing for sizes: a held
+    /// request costs 48 bytes, a sized one 56.
+    sizes: Vec<u64>,
     next_generation: u64,
     /// The owning buffer's identity, stamped on every ticket.
     buffer: u32,
@@ -195,6 +201,7 @@ impl Pool {
             held_by: Vec::new(),
             bytes_by: Vec::new(),
             bytes: 0,
+            sizes: Vec::new(),
             next_generation: 1,
             buffer,
         }
@@ -221,6 +228,17 @@ impl Pool {
     /// Bytes held across all shards, queued or retrying.
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// The size of the request in `slot` (0 for an unsized request, or a vacant slot).
+    pub(crate) fn bytes_of(&self, slot: u32) -> u64 {
+        self.sizes.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    /// The sizes of every slot, free ones included (which should all be 0), for the
+    /// invariant checker.
+    pub(crate) fn sizes_total(&self) -> u64 {
+        self.sizes.iter().sum()
     }
 
     /// Bytes `shard` holds, queued or retrying.
@@ -266,7 +284,6 @@ impl Pool {
         let generation = self.issue();
         let slot = self.entries.insert(Entry {
             generation,
-            bytes,
             deadline,
             held_at,
             prev: queue.tail,
@@ -280,6 +297,14 @@ impl Pool {
         // before its victim from another shard leaves), and `size` is checked to fit at
         // construction, so the index fits in a u32 below NIL.
         let slot = u32::try_from(slot).unwrap_or(NIL - 1);
+        if bytes != 0 {
+            let i = slot as usize;
+            if self.sizes.len() <= i {
+                // Once per growth of the slab: sized as it is.
+                self.sizes.resize(self.entries.capacity().max(i + 1), 0);
+            }
+            self.sizes[i] = bytes;
+        }
         match queue.tail {
             NIL => queue.head = slot,
             tail => self.entries[tail as usize].next = slot,
@@ -337,7 +362,7 @@ impl Pool {
             n => self.entries[n as usize].prev = slot,
         }
         queue.len += 1;
-        let bytes = self.entries[slot as usize].bytes;
+        let bytes = self.bytes_of(slot);
         queue.bytes += bytes;
         self.all.bytes += bytes;
         self.requeue_all(slot, next);
@@ -392,9 +417,10 @@ impl Pool {
     /// Unlinks a queued entry from anywhere in `queue` (and from the buffer-wide FIFO), in
     /// O(1).
     pub(crate) fn unlink(&mut self, queue: &mut Queue, slot: u32) {
-        let (prev, next, all_prev, all_next, bytes) = {
+        let bytes = self.bytes_of(slot);
+        let (prev, next, all_prev, all_next) = {
             let e = &mut self.entries[slot as usize];
-            let links = (e.prev, e.next, e.all_prev, e.all_next, e.bytes);
+            let links = (e.prev, e.next, e.all_prev, e.all_next);
             e.prev = NIL;
             e.next = NIL;
             e.all_prev = NIL;
@@ -466,14 +492,15 @@ impl Pool {
     /// Ends a ticket, freeing its slot. It must not be linked in a queue.
     pub(crate) fn remove(&mut self, slot: u32) -> u64 {
         let e = self.entries.remove(slot as usize);
+        let bytes = self.sizes.get_mut(slot as usize).map_or(0, core::mem::take);
         if let Some(n) = self.held_by.get_mut(e.shard.index()) {
             *n = n.saturating_sub(1);
         }
         if let Some(b) = self.bytes_by.get_mut(e.shard.index()) {
-            *b = b.saturating_sub(e.bytes);
+            *b = b.saturating_sub(bytes);
         }
-        self.bytes = self.bytes.saturating_sub(e.bytes);
-        e.bytes
+        self.bytes = self.bytes.saturating_sub(bytes);
+        bytes
     }
 
     /// Every live entry, for the invariant checker.
@@ -542,6 +569,13 @@ impl Pool {
         self.entries[slot as usize].deadline = deadline;
     }
 
+    pub(crate) fn set_size(&mut self, slot: u32, bytes: u64) {
+        if self.sizes.len() <= slot as usize {
+            self.sizes.resize(slot as usize + 1, 0);
+        }
+        self.sizes[slot as usize] = bytes;
+    }
+
     pub(crate) fn set_shard(&mut self, slot: u32, shard: ShardId) {
         self.entries[slot as usize].shard = shard;
     }
@@ -563,11 +597,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_request_costs_56_bytes_and_a_ticket_16() {
+    fn a_held_request_costs_48_bytes_and_a_ticket_16() {
         // The buffer identity fits the ticket's padding, and the release reason the entry's;
-        // the buffer-wide FIFO's links cost 8 bytes, the request's size 8, when it was queued
-        // (for its wait's histogram sample) 8.
-        assert_eq!(core::mem::size_of::<Entry>(), 56);
+        // the buffer-wide FIFO's links cost 8 bytes, when it was queued (for its wait's
+        // histogram sample) 8; its size is kept beside it, for sized requests only.
+        assert_eq!(core::mem::size_of::<Entry>(), 48);
+        // The slab's own entry (vacant or occupied) is no larger: a niche marks vacancy.
+        assert_eq!(core::mem::size_of::<Option<Entry>>(), 48);
         assert_eq!(core::mem::size_of::<Ticket>(), 16);
+    }
+
+    fn pool_with(sizes: &[u64]) -> (Pool, Queue, Vec<Ticket>) {
+        let mut pool = Pool::with_capacity(4);
+        pool.register();
+        let mut queue = Queue::EMPTY;
+        let shard = ShardId::from_index(0);
+        let tickets = sizes
+            .iter()
+            .map(|&b| pool.push_back(&mut queue, shard, Timestamp::ZERO, Timestamp::MAX, b))
+            .collect();
+        (pool, queue, tickets)
+    }
+
+    #[test]
+    fn unsized_requests_keep_no_sizes() {
+        let (pool, queue, tickets) = pool_with(&[0, 0, 0]);
+        assert!(pool.sizes.is_empty());
+        assert_eq!((pool.bytes(), queue.bytes()), (0, 0));
+        assert!(tickets.iter().all(|t| pool.bytes_of(t.slot) == 0));
+    }
+
+    #[test]
+    fn a_freed_slot_forgets_its_size_when_an_unsized_request_takes_it() {
+        let (mut pool, mut queue, tickets) = pool_with(&[0, 7, 0]);
+        assert_eq!(pool.bytes_of(tickets[1].slot), 7);
+        assert_eq!((pool.bytes(), queue.bytes()), (7, 7));
+        pool.unlink(&mut queue, tickets[1].slot);
+        assert_eq!(pool.remove(tickets[1].slot), 7);
+        assert_eq!((pool.bytes(), queue.bytes()), (0, 0));
+        let again = pool.push_back(
+            &mut queue,
+            ShardId::from_index(0),
+            Timestamp::ZERO,
+            Timestamp::MAX,
+            0,
+        );
+        assert_eq!(again.slot, tickets[1].slot, "the slab reuses the slot");
+        assert_eq!(pool.bytes_of(again.slot), 0);
+        assert_eq!(pool.bytes(), 0);
     }
 }

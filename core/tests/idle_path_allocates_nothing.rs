@@ -128,3 +128,38 @@ fn a_pause_allocates_the_shards_block_and_a_later_episode_nothing_more() {
     );
     assert_eq!(buffer.wait_histograms(shard).unwrap().wait_count(), 2);
 }
+
+/// Nearly every wait ends `Retried`, so only that outcome's histogram (and the failovers')
+/// come with the shard's block; a rarer outcome's is allocated at the shard's first sample of
+/// it, once: here the first cancel allocates exactly that histogram, and a later cancel
+/// nothing.
+#[test]
+fn a_rarer_outcome_allocates_its_histogram_at_its_first_sample_only() {
+    use failover_buffer::{FailoverCause, WaitOutcome};
+
+    let mut buffer = Buffer::new(Config {
+        enabled: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let shard = buffer.register_shard("ks", "0");
+    let t = Timestamp::from_secs(1);
+    let hold = |buffer: &mut Buffer| {
+        let Ok(Admission::Wait(ticket)) = buffer.request(t, shard, Some(FailoverCause::Reparent))
+        else {
+            panic!("held")
+        };
+        ticket
+    };
+    let (first, second) = (hold(&mut buffer), hold(&mut buffer));
+    while buffer.poll_action().is_some() {}
+
+    let cancel = |buffer: &mut Buffer, ticket| {
+        allocation_counter::measure(|| buffer.cancel(t, ticket).unwrap()).count_total
+    };
+    assert_eq!(cancel(&mut buffer, first), 1, "the Cancelled histogram");
+    assert_eq!(cancel(&mut buffer, second), 0);
+    let waits = buffer.wait_histograms(shard).unwrap();
+    assert_eq!(waits.wait(WaitOutcome::Cancelled).count(), 2);
+    assert_eq!(waits.wait(WaitOutcome::Window).count(), 0);
+}

@@ -1,13 +1,16 @@
-//! Prints the heap cost of a held request and the allocations of the idle path.
+//! Prints the heap cost of a held request, of a registered idle shard and of a shard that
+//! fails over (alone, and at issue 16's scale: 100,000 shards, 1,000,000 held, three
+//! spreads), and the allocations of the idle path. `benches/README.md` quotes its output.
 //!
 //! Run with `cargo run --release -p failover-buffer-benches --bin memory`. Every figure is
 //! live heap bytes (or allocations) counted by dhat's global allocator, after minus before,
-//! divided by the number of requests. A figure includes the amortised slack of growable
-//! storage (a slab that doubled to 131,072 entries holds 100,000), because that memory is
-//! really held.
+//! divided by the number of requests (or shards). A figure includes the amortised slack of
+//! growable storage (a slab that doubled to 131,072 entries holds 100,000), because that
+//! memory is really held.
 //!
 //! `MEMORY_N` sets the number of held requests (default 100,000); `MEMORY_SHARDS` and
-//! `MEMORY_HELD` the scale figure's shards and held requests (100,000 and 1,000,000).
+//! `MEMORY_HELD` the scale figures' shards and held requests (100,000 and 1,000,000, issue
+//! 16's set-up), held in 1,000, 10,000 and 100,000 of the shards in turn.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -49,17 +52,9 @@ fn core_held(n: usize) {
     report("core: live heap per held request", after - before, n);
 }
 
-/// The core at scale: `shards` shards registered (named as a large deployment names them,
-/// `keyspace_N/-80`-style), then `held` requests held across the first tenth of them (a
-/// region-wide failover). Prints the live heap per registered idle shard, and per held
-/// request on top of that, and the total.
-fn core_scale(shards: usize, held: usize, reserve: bool) {
-    let (before, _) = heap();
-    let mut buffer = failover_buffer::Buffer::new(config(held, 16)).expect("the config is valid");
-    if reserve {
-        buffer.reserve_shards(shards);
-    }
-    let reserved = if reserve { ", reserved up front" } else { "" };
+/// Registers `shards` shards on `buffer` (named as a large deployment names them,
+/// `keyspace_N/-80`-style), each with a known serving primary.
+fn register(buffer: &mut failover_buffer::Buffer, shards: usize) -> Vec<failover_buffer::ShardId> {
     let now = failover_buffer::Timestamp::from_secs(1);
     let ids: Vec<_> = (0..shards)
         .map(|i| {
@@ -73,50 +68,110 @@ fn core_scale(shards: usize, held: usize, reserve: bool) {
             .health(now, id, serving(1))
             .expect("the first stamp is never stale");
     }
+    ids
+}
+
+/// Live heap per registered idle shard, with `shards` registered, the tables grown by
+/// doubling or (`reserve`) reserved up front.
+fn core_idle_shards(shards: usize, reserve: bool) {
+    let (before, _) = heap();
+    let mut buffer = failover_buffer::Buffer::new(config(16, 16)).expect("the config is valid");
+    if reserve {
+        buffer.reserve_shards(shards);
+    }
+    let ids = register(&mut buffer, shards);
     let (registered, _) = heap();
     // The ids are the caller's, not the buffer's: counted out.
     let ids_bytes = ids.capacity() * size_of::<failover_buffer::ShardId>();
-    let failing = (shards / 10).max(1);
-    // First one request per failing shard: its episode starts, which allocates the shard's
-    // out-of-line counters and histograms; then the rest.
-    let mut first = registered;
+    let reserved = if reserve { ", reserved up front" } else { "" };
+    report(
+        &format!("core: live heap per registered idle shard, {shards} shards{reserved}"),
+        registered - before - ids_bytes,
+        shards,
+    );
+}
+
+/// The out-of-line block a shard allocates when it first fails over: `n` shards each get
+/// one held request, in a buffer whose slab already has room for them (it held `n`
+/// requests on another shard, since cancelled), so the figure is the blocks alone. Then
+/// each of those requests is cancelled: the first `Cancelled` sample of each shard
+/// allocates that outcome's histogram.
+fn core_shard_block(n: usize) {
+    let now = failover_buffer::Timestamp::from_secs(1);
+    let mut buffer = failover_buffer::Buffer::new(config(n, 16)).expect("the config is valid");
+    let ids = register(&mut buffer, n + 1);
+    let warm: Vec<_> = (0..n)
+        .map(|_| match buffer.request(now, ids[n], Some(CAUSE)) {
+            Ok(Admission::Wait(ticket)) => ticket,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for ticket in warm {
+        buffer.cancel(now, ticket).expect("the ticket is live");
+    }
+    while buffer.poll_action().is_some() {}
+    let (before, _) = heap();
+    // Each shard's start is an action: taken at once, so the actions queue does not grow.
+    let held: Vec<_> = (0..n)
+        .map(|i| {
+            let admission = buffer.request(now, ids[i], Some(CAUSE));
+            while buffer.poll_action().is_some() {}
+            match admission {
+                Ok(Admission::Wait(ticket)) => ticket,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    let (after, _) = heap();
+    let tickets = held.capacity() * size_of::<failover_buffer::Ticket>();
+    report(
+        "core: the block a shard allocates at its first episode (counters, queue, episode, pause, Retried and failover histograms)",
+        after - before - tickets,
+        n,
+    );
+    let (before, _) = heap();
+    for ticket in held {
+        buffer.cancel(now, ticket).expect("the ticket is live");
+        while buffer.poll_action().is_some() {}
+    }
+    let (after, _) = heap();
+    report(
+        "core: a further outcome's histogram, at its first sample (here Cancelled)",
+        (after + tickets).saturating_sub(before),
+        n,
+    );
+}
+
+/// The core at scale: `shards` shards registered, then `held` requests held spread evenly
+/// over the first `failing` of them (a failover of part of a region). Prints the live heap
+/// per held request on top of the registered idle shards, and the total.
+fn core_scale(shards: usize, held: usize, failing: usize) {
+    let now = failover_buffer::Timestamp::from_secs(1);
+    let (before, _) = heap();
+    let mut buffer = failover_buffer::Buffer::new(config(held, 16)).expect("the config is valid");
+    let ids = register(&mut buffer, shards);
+    let (registered, _) = heap();
+    let ids_bytes = ids.capacity() * size_of::<failover_buffer::ShardId>();
     for k in 0..held {
         let admission = buffer.request(now, ids[k % failing], Some(CAUSE));
         assert!(matches!(admission, Ok(Admission::Wait(_))), "{admission:?}");
-        if k + 1 == failing {
+        if k % 1024 == 1023 {
             while buffer.poll_action().is_some() {}
-            first = heap().0;
         }
     }
     while buffer.poll_action().is_some() {}
     let (after, _) = heap();
     assert_eq!(buffer.held_slots(), held);
-    let per_shard = registered - before - ids_bytes;
     report(
-        &format!("core: live heap per registered idle shard, {shards} shards{reserved}"),
-        per_shard,
-        shards,
-    );
-    if reserve {
-        return;
-    }
-    report(
-        &format!("core: live heap per held request, {held} held in {failing} of {shards} shards"),
+        &format!(
+            "core: live heap per held request, {held} held in {failing} of {shards} shards ({} each)",
+            held / failing
+        ),
         after - registered,
         held,
     );
-    report(
-        "core:   of which per shard failing over, with its first request",
-        first - registered,
-        failing,
-    );
-    report(
-        "core:   and per further held request",
-        after - first,
-        held - failing,
-    );
     println!(
-        "core: total live heap with {shards} shards and {held} requests held: {} bytes ({:.1} MiB)",
+        "core:   total live heap with them: {} bytes ({:.1} MiB)",
         after - before - ids_bytes,
         (after - before - ids_bytes) as f64 / (1024.0 * 1024.0)
     );
@@ -239,6 +294,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    core_scale(shards, held, false);
-    core_scale(shards, held, true);
+    core_idle_shards(shards, false);
+    core_idle_shards(shards, true);
+    core_shard_block(10_000);
+    for failing in [1_000, 10_000, 100_000] {
+        core_scale(shards, held, failing.min(shards));
+    }
 }
