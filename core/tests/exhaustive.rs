@@ -528,9 +528,9 @@ fn form(setup: &SetUp, ops: &[Op]) -> String {
         }
         h.apply(op).expect("a passing sequence");
     }
-    canonical::canonical(h.buffer(), Some(clock), false, true)
-        .expect("a printable buffer")
-        .text
+    let form = canonical::canonical(h.buffer(), Some(clock), false, true, true)
+        .expect("a readable buffer");
+    format!("{:032x} {}", form.key, form.text)
 }
 
 const FAIL: Option<Cause> = Some(Cause::Reparent);

@@ -168,12 +168,13 @@ impl Run {
         Ok(())
     }
 
-    fn canonical(&self, merge: Merge, reconfigure: bool) -> Result<Canonical, String> {
+    fn canonical(&self, merge: Merge, reconfigure: bool, print: bool) -> Result<Canonical, String> {
         canonical(
             self.harness.buffer(),
             (!self.end_of_time).then_some(self.clock_ns),
             merge == Merge::Structural,
             !reconfigure,
+            print,
         )
     }
 
@@ -232,7 +233,7 @@ pub(crate) fn explore(
     let started = Instant::now();
     let root = Run::new(&bound.setup).map_err(|e| fail(Vec::new(), e))?;
     let root_form = root
-        .canonical(bound.merge, bound.reconfigure)
+        .canonical(bound.merge, bound.reconfigure, false)
         .map_err(|e| fail(Vec::new(), e))?;
     let mut seen: HashSet<u128> = HashSet::from([merge_key(&root_form, bound.merge)]);
     let mut nodes = vec![Node {
@@ -286,7 +287,7 @@ pub(crate) fn explore(
                 if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
                     let mut ops = path_to(&nodes, parent);
                     ops.push(op);
-                    let form = run.canonical(bound.merge, bound.reconfigure);
+                    let form = run.canonical(bound.merge, bound.reconfigure, true);
                     eprintln!(
                         "new state after {ops:?}: {}",
                         form.map_or_else(|e| e, |f| f.text)
@@ -369,7 +370,7 @@ fn transition(
 ) -> Result<(u128, u128, Run, Live), String> {
     let mut run = from.clone();
     run.apply(op)?;
-    let form = run.canonical(bound.merge, bound.reconfigure)?;
+    let form = run.canonical(bound.merge, bound.reconfigure, false)?;
     rules_exercised(&run.harness, bound.setup.shards, rules);
     let live = run.live(&form);
     Ok((merge_key(&form, bound.merge), form.key, run, live))
