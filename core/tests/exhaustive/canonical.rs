@@ -188,7 +188,7 @@ fn config_id(config: &Config) -> u128 {
         if let Some((_, id)) = seen.iter().find(|(c, _)| c == config) {
             return *id;
         }
-        let id = fingerprint(format!("{config:?}").as_bytes());
+        let id = fingerprint(&format!("{config:?}"));
         seen.push((config.clone(), id));
         id
     })
@@ -203,7 +203,7 @@ struct Enc {
 impl Enc {
     fn new(print: bool) -> Enc {
         Enc {
-            words: Vec::with_capacity(128),
+            words: Vec::with_capacity(64),
             text: print.then(String::new),
         }
     }
@@ -285,11 +285,7 @@ impl Read<'_> {
             }
         }
         let best = best.ok_or("no permutation keeps the modes")?;
-        let mut bytes = Vec::with_capacity(best.words.len() * 16);
-        for w in &best.words {
-            bytes.extend_from_slice(&w.to_le_bytes());
-        }
-        Ok((fingerprint(&bytes), best.text.unwrap_or_default()))
+        Ok((fingerprint(&best.words), best.text.unwrap_or_default()))
     }
 
     /// The whole form, with shard `i` renamed `perm[i]`.
@@ -415,7 +411,7 @@ impl Read<'_> {
                 .map(|(n, v)| (n, norm.tree(&v)))
                 .collect();
             let text = format!("{:?}", Value::Struct(name, kept));
-            e.v("plan", fingerprint(text.as_bytes()) as i128, &text);
+            e.v("plan", fingerprint(&text) as i128, &text);
             e.n("stopped", shutdown.stopped.len() as i128);
             for (shard, saved) in &shutdown.stopped {
                 e.open("unstop", 3);
@@ -868,12 +864,12 @@ fn term(e: &mut Enc, name: &str, t: Option<u64>, highest: Option<u64>, full: boo
     }
 }
 
-/// Two independent 64-bit SipHashes of `bytes`.
-fn fingerprint(bytes: &[u8]) -> u128 {
+/// Two independent 64-bit SipHashes of `value`.
+fn fingerprint<T: Hash + ?Sized>(value: &T) -> u128 {
     let half = |salt: u64| {
         let mut h = DefaultHasher::new();
         salt.hash(&mut h);
-        bytes.hash(&mut h);
+        value.hash(&mut h);
         h.finish()
     };
     (u128::from(half(0x5eed_0001)) << 64) | u128::from(half(0x5eed_0002))
