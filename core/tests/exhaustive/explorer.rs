@@ -1,10 +1,15 @@
 //! Breadth-first search of every state a small buffer can reach, through the shared harness.
 //!
-//! A state of the frontier is kept as a [`Harness`] in that state (buffer, reference model,
-//! ticket history) and expanded by cloning it once per input, so a transition costs one
-//! input whatever its depth; every state found is remembered as the op that first reached
-//! it and its parent, so its input sequence is a shortest one (breadth-first order). A
-//! depth's frontier is expanded by several threads, merged in frontier order.
+//! Every state found is remembered as the op that first reached it and its parent (a few
+//! bytes), so its input sequence is a shortest one (breadth-first order). A state of the
+//! frontier is rebuilt when it is expanded, as a [`Harness`] in that state (buffer,
+//! reference model, ticket history), by cloning its parent and applying its op; the
+//! frontier is in order of parent, so one rebuilt parent serves all its children, and a
+//! parent is replayed from the initial state only when a new one comes up. A state is then
+//! expanded by cloning it once per input, so a transition costs one input whatever its
+//! depth. Keeping harnesses (about 10 KB each) for a whole frontier instead would need
+//! gigabytes at the depths the two-shard bounds reach. A depth's frontier is expanded by
+//! several threads, merged in frontier order.
 //!
 //! Every transition goes through `Harness::apply`, which compares the core with the
 //! reference model (answer, actions, timers, slots, ticket statuses, counters), checks
@@ -112,13 +117,6 @@ struct Node {
     op: Op,
 }
 
-/// A state waiting to be expanded: the harness in that state, and what the alphabet needs.
-struct Frontier {
-    node: u32,
-    run: Run,
-    live: Live,
-}
-
 /// A harness with the harness's clock mirrored, which the canonical form needs and the
 /// harness keeps to itself.
 #[derive(Clone)]
@@ -209,8 +207,8 @@ fn threads() -> usize {
 #[derive(Default)]
 struct Expansion {
     /// New states (not seen at an earlier depth, nor earlier in this share): their key,
-    /// full form's key, parent node, input and state.
-    found: Vec<(u128, u128, u32, Op, Run, Live)>,
+    /// full form's key, parent node and input.
+    found: Vec<(u128, u128, u32, Op)>,
     transitions: u64,
     rules: BTreeSet<String>,
     kinds: BTreeSet<&'static str>,
@@ -220,12 +218,13 @@ struct Expansion {
 
 /// Explores `bound` breadth-first, calling `progress` after each depth.
 ///
-/// Each state is kept as a harness in that state (buffer, model and ticket history) and
-/// expanded by cloning it once per input. A depth's frontier is split into as many
-/// contiguous shares as there are threads; each thread expands its share against the
-/// states of earlier depths, and the shares are then merged in frontier order, so the
-/// states found, the path kept to each (the first in frontier and alphabet order) and the
-/// counterexample reported do not depend on the number of threads.
+/// Each state is kept as the input that first reached it and its parent, rebuilt from its
+/// parent when expanded (see the module's doc), and expanded by cloning it once per input.
+/// A depth's frontier is split into as many contiguous shares as there are threads; each
+/// thread expands its share against the states of earlier depths, and the shares are then
+/// merged in frontier order, so the states found, the path kept to each (the first in
+/// frontier and alphabet order) and the counterexample reported do not depend on the
+/// number of threads.
 pub(crate) fn explore(
     bound: &Bound,
     mut progress: impl FnMut(usize, usize, usize),
@@ -250,19 +249,15 @@ pub(crate) fn explore(
         classes: HashSet::from([root_form.key]),
         elapsed: Duration::ZERO,
     };
-    let mut frontier = vec![Frontier {
-        node: 0,
-        live: root.live(&root_form),
-        run: root,
-    }];
+    let mut frontier: Vec<u32> = vec![0];
     let threads = threads();
     for depth in 0..bound.depth {
         let share = frontier.len().div_ceil(threads).max(1);
-        let seen_before = &seen;
+        let (seen_before, nodes_before) = (&seen, &nodes);
         let expansions: Vec<Expansion> = std::thread::scope(|scope| {
             let workers: Vec<_> = frontier
                 .chunks(share)
-                .map(|states| scope.spawn(move || expand(bound, states, seen_before)))
+                .map(|states| scope.spawn(move || expand(bound, nodes_before, states, seen_before)))
                 .collect();
             workers
                 .into_iter()
@@ -279,23 +274,23 @@ pub(crate) fn explore(
                 ops.push(op);
                 return Err(fail(ops, error));
             }
-            for (key, class, parent, op, run, live) in e.found {
+            for (key, class, parent, op) in e.found {
                 if !seen.insert(key) {
                     continue;
                 }
                 explored.classes.insert(class);
+                let node = u32::try_from(nodes.len()).expect("fewer than 2^32 states");
+                nodes.push(Node { parent, op });
                 if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
-                    let mut ops = path_to(&nodes, parent);
-                    ops.push(op);
-                    let form = run.canonical(bound.merge, bound.reconfigure, true);
+                    let ops = path_to(&nodes, node);
+                    let form = replay(&bound.setup, &ops)
+                        .and_then(|run| run.canonical(bound.merge, bound.reconfigure, true));
                     eprintln!(
                         "new state after {ops:?}: {}",
                         form.map_or_else(|e| e, |f| f.text)
                     );
                 }
-                let node = u32::try_from(nodes.len()).expect("fewer than 2^32 states");
-                nodes.push(Node { parent, op });
-                next.push(Frontier { node, run, live });
+                next.push(node);
             }
         }
         explored.states += next.len();
@@ -320,30 +315,66 @@ fn fail(ops: Vec<Op>, error: String) -> Box<Counterexample> {
     })
 }
 
+/// The state `ops` lead to from the initial one.
+fn replay(setup: &SetUp, ops: &[Op]) -> Result<Run, String> {
+    let mut run = Run::new(setup)?;
+    for op in ops {
+        run.apply(op)?;
+    }
+    Ok(run)
+}
+
 /// Tries every input in each of `states`, in order, stopping at the first failure.
-fn expand(bound: &Bound, states: &[Frontier], seen: &HashSet<u128>) -> Expansion {
+fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &HashSet<u128>) -> Expansion {
     let mut out = Expansion::default();
     let mut here = HashSet::new();
-    for state in states {
-        for op in alphabet::inputs(&bound.setup, bound.steps, state.live, bound.reconfigure) {
+    // The parent last rebuilt: consecutive states of a frontier share theirs.
+    let mut parent: Option<(u32, Run)> = None;
+    for &node in states {
+        let Node { parent: p, op } = nodes[node as usize];
+        if parent.as_ref().is_none_or(|(n, _)| *n != p) {
+            // Every state of the frontier was reached without failure, and the harness is
+            // deterministic, so its replay passes again.
+            let ops = if node == 0 {
+                Vec::new()
+            } else {
+                path_to(nodes, p)
+            };
+            let run =
+                replay(&bound.setup, &ops).expect("replaying a passing input sequence passes");
+            parent = Some((p, run));
+        }
+        let mut run = parent
+            .as_ref()
+            .map(|(_, r)| r.clone())
+            .expect("rebuilt above");
+        if node != 0 {
+            run.apply(&op)
+                .expect("replaying a passing input sequence passes");
+        }
+        let live = run
+            .canonical(bound.merge, bound.reconfigure, false)
+            .map(|form| run.live(&form))
+            .expect("a state read once reads again");
+        for op in alphabet::inputs(&bound.setup, bound.steps, live, bound.reconfigure) {
             out.transitions += 1;
             out.kinds.insert(alphabet::kind(&op));
             let step = catch_unwind(AssertUnwindSafe(|| {
-                transition(bound, &state.run, &op, &mut out.rules)
+                transition(bound, &run, &op, &mut out.rules)
             }));
             let error = match step {
-                Ok(Ok((key, class, run, live))) => {
+                Ok(Ok((key, class, next))) => {
                     if seen.contains(&key) || !here.insert(key) {
                         continue;
                     }
                     // A new state: from it, shutting down must end every request.
                     let finished = catch_unwind(AssertUnwindSafe(|| {
-                        let mut end = run.clone();
+                        let mut end = next;
                         end.harness.finish()
                     }));
                     match finished {
                         Ok(Ok(())) => {
-                            out.found.push((key, class, state.node, op, run, live));
+                            out.found.push((key, class, node, op));
                             continue;
                         }
                         Ok(Err(e)) => format!("{FINISH_FAILED}{e}"),
@@ -353,27 +384,26 @@ fn expand(bound: &Bound, states: &[Frontier], seen: &HashSet<u128>) -> Expansion
                 Ok(Err(e)) => e,
                 Err(panic) => format!("panicked: {}", message(&panic)),
             };
-            out.failure = Some((state.node, op, error));
+            out.failure = Some((node, op, error));
             return out;
         }
     }
     out
 }
 
-/// Applies `op` to a copy of `from`: its merge key and its full form's key, the state
-/// reached, and what the alphabet needs of it.
+/// Applies `op` to a copy of `from`: its merge key and its full form's key, and the state
+/// reached.
 fn transition(
     bound: &Bound,
     from: &Run,
     op: &Op,
     rules: &mut BTreeSet<String>,
-) -> Result<(u128, u128, Run, Live), String> {
+) -> Result<(u128, u128, Run), String> {
     let mut run = from.clone();
     run.apply(op)?;
     let form = run.canonical(bound.merge, bound.reconfigure, false)?;
     rules_exercised(&run.harness, bound.setup.shards, rules);
-    let live = run.live(&form);
-    Ok((merge_key(&form, bound.merge), form.key, run, live))
+    Ok((merge_key(&form, bound.merge), form.key, run))
 }
 
 fn merge_key(form: &Canonical, merge: Merge) -> u128 {
