@@ -480,6 +480,19 @@ fn larger_bounds() {
     same_states_with_and_without_merging_rules("2 shards, 2 slots", setup(2, 2, 2), 4, false);
 }
 
+/// The bound alone: two shards sharing two slots, drain concurrency 2, every input
+/// but `reconfigure`, to `EXHAUSTIVE_DEPTH` inputs (default 8): `cargo test --release -p
+/// failover-buffer --test exhaustive -- --ignored --exact two_shards_two_slots --nocapture`.
+#[test]
+#[ignore = "minutes: run in release with --ignored --exact two_shards_two_slots"]
+fn two_shards_two_slots() {
+    explore_without_reconfiguring(
+        "2 shards, 2 slots, drain concurrency 2",
+        setup(2, 2, 2),
+        depth(8),
+    );
+}
+
 /// Bounds that take minutes even in release, so not in `.ci/run`: `cargo test --release
 /// -p failover-buffer --test exhaustive -- --ignored --exact slower_bounds --nocapture`.
 #[test]

@@ -91,6 +91,7 @@
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::rc::Rc;
 
 use failover_buffer::drain::DrainPlan;
 use failover_buffer::inspect::{self, Held, State};
@@ -203,7 +204,7 @@ struct Enc {
 impl Enc {
     fn new(print: bool) -> Enc {
         Enc {
-            words: Vec::with_capacity(64),
+            words: Vec::with_capacity(256),
             text: print.then(String::new),
         }
     }
@@ -267,25 +268,28 @@ impl Read<'_> {
         let shards = &self.state.shards;
         let n = shards.len();
         let identity: Vec<usize> = (0..n).collect();
-        let perms = if norm.full && norm.symmetric {
+        let all = if norm.full && norm.symmetric {
             permutations(n)
         } else {
-            vec![identity]
+            Rc::new(vec![identity])
         };
         let mut best: Option<Enc> = None;
-        for perm in perms {
+        for perm in all.iter() {
             // perm[old] = new; only permutations that keep every shard's mode.
             if (0..n).any(|i| shards[i].mode != shards[perm[i]].mode) {
                 continue;
             }
             let mut enc = Enc::new(print);
-            self.write(&mut enc, norm, &perm)?;
+            self.write(&mut enc, norm, perm)?;
             if best.as_ref().is_none_or(|b| enc.words < b.words) {
                 best = Some(enc);
             }
         }
         let best = best.ok_or("no permutation keeps the modes")?;
-        Ok((fingerprint(&best.words), best.text.unwrap_or_default()))
+        Ok((
+            fingerprint_words(&best.words),
+            best.text.unwrap_or_default(),
+        ))
     }
 
     /// The whole form, with shard `i` renamed `perm[i]`.
@@ -429,13 +433,27 @@ impl Read<'_> {
     }
 }
 
-/// Every permutation of `0..n`, as `perm[old] = new`.
-fn permutations(n: usize) -> Vec<Vec<usize>> {
+/// Every permutation of `0..n`, as `perm[old] = new`, made once per thread.
+fn permutations(n: usize) -> Rc<Vec<Vec<usize>>> {
+    thread_local! {
+        static MADE: RefCell<Vec<Rc<Vec<Vec<usize>>>>> = const { RefCell::new(Vec::new()) };
+    }
+    MADE.with(|made| {
+        let mut made = made.borrow_mut();
+        while made.len() <= n {
+            let next = Rc::new(make_permutations(made.len()));
+            made.push(next);
+        }
+        Rc::clone(&made[n])
+    })
+}
+
+fn make_permutations(n: usize) -> Vec<Vec<usize>> {
     if n == 0 {
         return vec![Vec::new()];
     }
     let mut out = Vec::new();
-    for p in permutations(n - 1) {
+    for p in make_permutations(n - 1) {
         for at in 0..n {
             let mut q: Vec<usize> = p.iter().map(|&x| if x >= at { x + 1 } else { x }).collect();
             q.push(at);
@@ -862,6 +880,21 @@ fn term(e: &mut Enc, name: &str, t: Option<u64>, highest: Option<u64>, full: boo
             );
         }
     }
+}
+
+/// A 128-bit fingerprint of a form: a SipHash and a multiply-xorshift hash of its words,
+/// the second far cheaper than another SipHash (hashing was an eighth of a transition).
+fn fingerprint_words(words: &[i128]) -> u128 {
+    let mut s = DefaultHasher::new();
+    words.hash(&mut s);
+    let mut m: u64 = 0x243f_6a88_85a3_08d3;
+    for &w in words {
+        for x in [w as u64, (w >> 64) as u64] {
+            m = (m ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            m ^= m >> 29;
+        }
+    }
+    (u128::from(s.finish()) << 64) | u128::from(m.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (m >> 32))
 }
 
 /// Two independent 64-bit SipHashes of `value`.
