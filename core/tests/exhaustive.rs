@@ -404,7 +404,8 @@ fn merging_rules_lose_no_state() {
 }
 
 /// The canonical form forgets instants once past max failover duration or min time between
-/// failovers: sound only if no reconfiguration the alphabet tries lengthens them.
+/// failovers, and a pause's start (read only against a lower max pause): sound only if no
+/// reconfiguration the alphabet tries changes those limits.
 #[test]
 fn reconfigurations_keep_the_limits_instants_are_compared_with() {
     for s in [
@@ -423,6 +424,8 @@ fn reconfigurations_keep_the_limits_instants_are_compared_with() {
                 c.min_time_between_failovers, base.min_time_between_failovers,
                 "{r:?}"
             );
+            // A pause's `since` is forgotten: read only against a lower `max_pause`.
+            assert_eq!(c.max_pause, base.max_pause, "{r:?}");
         }
     }
 }
@@ -439,9 +442,17 @@ fn same_states_with_and_without_merging_rules(
     let structural = explore_with(name, setup, depth, Merge::Structural, reconfigure);
     assert!(structural.states > full.states, "{name}: nothing merged");
     assert_eq!(full.classes.len(), full.states);
+    // A full form the structural exploration reached and the full one did not: a merge
+    // lost it. Its shortest input sequence shows which.
+    let lost = structural
+        .classes
+        .iter()
+        .find(|(class, _)| !full.classes.contains_key(class))
+        .map(|(_, &node)| structural.path(node));
     assert!(
-        structural.classes == full.classes,
-        "{name}: the full form reaches {} forms, the structural one {}",
+        lost.is_none() && structural.classes.len() == full.classes.len(),
+        "{name}: the full form reaches {} forms, the structural one {}; one the full form \
+         lost is reached by {lost:?}",
         full.classes.len(),
         structural.classes.len()
     );
@@ -463,17 +474,22 @@ fn larger_bounds() {
         setup(1, 1, 1),
         false,
     );
+    every_reachable_state(
+        "1 shard, 2 slots, drain concurrency 1",
+        setup(1, 2, 1),
+        false,
+    );
     explore_bound(
         "1 shard, 2 slots, drain concurrency 1",
         setup(1, 2, 1),
-        depth(5),
+        depth(6),
     );
-    // Two shards: their space is about the product of two shards' spaces, and grows four-
+    // Two shards: their space is about the product of two shards' spaces, and grows three-
     // to sevenfold per input, so it is explored to a depth.
     explore_without_reconfiguring(
         "2 shards, 2 slots, drain concurrency 2",
         setup(2, 2, 2),
-        depth(6),
+        depth(8),
     );
     same_states_with_and_without_merging_rules("1 shard, 2 slots", setup(1, 2, 1), 5, true);
     same_states_with_and_without_merging_rules("2 shards, 2 slots", setup(2, 2, 2), 3, true);
@@ -481,7 +497,7 @@ fn larger_bounds() {
 }
 
 /// The issue's bound alone: two shards sharing two slots, drain concurrency 2, every input
-/// but `reconfigure`, to `EXHAUSTIVE_DEPTH` inputs (default 8): `cargo test --release -p
+/// but `reconfigure`, to `EXHAUSTIVE_DEPTH` inputs (default 9): `cargo test --release -p
 /// failover-buffer --test exhaustive -- --ignored --exact two_shards_two_slots --nocapture`.
 #[test]
 #[ignore = "minutes: run in release with --ignored --exact two_shards_two_slots"]
@@ -489,7 +505,7 @@ fn two_shards_two_slots() {
     explore_without_reconfiguring(
         "2 shards, 2 slots, drain concurrency 2",
         setup(2, 2, 2),
-        depth(8),
+        depth(9),
     );
 }
 
@@ -503,7 +519,6 @@ fn slower_bounds() {
             "1 shard, 1 slot, drain concurrency 1, no proactive start",
             reactive(1, 1, 1),
         ),
-        ("1 shard, 2 slots, drain concurrency 1", setup(1, 2, 1)),
         ("1 shard, 2 slots, drain concurrency 2", setup(1, 2, 2)),
         ("1 shard, 3 slots, drain concurrency 2", setup(1, 3, 2)),
     ] {
@@ -536,8 +551,17 @@ fn form(setup: &SetUp, ops: &[Op]) -> String {
     let mut h = Harness::new(setup).expect("valid set-up");
     let mut clock: i64 = 0;
     for op in ops {
-        if let Op::Tick { advance_ms } | Op::Wait { advance_ms } = op {
-            clock += i64::from(*advance_ms) * 1_000_000;
+        match op {
+            Op::Tick { advance_ms } | Op::Wait { advance_ms } => {
+                clock += i64::from(*advance_ms) * 1_000_000;
+            }
+            Op::TickAtDeadline => {
+                if let Some(at) = h.buffer().poll_timeout() {
+                    clock =
+                        i64::try_from(at.as_nanos()).expect("a deadline before the end of time");
+                }
+            }
+            _ => {}
         }
         h.apply(op).expect("a passing sequence");
     }

@@ -681,10 +681,23 @@ fn shard(
     recent(e, "last_end", s.last_end, norm);
     match s.pause {
         None => e.v("pause", NONE, &"None"),
+        // Rule 7: a pause's `since` is read only to bound it by a lower `max_pause` (a
+        // `reconfigure`, none of which changes it: see `reconfigurations`) and by the
+        // invariant that the pause ends within `max_pause` of it, which holds of each state
+        // reached. Rule 9: an `until` already past is only asked "due?" by the next tick,
+        // which ends the pause (its value shows only in `poll_timeout`).
         Some(p) => {
             e.open("pause", 9);
-            norm.instant(e, "since", p.since);
-            norm.instant(e, "until", p.until);
+            if norm.full {
+                e.v("since", NONE + 7, &"_");
+            } else {
+                norm.instant(e, "since", p.since);
+            }
+            if norm.full && p.until.as_nanos() < norm.now {
+                e.v("until", NONE + 2, &"due");
+            } else {
+                norm.instant(e, "until", p.until);
+            }
             e.v("under", h(&p.under), &p.under);
             e.close();
         }
@@ -742,8 +755,16 @@ impl Episode {
             shard.episode.stopped,
             Some(StopReason::NewPrimarySeen | StopReason::MoveTablesSwitchedTraffic)
         );
+        // The machine's own phase: under a pause, what lies under it. A pause over an idle
+        // machine, and the drain of what it held (`pause_drain`), belong to no episode:
+        // the last one is read then as on an idle shard (every rule reads `phase`, a
+        // failover request or not-serving stamp starts a fresh episode, and the pause's
+        // drain sets what it releases with, `Retry`, itself).
+        let phase = shard.pause.map_or(shard.state, |p| p.under);
+        let idle =
+            phase == ShardState::Idle || (shard.pause_drain && phase == ShardState::Draining);
         let alive = revivable.is_some()
-            || shard.state != ShardState::Idle
+            || !idle
             || (shard.mode == Mode::Enabled && seemed_over && !past_max);
         Episode {
             alive,

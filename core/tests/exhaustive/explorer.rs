@@ -20,7 +20,7 @@
 //! shorter sequence was tried before it (merging states with the same canonical form loses
 //! none: they have the same future).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -68,12 +68,19 @@ pub(crate) struct Explored {
     /// The kinds of input tried.
     pub(crate) kinds: BTreeSet<&'static str>,
     /// The full canonical form of every state found (distinct states under `Structural`
-    /// may share one).
-    pub(crate) classes: HashSet<u128>,
+    /// may share one), with the first state found that has it.
+    pub(crate) classes: HashMap<u128, u32>,
+    /// How each state was first reached, by state number: see [`Explored::path`].
+    nodes: Vec<Node>,
     pub(crate) elapsed: Duration,
 }
 
 impl Explored {
+    /// A shortest input sequence to state `node` (a value of `classes`).
+    pub(crate) fn path(&self, node: u32) -> Vec<Op> {
+        path_to(&self.nodes, node)
+    }
+
     /// The depth explored completely.
     pub(crate) fn depth(&self) -> usize {
         self.new_per_depth.len() - 1
@@ -112,6 +119,7 @@ const FINISH_FAILED: &str = "after shutting down: ";
 
 /// How a state was first reached: the input, from which state. Kept for every state, so a
 /// counterexample's input sequence can be read back.
+#[derive(Debug)]
 struct Node {
     parent: u32,
     op: Op,
@@ -246,7 +254,8 @@ pub(crate) fn explore(
         closed: false,
         rules: BTreeSet::new(),
         kinds: BTreeSet::new(),
-        classes: HashSet::from([root_form.key]),
+        classes: HashMap::from([(root_form.key, 0)]),
+        nodes: Vec::new(),
         elapsed: Duration::ZERO,
     };
     let mut frontier: Vec<u32> = vec![0];
@@ -278,8 +287,8 @@ pub(crate) fn explore(
                 if !seen.insert(key) {
                     continue;
                 }
-                explored.classes.insert(class);
                 let node = u32::try_from(nodes.len()).expect("fewer than 2^32 states");
+                explored.classes.entry(class).or_insert(node);
                 nodes.push(Node { parent, op });
                 if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
                     let ops = path_to(&nodes, node);
@@ -303,6 +312,7 @@ pub(crate) fn explore(
         frontier = next;
     }
     explored.elapsed = started.elapsed();
+    explored.nodes = nodes;
     Ok(explored)
 }
 
