@@ -40,6 +40,8 @@ pub(crate) struct Bound {
     pub(crate) merge: Merge,
     /// Whether the alphabet includes `Op::Reconfigure`.
     pub(crate) reconfigure: bool,
+    /// Whether the alphabet includes `Op::Pause` and `Op::Resume`.
+    pub(crate) pause: bool,
 }
 
 /// Which canonical form states are merged on (see `canonical`).
@@ -366,7 +368,13 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &HashSet<u128>) -
             .canonical(bound.merge, bound.reconfigure, false)
             .map(|form| run.live(&form))
             .expect("a state read once reads again");
-        for op in alphabet::inputs(&bound.setup, bound.steps, live, bound.reconfigure) {
+        for op in alphabet::inputs(
+            &bound.setup,
+            bound.steps,
+            live,
+            bound.reconfigure,
+            bound.pause,
+        ) {
             out.transitions += 1;
             out.kinds.insert(alphabet::kind(&op));
             let step = catch_unwind(AssertUnwindSafe(|| {
