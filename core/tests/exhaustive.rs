@@ -115,9 +115,8 @@
 //!
 //! **Planted bugs** (each made by hand in `core/src`, found by `cargo test -p
 //! failover-buffer --test exhaustive every_state_of_a_two_slot_buffer_is_correct`, and
-//! reverted; last rerun with shutdown and cancel_shutdown in the alphabet and the
-//! clone-based explorer, before the state was read structurally and the pause joined the
-//! alphabet):
+//! reverted; rerun with the state read field by field, the frontier rebuilt from parents
+//! and the pause in the alphabet, with the same counterexamples as before):
 //! releasing one more drain retry than `drain_concurrency` allows is found after 2 inputs
 //! (`Request{Reparent}`, `Request{None}`, then the shutdown's drain releases both);
 //! expiring a window with `<=` instead of `<` after 2 (`Request{Reparent}`, `Tick{+500}`:
