@@ -234,6 +234,14 @@ impl Enc {
         }
     }
 
+    /// Another form's numbers and text, after these.
+    fn append(&mut self, other: &Enc) {
+        self.words.extend_from_slice(&other.words);
+        if let (Some(t), Some(o)) = (&mut self.text, &other.text) {
+            t.push_str(o);
+        }
+    }
+
     fn close(&mut self) {
         if let Some(t) = &mut self.text {
             t.push_str("} ");
@@ -273,6 +281,15 @@ impl Read<'_> {
         } else {
             Rc::new(vec![identity])
         };
+        // Each shard's own form names no shard: written once, reordered per permutation.
+        let revivable = self.revivable();
+        let mut each = Vec::with_capacity(n);
+        for (i, sh) in shards.iter().enumerate() {
+            let saved = revivable.iter().find(|(j, _)| *j == i).map(|&(_, s)| s);
+            let mut enc = Enc::new(print);
+            shard(&mut enc, sh, self.pool, norm, saved)?;
+            each.push(enc);
+        }
         let mut best: Option<Enc> = None;
         for perm in all.iter() {
             // perm[old] = new; only permutations that keep every shard's mode.
@@ -280,7 +297,7 @@ impl Read<'_> {
                 continue;
             }
             let mut enc = Enc::new(print);
-            self.write(&mut enc, norm, perm)?;
+            self.write(&mut enc, &each, norm, perm)?;
             if best.as_ref().is_none_or(|b| enc.words < b.words) {
                 best = Some(enc);
             }
@@ -293,7 +310,7 @@ impl Read<'_> {
     }
 
     /// The whole form, with shard `i` renamed `perm[i]`.
-    fn write(&self, e: &mut Enc, norm: &Norm, perm: &[usize]) -> Result<(), String> {
+    fn write(&self, e: &mut Enc, each: &[Enc], norm: &Norm, perm: &[usize]) -> Result<(), String> {
         let s = self.state;
         let id = |shard: ShardId| perm.get(shard.index()).map_or(-1, |&p| p as i128);
         match self.clock {
@@ -306,11 +323,9 @@ impl Read<'_> {
         for (old, &new) in perm.iter().enumerate() {
             order[new] = old;
         }
-        let revivable = self.revivable();
         e.n("shards", order.len() as i128);
         for &old in &order {
-            let saved = revivable.iter().find(|(j, _)| *j == old).map(|&(_, s)| s);
-            shard(e, &s.shards[old], self.pool, norm, saved)?;
+            e.append(&each[old]);
         }
         // `Active::list`, its ids renamed (its `pos` is its inverse).
         e.open("active", 1);
@@ -903,19 +918,27 @@ fn term(e: &mut Enc, name: &str, t: Option<u64>, highest: Option<u64>, full: boo
     }
 }
 
-/// A 128-bit fingerprint of a form: a SipHash and a multiply-xorshift hash of its words,
-/// the second far cheaper than another SipHash (hashing was an eighth of a transition).
+/// A 128-bit fingerprint of a form: two independent multiply-xorshift lanes over its words
+/// (a SipHash of them was a twelfth of a transition), each finished by a full avalanche.
 fn fingerprint_words(words: &[i128]) -> u128 {
-    let mut s = DefaultHasher::new();
-    words.hash(&mut s);
-    let mut m: u64 = 0x243f_6a88_85a3_08d3;
+    let (mut a, mut b): (u64, u64) = (0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344);
     for &w in words {
         for x in [w as u64, (w >> 64) as u64] {
-            m = (m ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            m ^= m >> 29;
+            a = (a ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            a ^= a >> 29;
+            b = (b.rotate_left(23) ^ x).wrapping_mul(0xd6e8_feb8_6659_fd93);
+            b ^= b >> 32;
         }
     }
-    (u128::from(s.finish()) << 64) | u128::from(m.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (m >> 32))
+    let len = words.len() as u64;
+    (u128::from(avalanche(a ^ len)) << 64) | u128::from(avalanche(b.wrapping_add(len)))
+}
+
+/// splitmix64's finaliser: every input bit flips about half the output bits.
+fn avalanche(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Two independent 64-bit SipHashes of `value`.

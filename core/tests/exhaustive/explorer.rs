@@ -21,6 +21,7 @@
 //! none: they have the same future).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -113,6 +114,31 @@ impl std::fmt::Display for Counterexample {
             writeln!(f, "  then Shutdown, and RetryDone of every released ticket")?;
         }
         write!(f, "fails with: {}", self.error)
+    }
+}
+
+/// A set of states' fingerprints. They are hashes already, so a key's low half is its
+/// hash (a SipHash of each key was a twelfth of a transition).
+type Keys = HashSet<u128, BuildHasherDefault<LowHalf>>;
+
+/// The [`Hasher`] of [`Keys`]: a fingerprint's low 64 bits.
+#[derive(Default)]
+struct LowHalf(u64);
+
+impl Hasher for LowHalf {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u128` keys are hashed; any other input is folded in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -244,7 +270,8 @@ pub(crate) fn explore(
     let root_form = root
         .canonical(bound.merge, bound.reconfigure, false)
         .map_err(|e| fail(Vec::new(), e))?;
-    let mut seen: HashSet<u128> = HashSet::from([merge_key(&root_form, bound.merge)]);
+    let mut seen = Keys::default();
+    seen.insert(merge_key(&root_form, bound.merge));
     let mut nodes = vec![Node {
         parent: u32::MAX,
         op: Op::Shutdown,
@@ -337,9 +364,9 @@ fn replay(setup: &SetUp, ops: &[Op]) -> Result<Run, String> {
 }
 
 /// Tries every input in each of `states`, in order, stopping at the first failure.
-fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &HashSet<u128>) -> Expansion {
+fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansion {
     let mut out = Expansion::default();
-    let mut here = HashSet::new();
+    let mut here = Keys::default();
     // The parent last rebuilt: consecutive states of a frontier share theirs.
     let mut parent: Option<(u32, Run)> = None;
     for &node in states {
