@@ -82,16 +82,16 @@
 //! sequence, printed op by op.
 //!
 //! **Bounds reached.** `.ci/run` runs `cargo test --release -p failover-buffer --test
-//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 116 s of user CPU over two
-//! threads, 316 s wall on the shared 2-core machine at load average 5 to 7 (measured
-//! with `/usr/bin/time` around the test binary):
+//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 201 s of user CPU over two
+//! threads, 128 s wall on the shared 2-core machine at load average 2.5 to 3 (measured
+//! with `/usr/bin/time` around the test binary; 303 MB):
 //!
 //! | set-up (drain concurrency) | alphabet | states | depth | inputs tried |
 //! |---|---|---|---|---|
 //! | 1 shard, 1 slot (1) | no reconfigure | 174,279: **every reachable state** | all within 18 | 7,360,685 |
 //! | 1 shard, 2 slots (1) | no reconfigure, no pause | 149,316: **every reachable state** | all within 18 | 5,559,356 |
 //! | 1 shard, 2 slots (1) | all | 54,513 | every sequence of 6 inputs | 725,960 |
-//! | 2 shards, 2 slots (2) | no reconfigure, no pause | 625,874 | every sequence of 8 inputs | 10,826,513 |
+//! | 2 shards, 2 slots (2) | no reconfigure, no pause | 1,660,755 | every sequence of 9 inputs | 33,891,607 |
 //! | 2 shards, 2 slots (2) | no reconfigure | 191,688 | every sequence of 6 inputs | 2,100,664 |
 //!
 //! For one shard the search runs until an input depth finds no new state: then no input
@@ -103,7 +103,7 @@
 //! The same run checks the merging rules (with pauses) on 1 shard, 2 slots to 5 inputs
 //! (76,476 structural states, 14,906 full forms, the same either way), and on 2 shards, 2 slots
 //! to 3 inputs with reconfiguring (7,012 and 2,783) and to 4 without (50,383 and 5,771).
-//! `--exact two_shards_two_slots` runs the two-shard row alone, to 9 inputs by default;
+//! `--exact two_shards_two_slots` runs the two-shard row alone, to 10 inputs by default;
 //! `--exact slower_bounds` (not in `.ci/run`) adds the closures without proactive start,
 //! of 1 shard, 2 slots with pauses, at drain concurrency 2, and of 3 slots, and 2 shards,
 //! 2 slots to 5 inputs reconfiguring. Plain `cargo test -p failover-buffer --test
@@ -137,11 +137,16 @@
 //! of every counter, equal or not: it now formats only a difference (0.29 s, 3.7 µs).
 //! Keeping the frontier as parent and input, rebuilt when expanded, instead of a clone of
 //! the harness (about 10 KB) per state, took 2 shards, 2 slots to 5 inputs (59,693 states)
-//! from 651 MB to 14 MB and 2.6 s to 2.0 s. What remains, by perf on the two-shard bound to
-//! 5 inputs: reading and fingerprinting the state about 45% (two permutations of the
-//! shards), the harness's input and checks (model, invariants, history) 20%, cloning and
-//! dropping the state 23%, shutting each new state down 4%. Every check per transition is
-//! as it was.
+//! from 651 MB to 14 MB and 2.6 s to 2.0 s. perf then put SipHash (of the form, and of each
+//! key looked up in the sets of states seen) at a twelfth of a transition and writing the
+//! form at a fifth: each shard's form is now written once for both permutations, the
+//! fingerprint is two multiply-xorshift lanes, and a fingerprint is its own hash in those
+//! sets (2 shards, 2 slots (2), no reconfigure or pause, to 6 inputs: 684,233 inputs in
+//! 2.98 s, then 2.55 s, 3.7 µs an input; `EXHAUSTIVE_DEPTH=6 EXHAUSTIVE_THREADS=1 ...
+//! --exact two_shards_two_slots`). What remains is spread out: reading the state and
+//! writing its form, allocating and freeing (the view's vectors, the harness's clone), the
+//! harness's input and checks (model, invariants, history), shutting each new state down.
+//! Every check per transition is as it was.
 //!
 //! **Limits.** The target, every state of two shards, two slots to 12 inputs
 //! within 2 minutes, is still out of reach. Without reconfigure and pause, the new states
@@ -151,12 +156,14 @@
 //! two_shards_two_slots`), a ratio falling from 7.4 to 2.9; depth 9 adds 1,034,881 (a
 //! ratio of 2.45: 1,660,755 states, 33,891,607 inputs tried, 158 s of user CPU over two
 //! threads, 375 s wall at load average 7, 297 MB; `--exact two_shards_two_slots`, its
-//! default depth). Extrapolating the ratio's fall (about a seventh a depth), depth 12 holds
-//! about 14 million states and 400 million inputs tried: about 30 minutes of CPU at 4.7 µs
-//! an input, some eight times the budget (2 minutes on two cores). Closing that needs a sound reduction across shards (inputs on
-//! different shards commute unless they meet in the shared slots or the clock: a
-//! partial-order reduction, whose sleep sets must be made sound with state merging and
-//! must not skip the per-transition model comparison it relies on), which is not done.
+//! default depth then; 90 s wall in `larger_bounds` now). Extrapolating the
+//! ratio's fall (about a seventh a depth), depth 12 holds about 14 million states and 400
+//! million inputs tried: about 25 minutes of CPU at 3.7 µs an input, some six times the
+//! budget (2 minutes on two cores), and about half a GB for the states seen. Closing that
+//! needs a sound reduction across shards (inputs on different shards commute unless they
+//! meet in the shared slots or the clock: a partial-order reduction, whose sleep sets must
+//! be made sound with state merging and must not skip the per-transition model comparison
+//! it relies on), which is not done.
 //! States are merged on the core's state, and the model is compared along the shortest
 //! sequence to each one: a core bug that would make two states the model tells apart look
 //! alike is found only if some explored transition shows it (the harness does not expose
@@ -164,9 +171,10 @@
 //! the harness clock stays within one step of the buffer's.
 //!
 //! **Run it**: `cargo test -p failover-buffer --test exhaustive` runs the small bounds
-//! (seconds in release, about a minute in debug); `cargo test --release -p failover-buffer --test exhaustive -- --ignored
-//! --nocapture` runs the larger ones, as `.ci/run` does, printing the states found per
-//! depth. `EXHAUSTIVE_DEPTH=n` sets the depth of the bounds explored to a depth (not of
+//! (seconds in release, under half a minute in debug); `cargo test --release -p
+//! failover-buffer --test exhaustive -- --ignored --exact larger_bounds --nocapture` runs
+//! the larger ones, as `.ci/run` does, printing the states found per depth (`--ignored`
+//! alone adds `two_shards_two_slots` and `slower_bounds`). `EXHAUSTIVE_DEPTH=n` sets the depth of the bounds explored to a depth (not of
 //! those explored until no new state appears); `EXHAUSTIVE_PRINT=1` prints each new
 //! state, with its input sequence and canonical form; `EXHAUSTIVE_THREADS=n` sets the
 //! threads (the results do not depend on it: a depth's shares are merged in order).
@@ -516,7 +524,7 @@ fn larger_bounds() {
     explore_without_reconfiguring_or_pausing(
         "2 shards, 2 slots, drain concurrency 2",
         setup(2, 2, 2),
-        depth(8),
+        depth(9),
     );
     explore_without_reconfiguring(
         "2 shards, 2 slots, drain concurrency 2",
@@ -529,7 +537,7 @@ fn larger_bounds() {
 }
 
 /// The bound alone: two shards sharing two slots, drain concurrency 2, every input
-/// but `reconfigure` and the operator pause, to `EXHAUSTIVE_DEPTH` inputs (default 9):
+/// but `reconfigure` and the operator pause, to `EXHAUSTIVE_DEPTH` inputs (default 10):
 /// `cargo test --release -p failover-buffer --test exhaustive -- --ignored --exact
 /// two_shards_two_slots --nocapture`.
 #[test]
@@ -538,7 +546,7 @@ fn two_shards_two_slots() {
     explore_without_reconfiguring_or_pausing(
         "2 shards, 2 slots, drain concurrency 2",
         setup(2, 2, 2),
-        depth(9),
+        depth(10),
     );
 }
 
