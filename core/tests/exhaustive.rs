@@ -156,10 +156,12 @@
 //! two_shards_two_slots`), a ratio falling from 7.4 to 2.9; depth 9 adds 1,034,881 (a
 //! ratio of 2.45: 1,660,755 states, 33,891,607 inputs tried, 158 s of user CPU over two
 //! threads, 375 s wall at load average 7, 297 MB; `--exact two_shards_two_slots`, its
-//! default depth then; 90 s wall in `larger_bounds` now). Extrapolating the
-//! ratio's fall (about a seventh a depth), depth 12 holds about 14 million states and 400
-//! million inputs tried: about 25 minutes of CPU at 3.7 µs an input, some six times the
-//! budget (2 minutes on two cores), and about half a GB for the states seen. Closing that
+//! default depth then; 90 s wall in `larger_bounds` now); depth 10 adds 2,152,518 (a ratio
+//! of 2.08: 3,813,273 states, 91,376,663 inputs tried, 383 s of user CPU over two threads,
+//! 348 s wall at load average 4 to 6, 766 MB; `--exact two_shards_two_slots`, its default
+//! depth). Extrapolating the ratio's fall (about a seventh a depth), depth 12 holds about
+//! 14 million states and 400 million inputs tried: about 25 minutes of CPU at 3.7 µs an
+//! input, some six times the budget (2 minutes on two cores), and about 3 GB. Closing that
 //! needs a sound reduction across shards (inputs on different shards commute unless they
 //! meet in the shared slots or the clock: a partial-order reduction, whose sleep sets must
 //! be made sound with state merging and must not skip the per-transition model comparison
