@@ -22,6 +22,11 @@ use crate::time::{Timestamp, duration_nanos};
 use crate::timers::Timers;
 use crate::waits::WaitHistograms;
 
+// `Buffer::inspect` (feature `inspect`) reads this module's private fields from a child.
+#[cfg(feature = "inspect")]
+#[path = "inspect/buffer_fields.rs"]
+mod inspect_fields;
+
 /// A failover buffer for any number of shards sharing one capacity.
 ///
 /// `Buffer` is a pure state machine: it contains no I/O, no threads, no locks and no clock.

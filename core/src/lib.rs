@@ -40,6 +40,9 @@ mod error;
 mod event;
 mod filter;
 pub mod histogram;
+#[cfg(feature = "inspect")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inspect")))]
+pub mod inspect;
 mod names;
 mod pause;
 mod policy;

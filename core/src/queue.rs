@@ -18,6 +18,11 @@ use crate::stats::StopReason;
 use crate::ticket::{Ticket, TicketError};
 use crate::time::Timestamp;
 
+// `Buffer::inspect` (feature `inspect`) reads this module's private fields from a child.
+#[cfg(feature = "inspect")]
+#[path = "inspect/pool_fields.rs"]
+mod inspect_fields;
+
 /// "No entry", for list links.
 const NIL: u32 = u32::MAX;
 

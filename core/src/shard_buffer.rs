@@ -22,6 +22,11 @@ use crate::stats::{EvictReason, PauseEnd, ShardStats, SkipReason, StopReason, Wa
 use crate::time::{Timestamp, duration_nanos};
 use crate::waits::WaitHistograms;
 
+// `Buffer::inspect` (feature `inspect`) reads this module's private fields from a child.
+#[cfg(feature = "inspect")]
+#[path = "inspect/shard_fields.rs"]
+mod inspect_fields;
+
 /// The config, in the units the hot path wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Limits {

@@ -1,15 +1,25 @@
 //! The canonical form of a state: what the explorer deduplicates on.
 //!
-//! The state is the whole `Buffer` (read off its `{:#?}` print, see `debug_tree`) plus the
+//! The state is the whole `Buffer` (read field by field with `Buffer::inspect`, the core's
+//! `inspect` feature, which names every field of the core's structs, so a field added to
+//! the core does not compile there until it is copied or its omission justified) plus the
 //! one piece of the harness's state that the buffer does not hold: the harness's clock,
 //! which can run ahead of the buffer's (`Op::Wait`) or behind it (a negative `Op::Tick`).
+//! The form is a list of numbers (`Enc`), written field by field in a fixed order, with
+//! every list preceded by its length; its fingerprint is what states are merged on, and
+//! `EXHAUSTIVE_PRINT` shows it as text, each number named by its field.
 //!
 //! Two states with the same canonical form behave the same from then on, for every input
 //! sequence, up to renaming tickets, shards and primaries, shifting time and terms, and
 //! the values of counters and of instants that reach only outputs (rules 4 and 9). Each
-//! rewrite is sound for a reason read off the core's code (`core/src/`); a field not named
-//! here is kept verbatim, which is always sound (it can only keep apart states that could
-//! have merged). The **structural** rules 1–5 rest on properties of the whole design
+//! rewrite is sound for a reason read off the core's code (`core/src/`); a field of the
+//! view not named here is written verbatim, which is always sound (it can only keep apart
+//! states that could have merged), and what the view leaves out is derived from what it
+//! keeps (`inspect::State` says what and why). Two more are left out here: the config in
+//! the hot path's units (`Limits`, made from the config, which is kept, by every
+//! `reconfigure`), and the shutdown plan's queue of actions and its records of phases not
+//! entered since its latest `begin` (rule 7: read by no rule and by no check of the
+//! harness; the structural form keeps the whole plan, read off its `Debug` print). The **structural** rules 1–5 rest on properties of the whole design
 //! (tickets are opaque names, instants and terms are only compared, counters are only
 //! added to); the **full** form adds rules 6–9, which rely on named facts of today's
 //! rules, and so may break when a rule changes.
@@ -78,20 +88,27 @@
 //!    while time passes, or a shard that is not ticked, is a new state at every step, and
 //!    the state space has no end.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::rc::Rc;
 
-use failover_buffer::Buffer;
+use failover_buffer::drain::DrainPlan;
+use failover_buffer::inspect::{self, Held, State};
+use failover_buffer::{
+    Buffer, Config, EvictReason, Mode, Reason, ShardId, ShardState, StopReason, TicketStatus,
+    Timestamp, Verdict,
+};
 
 use super::debug_tree::{self, Value};
 
 /// A state's canonical form, and the facts about it that the alphabet needs.
 pub(crate) struct Canonical {
-    /// A 128-bit fingerprint of `text`: the full form (rules 1–9).
+    /// A 128-bit fingerprint of the full form (rules 1–9).
     pub(crate) key: u128,
     /// The fingerprint of the structural form (rules 1–5), if asked for.
     pub(crate) structural_key: Option<u128>,
-    /// The full form, printed.
+    /// The full form, printed (if asked for, else empty).
     pub(crate) text: String,
     /// Tickets queued, in all shards.
     pub(crate) queued: usize,
@@ -104,146 +121,354 @@ pub(crate) struct Canonical {
 }
 
 /// The canonical form of `buffer` with the harness clock at `clock_ns` (`None`: at the
-/// end of time); with `structural`, the structural form's fingerprint too. Rule 6 applies
-/// only if `shards_interchangeable`: not when the alphabet reconfigures (see rule 6).
+/// end of time); with `structural`, the structural form's fingerprint too; with `print`,
+/// the full form as text. Rule 6 applies only if `shards_interchangeable`: not when the
+/// alphabet reconfigures (see rule 6).
 pub(crate) fn canonical(
     buffer: &Buffer,
     clock_ns: Option<i64>,
     structural: bool,
     shards_interchangeable: bool,
+    print: bool,
 ) -> Result<Canonical, String> {
-    let tree = debug_tree::parse(&format!("{buffer:#?}"))?;
-    let now = tree
-        .field("now")
-        .and_then(Value::atom)
-        .and_then(timestamp_nanos)
-        .ok_or("Buffer has no `now`")?;
-    let limits = tree.field("limits").ok_or("Buffer has no `limits`")?;
-    let pool = Pool::read(tree.field("pool").ok_or("Buffer has no `pool`")?)?;
+    let state = buffer.inspect();
+    let now = state.now.as_nanos();
+    let config = buffer.config();
     // At the end of time (`None`) every input is stamped `Timestamp::MAX`, which is `now`.
     let clock_offset = clock_ns.map_or(0, |c| i128::from(c) - i128::from(now));
-    let clock = match clock_ns {
-        Some(_) => format!("{clock_offset:+}"),
-        None => "end of time".into(),
-    };
+    let pool = Pool::read(&state);
     let mut norm = Norm {
         now,
-        max_failover_duration: number(limits.field("max_failover_duration"), "max duration")?,
-        min_time_between_failovers: number(
-            limits.field("min_time_between_failovers"),
-            "min time between failovers",
-        )?,
+        max_failover_duration: duration_nanos(config.max_failover_duration),
+        min_time_between_failovers: duration_nanos(config.min_time_between_failovers),
         full: true,
         symmetric: shards_interchangeable,
     };
-    let text = form(&tree, &pool, &norm, &clock)?;
+    let read = Read {
+        state: &state,
+        plan: buffer.shutdown_plan(),
+        config: config_id(config),
+        clock: clock_ns.map(|_| clock_offset),
+        pool: &pool,
+    };
+    let (key, text) = read.form(&norm, print)?;
     let structural_key = if structural {
         norm.full = false;
-        Some(fingerprint(&form(&tree, &pool, &norm, &clock)?))
+        Some(read.form(&norm, false)?.0)
     } else {
         None
     };
-    let queued = pool.live.iter().filter(|e| e.status == "Queued").count();
+    let queued = pool
+        .live
+        .iter()
+        .filter(|h| h.status == TicketStatus::Queued)
+        .count();
     Ok(Canonical {
-        key: fingerprint(&text),
+        key,
         structural_key,
+        text,
         queued,
         released: pool.live.len() - queued,
         last_ended: pool.last_ended,
         clock_offset,
-        text,
     })
 }
 
-/// The printed form of a parsed `Buffer`.
-fn form(tree: &Value, pool: &Pool, norm: &Norm, clock: &str) -> Result<String, String> {
-    let Value::Struct(_, fields) = tree else {
-        return Err("Buffer does not print as a struct".into());
-    };
-    let mut shards = Vec::new();
-    let mut rest = vec![("clock".to_string(), Value::Atom(clock.to_string()))];
-    for (name, value) in fields {
-        let kept = match name.as_str() {
-            "names" | "input_stats" | "now" => continue,
-            // The deadline index caches each shard's own next deadline (its versions and
-            // heap layout are bookkeeping); `check_invariants` checks it agrees with the
-            // shards, and ties fire by shard id, so it adds no state of its own.
-            "timers" => continue,
-            "shards" => {
-                let Value::List(list) = value else {
-                    return Err("`shards` is not a list".into());
-                };
-                let revivable = revivable(tree);
-                for (i, s) in list.iter().enumerate() {
-                    let saved = revivable.iter().find(|(j, _)| *j == i).map(|&(_, s)| s);
-                    shards.push(shard(s, pool, norm, saved)?);
-                }
+fn duration_nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Rule 5: the config is kept (`reconfigure` changes it), as a fingerprint of its `Debug`
+/// print, remembered per thread for the few configs an exploration meets.
+fn config_id(config: &Config) -> u128 {
+    thread_local! {
+        static SEEN: RefCell<Vec<(Config, u128)>> = const { RefCell::new(Vec::new()) };
+    }
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if let Some((_, id)) = seen.iter().find(|(c, _)| c == config) {
+            return *id;
+        }
+        let id = fingerprint(&format!("{config:?}"));
+        seen.push((config.clone(), id));
+        id
+    })
+}
+
+/// The form as numbers, and as text when printing.
+struct Enc {
+    words: Vec<i128>,
+    text: Option<String>,
+}
+
+impl Enc {
+    fn new(print: bool) -> Enc {
+        Enc {
+            words: Vec::with_capacity(256),
+            text: print.then(String::new),
+        }
+    }
+
+    /// A number, named `name` in the text.
+    fn n(&mut self, name: &str, v: i128) {
+        self.words.push(v);
+        if let Some(t) = &mut self.text {
+            let _ = write!(t, "{name}={v} ");
+        }
+    }
+
+    /// A value shown in the text by `show` (its `Debug`, or a rule's rendering), written
+    /// as `v`.
+    fn v(&mut self, name: &str, v: i128, show: &dyn std::fmt::Debug) {
+        self.words.push(v);
+        if let Some(t) = &mut self.text {
+            let _ = write!(t, "{name}={show:?} ");
+        }
+    }
+
+    /// A section's start, with a tag word (so that sections cannot shift into each other).
+    fn open(&mut self, name: &str, tag: i128) {
+        self.words.push(tag);
+        if let Some(t) = &mut self.text {
+            let _ = write!(t, "{name}{{ ");
+        }
+    }
+
+    /// Another form's numbers and text, after these.
+    fn append(&mut self, other: &Enc) {
+        self.words.extend_from_slice(&other.words);
+        if let (Some(t), Some(o)) = (&mut self.text, &other.text) {
+            t.push_str(o);
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(t) = &mut self.text {
+            t.push_str("} ");
+        }
+    }
+}
+
+/// A fingerprint of any value with a `Hash`, for enums with data.
+fn h<T: Hash>(v: &T) -> i128 {
+    let mut s = DefaultHasher::new();
+    v.hash(&mut s);
+    i128::from(s.finish())
+}
+
+/// An optional number: `None` as one word, `Some(x)` as two.
+const NONE: i128 = i128::MIN;
+
+/// What the form is made of.
+struct Read<'a> {
+    state: &'a State,
+    plan: Option<&'a DrainPlan>,
+    config: u128,
+    /// The harness clock minus `now`; `None` at the end of time.
+    clock: Option<i128>,
+    pool: &'a Pool,
+}
+
+impl Read<'_> {
+    /// The form's fingerprint, and its text if `print`: rule 6, the least form over the
+    /// permutations of shards of the same mode (only the identity in the structural form).
+    fn form(&self, norm: &Norm, print: bool) -> Result<(u128, String), String> {
+        let shards = &self.state.shards;
+        let n = shards.len();
+        let identity: Vec<usize> = (0..n).collect();
+        let all = if norm.full && norm.symmetric {
+            permutations(n)
+        } else {
+            Rc::new(vec![identity])
+        };
+        // Each shard's own form names no shard: written once, reordered per permutation.
+        let revivable = self.revivable();
+        let mut each = Vec::with_capacity(n);
+        for (i, sh) in shards.iter().enumerate() {
+            let saved = revivable.iter().find(|(j, _)| *j == i).map(|&(_, s)| s);
+            let mut enc = Enc::new(print);
+            shard(&mut enc, sh, self.pool, norm, saved)?;
+            each.push(enc);
+        }
+        let mut best: Option<Enc> = None;
+        for perm in all.iter() {
+            // perm[old] = new; only permutations that keep every shard's mode.
+            if (0..n).any(|i| shards[i].mode != shards[perm[i]].mode) {
                 continue;
             }
-            "pool" => pool.canonical(norm, &draining(tree)),
-            "shutdown" => shutdown(value, pool, norm),
-            "last_tick" => last_tick(value, pool, norm),
-            _ => norm.value(value, pool),
+            let mut enc = Enc::new(print);
+            self.write(&mut enc, &each, norm, perm)?;
+            if best.as_ref().is_none_or(|b| enc.words < b.words) {
+                best = Some(enc);
+            }
+        }
+        let best = best.ok_or("no permutation keeps the modes")?;
+        Ok((
+            fingerprint_words(&best.words),
+            best.text.unwrap_or_default(),
+        ))
+    }
+
+    /// The whole form, with shard `i` renamed `perm[i]`.
+    fn write(&self, e: &mut Enc, each: &[Enc], norm: &Norm, perm: &[usize]) -> Result<(), String> {
+        let s = self.state;
+        let id = |shard: ShardId| perm.get(shard.index()).map_or(-1, |&p| p as i128);
+        match self.clock {
+            Some(offset) => e.n("clock", offset),
+            None => e.v("clock", NONE, &"end of time"),
+        }
+        e.v("config", self.config as i128, &"_");
+        // The shards, in their new order.
+        let mut order = vec![0; perm.len()];
+        for (old, &new) in perm.iter().enumerate() {
+            order[new] = old;
+        }
+        e.n("shards", order.len() as i128);
+        for &old in &order {
+            e.append(&each[old]);
+        }
+        // `Active::list`, its ids renamed (its `pos` is its inverse).
+        e.open("active", 1);
+        e.n("len", s.active.len() as i128);
+        for &a in &s.active {
+            e.n("shard", id(a));
+        }
+        e.close();
+        self.pool.canonical(e, norm, s, &id);
+        e.n("pending_actions", s.pending_actions as i128);
+        last_tick(e, s.last_tick, self.pool, norm);
+        e.v("shut_down", i128::from(s.shut_down), &s.shut_down);
+        e.v("closed", i128::from(s.closed), &s.closed);
+        self.shutdown(e, norm, &id)
+    }
+
+    /// The shards a cancel would put back: while a shutdown runs (`shut_down`, not
+    /// `closed`), those its `stopped` list names (`Shutdown::stopped`: each shard the
+    /// shutdown stopped while it buffered, with what `unstop` restores), each with whether
+    /// the episode it puts back had stopped (`Unstop::stopped`).
+    fn revivable(&self) -> Vec<(usize, bool)> {
+        let s = self.state;
+        match &s.shutdown {
+            Some(shutdown) if s.shut_down && !s.closed => shutdown
+                .stopped
+                .iter()
+                .map(|(id, saved)| (id.index(), saved.stopped.is_some()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The buffer's shutdown (`Shutdown`: its `DrainPlan`, the grace it was built with, and
+    /// what a cancel restores of each shard it stopped).
+    ///
+    /// Rule 4: the plan's `stats` are counters (begun, cancelled, refused, clock
+    /// regressions), only ever added to. The full form also keeps of the plan only what its
+    /// rules or the harness read: its `state`, the phases `entered`, its current phase's
+    /// max-wait `deadline` (an instant like any other, rule 2; `Timestamp::MAX`, "never",
+    /// stays as it is), and for each phase entered why it was left (`PhaseEnd`: the harness
+    /// reads whether the grace ran out). Rule 9: the phase records' instants, `begun_at`,
+    /// `ended_at` and the remaining work last reported reach only `history`/`progress`
+    /// (outputs), and the plan's own `now` only clamps its inputs, which are the buffer's
+    /// `now` (never behind it). Rule 7: its `actions` queue (`poll_shutdown_action`) is read
+    /// by no rule and by no check of the harness, nor are the records of phases not entered
+    /// since the latest `begin`. The phases are fixed by the grace, which is kept.
+    ///
+    /// Of each stopped shard's saved episode (`Unstop`), what `unstop` restores is kept,
+    /// each field by the rule the shard's own copy follows: `last_end` by rule 7 (`recent`:
+    /// once older than min time between failovers, as good as none), `drain_start` not at
+    /// all (rule 9: only `DrainFinished` reports it), a `resume_at` already past as `due`
+    /// (rule 9: `unstop` ticks at once, and a tick fires every due resume).
+    fn shutdown(
+        &self,
+        e: &mut Enc,
+        norm: &Norm,
+        id: &dyn Fn(ShardId) -> i128,
+    ) -> Result<(), String> {
+        let Some(shutdown) = &self.state.shutdown else {
+            e.v("shutdown", NONE, &"None");
+            return Ok(());
         };
-        rest.push((name.clone(), kept));
+        let plan = self.plan.ok_or("a shutdown without a plan")?;
+        e.open("shutdown", 2);
+        e.v("grace", h(&shutdown.grace), &shutdown.grace);
+        if norm.full {
+            e.v("state", h(&plan.state()), &plan.state());
+            let history = plan.history();
+            e.n("entered", history.len() as i128);
+            for r in history {
+                let left = r.left.map(|(_, end)| end);
+                e.v("left", left.map_or(NONE, |end| h(&end)), &left);
+            }
+            match plan.poll_timeout() {
+                None => e.v("deadline", NONE, &"None"),
+                Some(d) if d.as_nanos() >= u64::MAX / 2 => e.v("deadline", NONE + 1, &"never"),
+                Some(d) => norm.instant(e, "deadline", d),
+            }
+            e.n("stopped", shutdown.stopped.len() as i128);
+            for (shard, saved) in &shutdown.stopped {
+                e.open("unstop", 3);
+                e.n("shard", id(*shard));
+                reason(e, "stopped", saved.stopped);
+                reason(e, "last_stop", saved.last_stop);
+                match saved.resume_at {
+                    Some(t) if t.as_nanos() < norm.now => e.v("resume_at", NONE + 2, &"due"),
+                    t => norm.maybe(e, "resume_at", t),
+                }
+                e.v("drain_start", NONE + 3, &"_");
+                recent(e, "last_end", saved.last_end, norm);
+                e.close();
+            }
+        } else {
+            // The whole plan but its counters, instants relative to `now`, off its print.
+            let tree = debug_tree::parse(&format!("{plan:#?}"))?;
+            let Value::Struct(name, fields) = tree else {
+                return Err("DrainPlan does not print as a struct".into());
+            };
+            let kept: Vec<(String, Value)> = fields
+                .into_iter()
+                .filter(|(n, _)| n != "stats")
+                .map(|(n, v)| (n, norm.tree(&v)))
+                .collect();
+            let text = format!("{:?}", Value::Struct(name, kept));
+            e.v("plan", fingerprint(&text) as i128, &text);
+            e.n("stopped", shutdown.stopped.len() as i128);
+            for (shard, saved) in &shutdown.stopped {
+                e.open("unstop", 3);
+                e.n("shard", id(*shard));
+                reason(e, "stopped", saved.stopped);
+                reason(e, "last_stop", saved.last_stop);
+                norm.maybe(e, "resume_at", saved.resume_at);
+                norm.instant(e, "drain_start", saved.drain_start);
+                norm.maybe(e, "last_end", saved.last_end);
+                e.close();
+            }
+        }
+        e.close();
+        Ok(())
     }
-    Ok(symmetric_minimum(
-        &shards,
-        &rest,
-        norm.full && norm.symmetric,
-    ))
 }
 
-/// The indices of the shards that are draining.
-fn draining(tree: &Value) -> Vec<usize> {
-    match tree.field("shards") {
-        Some(Value::List(shards)) => (0..shards.len())
-            .filter(|&i| shards[i].field("state").and_then(Value::atom) == Some("Draining"))
-            .collect(),
-        _ => Vec::new(),
+/// Every permutation of `0..n`, as `perm[old] = new`, made once per thread.
+fn permutations(n: usize) -> Rc<Vec<Vec<usize>>> {
+    thread_local! {
+        static MADE: RefCell<Vec<Rc<Vec<Vec<usize>>>>> = const { RefCell::new(Vec::new()) };
     }
+    MADE.with(|made| {
+        let mut made = made.borrow_mut();
+        while made.len() <= n {
+            let next = Rc::new(make_permutations(made.len()));
+            made.push(next);
+        }
+        Rc::clone(&made[n])
+    })
 }
 
-/// Rule 6: the least print over the permutations of shards of the same mode (only the
-/// identity in the structural form).
-fn symmetric_minimum(shards: &[Value], rest: &[(String, Value)], full: bool) -> String {
-    let modes: Vec<Option<&Value>> = shards.iter().map(|s| s.field("mode")).collect();
-    let identity: Vec<usize> = (0..shards.len()).collect();
-    let perms = if full {
-        permutations(shards.len())
-    } else {
-        vec![identity]
-    };
-    let mut best: Option<String> = None;
-    for perm in perms {
-        // perm[old] = new; only permutations that keep every shard's mode.
-        if (0..shards.len()).any(|i| modes[i] != modes[perm[i]]) {
-            continue;
-        }
-        let mut reordered = vec![Value::Atom(String::new()); shards.len()];
-        for (old, s) in shards.iter().enumerate() {
-            reordered[perm[old]] = s.clone();
-        }
-        let mut out = vec![("shards".to_string(), Value::List(reordered))];
-        out.extend(
-            rest.iter()
-                .map(|(n, v)| (n.clone(), rename_shards(v, &perm))),
-        );
-        let text = format!("{:?}", Value::Struct(String::new(), out));
-        if best.as_ref().is_none_or(|b| text < *b) {
-            best = Some(text);
-        }
-    }
-    best.unwrap_or_default()
-}
-
-/// Every permutation of `0..n`, as `perm[old] = new`.
-fn permutations(n: usize) -> Vec<Vec<usize>> {
+fn make_permutations(n: usize) -> Vec<Vec<usize>> {
     if n == 0 {
         return vec![Vec::new()];
     }
     let mut out = Vec::new();
-    for p in permutations(n - 1) {
+    for p in make_permutations(n - 1) {
         for at in 0..n {
             let mut q: Vec<usize> = p.iter().map(|&x| if x >= at { x + 1 } else { x }).collect();
             q.push(at);
@@ -253,52 +478,8 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// `ShardId(i)` as `ShardId(perm[i])`, and a per-shard list (`Active::pos`) reordered.
-fn rename_shards(v: &Value, perm: &[usize]) -> Value {
-    match v {
-        Value::Tuple(name, items) if name == "ShardId" => match items.as_slice() {
-            [Value::Atom(a)] => match a.parse::<usize>() {
-                Ok(i) if i < perm.len() => {
-                    Value::Tuple(name.clone(), vec![Value::Atom(perm[i].to_string())])
-                }
-                _ => v.clone(),
-            },
-            _ => v.clone(),
-        },
-        Value::Struct(name, fields) => Value::Struct(
-            name.clone(),
-            fields
-                .iter()
-                .map(|(n, fv)| match (n.as_str(), fv) {
-                    ("pos", Value::List(items)) if items.len() == perm.len() => {
-                        let mut out = items.clone();
-                        for (old, item) in items.iter().enumerate() {
-                            out[perm[old]] = item.clone();
-                        }
-                        (n.clone(), Value::List(out))
-                    }
-                    _ => (n.clone(), rename_shards(fv, perm)),
-                })
-                .collect(),
-        ),
-        Value::Tuple(name, items) => Value::Tuple(
-            name.clone(),
-            items.iter().map(|x| rename_shards(x, perm)).collect(),
-        ),
-        Value::Map(entries) => Value::Map(
-            entries
-                .iter()
-                .map(|(k, x)| (rename_shards(k, perm), rename_shards(x, perm)))
-                .collect(),
-        ),
-        Value::List(items) => Value::List(items.iter().map(|x| rename_shards(x, perm)).collect()),
-        Value::Set(items) => Value::Set(items.iter().map(|x| rename_shards(x, perm)).collect()),
-        Value::Atom(_) => v.clone(),
-    }
-}
-
-fn none() -> Value {
-    Value::Atom("None".into())
+fn reason(e: &mut Enc, name: &str, r: Option<StopReason>) {
+    e.v(name, r.map_or(NONE, |r| r.index() as i128), &r);
 }
 
 /// Rule 7 (`last_tick`): read only by invariant 5, which flags the head of a buffering
@@ -306,29 +487,88 @@ fn none() -> Value {
 /// `now`, so all it can ever tell is which of the tickets queued now have deadlines at or
 /// before it: that set (by rank) is kept instead of the instant, and an empty set is the
 /// same as no tick at all.
-fn last_tick(v: &Value, pool: &Pool, norm: &Norm) -> Value {
-    if !norm.full {
-        return norm.value(v, pool);
-    }
-    let Some(t) = v
-        .option()
-        .flatten()
-        .and_then(Value::atom)
-        .and_then(timestamp_nanos)
-    else {
-        return norm.value(v, pool);
+fn last_tick(e: &mut Enc, t: Option<Timestamp>, pool: &Pool, norm: &Norm) {
+    let Some(t) = t.filter(|_| norm.full) else {
+        norm.maybe(e, "last_tick", t);
+        return;
     };
-    let covered: Vec<Value> = pool
+    let covered: Vec<usize> = pool
         .live
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.status == "Queued" && e.deadline.is_some_and(|d| d <= t))
-        .map(|(r, _)| Value::Atom(format!("#{r}")))
+        .filter(|(_, h)| h.status == TicketStatus::Queued && h.deadline <= t)
+        .map(|(r, _)| r)
         .collect();
     if covered.is_empty() {
-        none()
-    } else {
-        Value::Tuple("Covers".into(), covered)
+        norm.maybe(e, "last_tick", None);
+        return;
+    }
+    e.open("last_tick covers", 4);
+    e.n("len", covered.len() as i128);
+    for r in covered {
+        e.n("#", r as i128);
+    }
+    e.close();
+}
+
+/// The rewrites that apply anywhere (instants relative to `now`), and what the other rules
+/// need.
+struct Norm {
+    now: u64,
+    max_failover_duration: u64,
+    min_time_between_failovers: u64,
+    /// The full form (rules 1–9), or the structural one (1–5).
+    full: bool,
+    /// Rule 6 applies.
+    symmetric: bool,
+}
+
+impl Norm {
+    /// Rule 2: an instant relative to `now`.
+    fn rel(&self, t: Timestamp) -> i128 {
+        i128::from(t.as_nanos()) - i128::from(self.now)
+    }
+
+    fn instant(&self, e: &mut Enc, name: &str, t: Timestamp) {
+        e.n(name, self.rel(t));
+    }
+
+    fn maybe(&self, e: &mut Enc, name: &str, t: Option<Timestamp>) {
+        match t {
+            Some(t) => {
+                e.words.push(1);
+                self.instant(e, name, t);
+            }
+            None => e.v(name, NONE, &"None"),
+        }
+    }
+
+    /// Rule 2 on a parsed `Debug` print (the plan, in the structural form).
+    fn tree(&self, v: &Value) -> Value {
+        match v {
+            Value::Atom(a) => match timestamp_nanos(a) {
+                Some(t) => Value::Atom(format!("t{:+}", i128::from(t) - i128::from(self.now))),
+                None => v.clone(),
+            },
+            Value::Struct(name, fields) => Value::Struct(
+                name.clone(),
+                fields
+                    .iter()
+                    .map(|(n, v)| (n.clone(), self.tree(v)))
+                    .collect(),
+            ),
+            Value::Tuple(name, items) => {
+                Value::Tuple(name.clone(), items.iter().map(|v| self.tree(v)).collect())
+            }
+            Value::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (self.tree(k), self.tree(v)))
+                    .collect(),
+            ),
+            Value::List(items) => Value::List(items.iter().map(|v| self.tree(v)).collect()),
+            Value::Set(items) => Value::Set(items.iter().map(|v| self.tree(v)).collect()),
+        }
     }
 }
 
@@ -346,192 +586,28 @@ fn timestamp_nanos(atom: &str) -> Option<u64> {
         .checked_add(frac.parse::<u64>().ok()?)
 }
 
-/// The rewrites that apply anywhere (instants relative to `now`, tickets by rank), and
-/// what the other rules need.
-struct Norm {
-    now: u64,
-    max_failover_duration: u64,
-    min_time_between_failovers: u64,
-    /// The full form (rules 1–9), or the structural one (1–5).
-    full: bool,
-    /// Rule 6 applies.
-    symmetric: bool,
-}
-
-impl Norm {
-    fn value(&self, v: &Value, pool: &Pool) -> Value {
-        match v {
-            Value::Atom(a) => match timestamp_nanos(a) {
-                Some(t) => Value::Atom(format!("t{:+}", i128::from(t) - i128::from(self.now))),
-                None => v.clone(),
-            },
-            Value::Tuple(name, items) if name == "Ticket" => match items.as_slice() {
-                [Value::Atom(a)] => Value::Atom(pool.rename(a)),
-                _ => v.clone(),
-            },
-            Value::Struct(name, fields) => Value::Struct(
-                name.clone(),
-                fields
-                    .iter()
-                    .map(|(n, v)| (n.clone(), self.value(v, pool)))
-                    .collect(),
-            ),
-            Value::Tuple(name, items) => Value::Tuple(
-                name.clone(),
-                items.iter().map(|v| self.value(v, pool)).collect(),
-            ),
-            Value::Map(entries) => Value::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| (self.value(k, pool), self.value(v, pool)))
-                    .collect(),
-            ),
-            Value::List(items) => Value::List(items.iter().map(|v| self.value(v, pool)).collect()),
-            Value::Set(items) => Value::Set(items.iter().map(|v| self.value(v, pool)).collect()),
-        }
-    }
-}
-
-/// One live slab entry.
-struct Entry {
-    generation: u64,
-    next: Option<u32>,
-    status: String,
-    /// Released by a drain: a failed retry may queue it again, with its deadline.
-    in_drain: bool,
-    deadline: Option<u64>,
-    shard: Option<usize>,
-    /// Every field but the generation and the links, normalised later.
-    rest: Vec<(String, Value)>,
-}
-
-/// The slab of live tickets, read off `Pool`'s print.
+/// The live tickets, oldest first (rule 1: a ticket's rank is its name).
 struct Pool {
-    /// Live entries, oldest first.
-    live: Vec<Entry>,
-    /// Slot → index in `live`.
-    by_slot: HashMap<u32, usize>,
-    /// Generation → rank among the live.
-    rank: HashMap<u64, usize>,
+    live: Vec<Held>,
+    /// The harness index of the most recently ended ticket: generations are handed out
+    /// 1, 2, 3, ..., so the n-th ticket issued (the harness's index n) has generation n + 1,
+    /// and the newest one not live has ended.
     last_ended: Option<usize>,
 }
 
-/// `u32::MAX`: the queue links' "none".
-const NIL: u32 = u32::MAX;
-
-fn number<T: std::str::FromStr>(v: Option<&Value>, what: &str) -> Result<T, String> {
-    v.and_then(Value::atom)
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| format!("expected a number for {what}"))
-}
-
 impl Pool {
-    fn read(v: &Value) -> Result<Pool, String> {
-        let Some(Value::Map(entries)) = v.field("entries") else {
-            return Err("Pool has no `entries` map (print it with {:#?})".into());
-        };
-        let next_generation: u64 = number(v.field("next_generation"), "next_generation")?;
-        let mut read = Vec::new();
-        for (k, e) in entries {
-            let slot: u32 = number(Some(k), "a slot")?;
-            let Value::Struct(_, fields) = e else {
-                return Err("a slab entry is not a struct".into());
-            };
-            let next: u32 = number(e.field("next"), "next")?;
-            let entry = Entry {
-                generation: number(e.field("generation"), "generation")?,
-                next: (next != NIL).then_some(next),
-                status: e.field("status").and_then(Value::atom).unwrap_or("").into(),
-                in_drain: e
-                    .field("status")
-                    .is_some_and(|s| format!("{s:?}").starts_with("Retrying(Drain(")),
-                deadline: e
-                    .field("deadline")
-                    .and_then(Value::atom)
-                    .and_then(timestamp_nanos),
-                shard: match e.field("shard") {
-                    Some(Value::Tuple(_, id)) => id
-                        .first()
-                        .and_then(Value::atom)
-                        .and_then(|a| a.parse().ok()),
-                    _ => None,
-                },
-                // The buffer-wide FIFO's links (`all_prev`, `all_next`) are the queued
-                // entries in deadline order, which the shards' queues already hold; only
-                // `Eviction::OldestAnywhere` reads them. A request's size (`bytes`, which the
-                // harness cycles through `REQUEST_BYTES`) is read only against a byte budget.
-                // The alphabet sets neither (`reconfigurations` keeps the default policy and
-                // no budget), so both are bookkeeping here. When it was queued (`held_at`)
-                // is read by no rule: only the wait histograms, which no rule reads either.
-                rest: fields
-                    .iter()
-                    .filter(|(n, _)| {
-                        !matches!(
-                            n.as_str(),
-                            "generation"
-                                | "prev"
-                                | "next"
-                                | "all_prev"
-                                | "all_next"
-                                | "bytes"
-                                | "held_at"
-                        )
-                    })
-                    .cloned()
-                    .collect(),
-            };
-            read.push((slot, entry));
-        }
-        read.sort_by_key(|(_, e)| e.generation);
-        let by_slot = read.iter().enumerate().map(|(r, (s, _))| (*s, r)).collect();
-        let rank = read
-            .iter()
-            .enumerate()
-            .map(|(r, (_, e))| (e.generation, r))
-            .collect();
-        let live: Vec<Entry> = read.into_iter().map(|(_, e)| e).collect();
-        // Generations are handed out 1, 2, 3, ..: the n-th ticket issued (the harness's
-        // index n) has generation n + 1, and the newest one not live has ended.
-        let last_ended = (1..next_generation)
+    fn read(state: &State) -> Pool {
+        let live = state.tickets.clone();
+        let last_ended = (1..=state.tickets_issued)
             .rev()
-            .find(|g| !live.iter().any(|e| e.generation == *g))
+            .find(|g| !live.iter().any(|h| h.ticket.id() == *g))
             .map(|g| (g - 1) as usize);
-        Ok(Pool {
-            live,
-            by_slot,
-            rank,
-            last_ended,
-        })
+        Pool { live, last_ended }
     }
 
-    /// `#generation@slot` as `#rank`, or `#ended` for a ticket no longer live.
-    fn rename(&self, ticket: &str) -> String {
-        let generation = ticket
-            .strip_prefix('#')
-            .and_then(|t| t.split('@').next())
-            .and_then(|g| g.parse::<u64>().ok());
-        match generation.and_then(|g| self.rank.get(&g)) {
-            Some(r) => format!("#{r}"),
-            None => "#ended".into(),
-        }
-    }
-
-    /// The ranks along a queue, from its head slot.
-    fn walk(&self, head: u32) -> Result<Value, String> {
-        let mut ranks = Vec::new();
-        let mut at = (head != NIL).then_some(head);
-        while let Some(slot) = at {
-            let &r = self
-                .by_slot
-                .get(&slot)
-                .ok_or("a queue links a slot with no entry")?;
-            if ranks.len() > self.live.len() {
-                return Err("a queue's links form a cycle".into());
-            }
-            ranks.push(Value::Atom(format!("#{r}")));
-            at = self.live[r].next;
-        }
-        Ok(Value::List(ranks))
+    /// A ticket's rank among the live, or `None` if it is not live.
+    fn rank(&self, t: failover_buffer::Ticket) -> Option<usize> {
+        self.live.iter().position(|h| h.ticket == t)
     }
 
     /// The live entries by rank. Rule 7: the deadline of a ticket released other than by a
@@ -547,269 +623,127 @@ impl Pool {
     /// earlier): so past deadlines are kept as their order among the past ones
     /// (`due#0` the earliest, equal ones alike), and their values show only in
     /// `poll_timeout` and in the order of the `Wake`s of the next tick, which releases every
-    /// due ticket at once.
-    fn canonical(&self, norm: &Norm, draining: &[usize]) -> Value {
+    /// due ticket at once. Of the rest of an entry, its size (`bytes`, which the harness
+    /// cycles through `REQUEST_BYTES`) is read only against a byte budget, which the
+    /// alphabet never sets (`reconfigurations` keeps no budget), and when it was queued
+    /// (`held_at`) by no rule: only the wait histograms, which no rule reads either.
+    fn canonical(&self, e: &mut Enc, norm: &Norm, state: &State, id: &dyn Fn(ShardId) -> i128) {
         let mut past: Vec<u64> = self
             .live
             .iter()
-            .filter_map(|e| e.deadline.filter(|&d| d < norm.now))
+            .map(|h| h.deadline.as_nanos())
+            .filter(|&d| d < norm.now)
             .collect();
         past.sort_unstable();
         past.dedup();
-        let live = self
-            .live
-            .iter()
-            .map(|e| {
-                let queued = e.status == "Queued";
-                let forgotten = norm.full && !queued && !e.in_drain;
-                let fields = e
-                    .rest
-                    .iter()
-                    .filter(|(n, _)| !(forgotten && n == "deadline"))
-                    .map(|(n, v)| {
-                        let draining = e.shard.is_some_and(|s| draining.contains(&s));
-                        let v = match e.deadline {
-                            Some(d) if norm.full && n == "deadline" && d < norm.now => {
-                                let k = past.partition_point(|&p| p < d);
-                                Value::Atom(format!("due#{k}"))
-                            }
-                            Some(d)
-                                if norm.full
-                                    && n == "deadline"
-                                    && d == norm.now
-                                    && draining
-                                    && queued =>
-                            {
-                                Value::Atom("due".into())
-                            }
-                            _ => norm.value(v, self),
-                        };
-                        (n.clone(), v)
-                    })
-                    .collect();
-                Value::Struct(String::new(), fields)
-            })
-            .collect();
-        Value::Struct(
-            String::new(),
-            vec![
-                ("live".into(), Value::List(live)),
-                (
-                    "some_ended".into(),
-                    Value::Atom(self.last_ended.is_some().to_string()),
-                ),
-            ],
-        )
+        e.open("live", 5);
+        e.n("len", self.live.len() as i128);
+        for held in &self.live {
+            let queued = held.status == TicketStatus::Queued;
+            let in_drain = matches!(
+                held.status,
+                TicketStatus::Retrying(failover_buffer::ReleaseReason::Drain(_))
+            );
+            let draining = state
+                .shards
+                .get(held.shard.index())
+                .is_some_and(|s| s.state == ShardState::Draining);
+            e.open("", 6);
+            e.v("status", h(&held.status), &held.status);
+            e.n("shard", id(held.shard));
+            let d = held.deadline.as_nanos();
+            if norm.full && !queued && !in_drain {
+                e.v("deadline", NONE, &"_");
+            } else if norm.full && d < norm.now {
+                let k = past.partition_point(|&p| p < d);
+                e.v("deadline", NONE + 1 + k as i128, &format_args!("due#{k}"));
+            } else if norm.full && d == norm.now && draining && queued {
+                e.v("deadline", NONE + 100_000, &"due");
+            } else {
+                norm.instant(e, "deadline", held.deadline);
+            }
+            e.close();
+        }
+        e.close();
+        let some_ended = self.last_ended.is_some();
+        e.v("some_ended", i128::from(some_ended), &some_ended);
     }
 }
 
-/// A `ShardBuffer`: names dropped, queue as ranks, terms relative, counters reduced, and
-/// in the full form, primary anonymous and facts no rule will read again forgotten.
-fn shard(v: &Value, pool: &Pool, norm: &Norm, revivable: Option<bool>) -> Result<Value, String> {
-    let Value::Struct(name, fields) = v else {
-        return Err("a shard is not a struct".into());
-    };
-    let highest = match v.field("highest_term").and_then(Value::option) {
-        Some(h) => h
-            .map(|h| number::<u64>(Some(h), "highest_term"))
-            .transpose()?,
-        None => return Err("a shard has no `highest_term`".into()),
-    };
-    let episode = Episode::read(v, norm, revivable)?;
-    let mut out = Vec::new();
-    for (n, value) in fields {
-        let kept = match n.as_str() {
-            "keyspace" | "shard" => continue,
-            "queue" => pool.walk(number(value.field("head"), "queue head")?)?,
-            "stats" => counters_read_by_rules(value, !norm.full || episode.peaks_read_again()),
-            "highest_term" => term(highest, highest, norm.full),
-            // Rule 8.
-            "primary" if norm.full => match value.option() {
-                Some(Some(_)) => Value::Atom("Some(known)".into()),
-                _ => norm.value(value, pool),
-            },
-            "last_end" | "last_reparent" => recent(value, pool, norm),
-            "episode" => episode.canonical(value, highest, pool, norm)?,
-            _ => norm.value(value, pool),
-        };
-        out.push((n.clone(), kept));
+/// A shard: names dropped, queue as ranks, terms relative, counters reduced, and in the
+/// full form, primary anonymous and facts no rule will read again forgotten.
+fn shard(
+    e: &mut Enc,
+    s: &inspect::Shard,
+    pool: &Pool,
+    norm: &Norm,
+    revivable: Option<bool>,
+) -> Result<(), String> {
+    let episode = Episode::read(s, norm, revivable);
+    e.open("shard", 7);
+    e.v("mode", h(&s.mode), &s.mode);
+    e.v("state", h(&s.state), &s.state);
+    e.open("queue", 8);
+    e.n("len", s.queue.len() as i128);
+    for &t in &s.queue {
+        let r = pool.rank(t).ok_or("a queued ticket is not live")?;
+        e.n("#", r as i128);
     }
-    Ok(Value::Struct(name.clone(), out))
+    e.close();
+    e.n("drain_in_flight", s.drain_in_flight as i128);
+    e.n("drain_excess", s.drain_excess as i128);
+    episode.canonical(e, &s.episode, s.highest_term, norm);
+    recent(e, "last_end", s.last_end, norm);
+    match s.pause {
+        None => e.v("pause", NONE, &"None"),
+        // Rule 7: a pause's `since` is read only to bound it by a lower `max_pause` (a
+        // `reconfigure`, none of which changes it: see `reconfigurations`) and by the
+        // invariant that the pause ends within `max_pause` of it, which holds of each state
+        // reached. Rule 9: an `until` already past is only asked "due?" by the next tick,
+        // which ends the pause (its value shows only in `poll_timeout`).
+        Some(p) => {
+            e.open("pause", 9);
+            if norm.full {
+                e.v("since", NONE + 7, &"_");
+            } else {
+                norm.instant(e, "since", p.since);
+            }
+            if norm.full && p.until.as_nanos() < norm.now {
+                e.v("until", NONE + 2, &"due");
+            } else {
+                norm.instant(e, "until", p.until);
+            }
+            e.v("under", h(&p.under), &p.under);
+            e.close();
+        }
+    }
+    e.v("pause_drain", i128::from(s.pause_drain), &s.pause_drain);
+    recent(e, "last_reparent", s.last_reparent, norm);
+    // Rule 8.
+    match s.primary {
+        None => e.v("primary", NONE, &"None"),
+        Some(_) if norm.full => e.v("primary", NONE + 1, &"known"),
+        Some(p) => e.n("primary", i128::from(p.0)),
+    }
+    term(e, "highest_term", s.highest_term, s.highest_term, norm.full);
+    counters_read_by_rules(e, s, !norm.full || episode.peaks_read_again());
+    e.close();
+    Ok(())
 }
 
 /// Rule 7 (`last_end`, `last_reparent`): read only by the min-time rule, `now - t <
 /// min_time_between_failovers`. `now` never goes back, so once that is false it stays
 /// false, which is what `None` gives too.
-fn recent(v: &Value, pool: &Pool, norm: &Norm) -> Value {
-    let at = v
-        .option()
-        .flatten()
-        .and_then(Value::atom)
-        .and_then(timestamp_nanos);
-    match at {
-        Some(t) if norm.full && norm.now.saturating_sub(t) >= norm.min_time_between_failovers => {
-            none()
+fn recent(e: &mut Enc, name: &str, t: Option<Timestamp>, norm: &Norm) {
+    match t {
+        Some(t)
+            if norm.full
+                && norm.now.saturating_sub(t.as_nanos()) >= norm.min_time_between_failovers =>
+        {
+            norm.maybe(e, name, None)
         }
-        _ => norm.value(v, pool),
+        _ => norm.maybe(e, name, t),
     }
-}
-
-/// The shards a cancel would put back: while a shutdown runs (`shut_down`, not `closed`),
-/// those its `stopped` list names (`Shutdown::stopped`: each shard the shutdown stopped
-/// while it buffered, with what `unstop` restores), each with whether the episode it puts
-/// back had stopped (`Unstop::stopped`).
-fn revivable(tree: &Value) -> Vec<(usize, bool)> {
-    let atom = |n: &str| tree.field(n).and_then(Value::atom);
-    if atom("shut_down") != Some("true") || atom("closed") != Some("false") {
-        return Vec::new();
-    }
-    let Some(Some(shutdown)) = tree.field("shutdown").and_then(Value::option) else {
-        return Vec::new();
-    };
-    let Some(Value::List(stopped)) = shutdown.field("stopped") else {
-        return Vec::new();
-    };
-    stopped
-        .iter()
-        .filter_map(|pair| match pair {
-            Value::Tuple(_, items) => match (items.first(), items.get(1)) {
-                (Some(Value::Tuple(_, id)), Some(saved)) => {
-                    let stopped = saved.field("stopped")?.option()?.is_some();
-                    Some((id.first()?.atom()?.parse().ok()?, stopped))
-                }
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
-
-/// The buffer's shutdown (`Shutdown`: its `DrainPlan`, the grace it was built with, and
-/// what a cancel restores of each shard it stopped).
-///
-/// Rule 4: the plan's `stats` are counters (begun, cancelled, refused, clock regressions),
-/// only ever added to. The full form also keeps of the plan only what its rules or the
-/// harness read: its `state`, the phases `entered`, its current phase's max-wait
-/// `deadline` (an instant like any other, rule 2; `Timestamp::MAX`, "never", stays as it
-/// is), and for each phase entered why it was left (`PhaseEnd`: the harness reads whether
-/// the grace ran out). Rule 9: the phase records' instants, `begun_at`, `ended_at` and
-/// the remaining work last reported reach only `history`/`progress` (outputs), and the
-/// plan's own `now` only clamps its inputs, which are the buffer's `now` (never behind
-/// it). Rule 7: its `actions` queue (`poll_shutdown_action`) is read by no rule and by no
-/// check of the harness. The phases are fixed by the grace, which is kept.
-///
-/// Of each stopped shard's saved episode (`Unstop`), what `unstop` restores is kept, each
-/// field by the rule the shard's own copy follows: `last_end` by rule 7 (`recent`: once
-/// older than min time between failovers, as good as none), `drain_start` not at all
-/// (rule 9: only `DrainFinished` reports it), a `resume_at` already past as `due` (rule 9:
-/// `unstop` ticks at once, and a tick fires every due resume).
-fn shutdown(v: &Value, pool: &Pool, norm: &Norm) -> Value {
-    let Some(Some(Value::Struct(name, fields))) = v.option() else {
-        return norm.value(v, pool);
-    };
-    let kept = fields
-        .iter()
-        .map(|(n, fv)| {
-            let kept = match n.as_str() {
-                "plan" => plan(fv, pool, norm),
-                "stopped" if norm.full => match fv {
-                    Value::List(items) => Value::List(
-                        items
-                            .iter()
-                            .map(|pair| match pair {
-                                Value::Tuple(t, items) => Value::Tuple(
-                                    t.clone(),
-                                    items.iter().map(|x| unstop(x, pool, norm)).collect(),
-                                ),
-                                _ => norm.value(pair, pool),
-                            })
-                            .collect(),
-                    ),
-                    _ => norm.value(fv, pool),
-                },
-                _ => norm.value(fv, pool),
-            };
-            (n.clone(), kept)
-        })
-        .collect();
-    Value::Tuple("Some".into(), vec![Value::Struct(name.clone(), kept)])
-}
-
-/// The shutdown's `DrainPlan` (see [`shutdown`]).
-fn plan(v: &Value, pool: &Pool, norm: &Norm) -> Value {
-    let Value::Struct(name, fields) = v else {
-        return norm.value(v, pool);
-    };
-    let entered: usize = v
-        .field("entered")
-        .and_then(Value::atom)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(0);
-    let kept = fields
-        .iter()
-        .filter(|(n, _)| n != "stats")
-        .filter(|(n, _)| {
-            !norm.full || matches!(n.as_str(), "records" | "entered" | "state" | "deadline")
-        })
-        .map(|(n, fv)| {
-            let kept = match (n.as_str(), fv) {
-                ("records", Value::List(records)) if norm.full => Value::List(
-                    records
-                        .iter()
-                        .take(entered)
-                        .map(|r| match r.field("left").and_then(Value::option) {
-                            Some(Some(Value::Tuple(_, end))) => {
-                                end.get(1).cloned().unwrap_or_else(none)
-                            }
-                            _ => none(),
-                        })
-                        .collect(),
-                ),
-                ("deadline", d) if far(d) => Value::Atom("Some(never)".into()),
-                _ => norm.value(fv, pool),
-            };
-            (n.clone(), kept)
-        })
-        .collect();
-    Value::Struct(name.clone(), kept)
-}
-
-/// `Some(t)` with `t` at or past the end of time (a max wait that saturates).
-fn far(v: &Value) -> bool {
-    v.option()
-        .flatten()
-        .and_then(Value::atom)
-        .and_then(timestamp_nanos)
-        .is_some_and(|t| t >= u64::MAX / 2)
-}
-
-/// A shard's saved episode (`Unstop`; see [`shutdown`]).
-fn unstop(v: &Value, pool: &Pool, norm: &Norm) -> Value {
-    let Value::Struct(name, fields) = v else {
-        return norm.value(v, pool);
-    };
-    let kept = fields
-        .iter()
-        .map(|(n, fv)| {
-            let kept = match n.as_str() {
-                "last_end" => recent(fv, pool, norm),
-                "drain_start" => Value::Atom("_".into()),
-                "resume_at"
-                    if fv
-                        .option()
-                        .flatten()
-                        .and_then(Value::atom)
-                        .and_then(timestamp_nanos)
-                        .is_some_and(|t| t < norm.now) =>
-                {
-                    Value::Atom("Some(due)".into())
-                }
-                _ => norm.value(fv, pool),
-            };
-            (n.clone(), kept)
-        })
-        .collect();
-    Value::Struct(name.clone(), kept)
 }
 
 /// What the canonical form needs to know about a shard's episode.
@@ -829,37 +763,31 @@ struct Episode {
 }
 
 impl Episode {
-    fn read(shard: &Value, norm: &Norm, revivable: Option<bool>) -> Result<Episode, String> {
-        let atom = |v: Option<&Value>| v.and_then(Value::atom).unwrap_or("").to_string();
-        let state = atom(shard.field("state"));
-        let mode = atom(shard.field("mode"));
-        let e = shard.field("episode").ok_or("a shard has no `episode`")?;
-        let start = e
-            .field("start")
-            .and_then(Value::atom)
-            .and_then(timestamp_nanos)
-            .ok_or("an episode has no `start`")?;
-        let stopped = e
-            .field("stopped")
-            .and_then(Value::option)
-            .ok_or("an episode has no `stopped`")?
-            .and_then(Value::atom)
-            .map(str::to_string);
+    fn read(shard: &inspect::Shard, norm: &Norm, revivable: Option<bool>) -> Episode {
+        let start = shard.episode.start.as_nanos();
         let past_max = norm.now >= start.saturating_add(norm.max_failover_duration);
         let seemed_over = matches!(
-            stopped.as_deref(),
-            Some("NewPrimarySeen" | "MoveTablesSwitchedTraffic")
+            shard.episode.stopped,
+            Some(StopReason::NewPrimarySeen | StopReason::MoveTablesSwitchedTraffic)
         );
+        // The machine's own phase: under a pause, what lies under it. A pause over an idle
+        // machine, and the drain of what it held (`pause_drain`), belong to no episode:
+        // the last one is read then as on an idle shard (every rule reads `phase`, a
+        // failover request or not-serving stamp starts a fresh episode, and the pause's
+        // drain sets what it releases with, `Retry`, itself).
+        let phase = shard.pause.map_or(shard.state, |p| p.under);
+        let idle =
+            phase == ShardState::Idle || (shard.pause_drain && phase == ShardState::Draining);
         let alive = revivable.is_some()
-            || state != "Idle"
-            || (mode == "Enabled" && seemed_over && !past_max);
-        Ok(Episode {
+            || !idle
+            || (shard.mode == Mode::Enabled && seemed_over && !past_max);
+        Episode {
             alive,
             // A cancel restores the saved `stopped`; until then (shut down) no stamp or stop
             // reads the episode.
-            stopped: revivable.unwrap_or(stopped.is_some()),
+            stopped: revivable.unwrap_or(shard.episode.stopped.is_some()),
             max_passed: norm.now > start.saturating_add(norm.max_failover_duration),
-        })
+        }
     }
 
     /// `last_requests_*_max` are read by the episode's first stop only; `start` resets them.
@@ -885,128 +813,140 @@ impl Episode {
     /// * `first_hold` and `last_release` are read only to report
     ///   `last_failover_held_duration` at a stop (rule 9), and `first_hold` by
     ///   `get_or_insert` (only whether it is set).
-    fn canonical(
-        &self,
-        v: &Value,
-        highest: Option<u64>,
-        pool: &Pool,
-        norm: &Norm,
-    ) -> Result<Value, String> {
-        if norm.full && !self.alive {
-            return Ok(Value::Atom("over".into()));
+    fn canonical(&self, e: &mut Enc, ep: &inspect::Episode, highest: Option<u64>, norm: &Norm) {
+        let full = norm.full;
+        if full && !self.alive {
+            e.v("episode", NONE, &"over");
+            return;
         }
-        let Value::Struct(name, fields) = v else {
-            return Ok(norm.value(v, pool));
-        };
-        let mut out = Vec::new();
-        for (n, fv) in fields {
-            let forget = norm.full
-                && match n.as_str() {
-                    "start" => self.max_passed,
-                    "saw_not_serving" | "start_term" => self.stopped,
-                    // Rule 9 while draining, rule 7 while buffering.
-                    "drain_start" => true,
-                    // Rule 9: read only to report `last_failover_held_duration`.
-                    "last_release" => true,
-                    _ => false,
-                };
+        const FORGOTTEN: i128 = NONE + 7;
+        e.open("episode", 10);
+        if full && self.max_passed {
+            e.v("start", FORGOTTEN, &"_");
+        } else {
+            norm.instant(e, "start", ep.start);
+        }
+        if full && self.stopped {
+            e.v("start_term", FORGOTTEN, &"_");
+            e.v("saw_not_serving", FORGOTTEN, &"_");
+        } else {
+            term(e, "start_term", ep.start_term, highest, full);
+            e.v(
+                "saw_not_serving",
+                i128::from(ep.saw_not_serving),
+                &ep.saw_not_serving,
+            );
+        }
+        reason(e, "stopped", ep.stopped);
+        reason(e, "last_stop", ep.last_stop);
+        match ep.release {
+            Verdict::Retry => e.v("release", NONE, &ep.release),
+            Verdict::Fail(err) => e.v("release", h(&err), &ep.release),
+        }
+        if full {
+            // Rule 9 while draining, rule 7 while buffering.
+            e.v("drain_start", FORGOTTEN, &"_");
+        } else {
+            norm.instant(e, "drain_start", ep.drain_start);
+        }
+        match ep.resume_at {
+            Some(t) if full && t.as_nanos() < norm.now => e.v("resume_at", NONE + 2, &"due"),
+            t => norm.maybe(e, "resume_at", t),
+        }
+        if full {
             // Rule 9: read only for that report, and by `get_or_insert` (whether it is set).
-            if norm.full && n == "first_hold" {
-                let set = fv.option().is_some_and(|t| t.is_some());
-                out.push((
-                    n.clone(),
-                    Value::Atom(if set { "Some(_)" } else { "None" }.into()),
-                ));
-                continue;
-            }
-            let due = norm.full
-                && n == "resume_at"
-                && fv
-                    .option()
-                    .flatten()
-                    .and_then(Value::atom)
-                    .and_then(timestamp_nanos)
-                    .is_some_and(|t| t < norm.now);
-            let kept = if forget {
-                Value::Atom("_".into())
-            } else if due {
-                Value::Atom("Some(due)".into())
-            } else if n == "start_term" {
-                let t = fv
-                    .option()
-                    .and_then(|t| t.map(|t| number::<u64>(Some(t), "start_term")))
-                    .transpose()?;
-                term(t, highest, norm.full)
-            } else {
-                norm.value(fv, pool)
-            };
-            out.push((n.clone(), kept));
+            let set = ep.first_hold.is_some();
+            e.v(
+                "first_hold",
+                i128::from(set),
+                &if set { "Some(_)" } else { "None" },
+            );
+            // Rule 9: read only to report `last_failover_held_duration`.
+            e.v("last_release", FORGOTTEN, &"_");
+        } else {
+            norm.maybe(e, "first_hold", ep.first_hold);
+            norm.instant(e, "last_release", ep.last_release);
         }
-        Ok(Value::Struct(name.clone(), out))
+        e.close();
     }
 }
 
 /// Rule 4: of the counters, what a rule reads: each shard's balance `buffered - evicted -
 /// drained` (invariant 8), and the episode's peaks while its first stop may still report
 /// them (rule 7; always, in the structural form).
-fn counters_read_by_rules(stats: &Value, peaks: bool) -> Value {
-    let Value::Struct(name, fields) = stats else {
-        return stats.clone();
-    };
-    let count = |v: &Value| -> i128 {
-        match v {
-            Value::Atom(a) => a.parse().unwrap_or(0),
-            Value::Map(entries) => entries
-                .iter()
-                .map(|(_, c)| c.atom().and_then(|c| c.parse::<i128>().ok()).unwrap_or(0))
-                .sum(),
-            _ => 0,
-        }
-    };
-    let get = |n: &str| {
-        fields
-            .iter()
-            .find(|(f, _)| f == n)
-            .map_or(0, |(_, v)| count(v))
-    };
-    let balance = get("buffered") - get("evicted") - get("drained");
-    let mut out = vec![("balance".to_string(), Value::Atom(balance.to_string()))];
+fn counters_read_by_rules(e: &mut Enc, s: &inspect::Shard, peaks: bool) {
+    let st = &s.stats;
+    let evicted: u64 = EvictReason::ALL.iter().map(|&r| st.evicted[r]).sum();
+    let balance = i128::from(st.buffered) - i128::from(evicted) - i128::from(st.drained);
+    e.open("stats", 11);
+    e.n("balance", balance);
     if peaks {
-        out.extend(
-            fields
-                .iter()
-                .filter(|(n, _)| {
-                    matches!(
-                        n.as_str(),
-                        "last_requests_in_flight_max" | "last_requests_dry_run_max"
-                    )
-                })
-                .cloned(),
+        e.n(
+            "last_requests_in_flight_max",
+            i128::from(st.last_requests_in_flight_max),
         );
+        e.n(
+            "last_requests_dry_run_max",
+            i128::from(st.last_requests_dry_run_max),
+        );
+    } else {
+        e.words.push(NONE);
     }
-    Value::Struct(name.clone(), out)
+    e.close();
 }
 
 /// Rule 3: a term relative to the shard's highest. In the full form a `start_term` below
 /// the highest is just "below" (rule 7: an accepted stamp is at least the highest, so it
-/// is newer than any such start term, whatever its value).
-fn term(t: Option<u64>, highest: Option<u64>, full: bool) -> Value {
-    let text = match (t, highest) {
-        (None, _) => "None".to_string(),
-        (Some(t), None | Some(0)) => t.to_string(),
-        (Some(t), Some(h)) if t < h && full => "H-".into(),
-        (Some(t), Some(h)) if t < h => format!("H-{}", h - t),
-        (Some(t), Some(h)) => format!("H+{}", t - h),
-    };
-    Value::Atom(text)
+/// is newer than any such start term, whatever its value). A highest term of 0 is kept
+/// verbatim: there the harness's "older" stamp saturates to the same term.
+fn term(e: &mut Enc, name: &str, t: Option<u64>, highest: Option<u64>, full: bool) {
+    match (t, highest) {
+        (None, _) => e.v(name, NONE, &"None"),
+        (Some(t), None | Some(0)) => {
+            e.words.push(1);
+            e.n(name, i128::from(t));
+        }
+        (Some(t), Some(h)) if t < h && full => e.v(name, NONE + 1, &"H-"),
+        (Some(t), Some(h)) => {
+            e.words.push(2);
+            e.v(
+                name,
+                i128::from(t) - i128::from(h),
+                &format_args!("H{:+}", i128::from(t) - i128::from(h)),
+            );
+        }
+    }
 }
 
-/// Two independent 64-bit SipHashes of `text`.
-fn fingerprint(text: &str) -> u128 {
+/// A 128-bit fingerprint of a form: two independent multiply-xorshift lanes over its words
+/// (a SipHash of them was a twelfth of a transition), each finished by a full avalanche.
+fn fingerprint_words(words: &[i128]) -> u128 {
+    let (mut a, mut b): (u64, u64) = (0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344);
+    for &w in words {
+        for x in [w as u64, (w >> 64) as u64] {
+            a = (a ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            a ^= a >> 29;
+            b = (b.rotate_left(23) ^ x).wrapping_mul(0xd6e8_feb8_6659_fd93);
+            b ^= b >> 32;
+        }
+    }
+    let len = words.len() as u64;
+    (u128::from(avalanche(a ^ len)) << 64) | u128::from(avalanche(b.wrapping_add(len)))
+}
+
+/// splitmix64's finaliser: every input bit flips about half the output bits.
+fn avalanche(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Two independent 64-bit SipHashes of `value`.
+fn fingerprint<T: Hash + ?Sized>(value: &T) -> u128 {
     let half = |salt: u64| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = DefaultHasher::new();
         salt.hash(&mut h);
-        text.hash(&mut h);
+        value.hash(&mut h);
         h.finish()
     };
     (u128::from(half(0x5eed_0001)) << 64) | u128::from(half(0x5eed_0002))

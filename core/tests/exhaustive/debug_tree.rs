@@ -40,14 +40,6 @@ impl Value {
         }
     }
 
-    /// The leaf's text.
-    pub(crate) fn atom(&self) -> Option<&str> {
-        match self {
-            Value::Atom(a) => Some(a),
-            _ => None,
-        }
-    }
-
     /// `Some(x)` as `Some(Some(x))`, `None` as `Some(None)`, anything else as `None`.
     pub(crate) fn option(&self) -> Option<Option<&Value>> {
         match self {

@@ -1,10 +1,15 @@
 //! Breadth-first search of every state a small buffer can reach, through the shared harness.
 //!
-//! A state of the frontier is kept as a [`Harness`] in that state (buffer, reference model,
-//! ticket history) and expanded by cloning it once per input, so a transition costs one
-//! input whatever its depth; every state found is remembered as the op that first reached
-//! it and its parent, so its input sequence is a shortest one (breadth-first order). A
-//! depth's frontier is expanded by several threads, merged in frontier order.
+//! Every state found is remembered as the op that first reached it and its parent (a few
+//! bytes), so its input sequence is a shortest one (breadth-first order). A state of the
+//! frontier is rebuilt when it is expanded, as a [`Harness`] in that state (buffer,
+//! reference model, ticket history), by cloning its parent and applying its op; the
+//! frontier is in order of parent, so one rebuilt parent serves all its children, and a
+//! parent is replayed from the initial state only when a new one comes up. A state is then
+//! expanded by cloning it once per input, so a transition costs one input whatever its
+//! depth. Keeping harnesses (about 10 KB each) for a whole frontier instead would need
+//! gigabytes at the depths the two-shard bounds reach. A depth's frontier is expanded by
+//! several threads, merged in frontier order.
 //!
 //! Every transition goes through `Harness::apply`, which compares the core with the
 //! reference model (answer, actions, timers, slots, ticket statuses, counters), checks
@@ -15,7 +20,8 @@
 //! shorter sequence was tried before it (merging states with the same canonical form loses
 //! none: they have the same future).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -35,6 +41,8 @@ pub(crate) struct Bound {
     pub(crate) merge: Merge,
     /// Whether the alphabet includes `Op::Reconfigure`.
     pub(crate) reconfigure: bool,
+    /// Whether the alphabet includes `Op::Pause` and `Op::Resume`.
+    pub(crate) pause: bool,
 }
 
 /// Which canonical form states are merged on (see `canonical`).
@@ -63,12 +71,19 @@ pub(crate) struct Explored {
     /// The kinds of input tried.
     pub(crate) kinds: BTreeSet<&'static str>,
     /// The full canonical form of every state found (distinct states under `Structural`
-    /// may share one).
-    pub(crate) classes: HashSet<u128>,
+    /// may share one), with the first state found that has it.
+    pub(crate) classes: HashMap<u128, u32>,
+    /// How each state was first reached, by state number: see [`Explored::path`].
+    nodes: Vec<Node>,
     pub(crate) elapsed: Duration,
 }
 
 impl Explored {
+    /// A shortest input sequence to state `node` (a value of `classes`).
+    pub(crate) fn path(&self, node: u32) -> Vec<Op> {
+        path_to(&self.nodes, node)
+    }
+
     /// The depth explored completely.
     pub(crate) fn depth(&self) -> usize {
         self.new_per_depth.len() - 1
@@ -102,21 +117,40 @@ impl std::fmt::Display for Counterexample {
     }
 }
 
+/// A set of states' fingerprints. They are hashes already, so a key's low half is its
+/// hash (a SipHash of each key was a twelfth of a transition).
+type Keys = HashSet<u128, BuildHasherDefault<LowHalf>>;
+
+/// The [`Hasher`] of [`Keys`]: a fingerprint's low 64 bits.
+#[derive(Default)]
+struct LowHalf(u64);
+
+impl Hasher for LowHalf {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u128` keys are hashed; any other input is folded in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// How a failure of `Harness::finish` is told apart.
 const FINISH_FAILED: &str = "after shutting down: ";
 
 /// How a state was first reached: the input, from which state. Kept for every state, so a
 /// counterexample's input sequence can be read back.
+#[derive(Debug)]
 struct Node {
     parent: u32,
     op: Op,
-}
-
-/// A state waiting to be expanded: the harness in that state, and what the alphabet needs.
-struct Frontier {
-    node: u32,
-    run: Run,
-    live: Live,
 }
 
 /// A harness with the harness's clock mirrored, which the canonical form needs and the
@@ -168,12 +202,13 @@ impl Run {
         Ok(())
     }
 
-    fn canonical(&self, merge: Merge, reconfigure: bool) -> Result<Canonical, String> {
+    fn canonical(&self, merge: Merge, reconfigure: bool, print: bool) -> Result<Canonical, String> {
         canonical(
             self.harness.buffer(),
             (!self.end_of_time).then_some(self.clock_ns),
             merge == Merge::Structural,
             !reconfigure,
+            print,
         )
     }
 
@@ -208,8 +243,8 @@ fn threads() -> usize {
 #[derive(Default)]
 struct Expansion {
     /// New states (not seen at an earlier depth, nor earlier in this share): their key,
-    /// full form's key, parent node, input and state.
-    found: Vec<(u128, u128, u32, Op, Run, Live)>,
+    /// full form's key, parent node and input.
+    found: Vec<(u128, u128, u32, Op)>,
     transitions: u64,
     rules: BTreeSet<String>,
     kinds: BTreeSet<&'static str>,
@@ -219,12 +254,13 @@ struct Expansion {
 
 /// Explores `bound` breadth-first, calling `progress` after each depth.
 ///
-/// Each state is kept as a harness in that state (buffer, model and ticket history) and
-/// expanded by cloning it once per input. A depth's frontier is split into as many
-/// contiguous shares as there are threads; each thread expands its share against the
-/// states of earlier depths, and the shares are then merged in frontier order, so the
-/// states found, the path kept to each (the first in frontier and alphabet order) and the
-/// counterexample reported do not depend on the number of threads.
+/// Each state is kept as the input that first reached it and its parent, rebuilt from its
+/// parent when expanded (see the module's doc), and expanded by cloning it once per input.
+/// A depth's frontier is split into as many contiguous shares as there are threads; each
+/// thread expands its share against the states of earlier depths, and the shares are then
+/// merged in frontier order, so the states found, the path kept to each (the first in
+/// frontier and alphabet order) and the counterexample reported do not depend on the
+/// number of threads.
 pub(crate) fn explore(
     bound: &Bound,
     mut progress: impl FnMut(usize, usize, usize),
@@ -232,9 +268,10 @@ pub(crate) fn explore(
     let started = Instant::now();
     let root = Run::new(&bound.setup).map_err(|e| fail(Vec::new(), e))?;
     let root_form = root
-        .canonical(bound.merge, bound.reconfigure)
+        .canonical(bound.merge, bound.reconfigure, false)
         .map_err(|e| fail(Vec::new(), e))?;
-    let mut seen: HashSet<u128> = HashSet::from([merge_key(&root_form, bound.merge)]);
+    let mut seen = Keys::default();
+    seen.insert(merge_key(&root_form, bound.merge));
     let mut nodes = vec![Node {
         parent: u32::MAX,
         op: Op::Shutdown,
@@ -246,22 +283,19 @@ pub(crate) fn explore(
         closed: false,
         rules: BTreeSet::new(),
         kinds: BTreeSet::new(),
-        classes: HashSet::from([root_form.key]),
+        classes: HashMap::from([(root_form.key, 0)]),
+        nodes: Vec::new(),
         elapsed: Duration::ZERO,
     };
-    let mut frontier = vec![Frontier {
-        node: 0,
-        live: root.live(&root_form),
-        run: root,
-    }];
+    let mut frontier: Vec<u32> = vec![0];
     let threads = threads();
     for depth in 0..bound.depth {
         let share = frontier.len().div_ceil(threads).max(1);
-        let seen_before = &seen;
+        let (seen_before, nodes_before) = (&seen, &nodes);
         let expansions: Vec<Expansion> = std::thread::scope(|scope| {
             let workers: Vec<_> = frontier
                 .chunks(share)
-                .map(|states| scope.spawn(move || expand(bound, states, seen_before)))
+                .map(|states| scope.spawn(move || expand(bound, nodes_before, states, seen_before)))
                 .collect();
             workers
                 .into_iter()
@@ -278,23 +312,23 @@ pub(crate) fn explore(
                 ops.push(op);
                 return Err(fail(ops, error));
             }
-            for (key, class, parent, op, run, live) in e.found {
+            for (key, class, parent, op) in e.found {
                 if !seen.insert(key) {
                     continue;
                 }
-                explored.classes.insert(class);
+                let node = u32::try_from(nodes.len()).expect("fewer than 2^32 states");
+                explored.classes.entry(class).or_insert(node);
+                nodes.push(Node { parent, op });
                 if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
-                    let mut ops = path_to(&nodes, parent);
-                    ops.push(op);
-                    let form = run.canonical(bound.merge, bound.reconfigure);
+                    let ops = path_to(&nodes, node);
+                    let form = replay(&bound.setup, &ops)
+                        .and_then(|run| run.canonical(bound.merge, bound.reconfigure, true));
                     eprintln!(
                         "new state after {ops:?}: {}",
                         form.map_or_else(|e| e, |f| f.text)
                     );
                 }
-                let node = u32::try_from(nodes.len()).expect("fewer than 2^32 states");
-                nodes.push(Node { parent, op });
-                next.push(Frontier { node, run, live });
+                next.push(node);
             }
         }
         explored.states += next.len();
@@ -307,6 +341,7 @@ pub(crate) fn explore(
         frontier = next;
     }
     explored.elapsed = started.elapsed();
+    explored.nodes = nodes;
     Ok(explored)
 }
 
@@ -319,30 +354,72 @@ fn fail(ops: Vec<Op>, error: String) -> Box<Counterexample> {
     })
 }
 
+/// The state `ops` lead to from the initial one.
+fn replay(setup: &SetUp, ops: &[Op]) -> Result<Run, String> {
+    let mut run = Run::new(setup)?;
+    for op in ops {
+        run.apply(op)?;
+    }
+    Ok(run)
+}
+
 /// Tries every input in each of `states`, in order, stopping at the first failure.
-fn expand(bound: &Bound, states: &[Frontier], seen: &HashSet<u128>) -> Expansion {
+fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansion {
     let mut out = Expansion::default();
-    let mut here = HashSet::new();
-    for state in states {
-        for op in alphabet::inputs(&bound.setup, bound.steps, state.live, bound.reconfigure) {
+    let mut here = Keys::default();
+    // The parent last rebuilt: consecutive states of a frontier share theirs.
+    let mut parent: Option<(u32, Run)> = None;
+    for &node in states {
+        let Node { parent: p, op } = nodes[node as usize];
+        if parent.as_ref().is_none_or(|(n, _)| *n != p) {
+            // Every state of the frontier was reached without failure, and the harness is
+            // deterministic, so its replay passes again.
+            let ops = if node == 0 {
+                Vec::new()
+            } else {
+                path_to(nodes, p)
+            };
+            let run =
+                replay(&bound.setup, &ops).expect("replaying a passing input sequence passes");
+            parent = Some((p, run));
+        }
+        let mut run = parent
+            .as_ref()
+            .map(|(_, r)| r.clone())
+            .expect("rebuilt above");
+        if node != 0 {
+            run.apply(&op)
+                .expect("replaying a passing input sequence passes");
+        }
+        let live = run
+            .canonical(bound.merge, bound.reconfigure, false)
+            .map(|form| run.live(&form))
+            .expect("a state read once reads again");
+        for op in alphabet::inputs(
+            &bound.setup,
+            bound.steps,
+            live,
+            bound.reconfigure,
+            bound.pause,
+        ) {
             out.transitions += 1;
             out.kinds.insert(alphabet::kind(&op));
             let step = catch_unwind(AssertUnwindSafe(|| {
-                transition(bound, &state.run, &op, &mut out.rules)
+                transition(bound, &run, &op, &mut out.rules)
             }));
             let error = match step {
-                Ok(Ok((key, class, run, live))) => {
+                Ok(Ok((key, class, next))) => {
                     if seen.contains(&key) || !here.insert(key) {
                         continue;
                     }
                     // A new state: from it, shutting down must end every request.
                     let finished = catch_unwind(AssertUnwindSafe(|| {
-                        let mut end = run.clone();
+                        let mut end = next;
                         end.harness.finish()
                     }));
                     match finished {
                         Ok(Ok(())) => {
-                            out.found.push((key, class, state.node, op, run, live));
+                            out.found.push((key, class, node, op));
                             continue;
                         }
                         Ok(Err(e)) => format!("{FINISH_FAILED}{e}"),
@@ -352,27 +429,26 @@ fn expand(bound: &Bound, states: &[Frontier], seen: &HashSet<u128>) -> Expansion
                 Ok(Err(e)) => e,
                 Err(panic) => format!("panicked: {}", message(&panic)),
             };
-            out.failure = Some((state.node, op, error));
+            out.failure = Some((node, op, error));
             return out;
         }
     }
     out
 }
 
-/// Applies `op` to a copy of `from`: its merge key and its full form's key, the state
-/// reached, and what the alphabet needs of it.
+/// Applies `op` to a copy of `from`: its merge key and its full form's key, and the state
+/// reached.
 fn transition(
     bound: &Bound,
     from: &Run,
     op: &Op,
     rules: &mut BTreeSet<String>,
-) -> Result<(u128, u128, Run, Live), String> {
+) -> Result<(u128, u128, Run), String> {
     let mut run = from.clone();
     run.apply(op)?;
-    let form = run.canonical(bound.merge, bound.reconfigure)?;
+    let form = run.canonical(bound.merge, bound.reconfigure, false)?;
     rules_exercised(&run.harness, bound.setup.shards, rules);
-    let live = run.live(&form);
-    Ok((merge_key(&form, bound.merge), form.key, run, live))
+    Ok((merge_key(&form, bound.merge), form.key, run))
 }
 
 fn merge_key(form: &Canonical, merge: Merge) -> u128 {

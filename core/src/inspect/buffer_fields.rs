@@ -1,0 +1,52 @@
+//! [`Buffer::inspect`]'s reading of the buffer's own fields (a child of `buffer`, so it
+//! sees them; see [`crate::inspect`]).
+
+use super::Buffer;
+use crate::inspect::{Shutdown, State};
+use crate::shutdown::ShutdownPhase;
+
+impl Buffer {
+    pub(crate) fn inspect_state(&self) -> State {
+        // Every field named: one added to `Buffer` does not compile here until it is
+        // copied or its omission explained (see `inspect::State`).
+        let Buffer {
+            config: _,
+            limits: _,
+            shards,
+            names: _,
+            pool,
+            active,
+            timers: _,
+            actions,
+            now,
+            last_tick,
+            shut_down,
+            closed,
+            input_stats: _,
+            shutdown,
+        } = self;
+        State {
+            now: *now,
+            last_tick: *last_tick,
+            shut_down: *shut_down,
+            closed: *closed,
+            pending_actions: actions.len(),
+            active: active.list.clone(),
+            shards: shards.iter().map(|s| s.inspect(pool)).collect(),
+            tickets: pool.inspect_tickets(),
+            tickets_issued: pool.tickets_issued(),
+            shutdown: shutdown.as_ref().map(|s| Shutdown {
+                // The plan's wait for retries is built with the grace (`shutdown::plan`).
+                grace: s
+                    .plan
+                    .phase(ShutdownPhase::WaitForRetries.id())
+                    .map_or(core::time::Duration::ZERO, |p| p.max_wait_duration()),
+                stopped: s
+                    .stopped
+                    .iter()
+                    .map(|(id, unstop)| (*id, unstop.inspect()))
+                    .collect(),
+            }),
+        }
+    }
+}

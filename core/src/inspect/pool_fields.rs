@@ -1,0 +1,68 @@
+//! [`Buffer::inspect`](crate::Buffer::inspect)'s reading of the slab of held requests (a
+//! child of `queue`, so it sees its fields; see [`crate::inspect`]).
+
+use alloc::vec::Vec;
+
+use super::{Entry, Pool, Queue};
+use crate::inspect::Held;
+use crate::ticket::Ticket;
+
+impl Pool {
+    /// Every live entry, in order of issue.
+    pub(crate) fn inspect_tickets(&self) -> Vec<Held> {
+        // Every field named (see `inspect::State` for what is left out, and why).
+        let Pool {
+            entries,
+            all: _,
+            held_by: _,
+            bytes_by: _,
+            bytes: _,
+            next_generation: _,
+            buffer,
+        } = self;
+        let mut held: Vec<Held> = entries
+            .iter()
+            .map(|(slot, e)| {
+                let Entry {
+                    generation,
+                    bytes,
+                    deadline,
+                    held_at,
+                    prev: _,
+                    next: _,
+                    all_prev: _,
+                    all_next: _,
+                    shard,
+                    status,
+                } = *e;
+                Held {
+                    // Slots are below the pool's size, a `u32` (as `iter` reads them).
+                    ticket: Ticket {
+                        slot: slot as u32,
+                        buffer: *buffer,
+                        generation,
+                    },
+                    shard,
+                    status: status.public(),
+                    deadline,
+                    held_at,
+                    bytes,
+                }
+            })
+            .collect();
+        held.sort_unstable_by_key(|h| h.ticket.generation);
+        held
+    }
+
+    /// Tickets issued so far: generations are handed out from 1.
+    pub(crate) fn tickets_issued(&self) -> u64 {
+        self.next_generation - 1
+    }
+
+    /// The tickets of `queue`, head first.
+    pub(crate) fn inspect_queue(&self, queue: &Queue) -> Vec<Ticket> {
+        self.walk(queue, self.entries.len())
+            .map(|slot| self.ticket_at(slot))
+            .collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! [`Buffer::inspect`](crate::Buffer::inspect)'s reading of a shard's machine (a child of
+//! `shard_buffer`, so it sees its fields; see [`crate::inspect`]).
+
+use super::{Detail, Episode, ShardBuffer, Unstop};
+use crate::inspect;
+use crate::pause::Hold;
+use crate::queue::Pool;
+
+impl ShardBuffer {
+    pub(crate) fn inspect(&self, pool: &Pool) -> inspect::Shard {
+        // Every field named: one added does not compile here until it is copied or its
+        // omission explained. Whether the detail is allocated is not state: a shard without
+        // it reads as one that never failed over. The wait histograms are read by no rule.
+        let ShardBuffer {
+            mode,
+            state,
+            last_reparent,
+            primary,
+            highest_term,
+            detail: _,
+        } = self;
+        let Detail {
+            queue,
+            drain_in_flight,
+            drain_excess,
+            episode,
+            last_end,
+            stats,
+            waits: _,
+            hold,
+        } = self.d();
+        let Episode {
+            start,
+            start_term,
+            saw_not_serving,
+            stopped,
+            last_stop,
+            release,
+            drain_start,
+            resume_at,
+            first_hold,
+            last_release,
+        } = *episode;
+        let Hold { pause, pause_drain } = *hold;
+        inspect::Shard {
+            mode: *mode,
+            state: *state,
+            queue: pool.inspect_queue(queue),
+            drain_in_flight: *drain_in_flight,
+            drain_excess: *drain_excess,
+            episode: inspect::Episode {
+                start,
+                start_term,
+                saw_not_serving,
+                stopped,
+                last_stop,
+                release,
+                drain_start,
+                resume_at,
+                first_hold,
+                last_release,
+            },
+            last_end: *last_end,
+            pause: pause.map(|p| inspect::Pause {
+                since: p.since,
+                until: p.until,
+                under: p.under,
+            }),
+            pause_drain,
+            last_reparent: *last_reparent,
+            primary: *primary,
+            highest_term: *highest_term,
+            stats: *stats,
+        }
+    }
+}
+
+impl Unstop {
+    pub(crate) fn inspect(&self) -> inspect::Unstop {
+        let Unstop {
+            stopped,
+            last_stop,
+            resume_at,
+            drain_start,
+            last_end,
+        } = *self;
+        inspect::Unstop {
+            stopped,
+            last_stop,
+            resume_at,
+            drain_start,
+            last_end,
+        }
+    }
+}
