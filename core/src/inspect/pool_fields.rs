@@ -17,6 +17,8 @@ impl Pool {
             held_by: _,
             bytes_by: _,
             bytes: _,
+            // Read per entry, through `bytes_of`.
+            sizes: _,
             next_generation: _,
             buffer,
         } = self;
@@ -25,7 +27,6 @@ impl Pool {
             .map(|(slot, e)| {
                 let Entry {
                     generation,
-                    bytes,
                     deadline,
                     held_at,
                     prev: _,
@@ -46,7 +47,8 @@ impl Pool {
                     status: status.public(),
                     deadline,
                     held_at,
-                    bytes,
+                    // Slots are below the pool's size, a `u32`.
+                    bytes: self.bytes_of(slot as u32),
                 }
             })
             .collect();
