@@ -33,7 +33,7 @@
 //! `benches/README.md`.
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use failover_buffer_benches::held::{
     Phase, Progress, failover, failover_on, floor, floor_request, held_request, process_cpu_time,
@@ -74,6 +74,51 @@ async fn arrival_request(
         let _ = next.send(());
     }
     progress.count(&progress.retried, &progress.all_retried);
+}
+
+/// Times one of the failover's two phases, with `perf` (and the CPU clock) on for it only:
+/// the enqueue (from the first spawn until every request is queued) or the release (from
+/// the release until every request has retried).
+struct ProfiledPhase {
+    enqueue: bool,
+    start: Instant,
+    took: Option<Duration>,
+}
+
+impl ProfiledPhase {
+    fn begin(enqueue: bool) -> ProfiledPhase {
+        if enqueue {
+            ctl("enable\n");
+        }
+        ProfiledPhase {
+            enqueue,
+            start: Instant::now(),
+            took: None,
+        }
+    }
+
+    /// Every request is queued: the enqueue ends, or the release begins.
+    fn all_queued(&mut self) {
+        if self.enqueue {
+            self.took = Some(self.start.elapsed());
+            ctl("disable\n");
+        } else {
+            ctl("enable\n");
+            self.start = Instant::now();
+        }
+    }
+
+    /// Every request has retried: the phase's wall time.
+    fn all_retried(self) -> Duration {
+        match self.took {
+            Some(took) => took,
+            None => {
+                let took = self.start.elapsed();
+                ctl("disable\n");
+                took
+            }
+        }
+    }
 }
 
 fn ctl(msg: &str) {
@@ -151,41 +196,23 @@ fn main() {
             rt.block_on(rt.spawn(async move {
                 let progress = Progress::new(HELD);
                 let queue = Arc::new(std::sync::Mutex::new(Vec::with_capacity(HELD)));
-                let (mut start, mut d) = (Instant::now(), None);
-                if enqueue {
-                    ctl("enable\n");
-                    start = Instant::now();
-                }
+                let mut phase = ProfiledPhase::begin(enqueue);
                 for _ in 0..HELD {
                     tokio::spawn(arrival_request(Arc::clone(&queue), Arc::clone(&progress)));
                 }
                 progress.all_queued.notified().await;
-                if enqueue {
-                    d = Some(start.elapsed());
-                    ctl("disable\n");
-                } else {
-                    ctl("enable\n");
-                    start = Instant::now();
-                }
+                phase.all_queued();
                 let first = queue.lock().unwrap()[0].take().unwrap();
                 first.send(()).unwrap();
                 progress.all_retried.notified().await;
-                if !enqueue {
-                    d = Some(start.elapsed());
-                    ctl("disable\n");
-                }
-                d.unwrap()
+                phase.all_retried()
             }))
             .unwrap()
         } else if what == "floor" {
             rt.block_on(rt.spawn(async move {
                 let progress = Progress::new(HELD);
                 let (first, mut receiver) = oneshot::channel();
-                let (mut start, mut d) = (Instant::now(), None);
-                if enqueue {
-                    ctl("enable\n");
-                    start = Instant::now();
-                }
+                let mut phase = ProfiledPhase::begin(enqueue);
                 for _ in 0..HELD {
                     let (next, next_receiver) = oneshot::channel();
                     let own = std::mem::replace(&mut receiver, next_receiver);
@@ -193,20 +220,10 @@ fn main() {
                 }
                 drop(receiver);
                 progress.all_queued.notified().await;
-                if enqueue {
-                    d = Some(start.elapsed());
-                    ctl("disable\n");
-                } else {
-                    ctl("enable\n");
-                    start = Instant::now();
-                }
+                phase.all_queued();
                 first.send(()).unwrap();
                 progress.all_retried.notified().await;
-                if !enqueue {
-                    d = Some(start.elapsed());
-                    ctl("disable\n");
-                }
-                d.unwrap()
+                phase.all_retried()
             }))
             .unwrap()
         } else {
@@ -215,11 +232,7 @@ fn main() {
                 let shard = buffer.register_shard("bench", "0");
                 buffer.health(&shard, serving(1)).unwrap();
                 let progress = Progress::new(HELD);
-                let (mut start, mut d) = (Instant::now(), None);
-                if enqueue {
-                    ctl("enable\n");
-                    start = Instant::now();
-                }
+                let mut phase = ProfiledPhase::begin(enqueue);
                 for _ in 0..HELD {
                     tokio::spawn(held_request(
                         buffer.clone(),
@@ -228,20 +241,10 @@ fn main() {
                     ));
                 }
                 progress.all_queued.notified().await;
-                if enqueue {
-                    d = Some(start.elapsed());
-                    ctl("disable\n");
-                } else {
-                    ctl("enable\n");
-                    start = Instant::now();
-                }
+                phase.all_queued();
                 buffer.health(&shard, serving(2)).unwrap();
                 progress.all_retried.notified().await;
-                if !enqueue {
-                    d = Some(start.elapsed());
-                    ctl("disable\n");
-                }
-                d.unwrap()
+                phase.all_retried()
             }))
             .unwrap()
         };
