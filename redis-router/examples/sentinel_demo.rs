@@ -34,7 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("redis-server and redis-sentinel are needed".into());
     }
     let (primary, replica) = primary_and_replica(&[]);
-    let sentinels = sentinels(3, &primary, "mymaster", 1000);
+    // `SENTINEL FAILOVER` does not wait for `down-after-milliseconds`; 2 s keeps Sentinel
+    // from judging the replica it just promoted down in the second after the switch, which
+    // it sometimes did at 1 s (see the README's Sentinel section).
+    let sentinels = sentinels(3, &primary, "mymaster", 2000);
     let topology = Topology::Sentinel {
         sentinels: sentinels.iter().map(Process::addr).collect(),
         master: "mymaster".into(),
