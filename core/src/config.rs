@@ -101,7 +101,9 @@ pub struct Config {
     /// is bytes. A request that would go over evicts queued requests by the
     /// [`eviction`](Self::eviction) policy until it fits, and fails with `BufferFull`
     /// (evicting nothing) if even that cannot make it fit, or if it is larger than the whole
-    /// budget. `None` (the default, as in Vitess): no budget. Not in Vitess.
+    /// budget. `None` (the default, as in Vitess): no budget, which is
+    /// [`LARGEST_MAX_BYTES`](Self::LARGEST_MAX_BYTES) (8 EiB), also the largest `Some` allowed
+    /// ([`ConfigError::MaxBytesTooLarge`]). Not in Vitess.
     pub max_bytes: Option<u64>,
     /// The longest an operator pause ([`Buffer::pause`](crate::Buffer::pause)) may be asked
     /// to last: a pause's own `max` must be at most this, so that no pause, however it was
@@ -174,6 +176,8 @@ pub enum ConfigError {
     MaxPerShardZero,
     /// `max_bytes` is `Some(0)`: only requests of no size could be held.
     MaxBytesZero,
+    /// `max_bytes` is above [`Config::LARGEST_MAX_BYTES`].
+    MaxBytesTooLarge(u64),
     /// `max_pause` is zero: no operator pause could be asked for.
     MaxPauseZero,
 }
@@ -220,6 +224,11 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxBytesZero => {
                 f.write_str("max bytes held must be >= 1 (specified value: 0)")
             }
+            ConfigError::MaxBytesTooLarge(n) => write!(
+                f,
+                "max bytes held must be <= {} (specified value: {n})",
+                Config::LARGEST_MAX_BYTES
+            ),
             ConfigError::MaxPauseZero => f.write_str("max pause must be > 0"),
             ConfigError::MaxPerShardZero => {
                 f.write_str("max requests per shard must be >= 1 (specified value: 0)")
@@ -231,6 +240,12 @@ impl fmt::Display for ConfigError {
 impl core::error::Error for ConfigError {}
 
 impl Config {
+    /// The largest byte budget, and the budget when [`max_bytes`](Self::max_bytes) is
+    /// `None`: 2^63 - 1 bytes. Below `u64::MAX` so that what is held plus a newcomer (each at
+    /// most the budget) is always countable, even for the instant in which a newcomer is
+    /// queued before its victims leave; no buffer holds 8 EiB.
+    pub const LARGEST_MAX_BYTES: u64 = u64::MAX / 2;
+
     /// Checks the settings, in Vitess's order, returning the first problem found.
     ///
     /// Filter entries themselves are checked when the [`ShardFilter`] is built or parsed.
@@ -273,8 +288,12 @@ impl Config {
         if self.max_per_shard == Some(0) {
             return Err(ConfigError::MaxPerShardZero);
         }
-        if self.max_bytes == Some(0) {
-            return Err(ConfigError::MaxBytesZero);
+        match self.max_bytes {
+            Some(0) => return Err(ConfigError::MaxBytesZero),
+            Some(n) if n > Config::LARGEST_MAX_BYTES => {
+                return Err(ConfigError::MaxBytesTooLarge(n));
+            }
+            _ => {}
         }
         if self.max_pause.is_zero() {
             return Err(ConfigError::MaxPauseZero);

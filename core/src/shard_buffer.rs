@@ -54,7 +54,7 @@ impl Limits {
             sharing: Sharing {
                 eviction: config.eviction,
                 max_per_shard: config.max_per_shard.unwrap_or(usize::MAX),
-                max_bytes: config.max_bytes.unwrap_or(u64::MAX),
+                max_bytes: config.max_bytes.unwrap_or(Config::LARGEST_MAX_BYTES),
             },
             max_pause: duration_nanos(config.max_pause),
         }

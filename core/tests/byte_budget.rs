@@ -148,3 +148,64 @@ fn a_zero_budget_is_refused() {
         Err(ConfigError::MaxBytesZero)
     );
 }
+
+#[test]
+fn a_budget_above_the_largest_is_refused() {
+    assert_eq!(
+        config(u64::MAX, Eviction::OldestOfShard).validate(),
+        Err(ConfigError::MaxBytesTooLarge(u64::MAX))
+    );
+    assert_eq!(
+        config(Config::LARGEST_MAX_BYTES, Eviction::OldestOfShard).validate(),
+        Ok(())
+    );
+}
+
+/// With no budget, a size above the largest budget is refused like any request larger than
+/// the budget. Two such sizes used to overflow the bytes held (a panic in a debug build,
+/// wrapped counts in a release one).
+#[test]
+fn with_no_budget_a_size_above_the_largest_budget_is_refused() {
+    let (mut h, a, _) = two_shards(enabled());
+    assert_eq!(
+        sized(&mut h, a, u64::MAX),
+        Admission::Fail(BufferError::BufferFull)
+    );
+    assert_eq!(
+        sized(&mut h, a, u64::MAX),
+        Admission::Fail(BufferError::BufferFull)
+    );
+    assert_eq!(h.buffer.held_bytes(), 0);
+}
+
+/// Two requests of the largest size with no budget: the second makes way for the first, and
+/// the count of bytes held stays exact while the newcomer is queued before its victim, from
+/// another shard, leaves.
+#[test]
+fn requests_of_the_largest_size_evict_each_other_without_overflow() {
+    let largest = Config::LARGEST_MAX_BYTES;
+    for eviction in [Eviction::OldestOfShard, Eviction::OldestAnywhere] {
+        let (mut h, a, b) = two_shards(Config {
+            eviction,
+            ..enabled()
+        });
+        let first = hold(&mut h, a, largest);
+        let second = h.request_sized(a, FAILOVER, largest);
+        assert!(matches!(second, Admission::Wait(_)), "{eviction:?}");
+        assert_eq!(
+            h.take_wakes(),
+            [(first, Verdict::Fail(BufferError::Evicted))]
+        );
+        assert_eq!(h.buffer.held_bytes(), largest);
+        if eviction == Eviction::OldestAnywhere {
+            // A victim on another shard.
+            assert!(matches!(
+                h.request_sized(b, FAILOVER, largest),
+                Admission::Wait(_)
+            ));
+            assert_eq!(h.take_wakes().len(), 1);
+            assert_eq!(h.buffer.held_bytes(), largest);
+            assert_eq!((h.queued(a), h.queued(b)), (0, 1));
+        }
+    }
+}

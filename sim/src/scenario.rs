@@ -737,7 +737,7 @@ pub fn validate_buffer(config: &Config) -> Result<(), BufferKeyError> {
             ConfigError::DryRunAndEnabledWithoutFilter => "dry_run",
             ConfigError::ShutdownGraceZero => "shutdown_grace",
             ConfigError::MaxPerShardZero => "max_per_shard",
-            ConfigError::MaxBytesZero => "max_bytes",
+            ConfigError::MaxBytesZero | ConfigError::MaxBytesTooLarge(_) => "max_bytes",
             ConfigError::MaxPauseZero => "max_pause",
             _ => "buffer",
         };

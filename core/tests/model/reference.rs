@@ -155,7 +155,7 @@ pub(crate) struct Model {
     /// A queued ticket of another shard that the current request's newcomer took the slot
     /// of: evicted when the input returns.
     foreign_victims: Vec<usize>,
-    /// `u64::MAX` when there is no budget.
+    /// `Config::LARGEST_MAX_BYTES` when there is no budget.
     max_bytes: u64,
     max_pause: u64,
     now: u64,
@@ -247,7 +247,7 @@ impl Model {
             max_per_shard: config.max_per_shard.unwrap_or(usize::MAX),
             order: Vec::new(),
             foreign_victims: Vec::new(),
-            max_bytes: config.max_bytes.unwrap_or(u64::MAX),
+            max_bytes: config.max_bytes.unwrap_or(Config::LARGEST_MAX_BYTES),
             max_pause: nanos(config.max_pause),
             now: 0,
             shut_down: false,
@@ -911,7 +911,7 @@ impl Model {
         self.shutdown_grace = nanos(config.shutdown_grace);
         self.eviction = config.eviction;
         self.max_per_shard = config.max_per_shard.unwrap_or(usize::MAX);
-        self.max_bytes = config.max_bytes.unwrap_or(u64::MAX);
+        self.max_bytes = config.max_bytes.unwrap_or(Config::LARGEST_MAX_BYTES);
         let max_pause = nanos(config.max_pause);
         if max_pause < self.max_pause {
             // A lower bound applies to the pauses in progress from their start.
