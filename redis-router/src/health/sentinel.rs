@@ -401,10 +401,20 @@ impl MasterTracker {
         }
     }
 
-    /// The newest master followed, if `master` is older than it (a lower config epoch).
+    /// The newest master followed, if `master` names another address and is older: a lower
+    /// config epoch, or the same epoch from the leader still mid-failover (it sets the new
+    /// epoch when the replica it promotes answers as primary, but names the old address,
+    /// `failover_in_progress`, until its switch; the other Sentinels name the new one).
+    ///
+    /// An answer about the followed address is never older: a lower epoch there is a
+    /// Sentinel that never saw the leader's promotion (the leader died before its switch),
+    /// and it still goes to [`judge`](Self::judge), where a fence's limit can expire.
     fn newer_than(&self, master: &MasterInfo) -> Option<(SocketAddr, u64)> {
-        self.newest
-            .filter(|&(_, epoch)| master.config_epoch < epoch)
+        self.newest.filter(|&(addr, epoch)| {
+            addr != master.addr
+                && (master.config_epoch < epoch
+                    || (master.config_epoch == epoch && in_progress(master)))
+        })
     }
 
     /// Takes a leader's announcement; false when it is about a master other than the one
@@ -430,7 +440,12 @@ impl MasterTracker {
     /// Takes an answer that is not older than the newest (see
     /// [`newer_than`](Self::newer_than)), with whether its master took writes.
     fn judge(&mut self, master: &MasterInfo, writable: bool, now: tokio::time::Instant) -> Verdict {
-        self.newest = Some((master.addr, master.config_epoch));
+        // The highest epoch seen of the followed address is kept.
+        let epoch = match self.newest {
+            Some((addr, epoch)) if addr == master.addr => epoch.max(master.config_epoch),
+            _ => master.config_epoch,
+        };
+        self.newest = Some((master.addr, epoch));
         // While a Sentinel fails the master over, the old primary may still accept writes
         // that the promoted replica will never see (redis issue 4819): send it nothing. The
         // fence lasts until Sentinel names another master, the leader aborts, or the
@@ -443,8 +458,7 @@ impl MasterTracker {
                 self.fenced = None;
             }
         }
-        let in_progress = master.flags.split(',').any(|f| f == "failover_in_progress");
-        if in_progress || self.fenced.is_some() {
+        if in_progress(master) || self.fenced.is_some() {
             return Verdict::Fence;
         }
         let down = master
@@ -455,6 +469,11 @@ impl MasterTracker {
             serving: writable && !down,
         }
     }
+}
+
+/// Whether a Sentinel is failing `master` over (it leads that failover).
+fn in_progress(master: &MasterInfo) -> bool {
+    master.flags.split(',').any(|f| f == "failover_in_progress")
 }
 
 /// The master a leader's event is about, if it is `name`: `master <name> <ip> <port>` for an
@@ -557,6 +576,39 @@ mod tests {
             Some((NEW.parse().unwrap(), 1))
         );
         assert_eq!(tracker.newer_than(&master(NEW, 1, "master")), None);
+    }
+
+    #[test]
+    fn the_leader_mid_failover_at_the_new_epoch_does_not_move_the_route_back() {
+        // The other Sentinels already name NEW at epoch 1; the leader, until its switch,
+        // names OLD at epoch 1 with `failover_in_progress`.
+        let tracker = after_a_failover(tokio::time::Instant::now());
+        let leader = master(OLD, 1, "master,failover_in_progress");
+        assert_eq!(tracker.newer_than(&leader), Some((NEW.parse().unwrap(), 1)));
+    }
+
+    #[test]
+    fn a_fence_expires_when_the_leader_dies_before_its_switch() {
+        // The router read the leader mid-failover (OLD at epoch 1); the leader died, and the
+        // others, which never saw the promotion, still say OLD at epoch 0.
+        let now = tokio::time::Instant::now();
+        let mut tracker = MasterTracker::new(Duration::from_secs(20));
+        tracker.judge(&master(OLD, 0, "master"), true, now);
+        assert!(tracker.leader(LeaderSignal::Started(OLD.parse().unwrap()), now));
+        let leader = master(OLD, 1, "master,failover_in_progress");
+        assert_eq!(tracker.judge(&leader, false, now), Verdict::Fence);
+        let others = master(OLD, 0, "master");
+        assert_eq!(
+            tracker.newer_than(&others),
+            None,
+            "the same address is judged"
+        );
+        assert_eq!(tracker.judge(&others, true, now), Verdict::Fence);
+        let past_limit = now + Duration::from_secs(21);
+        assert_eq!(
+            tracker.judge(&others, true, past_limit),
+            Verdict::Primary { serving: true }
+        );
     }
 
     #[test]
