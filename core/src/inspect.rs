@@ -7,9 +7,13 @@
 //! (`core/tests/exhaustive.rs`, which merges the input sequences that lead to the same
 //! state), needs all of it. [`Buffer::inspect`] copies it out as plain data.
 //!
-//! The view is built by destructuring each of the core's structs with every field named,
-//! so a field added to the core does not compile until it is either copied here or named
-//! as left out (with the reason): a reader of the view never misses state silently. It
+//! The view is built by destructuring the core's structs with every field named (the
+//! buffer, the slab and its entries, each shard, its detail, episode, hold, pause and what
+//! a shutdown would put back), so a field added to one of them does not compile until it
+//! is either copied here or named as left out (with the reason). Two are read by field
+//! instead, as their other fields are private to their modules and derived: a shutdown's
+//! `grace` (the plan it built is read whole) and the index of active shards (its positions
+//! only index its list). It
 //! changes nothing and has no effect on a build without the feature, whose public API does
 //! not include this module. Its types follow the core's layout and may change in any
 //! release: it is for tests and tools, not for a router.

@@ -181,9 +181,10 @@ pub(crate) struct Pool {
     /// Bytes held across all shards.
     bytes: u64,
     /// Per slot: the size of the request in it, counted against `max_bytes` (0 for a vacant
-    /// slot). Empty until the first sized request (bytes above 0) is held, then as long as
-    /// the slab's capacity, so a buffer of unsized requests pays nothing for sizes: a held
-    /// request costs 48 bytes, a sized one 56.
+    /// slot). Empty until the first sized request (bytes above 0) is held, so a buffer that
+    /// never holds a sized request pays nothing for sizes (48 bytes a held request). From
+    /// then on it covers the slab's capacity at that time and grows when a sized request
+    /// lands past its end; it never shrinks, so every slot then costs 56 bytes, sized or not.
     sizes: Vec<u64>,
     next_generation: u64,
     /// The owning buffer's identity, stamped on every ticket.

@@ -3,7 +3,7 @@
 
 use super::{Detail, Episode, ShardBuffer, Unstop};
 use crate::inspect;
-use crate::pause::Hold;
+use crate::pause::{Hold, Pause};
 use crate::queue::Pool;
 
 impl ShardBuffer {
@@ -61,11 +61,17 @@ impl ShardBuffer {
                 last_release,
             },
             last_end: *last_end,
-            pause: pause.map(|p| inspect::Pause {
-                since: p.since,
-                until: p.until,
-                under: p.under,
-            }),
+            pause: pause.map(
+                |Pause {
+                     since,
+                     until,
+                     under,
+                 }| inspect::Pause {
+                    since,
+                    until,
+                    under,
+                },
+            ),
             pause_drain,
             last_reparent: *last_reparent,
             primary: *primary,

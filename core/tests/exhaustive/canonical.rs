@@ -1,8 +1,9 @@
 //! The canonical form of a state: what the explorer deduplicates on.
 //!
 //! The state is the whole `Buffer` (read field by field with `Buffer::inspect`, the core's
-//! `inspect` feature, which names every field of the core's structs, so a field added to
-//! the core does not compile there until it is copied or its omission justified) plus the
+//! `inspect` feature, which names every field of the core's state-holding structs, so a
+//! field added to one does not compile there until it is copied or its omission justified;
+//! `core/src/inspect.rs` names the two read by field instead) plus the
 //! one piece of the harness's state that the buffer does not hold: the harness's clock,
 //! which can run ahead of the buffer's (`Op::Wait`) or behind it (a negative `Op::Tick`).
 //! The form is a list of numbers (`Enc`), written field by field in a fixed order, with
