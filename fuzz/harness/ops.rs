@@ -1252,6 +1252,16 @@ fn check_config(input: &mut ConfigInput) -> Result<(), String> {
     let mut next = || times.next().unwrap_or(Timestamp::MAX);
     for &id in &ids {
         let _ = buffer.request(next(), id, Some(FailoverCause::Reparent));
+        // Sizes at and beyond the largest budget, whose sums pass `u64::MAX`: refused or
+        // counted, never overflowing.
+        for size in [
+            u64::MAX,
+            Config::LARGEST_MAX_BYTES,
+            Config::LARGEST_MAX_BYTES,
+        ] {
+            let _ = buffer.request_sized(next(), id, Some(FailoverCause::Reparent), size);
+        }
+        buffer.check_invariants().map_err(|e| e.to_string())?;
         let _ = buffer.health(
             next(),
             id,
