@@ -94,7 +94,7 @@ use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
 
-use failover_buffer::drain::DrainPlan;
+use failover_buffer::drain::{DrainPlan, DrainState, PhaseRecord};
 use failover_buffer::inspect::{self, Held, State};
 use failover_buffer::{
     Buffer, Config, EvictReason, Mode, Reason, ShardId, ShardState, StopReason, TicketStatus,
@@ -132,12 +132,30 @@ pub(crate) fn canonical(
     shards_interchangeable: bool,
     print: bool,
 ) -> Result<Canonical, String> {
-    let state = buffer.inspect();
+    canonical_of(
+        buffer,
+        &buffer.inspect(),
+        clock_ns,
+        structural,
+        shards_interchangeable,
+        print,
+    )
+}
+
+/// [`canonical`], with the buffer's state already read (`buffer.inspect()`).
+pub(crate) fn canonical_of(
+    buffer: &Buffer,
+    state: &State,
+    clock_ns: Option<i64>,
+    structural: bool,
+    shards_interchangeable: bool,
+    print: bool,
+) -> Result<Canonical, String> {
     let now = state.now.as_nanos();
     let config = buffer.config();
     // At the end of time (`None`) every input is stamped `Timestamp::MAX`, which is `now`.
     let clock_offset = clock_ns.map_or(0, |c| i128::from(c) - i128::from(now));
-    let pool = Pool::read(&state);
+    let pool = Pool::read(state);
     let mut norm = Norm {
         now,
         max_failover_duration: duration_nanos(config.max_failover_duration),
@@ -146,7 +164,7 @@ pub(crate) fn canonical(
         symmetric: shards_interchangeable,
     };
     let read = Read {
-        state: &state,
+        state,
         plan: buffer.shutdown_plan(),
         config: config_id(config),
         clock: clock_ns.map(|_| clock_offset),
@@ -194,6 +212,83 @@ fn config_id(config: &Config) -> u128 {
         seen.push((config.clone(), id));
         id
     })
+}
+
+/// Everything [`canonical`] reads of a buffer and the harness clock, as they are, before
+/// any rule: two states with the same look have the same form. A transition that leaves
+/// the look as it was therefore needs no form of its own. About half the inputs tried
+/// lead back to the state they were tried in (most are refused, or ignored as stale), and
+/// most of those leave its look as it was.
+pub(crate) struct Look {
+    state: State,
+    config: Config,
+    clock_ns: Option<i64>,
+    /// What the full form reads of the shutdown plan; with `structural`, its whole print
+    /// too (the structural form reads all of it).
+    plan: Option<PlanLook>,
+}
+
+/// What the form reads of a shutdown plan: its state, history and deadline (the full
+/// form), or its whole print (the structural form).
+struct PlanLook {
+    state: DrainState,
+    history: Vec<PhaseRecord>,
+    deadline: Option<Timestamp>,
+    print: Option<String>,
+}
+
+impl PlanLook {
+    fn of(plan: &DrainPlan, structural: bool) -> PlanLook {
+        PlanLook {
+            state: plan.state(),
+            history: plan.history().to_vec(),
+            deadline: plan.poll_timeout(),
+            print: structural.then(|| format!("{plan:?}")),
+        }
+    }
+
+    fn is(&self, plan: &DrainPlan) -> bool {
+        self.state == plan.state()
+            && self.history == plan.history()
+            && self.deadline == plan.poll_timeout()
+            && self
+                .print
+                .as_ref()
+                .is_none_or(|print| *print == format!("{plan:?}"))
+    }
+}
+
+impl Look {
+    /// The look of `buffer`, whose state `state` is (`buffer.inspect()`), with the harness
+    /// clock at `clock_ns` (`None`: at the end of time).
+    pub(crate) fn of(
+        buffer: &Buffer,
+        state: State,
+        clock_ns: Option<i64>,
+        structural: bool,
+    ) -> Look {
+        Look {
+            state,
+            config: buffer.config().clone(),
+            clock_ns,
+            plan: buffer
+                .shutdown_plan()
+                .map(|plan| PlanLook::of(plan, structural)),
+        }
+    }
+
+    /// Whether `buffer`, whose state is `state`, with the harness clock at `clock_ns`, has
+    /// this look.
+    pub(crate) fn is(&self, buffer: &Buffer, state: &State, clock_ns: Option<i64>) -> bool {
+        self.clock_ns == clock_ns
+            && self.state == *state
+            && self.config == *buffer.config()
+            && match (&self.plan, buffer.shutdown_plan()) {
+                (None, None) => true,
+                (Some(look), Some(plan)) => look.is(plan),
+                _ => false,
+            }
+    }
 }
 
 /// The form as numbers, and as text when printing.

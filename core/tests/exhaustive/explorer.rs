@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
 
 use super::alphabet::{self, Live, Steps};
-use super::canonical::{Canonical, canonical};
+use super::canonical::{Canonical, Look, canonical_of};
 use super::ops::{Harness, Op, SetUp};
+use failover_buffer::inspect::State;
 
 /// What to explore: a set-up, the clock step, how many inputs deep, and which canonical
 /// form merges states.
@@ -203,13 +204,30 @@ impl Run {
     }
 
     fn canonical(&self, merge: Merge, reconfigure: bool, print: bool) -> Result<Canonical, String> {
-        canonical(
+        self.canonical_of(&self.harness.buffer().inspect(), merge, reconfigure, print)
+    }
+
+    /// [`Run::canonical`], with the buffer's state already read.
+    fn canonical_of(
+        &self,
+        state: &State,
+        merge: Merge,
+        reconfigure: bool,
+        print: bool,
+    ) -> Result<Canonical, String> {
+        canonical_of(
             self.harness.buffer(),
-            (!self.end_of_time).then_some(self.clock_ns),
+            state,
+            self.clock(),
             merge == Merge::Structural,
             !reconfigure,
             print,
         )
+    }
+
+    /// The harness clock, as the canonical form takes it (`None`: at the end of time).
+    fn clock(&self) -> Option<i64> {
+        (!self.end_of_time).then_some(self.clock_ns)
     }
 
     fn live(&self, form: &Canonical) -> Live {
@@ -246,7 +264,8 @@ struct Expansion {
     /// full form's key, parent node and input.
     found: Vec<(u128, u128, u32, Op)>,
     transitions: u64,
-    rules: BTreeSet<String>,
+    /// The rules exercised (see [`rules_exercised`]).
+    rules: u128,
     kinds: BTreeSet<&'static str>,
     /// The first failure in this share: its parent node, its last input, the error.
     failure: Option<(u32, Op, String)>,
@@ -305,7 +324,7 @@ pub(crate) fn explore(
         let mut next = Vec::new();
         for e in expansions {
             explored.transitions += e.transitions;
-            explored.rules.extend(e.rules);
+            explored.rules.extend(rule_names(e.rules));
             explored.kinds.extend(e.kinds);
             if let Some((parent, op, error)) = e.failure {
                 let mut ops = path_to(&nodes, parent);
@@ -366,7 +385,7 @@ fn replay(setup: &SetUp, ops: &[Op]) -> Result<Run, String> {
 /// Tries every input in each of `states`, in order, stopping at the first failure.
 fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansion {
     let mut out = Expansion::default();
-    let mut here = Keys::default();
+    let mut found_here = Keys::default();
     // The parent last rebuilt: consecutive states of a frontier share theirs.
     let mut parent: Option<(u32, Run)> = None;
     for &node in states {
@@ -391,10 +410,21 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
             run.apply(&op)
                 .expect("replaying a passing input sequence passes");
         }
-        let live = run
-            .canonical(bound.merge, bound.reconfigure, false)
-            .map(|form| run.live(&form))
+        let state = run.harness.buffer().inspect();
+        let form = run
+            .canonical_of(&state, bound.merge, bound.reconfigure, false)
             .expect("a state read once reads again");
+        let live = run.live(&form);
+        let here = Here {
+            look: Look::of(
+                run.harness.buffer(),
+                state,
+                run.clock(),
+                bound.merge == Merge::Structural,
+            ),
+            key: merge_key(&form, bound.merge),
+            class: form.key,
+        };
         for op in alphabet::inputs(
             &bound.setup,
             bound.steps,
@@ -405,11 +435,11 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
             out.transitions += 1;
             out.kinds.insert(alphabet::kind(&op));
             let step = catch_unwind(AssertUnwindSafe(|| {
-                transition(bound, &run, &op, &mut out.rules)
+                transition(bound, &run, &here, &op, &mut out.rules)
             }));
             let error = match step {
                 Ok(Ok((key, class, next))) => {
-                    if seen.contains(&key) || !here.insert(key) {
+                    if seen.contains(&key) || !found_here.insert(key) {
                         continue;
                     }
                     // A new state: from it, shutting down must end every request.
@@ -436,18 +466,30 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
     out
 }
 
-/// Applies `op` to a copy of `from`: its merge key and its full form's key, and the state
-/// reached.
+/// The state being expanded: its look, its merge key and its full form's key.
+struct Here {
+    look: Look,
+    key: u128,
+    class: u128,
+}
+
+/// Applies `op` to a copy of `from` (which is `here`): its merge key and its full form's
+/// key, and the state reached. A state whose look is `here`'s has its keys, unwritten.
 fn transition(
     bound: &Bound,
     from: &Run,
+    here: &Here,
     op: &Op,
-    rules: &mut BTreeSet<String>,
+    rules: &mut u128,
 ) -> Result<(u128, u128, Run), String> {
     let mut run = from.clone();
     run.apply(op)?;
-    let form = run.canonical(bound.merge, bound.reconfigure, false)?;
-    rules_exercised(&run.harness, bound.setup.shards, rules);
+    *rules |= rules_exercised(&run.harness, bound.setup.shards);
+    let state = run.harness.buffer().inspect();
+    if here.look.is(run.harness.buffer(), &state, run.clock()) {
+        return Ok((here.key, here.class, run));
+    }
+    let form = run.canonical_of(&state, bound.merge, bound.reconfigure, false)?;
     Ok((merge_key(&form, bound.merge), form.key, run))
 }
 
@@ -476,36 +518,65 @@ fn message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// Adds to `rules` every rule whose counter is non-zero: a start, each stop, eviction and
-/// skip reason, a paused drain, a drain, a closed buffer. A guard against an exploration
-/// that quietly tests nothing.
-fn rules_exercised(h: &Harness, shards: usize, rules: &mut BTreeSet<String>) {
+/// The rules some counter shows were exercised, one bit each (see [`rule_name`]): a start,
+/// each stop, eviction and skip reason, a paused drain, a drain, a dry-run hold, a closed
+/// buffer. A guard against an exploration that quietly tests nothing. Read after every
+/// transition, so it is a mask, named only once the exploration ends (formatting a name
+/// per counter per transition was a thirteenth of a transition).
+fn rules_exercised(h: &Harness, shards: usize) -> u128 {
     let b = h.buffer();
-    let mut hit = |rule: &dyn std::fmt::Display, count: u64| {
-        if count > 0 {
-            let name = rule.to_string();
-            if !rules.contains(&name) {
-                rules.insert(name);
-            }
-        }
-    };
+    let mut bits = u128::from(b.is_closed()) << CLOSED;
+    let mut hit = |bit: usize, count: u64| bits |= u128::from(count > 0) << bit;
     for shard in 0..shards {
         let Some(s) = b.shard_stats(ShardId::from_index(shard as u32)) else {
             continue;
         };
-        hit(&"start", s.starts);
-        hit(&"drained", s.drained);
-        hit(&"drain paused", s.drains_paused);
-        hit(&"dry-run buffered", s.buffered_dry_run);
-        for &r in StopReason::ALL {
-            hit(&format_args!("stop {r}"), s.stops[r]);
+        hit(START, s.starts);
+        hit(DRAINED, s.drained);
+        hit(DRAIN_PAUSED, s.drains_paused);
+        hit(DRY_RUN, s.buffered_dry_run);
+        for (i, &r) in StopReason::ALL.iter().enumerate() {
+            hit(STOPS + i, s.stops[r]);
         }
-        for &r in EvictReason::ALL {
-            hit(&format_args!("evict {r}"), s.evicted[r]);
+        for (i, &r) in EvictReason::ALL.iter().enumerate() {
+            hit(EVICTS + i, s.evicted[r]);
         }
-        for &r in SkipReason::ALL {
-            hit(&format_args!("skip {r}"), s.skipped[r]);
+        for (i, &r) in SkipReason::ALL.iter().enumerate() {
+            hit(SKIPS + i, s.skipped[r]);
         }
     }
-    hit(&"closed", u64::from(b.is_closed()));
+    bits
+}
+
+// The bits of [`rules_exercised`].
+const CLOSED: usize = 0;
+const START: usize = 1;
+const DRAINED: usize = 2;
+const DRAIN_PAUSED: usize = 3;
+const DRY_RUN: usize = 4;
+const STOPS: usize = 5;
+const EVICTS: usize = STOPS + StopReason::ALL.len();
+const SKIPS: usize = EVICTS + EvictReason::ALL.len();
+const _: () = assert!(SKIPS + SkipReason::ALL.len() <= 128, "one bit per rule");
+
+/// The name of a bit of [`rules_exercised`], as the tests ask for it.
+fn rule_name(bit: usize) -> String {
+    match bit {
+        CLOSED => "closed".into(),
+        START => "start".into(),
+        DRAINED => "drained".into(),
+        DRAIN_PAUSED => "drain paused".into(),
+        DRY_RUN => "dry-run buffered".into(),
+        b if b < EVICTS => format!("stop {}", StopReason::ALL[b - STOPS]),
+        b if b < SKIPS => format!("evict {}", EvictReason::ALL[b - EVICTS]),
+        b => format!("skip {}", SkipReason::ALL[b - SKIPS]),
+    }
+}
+
+/// The names of the rules in `bits`.
+fn rule_names(bits: u128) -> BTreeSet<String> {
+    (0..128)
+        .filter(|b| bits & (1 << b) != 0)
+        .map(rule_name)
+        .collect()
 }
