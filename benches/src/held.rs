@@ -104,7 +104,15 @@ impl<F: Future + Unpin> Future for CountQueued<'_, F> {
 /// `/proc/self/task/*/schedstat` (nanoseconds on a CPU); `None` where there are no such
 /// files. Summed over the runtime's workers, it is the work a phase cost, without the time
 /// its threads waited for a core on a busy machine.
+///
+/// The kernel brings a running thread's count up to date only at a scheduler tick (4 ms at
+/// `HZ=250`) or when the thread leaves its core, so the calling thread, which is running,
+/// first yields: without that, its own share would be up to a tick stale, and a 50 ms phase
+/// would be read to ±8%. (Other threads are read as of their last tick; at a phase's ends
+/// the runtime's other workers are parked, and a parked thread's count is exact.)
 pub fn process_cpu_time() -> Option<Duration> {
+    // `sched_yield` updates the caller's runtime (`update_curr`) before anything else.
+    std::thread::yield_now();
     let mut nanos = 0;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         // A thread that exits while the directory is read is skipped.
