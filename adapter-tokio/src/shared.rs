@@ -102,17 +102,26 @@ impl Wakeups {
     /// successive inputs leave in the order the core produced them. It is released before
     /// any waker runs: a waker is the executor's code, and one that polls (or drops) a
     /// future of ours at once must find no lock of ours held.
+    ///
+    /// Most inputs have nothing to deliver (a request queued wakes nobody, and a buffer
+    /// nobody watches has no events): each list is looked at only when it holds something,
+    /// so that such an input pays a few tests here, not two vectors' iterators.
     pub(crate) fn deliver(self, shared: &Shared, order: Option<MutexGuard<'_, ()>>) {
-        for event in self.events {
-            // No receiver left is not an error: nobody is listening.
-            let _ = shared.events.send(event);
+        if !self.events.is_empty() {
+            for event in self.events {
+                // No receiver left is not an error: nobody is listening.
+                let _ = shared.events.send(event);
+            }
         }
         drop(order);
         if let Some(waker) = self.first {
             waker.wake();
-        }
-        for waker in self.more {
-            waker.wake();
+            // `more` fills only once `first` is taken (see `wake`).
+            if !self.more.is_empty() {
+                for waker in self.more {
+                    waker.wake();
+                }
+            }
         }
         if self.closed {
             shared.closed.notify_waiters();

@@ -28,15 +28,16 @@
 //! task futures' sizes), drain concurrency, rounds, `multi` (2 workers) or `current`, and the
 //! phase to record: `release` (the default) or `enqueue` (spawning the tasks until every one
 //! is queued).
-//! Built with the environment variable `PAD` set, each `floor` task carries 12 words of dead
-//! weight. Without `PERF_CTL` it only times. Written quickly for issue 16's profile; see
+//! Built with the environment variable `PAD` set, each `floor` task carries
+//! `SAME_SIZE_PAD` words of dead weight: as large as a held request's task. Without `PERF_CTL` it only times. Written quickly for issue 16's profile; see
 //! `benches/README.md`.
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use failover_buffer_benches::held::{
-    Phase, Progress, failover, failover_on, floor, floor_request, held_request, process_cpu_time,
+    Phase, Progress, SAME_SIZE_PAD, failover, failover_on, floor, floor_request, held_request,
+    process_cpu_time,
 };
 use failover_buffer_benches::{config, serving};
 use failover_buffer_tokio::FailoverBuffer;
@@ -44,7 +45,7 @@ use tokio::sync::oneshot;
 
 const HELD: usize = 100_000;
 const PAD: usize = match option_env!("PAD") {
-    Some(_) => 12,
+    Some(_) => SAME_SIZE_PAD,
     None => 0,
 };
 
