@@ -104,7 +104,10 @@ impl<'a> Wait<'a> {
 
     /// Later polls: has the held request's verdict come?
     fn collect(&mut self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<Answer> {
-        let verdict = {
+        // A release to retry is handed over without the lock (see `Handoff`).
+        let verdict = if self.shared().handoff.released(ticket) {
+            Some(Verdict::Retry)
+        } else {
             let mut state = self.shared().lock();
             match state.waiters.get_mut(ticket) {
                 Some(Waiter::Waiting(waker)) => {
@@ -122,7 +125,10 @@ impl<'a> Wait<'a> {
                     state.waiters.remove(ticket);
                     Some(verdict)
                 }
-                // Unreachable: the waiter leaves the map only here or in `Drop`.
+                // Released between the look at the handoff and the lock.
+                None if self.shared().handoff.released(ticket) => Some(Verdict::Retry),
+                // Unreachable: the waiter leaves the map only here, in `Drop`, or by a
+                // release to retry through the handoff.
                 None => {
                     debug_assert!(false, "held {ticket:?} has no waiter");
                     None
@@ -216,7 +222,7 @@ impl Drop for Wait<'_> {
         let waiter = self
             .shared()
             .input(Touched::One(self.cell.id), |state, now, _| {
-                state.abandon(now, ticket)
+                state.abandon(&self.shared().handoff, now, ticket)
             });
         drop(waiter);
         telemetry::abandoned(self.cell, ticket);
