@@ -366,8 +366,8 @@ impl Shared {
             ..Wakeups::default()
         };
         // The clock is read before the lock, so the critical section every task of a drain
-        // queues for is shorter by the read (≈ 30 ns, a sixth of a released request's time
-        // under the lock, see `benches/README.md`). Inputs still reach the core in time
+        // queues for is shorter by the read (≈ 30 ns; see `benches/README.md`, the drain on
+        // 2 workers). Inputs still reach the core in time
         // order: under the lock, a reading older than the latest time the core has seen
         // (another input's, read later and locked first) is raised to it. The input is then
         // stamped at most one lock wait early or, raised, at the instant the core last saw;
