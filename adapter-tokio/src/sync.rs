@@ -5,18 +5,19 @@
 //!
 //! Only what this crate synchronises through goes here: the state lock (the waiter map lives
 //! behind it), the event-order lock, the `keepers_gone`, `timer_lost` and buffering flags,
+//! the handoff's release marks (read by a released request's future without the lock),
 //! and the `Notify`s that wake the driver and the shutdown's waiters. Under loom, `Notify`
 //! is tokio's wrapped so that loom sees the ordering tokio's gives (see [`Notify`]); the
 //! `Arc`s stay the standard ones. Without `--cfg loom` these are plain re-exports and an
 //! inlined call: no cost.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]

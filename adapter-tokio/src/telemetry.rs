@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use failover_buffer::{Action, Admission, Buffer, FailoverCause, Ticket, Verdict};
+use failover_buffer::{Action, Admission, Buffer, FailoverCause, ShardId, Ticket, Verdict};
 #[cfg(feature = "metrics")]
 use failover_buffer::{ShardStats, WaitHistograms};
 
@@ -226,6 +226,38 @@ pub(crate) fn abandoned(cell: &ShardCell, ticket: Ticket) {
 pub(crate) fn retry_done(cell: &ShardCell, ticket: Ticket) {
     #[cfg(feature = "tracing")]
     tracing::trace!(keyspace = %cell.keyspace, shard = %cell.name, ?ticket, "retry done");
+}
+
+/// A shard's cell for a log line written after the lock, by an input that holds only the
+/// shard's id (a [`RetryGuard`](crate::RetryGuard)): taken under the lock, and only when logs
+/// are compiled in. Without them it is nothing, so such an input writes no reference count.
+#[cfg(feature = "tracing")]
+pub(crate) type LogCell = Option<Arc<ShardCell>>;
+/// A shard's cell for a log line (see the `tracing` build's): nothing without logs.
+#[cfg(not(feature = "tracing"))]
+pub(crate) type LogCell = ();
+
+/// The cell of `shard` for a log line after the lock (see [`LogCell`]).
+#[cfg_attr(not(feature = "tracing"), allow(clippy::unused_unit))]
+pub(crate) fn log_cell(cells: &[Arc<ShardCell>], shard: ShardId) -> LogCell {
+    #[cfg(feature = "tracing")]
+    {
+        cells.get(shard.index()).cloned()
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = (cells, shard);
+    }
+}
+
+/// A released request's retry finished, reported by its guard (see [`retry_done`]).
+pub(crate) fn guard_retry_done(cell: LogCell, ticket: Ticket) {
+    #[cfg(feature = "tracing")]
+    if let Some(cell) = cell {
+        retry_done(&cell, ticket);
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (cell, ticket);
 }
 
 #[cfg(feature = "tracing")]

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use failover_buffer::{Admission, BufferError, FailoverCause, Ticket, Verdict};
+use failover_buffer::{Admission, BufferError, FailoverCause, ShardId, Ticket, Verdict};
 
 use crate::shared::{Keeper, ShardCell, Shared, Touched, Waiter};
 use crate::telemetry;
@@ -104,7 +104,10 @@ impl<'a> Wait<'a> {
 
     /// Later polls: has the held request's verdict come?
     fn collect(&mut self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<Answer> {
-        let verdict = {
+        // A release to retry is handed over without the lock (see `Handoff`).
+        let verdict = if self.shared().handoff.released(ticket) {
+            Some(Verdict::Retry)
+        } else {
             let mut state = self.shared().lock();
             match state.waiters.get_mut(ticket) {
                 Some(Waiter::Waiting(waker)) => {
@@ -122,7 +125,10 @@ impl<'a> Wait<'a> {
                     state.waiters.remove(ticket);
                     Some(verdict)
                 }
-                // Unreachable: the waiter leaves the map only here or in `Drop`.
+                // Released between the look at the handoff and the lock.
+                None if self.shared().handoff.released(ticket) => Some(Verdict::Retry),
+                // Unreachable: the waiter leaves the map only here, in `Drop`, or by a
+                // release to retry through the handoff.
                 None => {
                     debug_assert!(false, "held {ticket:?} has no waiter");
                     None
@@ -138,7 +144,7 @@ impl<'a> Wait<'a> {
         let answer = match verdict {
             Verdict::Retry => Ok(Some(RetryGuard {
                 keeper: Some(Arc::clone(self.keeper)),
-                cell: Arc::clone(self.cell),
+                shard: self.cell.id,
                 ticket,
             })),
             Verdict::Fail(e) => Err(e),
@@ -216,7 +222,7 @@ impl Drop for Wait<'_> {
         let waiter = self
             .shared()
             .input(Touched::One(self.cell.id), |state, now, _| {
-                state.abandon(now, ticket)
+                state.abandon(&self.shared().handoff, now, ticket)
             });
         drop(waiter);
         telemetry::abandoned(self.cell, ticket);
@@ -280,7 +286,12 @@ pub struct RetryGuard {
     /// [`retry_failed`](Self::retry_failed). An option rather than a flag beside the handle:
     /// a released request's task carries the guard, so it is kept small (32 bytes).
     keeper: Option<Arc<Keeper>>,
-    cell: Arc<ShardCell>,
+    /// The shard, by id rather than by its `Arc<ShardCell>`: a drain's tasks run on every
+    /// worker, and each reference count written to a cell shared by all of them moves its
+    /// cache line between the workers (two writes a released request, measured in
+    /// `benches/README.md`). What needs the cell (a log line, `Debug`, `retry_failed`)
+    /// looks it up under the lock.
+    shard: ShardId,
     ticket: Ticket,
 }
 
@@ -292,7 +303,7 @@ impl RetryGuard {
 
     /// The shard the request was held for.
     pub fn shard_id(&self) -> failover_buffer::ShardId {
-        self.cell.id
+        self.shard
     }
 
     /// Why the request was released: its shard's failover ended (the drain, and why it
@@ -330,18 +341,34 @@ impl RetryGuard {
             // Unreachable: only the drop and this method, which takes the guard, report.
             return Ok(None);
         };
-        let cell = Arc::clone(&self.cell);
+        let cell = keeper.shared.lock().cells.get(self.shard.index()).cloned();
+        let Some(cell) = cell else {
+            // Unreachable: a guard's shard is registered, and cells are never removed.
+            // Should it happen, the retry is reported done rather than stranded.
+            debug_assert!(false, "{:?} has no cell", self.shard);
+            retry_done(keeper, self.shard, self.ticket);
+            return Ok(None);
+        };
         Wait::new(&keeper, &cell, Ask::RetryFailed(self.ticket, cause)).await
     }
 }
 
+/// Shows the shard's keyspace and name, looked up under the buffer's lock (the guard keeps
+/// only the shard's id).
 impl fmt::Debug for RetryGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryGuard")
-            .field("keyspace", &self.cell.keyspace)
-            .field("shard", &self.cell.name)
-            .field("ticket", &self.ticket)
-            .finish()
+        let cell = self
+            .keeper
+            .as_ref()
+            .and_then(|keeper| keeper.shared.lock().cells.get(self.shard.index()).cloned());
+        let mut f = f.debug_struct("RetryGuard");
+        match &cell {
+            Some(cell) => f
+                .field("keyspace", &cell.keyspace)
+                .field("shard", &cell.name),
+            None => f.field("shard", &self.shard),
+        };
+        f.field("ticket", &self.ticket).finish()
     }
 }
 
@@ -351,7 +378,7 @@ impl Drop for RetryGuard {
     #[inline]
     fn drop(&mut self) {
         if let Some(keeper) = self.keeper.take() {
-            retry_done(keeper, &self.cell, self.ticket);
+            retry_done(keeper, self.shard, self.ticket);
         }
     }
 }
@@ -359,11 +386,14 @@ impl Drop for RetryGuard {
 /// Reports a released request's retry done: its slot, and its drain place, go to the next.
 /// Takes the guard's handle, so that it is let go after the report (out of line too).
 #[inline(never)]
-fn retry_done(keeper: Arc<Keeper>, cell: &ShardCell, ticket: Ticket) {
+fn retry_done(keeper: Arc<Keeper>, shard: ShardId, ticket: Ticket) {
     // The only refusal possible is a stale ticket, and only the guard ends it.
-    keeper.shared.input(Touched::One(cell.id), |state, now, _| {
+    // The cell for the log line: nothing (unit) without the `tracing` feature.
+    #[allow(clippy::let_unit_value)]
+    let cell = keeper.shared.input(Touched::One(shard), |state, now, _| {
         let done = state.core.retry_done(now, ticket);
         debug_assert!(done.is_ok(), "{ticket:?}: {done:?}");
+        telemetry::log_cell(&state.cells, shard)
     });
-    telemetry::retry_done(cell, ticket);
+    telemetry::guard_retry_done(cell, ticket);
 }

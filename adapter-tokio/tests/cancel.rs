@@ -6,7 +6,7 @@ use std::future::{Future, poll_fn};
 use std::task::Poll;
 use std::time::Duration;
 
-use failover_buffer_tokio::{EvictReason, FailoverBuffer, FailoverCause, ShardState};
+use failover_buffer_tokio::{Config, EvictReason, FailoverBuffer, FailoverCause, ShardState};
 use support::{Client, Event, Log, config, events, serving, settle};
 
 #[tokio::test(start_paused = true)]
@@ -100,4 +100,49 @@ async fn a_future_dropped_before_its_first_poll_never_reaches_the_buffer() {
     drop(buffer.wait_for_failover_end(&shard, Some(FailoverCause::Reparent)));
     assert_eq!(buffer.stats(&shard).starts, 0);
     assert_eq!(buffer.state(&shard), ShardState::Idle);
+}
+
+/// A released request's future normally finds its release without the buffer's lock, in a
+/// table sized for the buffer as it was made. A buffer grown since keeps the releases of
+/// its new slots under the lock: collected, or handed back when dropped, all the same.
+#[tokio::test(start_paused = true)]
+async fn releases_in_slots_added_by_a_reconfigure_are_collected_and_handed_back() {
+    let buffer = FailoverBuffer::new(Config {
+        size: 1,
+        drain_concurrency: 3,
+        ..config()
+    })
+    .unwrap();
+    buffer
+        .reconfigure(Config {
+            size: 3,
+            drain_concurrency: 3,
+            ..config()
+        })
+        .unwrap();
+    let shard = buffer.register_shard("commerce", "0");
+    buffer.health(&shard, serving(1, 1)).unwrap();
+    let log = Log::default();
+    let mut first = Client::spawn(&buffer, &shard, 0, &log);
+    settle().await;
+    let mut dropped = Box::pin(buffer.wait_for_failover_end(&shard, Some(FailoverCause::Reparent)));
+    let held = poll_fn(|cx| Poll::Ready(dropped.as_mut().poll(cx).is_pending())).await;
+    assert!(held, "held in the second slot");
+    let mut third = Client::spawn(&buffer, &shard, 2, &log);
+    settle().await;
+    assert_eq!(buffer.held_slots(), 3);
+
+    buffer.health(&shard, serving(2, 2)).unwrap();
+    drop(dropped);
+    settle().await;
+    assert_eq!(events(&log), [Event::Released(0), Event::Released(2)]);
+    assert_eq!(
+        buffer.held_slots(),
+        2,
+        "the dropped release was handed back"
+    );
+    first.finish().await;
+    third.finish().await;
+    assert_eq!(buffer.held_slots(), 0);
+    assert_eq!(buffer.stats(&shard).drained, 3);
 }

@@ -392,3 +392,26 @@ async fn a_deadline_that_moves_earlier_re_arms_the_timer() {
     assert!(retrying.is_finished(), "released at 3 s, not at 10 s");
     assert_eq!(retrying.await.unwrap(), Ok(true));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_released_requests_guard_names_its_shard_and_ticket() {
+    let buffer = FailoverBuffer::new(Config {
+        window: Duration::from_secs(1),
+        ..config()
+    })
+    .unwrap();
+    buffer.register_shard("commerce", "0");
+    let shard = buffer.register_shard("customer", "-80");
+    let wait = buffer.wait_for_failover_end(&shard, Some(FailoverCause::Reparent));
+    let (guard, ()) = tokio::join!(wait, advance(Duration::from_secs(1)));
+    let guard = guard.unwrap().expect("released by its window");
+
+    assert_eq!(guard.shard_id(), shard.id());
+    assert_eq!(
+        format!("{guard:?}"),
+        format!(
+            "RetryGuard {{ keyspace: \"customer\", shard: \"-80\", ticket: {:?} }}",
+            guard.ticket()
+        )
+    );
+}
