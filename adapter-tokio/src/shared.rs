@@ -331,6 +331,12 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The cell of `shard`, looked up under the lock, for a handle that keeps only the
+    /// shard's id (a [`RetryGuard`](crate::RetryGuard)); `None` for an id never registered.
+    pub(crate) fn cell(&self, shard: ShardId) -> Option<Arc<ShardCell>> {
+        self.lock().cells.get(shard.index()).cloned()
+    }
+
     /// Now, on tokio's clock, as a core timestamp.
     pub(crate) fn now(&self) -> Timestamp {
         let since = crate::sync::now().saturating_duration_since(self.origin);

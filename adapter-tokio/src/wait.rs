@@ -341,7 +341,7 @@ impl RetryGuard {
             // Unreachable: only the drop and this method, which takes the guard, report.
             return Ok(None);
         };
-        let cell = keeper.shared.lock().cells.get(self.shard.index()).cloned();
+        let cell = keeper.shared.cell(self.shard);
         let Some(cell) = cell else {
             // Unreachable: a guard's shard is registered, and cells are never removed.
             // Should it happen, the retry is reported done rather than stranded.
@@ -360,7 +360,7 @@ impl fmt::Debug for RetryGuard {
         let cell = self
             .keeper
             .as_ref()
-            .and_then(|keeper| keeper.shared.lock().cells.get(self.shard.index()).cloned());
+            .and_then(|keeper| keeper.shared.cell(self.shard));
         let mut f = f.debug_struct("RetryGuard");
         match &cell {
             Some(cell) => f

@@ -163,7 +163,10 @@
 //! inputs on one thread (203,980 states, 2,969,932 inputs tried; `EXHAUSTIVE_DEPTH=7
 //! EXHAUSTIVE_THREADS=1 ... --exact two_shards_two_slots`), the test binaries before and
 //! after, run in turn: 11.1 to 12.4 s of user CPU before, 8.9 to 9.8 s after (4.0 and 3.1
-//! µs an input). The states found are the same at every bound. Two others measured
+//! µs an input). The states found are the same at every bound, and
+//! `reusing_the_forms_of_unchanged_states_loses_no_state` (plain `cargo test`) explores
+//! with and without the reuse and requires the same states, paths and inputs tried (it
+//! fails if the look forgets the clock, say). Two others measured
 //! nothing (reusing the form's buffers, and feeding small words to the fingerprint as one
 //! input each) and were not kept. What is left is in cloning the harness (buffer, model
 //! and history: a third of a transition, a quarter of it in `malloc` and `free`), the
@@ -314,7 +317,15 @@ fn explore_with(
         merge,
         reconfigure,
         pause,
+        reuse_forms: true,
     };
+    explore_printing(name, &bound)
+}
+
+/// Explores `bound`, printing the states found per depth; panics with the shortest failing
+/// input sequence if there is one.
+fn explore_printing(name: &str, bound: &Bound) -> Explored {
+    let (depth, reconfigure, pause) = (bound.depth, bound.reconfigure, bound.pause);
     let also = match (reconfigure, pause) {
         (true, true) => "",
         (false, true) => ", never reconfigured",
@@ -322,7 +333,7 @@ fn explore_with(
         (false, false) => ", never reconfigured or paused",
     };
     eprintln!("{name}{also}, depth {depth}:");
-    let result = explore(&bound, |d, new, total| {
+    let result = explore(bound, |d, new, total| {
         eprintln!("  depth {d:>2}: {new:>8} new states, {total:>9} in all");
     });
     match result {
@@ -491,6 +502,41 @@ fn reconfigurations_keep_the_limits_instants_are_compared_with() {
             // A pause's `since` is forgotten: read only against a lower `max_pause`.
             assert_eq!(c.max_pause, base.max_pause, "{r:?}");
         }
+    }
+}
+
+/// A transition that leaves everything the form reads as it was takes the form of the
+/// state it came from (`canonical::Look`) instead of writing its own: writing every form
+/// must find the same states, by the same shortest paths, after the same inputs tried.
+#[test]
+fn reusing_the_forms_of_unchanged_states_loses_no_state() {
+    for (name, setup, depth, reconfigure) in [
+        ("1 shard, 2 slots", setup(1, 2, 1), 5, true),
+        ("2 shards, 2 slots", setup(2, 2, 2), 3, true),
+        ("2 shards, 2 slots", setup(2, 2, 2), 4, false),
+    ] {
+        let bound = |reuse_forms| Bound {
+            setup: setup.clone(),
+            steps: Steps { unit_ms: STEP_MS },
+            depth,
+            merge: Merge::Full,
+            reconfigure,
+            pause: true,
+            reuse_forms,
+        };
+        let reusing = explore_printing(name, &bound(true));
+        let writing = explore_printing(name, &bound(false));
+        assert_eq!(reusing.new_per_depth, writing.new_per_depth, "{name}");
+        assert_eq!(reusing.transitions, writing.transitions, "{name}");
+        let paths = |e: &Explored| {
+            let mut classes: Vec<_> = e.classes.iter().map(|(&c, &n)| (c, e.path(n))).collect();
+            classes.sort_by_key(|&(c, _)| c);
+            classes
+        };
+        assert!(
+            paths(&reusing) == paths(&writing),
+            "{name}: other states or paths"
+        );
     }
 }
 

@@ -44,6 +44,10 @@ pub(crate) struct Bound {
     pub(crate) reconfigure: bool,
     /// Whether the alphabet includes `Op::Pause` and `Op::Resume`.
     pub(crate) pause: bool,
+    /// Whether a transition that leaves everything the form reads as it was takes its
+    /// state's form instead of writing one (see [`Look`]); off only to check that this
+    /// loses nothing.
+    pub(crate) reuse_forms: bool,
 }
 
 /// Which canonical form states are merged on (see `canonical`).
@@ -486,7 +490,7 @@ fn transition(
     run.apply(op)?;
     *rules |= rules_exercised(&run.harness, bound.setup.shards);
     let state = run.harness.buffer().inspect();
-    if here.look.is(run.harness.buffer(), &state, run.clock()) {
+    if bound.reuse_forms && here.look.is(run.harness.buffer(), &state, run.clock()) {
         return Ok((here.key, here.class, run));
     }
     let form = run.canonical_of(&state, bound.merge, bound.reconfigure, false)?;
