@@ -18,6 +18,14 @@
 //! argument `warm` (`ratios 10 multi warm`) the adapter's failovers reuse one buffer per
 //! drain concurrency, made once, as a router's buffer lives across failovers.
 //!
+//! The skeleton of any buffer (`drain_profile skeleton ROUNDS multi|current`): interleaved
+//! rounds of tokio's floor, of [`Skeleton`] (one lock over a FIFO of parked wakers, a clock
+//! read per input, a released flag read without the lock: what any buffer that paces a
+//! drain must do, with no bookkeeping at all) and of the adapter, at drain concurrency 1 and
+//! 16; prints, by CPU time, the median and range of skeleton / floor, adapter / floor and
+//! adapter / skeleton, so the adapter's excess over the floor is split into what the shape
+//! costs and what the buffer's own work costs.
+//!
 //! The longest enqueues (`drain_profile stalls ROUNDS current`): each round makes a buffer of
 //! 100,000 slots and polls 100,000 held requests' futures once each, by hand, timing each
 //! first poll (the lock, the core's request, the waiter's slot); prints the slowest five
@@ -168,6 +176,10 @@ fn main() {
             args[2].parse().unwrap(),
             args.get(4).map(String::as_str) == Some("warm"),
         );
+        return;
+    }
+    if what == "skeleton" {
+        skeleton_ratios(&rt, args[2].parse().unwrap());
         return;
     }
     if what == "stalls" {
@@ -374,5 +386,193 @@ fn stalls(rt: &tokio::runtime::Runtime, rounds: usize) {
                 .collect::<Vec<_>>()
         );
         drop(futures);
+    }
+}
+
+/// The least any buffer pacing a drain does: one lock over a FIFO of parked requests, a
+/// clock read per input (a buffer must time its waits), a released flag set under the lock
+/// and read without it, and the next request woken after the lock is released. No
+/// counters, no histograms, no tickets, no timers: the floor of the adapter's shape.
+struct Skeleton {
+    origin: Instant,
+    state: std::sync::Mutex<SkeletonState>,
+}
+
+struct SkeletonState {
+    queue: std::collections::VecDeque<(Arc<std::sync::atomic::AtomicBool>, std::task::Waker)>,
+    /// The latest time seen, in nanoseconds (kept, as a buffer keeps its clock).
+    now: u64,
+}
+
+impl Skeleton {
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    /// Under the lock: releases the next `n` requests; returns their wakers.
+    fn release(&self, n: usize) -> Vec<std::task::Waker> {
+        let read = self.now();
+        let mut state = self.state.lock().unwrap();
+        state.now = state.now.max(read);
+        let mut woken = Vec::new();
+        for _ in 0..n {
+            let Some((flag, waker)) = state.queue.pop_front() else {
+                break;
+            };
+            flag.store(true, std::sync::atomic::Ordering::Release);
+            woken.push(waker);
+        }
+        woken
+    }
+
+    /// A retry done: releases the next request, woken after the lock.
+    fn done(&self) {
+        let read = self.now();
+        let next = {
+            let mut state = self.state.lock().unwrap();
+            state.now = state.now.max(read);
+            state.queue.pop_front().map(|(flag, waker)| {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+                waker
+            })
+        };
+        if let Some(waker) = next {
+            waker.wake();
+        }
+    }
+}
+
+/// A request's wait in the [`Skeleton`]: queued at its first poll, ready once flagged.
+struct SkeletonWait<'a> {
+    skeleton: &'a Skeleton,
+    flag: Option<Arc<std::sync::atomic::AtomicBool>>,
+    progress: &'a Progress,
+}
+
+impl std::future::Future for SkeletonWait<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        match &self.flag {
+            Some(flag) if flag.load(Ordering::Acquire) => std::task::Poll::Ready(()),
+            // Spurious: the waker of a task never changes here.
+            Some(_) => std::task::Poll::Pending,
+            None => {
+                let flag = Arc::new(AtomicBool::new(false));
+                let read = self.skeleton.now();
+                {
+                    let mut state = self.skeleton.state.lock().unwrap();
+                    state.now = state.now.max(read);
+                    state
+                        .queue
+                        .push_back((Arc::clone(&flag), cx.waker().clone()));
+                }
+                self.flag = Some(flag);
+                self.progress
+                    .count(&self.progress.queued, &self.progress.all_queued);
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+async fn skeleton_request(skeleton: Arc<Skeleton>, progress: Arc<Progress>) {
+    SkeletonWait {
+        skeleton: &skeleton,
+        flag: None,
+        progress: &progress,
+    }
+    .await;
+    skeleton.done();
+    progress.count(&progress.retried, &progress.all_retried);
+}
+
+/// The [`Skeleton`]'s failover: `held` requests queued, then a drain of `chains` at a time.
+async fn skeleton_failover(held: usize, chains: usize) -> (Phase, Phase) {
+    let skeleton = Arc::new(Skeleton {
+        origin: Instant::now(),
+        state: std::sync::Mutex::new(SkeletonState {
+            queue: std::collections::VecDeque::new(),
+            now: 0,
+        }),
+    });
+    let progress = Progress::new(held);
+    let enqueued = failover_buffer_benches::held::timed(async {
+        for _ in 0..held {
+            tokio::spawn(skeleton_request(
+                Arc::clone(&skeleton),
+                Arc::clone(&progress),
+            ));
+        }
+        progress.all_queued.notified().await;
+    })
+    .await;
+    let drained = failover_buffer_benches::held::timed(async {
+        for waker in skeleton.release(chains) {
+            waker.wake();
+        }
+        progress.all_retried.notified().await;
+    })
+    .await;
+    (enqueued, drained)
+}
+
+/// `rounds` interleaved rounds of the floor, the skeleton and the adapter, at drain
+/// concurrency 1 and 16; prints each ratio's median and range (by CPU time of the drain).
+fn skeleton_ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
+    let ms = |p: Phase| p.cpu.as_secs_f64() * 1e3;
+    let run = |kind: usize, chains: usize| -> f64 {
+        let (_, drain) = match kind {
+            0 => rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap(),
+            1 => rt
+                .block_on(rt.spawn(skeleton_failover(HELD, chains)))
+                .unwrap(),
+            _ => rt.block_on(rt.spawn(failover(HELD, chains))).unwrap(),
+        };
+        ms(drain)
+    };
+    // One uncounted round of each first (the allocator's memory faulted in).
+    for chains in [1, 16] {
+        for kind in 0..3 {
+            run(kind, chains);
+        }
+    }
+    let names = ["skeleton / floor", "adapter / floor", "adapter / skeleton"];
+    for chains in [1, 16] {
+        let mut ratios: Vec<[f64; 3]> = Vec::new();
+        for round in 0..rounds {
+            let mut kinds = vec![0, 1, 2];
+            if round % 2 == 1 {
+                kinds.reverse();
+            }
+            let mut got = [0.0; 3];
+            for kind in kinds {
+                got[kind] = run(kind, chains);
+            }
+            let [floor, skeleton, adapter] = got;
+            println!(
+                "concurrency {chains}, round {round}: cpu ms: floor {floor:.1} skeleton {skeleton:.1} adapter {adapter:.1}"
+            );
+            ratios.push([skeleton / floor, adapter / floor, adapter / skeleton]);
+        }
+        for (i, name) in names.iter().enumerate() {
+            let mut r: Vec<f64> = ratios.iter().map(|x| x[i]).collect();
+            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let median = if r.len() % 2 == 1 {
+                r[r.len() / 2]
+            } else {
+                (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
+            };
+            println!(
+                "concurrency {chains}: {name}: median {median:.2} range {:.2}-{:.2} over {} rounds",
+                r[0],
+                r[r.len() - 1],
+                r.len()
+            );
+        }
     }
 }
