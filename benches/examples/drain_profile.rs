@@ -336,20 +336,24 @@ fn ratios(rt: &tokio::runtime::Runtime, rounds: usize, warm: bool) {
         );
     }
     for (i, name) in names.iter().enumerate() {
-        let mut r: Vec<f64> = ratios.iter().map(|x| x[i]).collect();
-        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let median = if r.len() % 2 == 1 {
-            r[r.len() / 2]
-        } else {
-            (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
-        };
-        println!(
-            "{name}: median {median:.2} range {:.2}-{:.2} over {} rounds",
-            r[0],
-            r[r.len() - 1],
-            r.len()
-        );
+        print_spread(name, ratios.iter().map(|x| x[i]).collect());
     }
+}
+
+/// Prints the median and range of a ratio over the rounds.
+fn print_spread(name: &str, mut r: Vec<f64>) {
+    r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = if r.len() % 2 == 1 {
+        r[r.len() / 2]
+    } else {
+        (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
+    };
+    println!(
+        "{name}: median {median:.2} range {:.2}-{:.2} over {} rounds",
+        r[0],
+        r[r.len() - 1],
+        r.len()
+    );
 }
 
 /// `rounds` rounds of 100,000 first polls, timed one by one; prints the slowest five.
@@ -560,19 +564,8 @@ fn skeleton_ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
             ratios.push([skeleton / floor, adapter / floor, adapter / skeleton]);
         }
         for (i, name) in names.iter().enumerate() {
-            let mut r: Vec<f64> = ratios.iter().map(|x| x[i]).collect();
-            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let median = if r.len() % 2 == 1 {
-                r[r.len() / 2]
-            } else {
-                (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
-            };
-            println!(
-                "concurrency {chains}: {name}: median {median:.2} range {:.2}-{:.2} over {} rounds",
-                r[0],
-                r[r.len() - 1],
-                r.len()
-            );
+            let name = format!("concurrency {chains}: {name}");
+            print_spread(&name, ratios.iter().map(|x| x[i]).collect());
         }
     }
 }
