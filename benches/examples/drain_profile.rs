@@ -24,7 +24,8 @@
 //! drain must do, with no bookkeeping at all) and of the adapter, at drain concurrency 1 and
 //! 16; prints, by CPU time, the median and range of skeleton / floor, adapter / floor and
 //! adapter / skeleton, so the adapter's excess over the floor is split into what the shape
-//! costs and what the buffer's own work costs.
+//! costs and what the buffer's own work costs; and the same three ratios of the enqueue
+//! (spawning the 100,000 requests until every one is queued).
 //!
 //! The longest enqueues (`drain_profile stalls ROUNDS current`): each round makes a buffer of
 //! 100,000 slots and polls 100,000 held requests' futures once each, by hand, timing each
@@ -529,15 +530,16 @@ async fn skeleton_failover(held: usize, chains: usize) -> (Phase, Phase) {
 /// concurrency 1 and 16; prints each ratio's median and range (by CPU time of the drain).
 fn skeleton_ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
     let ms = |p: Phase| p.cpu.as_secs_f64() * 1e3;
-    let run = |kind: usize, chains: usize| -> f64 {
-        let (_, drain) = match kind {
+    // The enqueue's and the drain's CPU time.
+    let run = |kind: usize, chains: usize| -> [f64; 2] {
+        let (enqueue, drain) = match kind {
             0 => rt.block_on(rt.spawn(floor::<0>(HELD, chains))).unwrap(),
             1 => rt
                 .block_on(rt.spawn(skeleton_failover(HELD, chains)))
                 .unwrap(),
             _ => rt.block_on(rt.spawn(failover(HELD, chains))).unwrap(),
         };
-        ms(drain)
+        [ms(enqueue), ms(drain)]
     };
     // One uncounted round of each first (the allocator's memory faulted in).
     for chains in [1, 16] {
@@ -547,25 +549,43 @@ fn skeleton_ratios(rt: &tokio::runtime::Runtime, rounds: usize) {
     }
     let names = ["skeleton / floor", "adapter / floor", "adapter / skeleton"];
     for chains in [1, 16] {
-        let mut ratios: Vec<[f64; 3]> = Vec::new();
+        // Per round: the drain's three ratios, then the enqueue's.
+        let mut ratios: Vec<[f64; 6]> = Vec::new();
         for round in 0..rounds {
             let mut kinds = vec![0, 1, 2];
             if round % 2 == 1 {
                 kinds.reverse();
             }
-            let mut got = [0.0; 3];
+            let mut got = [[0.0; 2]; 3];
             for kind in kinds {
                 got[kind] = run(kind, chains);
             }
-            let [floor, skeleton, adapter] = got;
+            let [
+                [floor_enqueue, floor],
+                [skeleton_enqueue, skeleton],
+                [enqueue, adapter],
+            ] = got;
             println!(
-                "concurrency {chains}, round {round}: cpu ms: floor {floor:.1} skeleton {skeleton:.1} adapter {adapter:.1}"
+                "concurrency {chains}, round {round}: cpu ms: drain: floor {floor:.1} skeleton \
+                 {skeleton:.1} adapter {adapter:.1}; enqueue: floor {floor_enqueue:.1} skeleton \
+                 {skeleton_enqueue:.1} adapter {enqueue:.1}"
             );
-            ratios.push([skeleton / floor, adapter / floor, adapter / skeleton]);
+            ratios.push([
+                skeleton / floor,
+                adapter / floor,
+                adapter / skeleton,
+                skeleton_enqueue / floor_enqueue,
+                enqueue / floor_enqueue,
+                enqueue / skeleton_enqueue,
+            ]);
         }
         for (i, name) in names.iter().enumerate() {
-            let name = format!("concurrency {chains}: {name}");
+            let name = format!("concurrency {chains}: drain: {name}");
             print_spread(&name, ratios.iter().map(|x| x[i]).collect());
+        }
+        for (i, name) in names.iter().enumerate() {
+            let name = format!("concurrency {chains}: enqueue: {name}");
+            print_spread(&name, ratios.iter().map(|x| x[3 + i]).collect());
         }
     }
 }
