@@ -371,8 +371,8 @@ struct Issued {
 
 /// A buffer, its reference model, and the history of every ticket issued. A clone is an
 /// independent copy of all three (the buffer keeps its identity, so the history's tickets
-/// stay valid in the copy): the exhaustive test expands a state by cloning it.
-#[derive(Clone)]
+/// stay valid in the copy): the exhaustive test expands a state by cloning it, into a
+/// harness it keeps for the purpose (`clone_from`, which reuses its allocations).
 pub(crate) struct Harness {
     buffer: Buffer,
     model: Model,
@@ -389,6 +389,69 @@ pub(crate) struct Harness {
     transcript: Vec<Step>,
     /// `Op::Request`s applied so far: which of [`REQUEST_BYTES`] the next one carries.
     requests: usize,
+}
+
+impl Clone for Harness {
+    fn clone(&self) -> Self {
+        let Harness {
+            buffer,
+            model,
+            setup,
+            shards,
+            size,
+            clock,
+            issued,
+            by_ticket,
+            closed_seen,
+            end_of_time,
+            transcript,
+            requests,
+        } = self;
+        Harness {
+            buffer: buffer.clone(),
+            model: model.clone(),
+            setup: setup.clone(),
+            shards: *shards,
+            size: *size,
+            clock: *clock,
+            issued: issued.clone(),
+            by_ticket: by_ticket.clone(),
+            closed_seen: *closed_seen,
+            end_of_time: *end_of_time,
+            transcript: transcript.clone(),
+            requests: *requests,
+        }
+    }
+
+    /// The same copy as `clone`, into this harness's allocations (buffer, model, history).
+    fn clone_from(&mut self, source: &Self) {
+        let Harness {
+            buffer,
+            model,
+            setup,
+            shards,
+            size,
+            clock,
+            issued,
+            by_ticket,
+            closed_seen,
+            end_of_time,
+            transcript,
+            requests,
+        } = self;
+        buffer.clone_from(&source.buffer);
+        model.clone_from(&source.model);
+        setup.clone_from(&source.setup);
+        *shards = source.shards;
+        *size = source.size;
+        *clock = source.clock;
+        issued.clone_from(&source.issued);
+        by_ticket.clone_from(&source.by_ticket);
+        *closed_seen = source.closed_seen;
+        *end_of_time = source.end_of_time;
+        transcript.clone_from(&source.transcript);
+        *requests = source.requests;
+    }
 }
 
 /// Runs `ops` on a fresh buffer and model, then shuts down and finishes every retry;
