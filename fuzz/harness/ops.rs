@@ -386,7 +386,9 @@ pub(crate) struct Harness {
     closed_seen: bool,
     /// Every input from now on is stamped `Timestamp::MAX`.
     end_of_time: bool,
-    transcript: Vec<Step>,
+    /// Every step's results, for the determinism check; `None` once
+    /// [`Harness::stop_transcript`] was called.
+    transcript: Option<Vec<Step>>,
     /// `Op::Request`s applied so far: which of [`REQUEST_BYTES`] the next one carries.
     requests: usize,
 }
@@ -482,7 +484,7 @@ pub(crate) fn record(setup: &SetUp, ops: &[Op]) -> (Vec<Step>, Result<(), String
             .finish()
             .map_err(|e| format!("while finishing after every op: {e}"));
     }
-    (h.transcript, verdict)
+    (h.transcript.unwrap_or_default(), verdict)
 }
 
 /// The same inputs on two fresh buffers give the same outputs, step for step (DESIGN §8.7),
@@ -541,7 +543,7 @@ impl Harness {
             by_ticket: HashMap::new(),
             closed_seen: false,
             end_of_time: false,
-            transcript: Vec::new(),
+            transcript: Some(Vec::new()),
             requests: 0,
         })
     }
@@ -551,10 +553,11 @@ impl Harness {
         &self.buffer
     }
 
-    /// Drops the steps recorded so far (the determinism check's transcript): a harness
-    /// kept as an explored state needs none, and would copy them with every clone.
-    pub(crate) fn forget_transcript(&mut self) {
-        self.transcript.clear();
+    /// Drops the steps recorded so far (the determinism check's transcript) and records
+    /// no more: an explored state needs none, and each step recorded allocates. Every
+    /// check of an input is made whether or not its results are recorded.
+    pub(crate) fn stop_transcript(&mut self) {
+        self.transcript = None;
     }
 
     fn now(&self) -> Timestamp {
@@ -898,11 +901,13 @@ impl Harness {
             self.history(action)?;
         }
         self.check_state(is_tick)?;
-        self.transcript.push(Step {
-            outcome: anonymous_outcome(outcome),
-            actions: actions.into_iter().map(anonymous_action).collect(),
-            timeout: self.buffer.poll_timeout(),
-        });
+        if let Some(transcript) = &mut self.transcript {
+            transcript.push(Step {
+                outcome: anonymous_outcome(outcome),
+                actions: actions.into_iter().map(anonymous_action).collect(),
+                timeout: self.buffer.poll_timeout(),
+            });
+        }
         Ok(())
     }
 

@@ -305,6 +305,12 @@ impl Enc {
         }
     }
 
+    /// Empty again, keeping the words' allocation.
+    fn reset(&mut self, print: bool) {
+        self.words.clear();
+        self.text = print.then(String::new);
+    }
+
     /// A number, named `name` in the text.
     fn n(&mut self, name: &str, v: i128) {
         self.words.push(v);
@@ -368,40 +374,59 @@ struct Read<'a> {
 impl Read<'_> {
     /// The form's fingerprint, and its text if `print`: rule 6, the least form over the
     /// permutations of shards of the same mode (only the identity in the structural form).
+    ///
+    /// The forms are written into buffers kept per thread ([`Scratch`]), not allocated per
+    /// call.
     fn form(&self, norm: &Norm, print: bool) -> Result<(u128, String), String> {
+        SCRATCH.with(|scratch| self.form_in(&mut scratch.borrow_mut(), norm, print))
+    }
+
+    fn form_in(
+        &self,
+        scratch: &mut Scratch,
+        norm: &Norm,
+        print: bool,
+    ) -> Result<(u128, String), String> {
+        let Scratch {
+            each,
+            candidate,
+            best,
+        } = scratch;
         let shards = &self.state.shards;
         let n = shards.len();
-        let identity: Vec<usize> = (0..n).collect();
         let all = if norm.full && norm.symmetric {
             permutations(n)
         } else {
-            Rc::new(vec![identity])
+            identity(n)
         };
         // Each shard's own form names no shard: written once, reordered per permutation.
         let revivable = self.revivable();
-        let mut each = Vec::with_capacity(n);
-        for (i, sh) in shards.iter().enumerate() {
+        each.truncate(n);
+        each.resize_with(n, || Enc::new(print));
+        for (i, (sh, enc)) in shards.iter().zip(each.iter_mut()).enumerate() {
             let saved = revivable.iter().find(|(j, _)| *j == i).map(|&(_, s)| s);
-            let mut enc = Enc::new(print);
-            shard(&mut enc, sh, self.pool, norm, saved)?;
-            each.push(enc);
+            enc.reset(print);
+            shard(enc, sh, self.pool, norm, saved)?;
         }
-        let mut best: Option<Enc> = None;
+        let mut found = false;
         for perm in all.iter() {
             // perm[old] = new; only permutations that keep every shard's mode.
             if (0..n).any(|i| shards[i].mode != shards[perm[i]].mode) {
                 continue;
             }
-            let mut enc = Enc::new(print);
-            self.write(&mut enc, &each, norm, perm)?;
-            if best.as_ref().is_none_or(|b| enc.words < b.words) {
-                best = Some(enc);
+            candidate.reset(print);
+            self.write(candidate, each, norm, perm)?;
+            if !found || candidate.words < best.words {
+                std::mem::swap(candidate, best);
+                found = true;
             }
         }
-        let best = best.ok_or("no permutation keeps the modes")?;
+        if !found {
+            return Err("no permutation keeps the modes".into());
+        }
         Ok((
             fingerprint_words(&best.words),
-            best.text.unwrap_or_default(),
+            best.text.take().unwrap_or_default(),
         ))
     }
 
@@ -414,13 +439,13 @@ impl Read<'_> {
             None => e.v("clock", NONE, &"end of time"),
         }
         e.v("config", self.config as i128, &"_");
-        // The shards, in their new order.
-        let mut order = vec![0; perm.len()];
-        for (old, &new) in perm.iter().enumerate() {
-            order[new] = old;
-        }
-        e.n("shards", order.len() as i128);
-        for &old in &order {
+        // The shards, in their new order (found by search: a few shards, and no allocation).
+        e.n("shards", perm.len() as i128);
+        for new in 0..perm.len() {
+            let old = perm
+                .iter()
+                .position(|&p| p == new)
+                .ok_or("not a permutation")?;
             e.append(&each[old]);
         }
         // `Active::list`, its ids renamed (its `pos` is its inverse).
@@ -542,6 +567,37 @@ impl Read<'_> {
         e.close();
         Ok(())
     }
+}
+
+/// The buffers [`Read::form`] writes forms into, one set per thread: each shard's form,
+/// the form under the permutation being tried, and the least one so far.
+struct Scratch {
+    each: Vec<Enc>,
+    candidate: Enc,
+    best: Enc,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
+        each: Vec::new(),
+        candidate: Enc::new(false),
+        best: Enc::new(false),
+    });
+}
+
+/// The identity permutation of `0..n` alone, made once per thread.
+fn identity(n: usize) -> Rc<Vec<Vec<usize>>> {
+    thread_local! {
+        static MADE: RefCell<Vec<Rc<Vec<Vec<usize>>>>> = const { RefCell::new(Vec::new()) };
+    }
+    MADE.with(|made| {
+        let mut made = made.borrow_mut();
+        while made.len() <= n {
+            let next = Rc::new(vec![(0..made.len()).collect()]);
+            made.push(next);
+        }
+        Rc::clone(&made[n])
+    })
 }
 
 /// Every permutation of `0..n`, as `perm[old] = new`, made once per thread.

@@ -197,8 +197,12 @@ impl Clone for Run {
 
 impl Run {
     fn new(setup: &SetUp) -> Result<Run, String> {
+        let mut harness = Harness::new(setup)?;
+        // An explored state needs no transcript (the determinism check's), and each step
+        // recorded would allocate.
+        harness.stop_transcript();
         Ok(Run {
-            harness: Harness::new(setup)?,
+            harness,
             clock_ns: 0,
             end_of_time: false,
         })
@@ -222,8 +226,6 @@ impl Run {
         }
         let before = self.harness.buffer().now().as_nanos();
         self.harness.apply(op)?;
-        // A kept state needs no transcript, and would copy it with every clone.
-        self.harness.forget_transcript();
         if let (Op::Tick { .. }, false) = (op, self.end_of_time) {
             // A tick carries the harness clock (zero if below): the mirror must agree.
             let expected = before.max(u64::try_from(self.clock_ns).unwrap_or(0));

@@ -464,18 +464,22 @@ impl Model {
         self.tickets[index].handle = Some(ticket);
     }
 
-    /// The actions queued since the last call, oldest first.
+    /// The actions queued since the last call, oldest first. The queue keeps its
+    /// allocation (an input that queues none allocates nothing).
     pub(crate) fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.actions)
-            .into_iter()
-            .map(|(action, woken)| match (action, woken) {
+        let taken = self
+            .actions
+            .iter()
+            .map(|&(action, woken)| match (action, woken) {
                 (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
                     ticket: self.handle(i),
                     verdict,
                 },
                 (action, _) => action,
             })
-            .collect()
+            .collect();
+        self.actions.clear();
+        taken
     }
 
     /// Queues a `Wake` of ticket `i`.
