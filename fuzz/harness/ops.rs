@@ -1069,7 +1069,6 @@ impl Harness {
             let due: Vec<TimerKind> = self
                 .model
                 .timers()
-                .into_iter()
                 .filter(|&(at, shard, _)| at == d.at.as_nanos() && shard == d.shard.index())
                 .map(|(_, _, kind)| kind)
                 .collect();
