@@ -299,7 +299,10 @@ struct Expansion {
     transitions: u64,
     /// The rules exercised (see [`rules_exercised`]).
     rules: u128,
-    kinds: BTreeSet<&'static str>,
+    /// The kinds of input tried, by the address of their name: a set of names compared
+    /// as strings per input tried was a thirtieth of a transition. The same name at two
+    /// addresses is only listed twice, and merged as a string in [`Explored::kinds`].
+    kinds: Vec<&'static str>,
     /// The first failure in this share: its parent node, its last input, the error.
     failure: Option<(u32, Op, String)>,
 }
@@ -468,7 +471,10 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
             bound.pause,
         ) {
             out.transitions += 1;
-            out.kinds.insert(alphabet::kind(&op));
+            let kind = alphabet::kind(&op);
+            if !out.kinds.iter().any(|k| std::ptr::eq(*k, kind)) {
+                out.kinds.push(kind);
+            }
             let step = catch_unwind(AssertUnwindSafe(|| {
                 transition(bound, run, &here, &op, &mut next, &mut out.rules)
             }));
