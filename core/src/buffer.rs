@@ -153,7 +153,10 @@ mod inspect_fields;
 /// which then moves on by its own inputs only. It is for exploring futures from one state
 /// (the project's exhaustive test expands every state it reaches by cloning it), for a
 /// simulator that forks a run, or for asking "what would this input do" without doing it.
-/// It allocates as much as the buffer holds; nothing else is shared.
+/// It allocates as much as the buffer holds; nothing else is shared. `clone_from` gives the
+/// same copy into an existing buffer, reusing its allocations (its slab, queues, timers,
+/// shards' details): refreshing a copy kept for reading (an adapter's exported snapshot, say)
+/// then allocates only for what the source holds beyond what the copy held.
 ///
 /// **A clone keeps the original's identity**, so the two accept each other's tickets: every
 /// ticket issued before the clone names the same request in both, and each copy goes on
@@ -181,7 +184,7 @@ mod inspect_fields;
 /// assert_eq!(buffer.held_slots(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Buffer {
     config: Config,
     limits: Limits,
@@ -198,6 +201,78 @@ pub struct Buffer {
     input_stats: InputStats,
     /// The latest shutdown, once one began.
     shutdown: Option<Shutdown>,
+}
+
+impl Clone for Buffer {
+    fn clone(&self) -> Self {
+        let Buffer {
+            config,
+            limits,
+            shards,
+            names,
+            pool,
+            active,
+            timers,
+            actions,
+            now,
+            last_tick,
+            shut_down,
+            closed,
+            input_stats,
+            shutdown,
+        } = self;
+        Buffer {
+            config: config.clone(),
+            limits: *limits,
+            shards: shards.clone(),
+            names: names.clone(),
+            pool: pool.clone(),
+            active: active.clone(),
+            timers: timers.clone(),
+            actions: actions.clone(),
+            now: *now,
+            last_tick: *last_tick,
+            shut_down: *shut_down,
+            closed: *closed,
+            input_stats: *input_stats,
+            shutdown: shutdown.clone(),
+        }
+    }
+
+    /// The same copy as `clone`, into this buffer's allocations: it allocates only where
+    /// `source` holds more (shards, slots, timers, histograms) than this buffer did.
+    fn clone_from(&mut self, source: &Self) {
+        let Buffer {
+            config,
+            limits,
+            shards,
+            names,
+            pool,
+            active,
+            timers,
+            actions,
+            now,
+            last_tick,
+            shut_down,
+            closed,
+            input_stats,
+            shutdown,
+        } = self;
+        config.clone_from(&source.config);
+        *limits = source.limits;
+        shards.clone_from(&source.shards);
+        names.clone_from(&source.names);
+        pool.clone_from(&source.pool);
+        active.clone_from(&source.active);
+        timers.clone_from(&source.timers);
+        actions.clone_from(&source.actions);
+        *now = source.now;
+        *last_tick = source.last_tick;
+        *shut_down = source.shut_down;
+        *closed = source.closed;
+        *input_stats = source.input_stats;
+        shutdown.clone_from(&source.shutdown);
+    }
 }
 
 impl Buffer {

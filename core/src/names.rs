@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use crate::shard::ShardId;
 
 /// One shard's name.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct ShardName {
     /// Index into `Names::keyspaces`.
     keyspace: u32,
@@ -22,7 +22,7 @@ struct ShardName {
 }
 
 /// A keyspace's name and its shards.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Keyspace {
     name: Box<str>,
     /// Its shards' ids, sorted by shard name.
@@ -30,13 +30,48 @@ struct Keyspace {
 }
 
 /// Every registered shard's name, by id, and the ids by name.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Names {
     /// Per shard id.
     shards: Vec<ShardName>,
     keyspaces: Vec<Keyspace>,
     /// Keyspace name to its index in `keyspaces`.
     keyspace_index: BTreeMap<Box<str>, u32>,
+}
+
+impl Clone for Names {
+    fn clone(&self) -> Self {
+        let Names {
+            shards,
+            keyspaces,
+            keyspace_index,
+        } = self;
+        Names {
+            shards: shards.clone(),
+            keyspaces: keyspaces.clone(),
+            keyspace_index: keyspace_index.clone(),
+        }
+    }
+
+    /// Names are only ever added, so a copy refreshed from the buffer it was taken from
+    /// usually has them all already: comparing them is cheaper than allocating every name
+    /// again, and they are copied only when they differ.
+    fn clone_from(&mut self, source: &Self) {
+        let Names {
+            shards,
+            keyspaces,
+            keyspace_index,
+        } = self;
+        if *shards != source.shards {
+            shards.clone_from(&source.shards);
+        }
+        if *keyspaces != source.keyspaces {
+            keyspaces.clone_from(&source.keyspaces);
+        }
+        if *keyspace_index != source.keyspace_index {
+            keyspace_index.clone_from(&source.keyspace_index);
+        }
+    }
 }
 
 impl Names {

@@ -64,11 +64,27 @@ impl Limits {
 /// The shards that are `Buffering`, i.e. that may have timers: what `shutdown` stops and the
 /// deadline index is rebuilt from (`tick` and `poll_timeout` read the index, in
 /// [`timers`](crate::timers), and visit no shard that is not due).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Active {
     pub(crate) list: Vec<ShardId>,
     /// Per shard index: its position in `list`, or `u32::MAX`.
     pos: Vec<u32>,
+}
+
+impl Clone for Active {
+    fn clone(&self) -> Self {
+        let Active { list, pos } = self;
+        Active {
+            list: list.clone(),
+            pos: pos.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Active { list, pos } = self;
+        list.clone_from(&source.list);
+        pos.clone_from(&source.pos);
+    }
 }
 
 impl Active {
@@ -174,7 +190,7 @@ pub(crate) struct Unstop {
 /// failover histograms (1.2 KB; a rarer outcome's histogram is allocated further out at its
 /// first sample, see [`WaitHistograms`]). Out of line, so that a registered shard that never
 /// failed over costs a few words (issue 16: ≤ 256 B per idle shard), not this.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Detail {
     pub(crate) queue: Queue,
     /// Requests a drain released whose retry has not finished.
@@ -189,6 +205,53 @@ pub(crate) struct Detail {
     /// The operator pause, if any (see [`Buffer::pause`](crate::Buffer::pause)): a pause
     /// sets the inline `state` to `Buffering`, which is all the idle path reads.
     hold: Hold,
+}
+
+impl Clone for Detail {
+    fn clone(&self) -> Self {
+        let Detail {
+            queue,
+            drain_in_flight,
+            drain_excess,
+            episode,
+            last_end,
+            stats,
+            waits,
+            hold,
+        } = self;
+        Detail {
+            queue: *queue,
+            drain_in_flight: *drain_in_flight,
+            drain_excess: *drain_excess,
+            episode: *episode,
+            last_end: *last_end,
+            stats: *stats,
+            waits: waits.clone(),
+            hold: *hold,
+        }
+    }
+
+    /// Reuses the histograms already allocated here (see `WaitHistograms::clone_from`).
+    fn clone_from(&mut self, source: &Self) {
+        let Detail {
+            queue,
+            drain_in_flight,
+            drain_excess,
+            episode,
+            last_end,
+            stats,
+            waits,
+            hold,
+        } = self;
+        *queue = source.queue;
+        *drain_in_flight = source.drain_in_flight;
+        *drain_excess = source.drain_excess;
+        *episode = source.episode;
+        *last_end = source.last_end;
+        *stats = source.stats;
+        waits.clone_from(&source.waits);
+        *hold = source.hold;
+    }
 }
 
 impl Detail {
@@ -209,7 +272,6 @@ impl Detail {
 static NEVER_FAILED_OVER: Detail = Detail::EMPTY;
 
 /// One shard's failover machine.
-#[derive(Clone)]
 pub(crate) struct ShardBuffer {
     pub(crate) mode: Mode,
     pub(crate) state: ShardState,
@@ -218,6 +280,46 @@ pub(crate) struct ShardBuffer {
     highest_term: Option<u64>,
     /// Allocated when first needed (see [`Detail`]); never on the idle path or in a drain.
     detail: Option<Box<Detail>>,
+}
+
+impl Clone for ShardBuffer {
+    fn clone(&self) -> Self {
+        let ShardBuffer {
+            mode,
+            state,
+            last_reparent,
+            primary,
+            highest_term,
+            detail,
+        } = self;
+        ShardBuffer {
+            mode: *mode,
+            state: *state,
+            last_reparent: *last_reparent,
+            primary: *primary,
+            highest_term: *highest_term,
+            detail: detail.clone(),
+        }
+    }
+
+    /// Keeps this shard's detail allocation when both have one (`Option` and `Box` clone
+    /// into what they hold).
+    fn clone_from(&mut self, source: &Self) {
+        let ShardBuffer {
+            mode,
+            state,
+            last_reparent,
+            primary,
+            highest_term,
+            detail,
+        } = self;
+        *mode = source.mode;
+        *state = source.state;
+        *last_reparent = source.last_reparent;
+        *primary = source.primary;
+        *highest_term = source.highest_term;
+        detail.clone_from(&source.detail);
+    }
 }
 
 impl fmt::Debug for ShardBuffer {

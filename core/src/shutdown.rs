@@ -108,13 +108,39 @@ impl fmt::Display for ShutdownProgress {
 }
 
 /// The shutdown's plan and what a cancel must undo.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Shutdown {
     pub(crate) plan: DrainPlan,
     /// The grace the plan was built with.
     grace: Duration,
     /// The shards the shutdown stopped while they buffered, and their episodes as they were.
     pub(crate) stopped: Vec<(ShardId, Unstop)>,
+}
+
+impl Clone for Shutdown {
+    fn clone(&self) -> Self {
+        let Shutdown {
+            plan,
+            grace,
+            stopped,
+        } = self;
+        Shutdown {
+            plan: plan.clone(),
+            grace: *grace,
+            stopped: stopped.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Shutdown {
+            plan,
+            grace,
+            stopped,
+        } = self;
+        plan.clone_from(&source.plan);
+        *grace = source.grace;
+        stopped.clone_from(&source.stopped);
+    }
 }
 
 impl Shutdown {

@@ -35,13 +35,39 @@ struct Current {
 }
 
 /// Every buffering shard's next deadline, earliest first.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     /// Per shard index.
     current: Vec<Current>,
     /// Shards with a deadline indexed.
     live: usize,
+}
+
+impl Clone for Timers {
+    fn clone(&self) -> Self {
+        let Timers {
+            heap,
+            current,
+            live,
+        } = self;
+        Timers {
+            heap: heap.clone(),
+            current: current.clone(),
+            live: *live,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Timers {
+            heap,
+            current,
+            live,
+        } = self;
+        heap.clone_from(&source.heap);
+        current.clone_from(&source.current);
+        *live = source.live;
+    }
 }
 
 impl Timers {

@@ -1,8 +1,8 @@
 //! `Buffer::clone`: a snapshot with the original's identity (see `Buffer`'s "Cloning").
 
 use failover_buffer::{
-    Action, Admission, Buffer, Config, FailoverCause, HealthStamp, PrimaryId, Ticket, Timestamp,
-    Verdict,
+    Action, Admission, Buffer, Config, FailoverCause, HealthStamp, PrimaryId, ShardId, Ticket,
+    Timestamp, Verdict,
 };
 
 fn t(ms: u64) -> Timestamp {
@@ -68,4 +68,101 @@ fn a_clone_moves_on_by_its_own_inputs_only() {
     // The original still holds it, and can end it too.
     buffer.cancel(t(2), first).expect("live in the original");
     assert_eq!(buffer.held_slots(), 1);
+}
+
+/// A buffer that has been through a lot: three shards, one draining with a retry that
+/// failed again (its drain paused, wait histograms sampled), one paused by the operator,
+/// one idle, a sized request held, and a shutdown under way.
+fn well_used() -> Buffer {
+    let mut buffer = Buffer::new(Config {
+        enabled: true,
+        drain_concurrency: 1,
+        ..Config::default()
+    })
+    .expect("a valid config");
+    let a = buffer.register_shard("ks", "-80");
+    let b = buffer.register_shard("ks", "80-");
+    buffer.register_shard("other", "0");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        match buffer.request(t(1), a, Some(FailoverCause::Reparent)) {
+            Ok(Admission::Wait(ticket)) => held.push(ticket),
+            other => panic!("not held: {other:?}"),
+        }
+    }
+    let stamp = HealthStamp {
+        primary: PrimaryId(2),
+        term: 2,
+        serving: true,
+    };
+    buffer.health(t(2), a, stamp).expect("a newer term");
+    let released = actions(&mut buffer)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Wake { ticket, .. } => Some(ticket),
+            _ => None,
+        })
+        .expect("the drain released one");
+    let again = buffer
+        .retry_failed(t(3), released, FailoverCause::Reparent)
+        .expect("a released ticket");
+    assert!(matches!(again, Admission::Wait(_)), "held again: {again:?}");
+    buffer
+        .pause(
+            t(3),
+            failover_buffer::PauseScope::Shard(b),
+            std::time::Duration::from_secs(1),
+        )
+        .expect("a registered shard");
+    buffer.shutdown(t(4));
+    buffer
+}
+
+/// Everything a buffer shows: its state read field by field, its debug print (which has
+/// the pending actions, timers, slab entries and names; `{:#?}`, since the slab's plain
+/// print shows its capacity, which a copy need not share) and every shard's wait
+/// histograms.
+fn everything(buffer: &Buffer) -> String {
+    let waits: Vec<_> = buffer
+        .shards()
+        .map(|id| format!("{:?}", buffer.wait_histograms(id)))
+        .collect();
+    format!("{:?}\n{buffer:#?}\n{waits:?}", buffer.inspect())
+}
+
+#[test]
+fn clone_from_gives_the_same_copy_as_clone_whatever_the_target_held() {
+    let source = well_used();
+    let fresh = || {
+        Buffer::new(Config {
+            size: 3,
+            ..Config::default()
+        })
+        .expect("a valid config")
+    };
+    let mut bigger = well_used();
+    bigger.register_shard("third", "0");
+    for _ in 0..4 {
+        let _ = bigger.request(t(5), ShardId::from_index(3), Some(FailoverCause::Reparent));
+    }
+    let (mut simpler, ..) = holding_two();
+    // Into an empty buffer, a bigger one, a simpler one, and one already a copy.
+    for target in [&mut fresh(), &mut bigger, &mut simpler, &mut source.clone()] {
+        target.clone_from(&source);
+        assert_eq!(everything(target), everything(&source));
+    }
+}
+
+#[test]
+fn a_buffer_refreshed_by_clone_from_goes_on_as_a_clone_would() {
+    let source = well_used();
+    let mut refreshed = holding_two().0;
+    refreshed.clone_from(&source);
+    let mut cloned = source.clone();
+    for b in [&mut refreshed, &mut cloned] {
+        b.cancel_shutdown(t(5)).expect("a shutdown under way");
+        b.tick(t(2_000));
+    }
+    assert_eq!(actions(&mut refreshed), actions(&mut cloned));
+    assert_eq!(everything(&refreshed), everything(&cloned));
 }

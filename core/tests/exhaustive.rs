@@ -82,11 +82,12 @@
 //! sequence, printed op by op.
 //!
 //! **Bounds reached.** `.ci/run` runs `cargo test --release -p failover-buffer --test
-//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 169 s of user CPU over two
-//! threads, 154 s wall on the shared 2-core machine at load average 3 to 3.7, against 197 s
-//! and 163 s for the explorer before the looks below, run just before it (measured with
-//! `/usr/bin/time` around the test binary; 302 MB; on a quieter machine it ran in 92 s
-//! wall):
+//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 80.6 s of user CPU over two
+//! threads, 48.7 s wall on the shared 2-core machine at load average 2.3 (43.4 s at load 1
+//! to 1.7 two small cuts earlier), against 147.5 s and 87.5 s for the test binary of just
+//! before the allocation-free clones below, run in the same session (`/usr/bin/time` around
+//! `cargo test` and around that binary; 302 MB both; before the looks below it took 197 s
+//! of CPU):
 //!
 //! | set-up (drain concurrency) | alphabet | states | depth | inputs tried |
 //! |---|---|---|---|---|
@@ -142,7 +143,8 @@
 //! from 651 MB to 14 MB and 2.6 s to 2.0 s. perf then put SipHash (of the form, and of each
 //! key looked up in the sets of states seen) at a twelfth of a transition and writing the
 //! form at a fifth: each shard's form is now written once for both permutations, the
-//! fingerprint is two multiply-xorshift lanes, and a fingerprint is its own hash in those
+//! fingerprint is two multiply-xorshift lanes (four since: see below), and a fingerprint is
+//! its own hash in those
 //! sets. States are therefore told apart by a 128-bit fingerprint of their form, not by the
 //! form itself: two different forms with the same fingerprint would merge, and "every
 //! reachable state" holds up to that chance (about 2^-81 for the 13.3 million states of the
@@ -173,31 +175,64 @@
 //! harness's checks (a fifth), the forms still written (a fifth) and shutting new states
 //! down.
 //!
-//! **Limits.** The issue's target, every state of two shards, two slots to 12 inputs
-//! within 2 minutes, is reached, but in twelve: `EXHAUSTIVE_DEPTH=12 cargo test --release
-//! -p failover-buffer --test exhaustive -- --ignored --exact two_shards_two_slots
-//! --nocapture` passed once, on 2026-11-30, in 1,349 s of user CPU over two threads, 711
-//! s wall at load average 2 to 2.4, 1.59 GB: **13,327,783 states, every sequence of 12
-//! inputs, 427,795,776 inputs tried**, each checked as above. Without reconfigure and
-//! pause, at drain concurrency 2, the new states per depth are 7, 52, 375, 2,229, 10,929,
-//! 43,756, 146,631, 421,894, 1,034,881, 2,152,518, 3,796,237 and 5,718,273 for depths 1
-//! to 12, a ratio falling from 7.4 to 1.5 (depth 10 alone: 3,813,273 states, 91,376,663
-//! inputs tried, 294 s of user CPU over two threads, 207 s wall at load average 3.5, 777
-//! MB, against 383 s of CPU before the looks above; `--exact two_shards_two_slots`, its
-//! default depth). So `.ci/run` explores 9 inputs, and 12 stays a command to run by hand
-//! (after a change to the core's rules, say): in `.ci/run` it would take about 12 of its
-//! 30 minutes. A partial-order reduction would not close the gap in a way worth having:
-//! sleep sets prune inputs, not states (every one of the 13 million must still be
-//! reached), and they skip an input on one shard after an input on the other because the
-//! two are declared independent, which is the very cross-shard isolation this two-shard
-//! bound exists to check on the real core. What would close it is a transition about six
-//! times cheaper, which needs the harness's state (buffer, model, history) cloned without
-//! allocating, or not cloned at all.
-//! States are merged on the core's state, and the model is compared along the shortest
-//! sequence to each one: a core bug that would make two states the model tells apart look
-//! alike is found only if some explored transition shows it (the harness does not expose
-//! the model's state, so it cannot be part of the form). Time moves on a 500 ms grid, and
-//! the harness clock stays within one step of the buffer's.
+//! Then the clone stopped allocating. `Buffer` and what it holds (shards and their boxed
+//! details, the slab, timers, names, the pending actions, the shutdown and its plan), the
+//! harness and the reference model have a hand-written `clone_from`, field by field, that
+//! copies into the allocations the target already has (`core/tests/buffer_clone.rs` checks
+//! that it gives what `clone` gives, from and into buffers in other states), and each
+//! expanding thread keeps one scratch state that every input tried is copied into, instead
+//! of a fresh clone per input. With clones no longer allocating, writing the form into
+//! buffers kept per thread measured a gain where it had measured none before; the harness
+//! keeps no transcript for the explorer (only the determinism check reads one), the model
+//! keeps its action queue's allocation and reads its timers without listing them, the
+//! fingerprint runs four lanes (two over each word's low half, two over its high half: half
+//! as long a chain of dependent multiplications), and the small enum values of the form are
+//! folded by a multiply-xorshift instead of a SipHash set up per value, as are tickets in
+//! the harness's index of them; the kinds of input tried are kept by the address of their
+//! name, not in a set of strings. To 7 inputs on one thread, as above, the test binaries of
+//! just before and after, run in turn three times each: 8.67 to 8.99 s of user CPU before,
+//! 4.74 to 4.82 s after (3.0 and 1.6 µs an input), the same 203,980 states and 2,969,932
+//! inputs tried. Reading the state into a `State` kept from the last input (an
+//! `inspect_into`) measured nothing (5.31 to 5.62 s against 5.36 to 5.53 s, five runs each)
+//! and was not kept, nor was writing only the permutations whose shards' part of the form
+//! ties with the least (nothing either). Every check per transition is as it was, and the
+//! states, paths and inputs tried are the same at every bound (the tests above, and the
+//! counts `larger_bounds` prints). What is left is spread: writing the forms (a quarter of
+//! a transition, a quarter of that in the fingerprint), the harness's checks (a third:
+//! `check_invariants` a tenth, the model's counters a twentieth), copying the state (a
+//! sixth, a third of it `memcpy` of the shards' counters and histograms), reading it (a
+//! sixteenth) and shutting new states down (a thirteenth).
+//!
+//! **Limits.** The issue's target, every state of two shards, two slots to 12 inputs within
+//! 2 minutes, is reached, but in twelve: `EXHAUSTIVE_DEPTH=12 cargo test --release -p
+//! failover-buffer --test exhaustive -- --ignored --exact two_shards_two_slots --nocapture`
+//! passed once, on 2026-11-30, before the allocation-free clones above, in 1,349 s of user
+//! CPU over two threads, 711 s wall at load average 2 to 2.4, 1.59 GB: **13,327,783 states,
+//! every sequence of 12 inputs, 427,795,776 inputs tried**, each checked as above. Without
+//! reconfigure and pause, at drain concurrency 2, the new states per depth are 7, 52, 375,
+//! 2,229, 10,929, 43,756, 146,631, 421,894, 1,034,881, 2,152,518, 3,796,237 and 5,718,273
+//! for depths 1 to 12, a ratio falling from 7.4 to 1.5 (depth 10 alone: 3,813,273 states,
+//! 91,376,663 inputs tried, 294 s of user CPU over two threads, 207 s wall at load average
+//! 3.5, 777 MB, against 383 s of CPU before the looks above; `--exact
+//! two_shards_two_slots`, its default depth; both before the allocation-free clones). So
+//! `.ci/run` explores 9 inputs, and 12 stays a command to run by hand (after a change to
+//! the core's rules, say). With the allocation-free clones, `larger_bounds` with this bound
+//! at 10 inputs took 193.6 s of user CPU over two threads and 141 s wall (load average up
+//! to 3.5; 776 MB), against 83.7 s and 43.4 s at 9 inputs with the same binary and 147.5 s
+//! and 87.5 s at 9 before them: a third more CPU than `.ci/run` spent before, so it stays
+//! at 9. A partial-order reduction would not close the gap in a way worth having: sleep
+//! sets prune inputs, not states (every one of the 13 million must still be reached), and
+//! they skip an input on one shard after an input on the other because the two are declared
+//! independent, which is the very cross-shard isolation this two-shard bound exists to
+//! check on the real core. What would close it is a transition about six times cheaper than
+//! it was at 3.1 µs; copying the harness's state without allocating and the cuts that
+//! followed made it about 1.85 times cheaper (3.0 to 1.6 µs, measured in one session), and
+//! what is left is spread over the checks, the form and the copy (see above), none of them
+//! more than a quarter. States are merged on the core's state, and the model is compared
+//! along the shortest sequence to each one: a core bug that would make two states the model
+//! tells apart look alike is found only if some explored transition shows it (the harness
+//! does not expose the model's state, so it cannot be part of the form). Time moves on a
+//! 500 ms grid, and the harness clock stays within one step of the buffer's.
 //!
 //! **Run it**: `cargo test -p failover-buffer --test exhaustive` runs the small bounds
 //! (seconds in release, under half a minute in debug); `cargo test --release -p

@@ -22,6 +22,7 @@
 //! or forged with `Ticket::from_parts`, so shrunk counterexamples stay readable.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -369,10 +370,44 @@ struct Issued {
     life: Life,
 }
 
+/// The hasher of the harness's ticket index: a ticket is three integers, each folded in by
+/// one multiply-xorshift step (a SipHash of each ticket looked up was a fortieth of an
+/// input the exhaustive test tries). Its keys are the core's own tickets, so there is no
+/// adversary to defend against.
+#[derive(Default)]
+pub(crate) struct TicketHasher(u64);
+
+impl TicketHasher {
+    fn fold(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 32;
+    }
+}
+
+impl Hasher for TicketHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.fold(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.fold(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.fold(i);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// A buffer, its reference model, and the history of every ticket issued. A clone is an
 /// independent copy of all three (the buffer keeps its identity, so the history's tickets
-/// stay valid in the copy): the exhaustive test expands a state by cloning it.
-#[derive(Clone)]
+/// stay valid in the copy): the exhaustive test expands a state by cloning it, into a
+/// harness it keeps for the purpose (`clone_from`, which reuses its allocations).
 pub(crate) struct Harness {
     buffer: Buffer,
     model: Model,
@@ -382,13 +417,78 @@ pub(crate) struct Harness {
     /// The simulated clock, in nanoseconds; may go below zero (then inputs carry zero).
     clock: i64,
     issued: Vec<Issued>,
-    by_ticket: HashMap<Ticket, usize>,
+    by_ticket: HashMap<Ticket, usize, BuildHasherDefault<TicketHasher>>,
     closed_seen: bool,
     /// Every input from now on is stamped `Timestamp::MAX`.
     end_of_time: bool,
-    transcript: Vec<Step>,
+    /// Every step's results, for the determinism check; `None` once
+    /// [`Harness::stop_transcript`] was called.
+    transcript: Option<Vec<Step>>,
     /// `Op::Request`s applied so far: which of [`REQUEST_BYTES`] the next one carries.
     requests: usize,
+}
+
+impl Clone for Harness {
+    fn clone(&self) -> Self {
+        let Harness {
+            buffer,
+            model,
+            setup,
+            shards,
+            size,
+            clock,
+            issued,
+            by_ticket,
+            closed_seen,
+            end_of_time,
+            transcript,
+            requests,
+        } = self;
+        Harness {
+            buffer: buffer.clone(),
+            model: model.clone(),
+            setup: setup.clone(),
+            shards: *shards,
+            size: *size,
+            clock: *clock,
+            issued: issued.clone(),
+            by_ticket: by_ticket.clone(),
+            closed_seen: *closed_seen,
+            end_of_time: *end_of_time,
+            transcript: transcript.clone(),
+            requests: *requests,
+        }
+    }
+
+    /// The same copy as `clone`, into this harness's allocations (buffer, model, history).
+    fn clone_from(&mut self, source: &Self) {
+        let Harness {
+            buffer,
+            model,
+            setup,
+            shards,
+            size,
+            clock,
+            issued,
+            by_ticket,
+            closed_seen,
+            end_of_time,
+            transcript,
+            requests,
+        } = self;
+        buffer.clone_from(&source.buffer);
+        model.clone_from(&source.model);
+        setup.clone_from(&source.setup);
+        *shards = source.shards;
+        *size = source.size;
+        *clock = source.clock;
+        issued.clone_from(&source.issued);
+        by_ticket.clone_from(&source.by_ticket);
+        *closed_seen = source.closed_seen;
+        *end_of_time = source.end_of_time;
+        transcript.clone_from(&source.transcript);
+        *requests = source.requests;
+    }
 }
 
 /// Runs `ops` on a fresh buffer and model, then shuts down and finishes every retry;
@@ -419,7 +519,7 @@ pub(crate) fn record(setup: &SetUp, ops: &[Op]) -> (Vec<Step>, Result<(), String
             .finish()
             .map_err(|e| format!("while finishing after every op: {e}"));
     }
-    (h.transcript, verdict)
+    (h.transcript.unwrap_or_default(), verdict)
 }
 
 /// The same inputs on two fresh buffers give the same outputs, step for step (DESIGN §8.7),
@@ -475,10 +575,10 @@ impl Harness {
             size: setup.size,
             clock: 0,
             issued: Vec::new(),
-            by_ticket: HashMap::new(),
+            by_ticket: HashMap::default(),
             closed_seen: false,
             end_of_time: false,
-            transcript: Vec::new(),
+            transcript: Some(Vec::new()),
             requests: 0,
         })
     }
@@ -488,10 +588,11 @@ impl Harness {
         &self.buffer
     }
 
-    /// Drops the steps recorded so far (the determinism check's transcript): a harness
-    /// kept as an explored state needs none, and would copy them with every clone.
-    pub(crate) fn forget_transcript(&mut self) {
-        self.transcript.clear();
+    /// Drops the steps recorded so far (the determinism check's transcript) and records
+    /// no more: an explored state needs none, and each step recorded allocates. Every
+    /// check of an input is made whether or not its results are recorded.
+    pub(crate) fn stop_transcript(&mut self) {
+        self.transcript = None;
     }
 
     fn now(&self) -> Timestamp {
@@ -835,11 +936,13 @@ impl Harness {
             self.history(action)?;
         }
         self.check_state(is_tick)?;
-        self.transcript.push(Step {
-            outcome: anonymous_outcome(outcome),
-            actions: actions.into_iter().map(anonymous_action).collect(),
-            timeout: self.buffer.poll_timeout(),
-        });
+        if let Some(transcript) = &mut self.transcript {
+            transcript.push(Step {
+                outcome: anonymous_outcome(outcome),
+                actions: actions.into_iter().map(anonymous_action).collect(),
+                timeout: self.buffer.poll_timeout(),
+            });
+        }
         Ok(())
     }
 
@@ -1001,7 +1104,6 @@ impl Harness {
             let due: Vec<TimerKind> = self
                 .model
                 .timers()
-                .into_iter()
                 .filter(|&(at, shard, _)| at == d.at.as_nanos() && shard == d.shard.index())
                 .map(|(_, _, kind)| kind)
                 .collect();

@@ -74,7 +74,7 @@ use crate::time::Timestamp;
 /// assert_eq!((plan.state(), plan.poll_timeout()), (DrainState::Cancelled, None));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct DrainPlan {
     phases: Vec<Phase>,
     /// `records[i]` describes phase `i` of the latest attempt when `i < entered`.
@@ -90,6 +90,66 @@ pub struct DrainPlan {
     now: Timestamp,
     actions: VecDeque<DrainAction>,
     stats: DrainStats,
+}
+
+impl Clone for DrainPlan {
+    fn clone(&self) -> Self {
+        let DrainPlan {
+            phases,
+            records,
+            entered,
+            point_of_no_return,
+            state,
+            deadline,
+            begun_at,
+            ended_at,
+            now,
+            actions,
+            stats,
+        } = self;
+        DrainPlan {
+            phases: phases.clone(),
+            records: records.clone(),
+            entered: *entered,
+            point_of_no_return: *point_of_no_return,
+            state: *state,
+            deadline: *deadline,
+            begun_at: *begun_at,
+            ended_at: *ended_at,
+            now: *now,
+            actions: actions.clone(),
+            stats: *stats,
+        }
+    }
+
+    /// The same copy as `clone`, into this plan's allocations (its phases, records and
+    /// pending actions).
+    fn clone_from(&mut self, source: &Self) {
+        let DrainPlan {
+            phases,
+            records,
+            entered,
+            point_of_no_return,
+            state,
+            deadline,
+            begun_at,
+            ended_at,
+            now,
+            actions,
+            stats,
+        } = self;
+        phases.clone_from(&source.phases);
+        records.clone_from(&source.records);
+        *entered = source.entered;
+        *point_of_no_return = source.point_of_no_return;
+        *state = source.state;
+        *deadline = source.deadline;
+        *begun_at = source.begun_at;
+        *ended_at = source.ended_at;
+        *now = source.now;
+        actions.clone_from(&source.actions);
+        *stats = source.stats;
+    }
 }
 
 impl DrainPlan {

@@ -305,6 +305,12 @@ impl Enc {
         }
     }
 
+    /// Empty again, keeping the words' allocation.
+    fn reset(&mut self, print: bool) {
+        self.words.clear();
+        self.text = print.then(String::new);
+    }
+
     /// A number, named `name` in the text.
     fn n(&mut self, name: &str, v: i128) {
         self.words.push(v);
@@ -345,11 +351,69 @@ impl Enc {
     }
 }
 
-/// A fingerprint of any value with a `Hash`, for enums with data.
+/// A fingerprint of any value with a `Hash`, for enums with data: the values `h` is
+/// given are a few bytes (a discriminant and a field or two), for which a SipHash, set up
+/// per value, was a twentieth of a transition.
 fn h<T: Hash>(v: &T) -> i128 {
-    let mut s = DefaultHasher::new();
+    let mut s = Small::default();
     v.hash(&mut s);
     i128::from(s.finish())
+}
+
+/// The [`Hasher`] of [`h`]: each input folded in by a multiply-xorshift step (one per
+/// integer, not per byte), finished by a full avalanche.
+struct Small(u64);
+
+impl Default for Small {
+    fn default() -> Self {
+        Small(0x6a09_e667_f3bc_c908)
+    }
+}
+
+impl Small {
+    fn fold(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 29;
+    }
+}
+
+impl Hasher for Small {
+    fn write(&mut self, bytes: &[u8]) {
+        // Whole words, then the rest with its length, so that no two byte strings fold
+        // the same words.
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.fold(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.fold(u64::from_le_bytes(tail));
+        self.fold(bytes.len() as u64);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.fold(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.fold(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.fold(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.fold(i as u64);
+    }
+
+    fn write_isize(&mut self, i: isize) {
+        self.fold(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        avalanche(self.0)
+    }
 }
 
 /// An optional number: `None` as one word, `Some(x)` as two.
@@ -368,40 +432,59 @@ struct Read<'a> {
 impl Read<'_> {
     /// The form's fingerprint, and its text if `print`: rule 6, the least form over the
     /// permutations of shards of the same mode (only the identity in the structural form).
+    ///
+    /// The forms are written into buffers kept per thread ([`Scratch`]), not allocated per
+    /// call.
     fn form(&self, norm: &Norm, print: bool) -> Result<(u128, String), String> {
+        SCRATCH.with(|scratch| self.form_in(&mut scratch.borrow_mut(), norm, print))
+    }
+
+    fn form_in(
+        &self,
+        scratch: &mut Scratch,
+        norm: &Norm,
+        print: bool,
+    ) -> Result<(u128, String), String> {
+        let Scratch {
+            each,
+            candidate,
+            best,
+        } = scratch;
         let shards = &self.state.shards;
         let n = shards.len();
-        let identity: Vec<usize> = (0..n).collect();
         let all = if norm.full && norm.symmetric {
             permutations(n)
         } else {
-            Rc::new(vec![identity])
+            identity(n)
         };
         // Each shard's own form names no shard: written once, reordered per permutation.
         let revivable = self.revivable();
-        let mut each = Vec::with_capacity(n);
-        for (i, sh) in shards.iter().enumerate() {
+        each.truncate(n);
+        each.resize_with(n, || Enc::new(print));
+        for (i, (sh, enc)) in shards.iter().zip(each.iter_mut()).enumerate() {
             let saved = revivable.iter().find(|(j, _)| *j == i).map(|&(_, s)| s);
-            let mut enc = Enc::new(print);
-            shard(&mut enc, sh, self.pool, norm, saved)?;
-            each.push(enc);
+            enc.reset(print);
+            shard(enc, sh, self.pool, norm, saved)?;
         }
-        let mut best: Option<Enc> = None;
+        let mut found = false;
         for perm in all.iter() {
             // perm[old] = new; only permutations that keep every shard's mode.
             if (0..n).any(|i| shards[i].mode != shards[perm[i]].mode) {
                 continue;
             }
-            let mut enc = Enc::new(print);
-            self.write(&mut enc, &each, norm, perm)?;
-            if best.as_ref().is_none_or(|b| enc.words < b.words) {
-                best = Some(enc);
+            candidate.reset(print);
+            self.write(candidate, each, norm, perm)?;
+            if !found || candidate.words < best.words {
+                std::mem::swap(candidate, best);
+                found = true;
             }
         }
-        let best = best.ok_or("no permutation keeps the modes")?;
+        if !found {
+            return Err("no permutation keeps the modes".into());
+        }
         Ok((
             fingerprint_words(&best.words),
-            best.text.unwrap_or_default(),
+            best.text.take().unwrap_or_default(),
         ))
     }
 
@@ -414,13 +497,13 @@ impl Read<'_> {
             None => e.v("clock", NONE, &"end of time"),
         }
         e.v("config", self.config as i128, &"_");
-        // The shards, in their new order.
-        let mut order = vec![0; perm.len()];
-        for (old, &new) in perm.iter().enumerate() {
-            order[new] = old;
-        }
-        e.n("shards", order.len() as i128);
-        for &old in &order {
+        // The shards, in their new order (found by search: a few shards, and no allocation).
+        e.n("shards", perm.len() as i128);
+        for new in 0..perm.len() {
+            let old = perm
+                .iter()
+                .position(|&p| p == new)
+                .ok_or("not a permutation")?;
             e.append(&each[old]);
         }
         // `Active::list`, its ids renamed (its `pos` is its inverse).
@@ -542,6 +625,37 @@ impl Read<'_> {
         e.close();
         Ok(())
     }
+}
+
+/// The buffers [`Read::form`] writes forms into, one set per thread: each shard's form,
+/// the form under the permutation being tried, and the least one so far.
+struct Scratch {
+    each: Vec<Enc>,
+    candidate: Enc,
+    best: Enc,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
+        each: Vec::new(),
+        candidate: Enc::new(false),
+        best: Enc::new(false),
+    });
+}
+
+/// The identity permutation of `0..n` alone, made once per thread.
+fn identity(n: usize) -> Rc<Vec<Vec<usize>>> {
+    thread_local! {
+        static MADE: RefCell<Vec<Rc<Vec<Vec<usize>>>>> = const { RefCell::new(Vec::new()) };
+    }
+    MADE.with(|made| {
+        let mut made = made.borrow_mut();
+        while made.len() <= n {
+            let next = Rc::new(vec![(0..made.len()).collect()]);
+            made.push(next);
+        }
+        Rc::clone(&made[n])
+    })
 }
 
 /// Every permutation of `0..n`, as `perm[old] = new`, made once per thread.
@@ -1014,20 +1128,30 @@ fn term(e: &mut Enc, name: &str, t: Option<u64>, highest: Option<u64>, full: boo
     }
 }
 
-/// A 128-bit fingerprint of a form: two independent multiply-xorshift lanes over its words
-/// (a SipHash of them was a twelfth of a transition), each finished by a full avalanche.
+/// A 128-bit fingerprint of a form: four independent multiply-xorshift lanes over its
+/// words (a SipHash of them was a twelfth of a transition), two over each word's low half
+/// and two over its high half, so that each chain of dependent multiplications is half
+/// as long as with two lanes over both halves (the fingerprint was then a tenth of a
+/// transition); each 64-bit half of the result mixes one lane of each half, through a
+/// full avalanche.
 fn fingerprint_words(words: &[i128]) -> u128 {
     let (mut a, mut b): (u64, u64) = (0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344);
+    let (mut c, mut d): (u64, u64) = (0xa409_3822_299f_31d0, 0x082e_fa98_ec4e_6c89);
     for &w in words {
-        for x in [w as u64, (w >> 64) as u64] {
-            a = (a ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            a ^= a >> 29;
-            b = (b.rotate_left(23) ^ x).wrapping_mul(0xd6e8_feb8_6659_fd93);
-            b ^= b >> 32;
-        }
+        let (lo, hi) = (w as u64, (w >> 64) as u64);
+        a = (a ^ lo).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        a ^= a >> 29;
+        b = (b.rotate_left(23) ^ lo).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        b ^= b >> 32;
+        c = (c ^ hi).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        c ^= c >> 29;
+        d = (d.rotate_left(23) ^ hi).wrapping_mul(0x94d0_49bb_1331_11eb);
+        d ^= d >> 32;
     }
     let len = words.len() as u64;
-    (u128::from(avalanche(a ^ len)) << 64) | u128::from(avalanche(b.wrapping_add(len)))
+    let high = avalanche(a ^ avalanche(c) ^ len);
+    let low = avalanche(b.wrapping_add(avalanche(d)).wrapping_add(len));
+    (u128::from(high) << 64) | u128::from(low)
 }
 
 /// splitmix64's finaliser: every input bit flips about half the output bits.

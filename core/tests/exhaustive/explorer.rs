@@ -160,7 +160,6 @@ struct Node {
 
 /// A harness with the harness's clock mirrored, which the canonical form needs and the
 /// harness keeps to itself.
-#[derive(Clone)]
 struct Run {
     harness: Harness,
     clock_ns: i64,
@@ -168,10 +167,42 @@ struct Run {
     end_of_time: bool,
 }
 
+impl Clone for Run {
+    fn clone(&self) -> Self {
+        let Run {
+            harness,
+            clock_ns,
+            end_of_time,
+        } = self;
+        Run {
+            harness: harness.clone(),
+            clock_ns: *clock_ns,
+            end_of_time: *end_of_time,
+        }
+    }
+
+    /// Into this run's allocations: each input tried refills one scratch run per thread,
+    /// so a transition allocates only where its state holds more than the last one did.
+    fn clone_from(&mut self, source: &Self) {
+        let Run {
+            harness,
+            clock_ns,
+            end_of_time,
+        } = self;
+        harness.clone_from(&source.harness);
+        *clock_ns = source.clock_ns;
+        *end_of_time = source.end_of_time;
+    }
+}
+
 impl Run {
     fn new(setup: &SetUp) -> Result<Run, String> {
+        let mut harness = Harness::new(setup)?;
+        // An explored state needs no transcript (the determinism check's), and each step
+        // recorded would allocate.
+        harness.stop_transcript();
         Ok(Run {
-            harness: Harness::new(setup)?,
+            harness,
             clock_ns: 0,
             end_of_time: false,
         })
@@ -195,8 +226,6 @@ impl Run {
         }
         let before = self.harness.buffer().now().as_nanos();
         self.harness.apply(op)?;
-        // A kept state needs no transcript, and would copy it with every clone.
-        self.harness.forget_transcript();
         if let (Op::Tick { .. }, false) = (op, self.end_of_time) {
             // A tick carries the harness clock (zero if below): the mirror must agree.
             let expected = before.max(u64::try_from(self.clock_ns).unwrap_or(0));
@@ -270,7 +299,10 @@ struct Expansion {
     transitions: u64,
     /// The rules exercised (see [`rules_exercised`]).
     rules: u128,
-    kinds: BTreeSet<&'static str>,
+    /// The kinds of input tried, by the address of their name: a set of names compared
+    /// as strings per input tried was a thirtieth of a transition. The same name at two
+    /// addresses is only listed twice, and merged as a string in [`Explored::kinds`].
+    kinds: Vec<&'static str>,
     /// The first failure in this share: its parent node, its last input, the error.
     failure: Option<(u32, Op, String)>,
 }
@@ -392,6 +424,10 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
     let mut found_here = Keys::default();
     // The parent last rebuilt: consecutive states of a frontier share theirs.
     let mut parent: Option<(u32, Run)> = None;
+    // The state being expanded, and the one an input leads to: refilled (`clone_from`) for
+    // every state and every input, so their allocations are reused.
+    let mut here_run: Option<Run> = None;
+    let mut next: Option<Run> = None;
     for &node in states {
         let Node { parent: p, op } = nodes[node as usize];
         if parent.as_ref().is_none_or(|(n, _)| *n != p) {
@@ -406,10 +442,8 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
                 replay(&bound.setup, &ops).expect("replaying a passing input sequence passes");
             parent = Some((p, run));
         }
-        let mut run = parent
-            .as_ref()
-            .map(|(_, r)| r.clone())
-            .expect("rebuilt above");
+        let (_, from) = parent.as_ref().expect("rebuilt above");
+        let run = refill(&mut here_run, from);
         if node != 0 {
             run.apply(&op)
                 .expect("replaying a passing input sequence passes");
@@ -437,19 +471,24 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
             bound.pause,
         ) {
             out.transitions += 1;
-            out.kinds.insert(alphabet::kind(&op));
+            let kind = alphabet::kind(&op);
+            if !out.kinds.iter().any(|k| std::ptr::eq(*k, kind)) {
+                out.kinds.push(kind);
+            }
             let step = catch_unwind(AssertUnwindSafe(|| {
-                transition(bound, &run, &here, &op, &mut out.rules)
+                transition(bound, run, &here, &op, &mut next, &mut out.rules)
             }));
             let error = match step {
-                Ok(Ok((key, class, next))) => {
+                Ok(Ok((key, class))) => {
                     if seen.contains(&key) || !found_here.insert(key) {
                         continue;
                     }
                     // A new state: from it, shutting down must end every request.
                     let finished = catch_unwind(AssertUnwindSafe(|| {
-                        let mut end = next;
-                        end.harness.finish()
+                        next.as_mut()
+                            .expect("filled by the transition")
+                            .harness
+                            .finish()
                     }));
                     match finished {
                         Ok(Ok(())) => {
@@ -477,24 +516,38 @@ struct Here {
     class: u128,
 }
 
-/// Applies `op` to a copy of `from` (which is `here`): its merge key and its full form's
-/// key, and the state reached. A state whose look is `here`'s has its keys, unwritten.
+/// `slot`, made a copy of `from`: cloned into its allocations if it has some (a panic
+/// may leave it half-written, and it is refilled whole anyway).
+fn refill<'a>(slot: &'a mut Option<Run>, from: &Run) -> &'a mut Run {
+    match slot {
+        Some(run) => {
+            run.clone_from(from);
+            run
+        }
+        None => slot.insert(from.clone()),
+    }
+}
+
+/// Applies `op` to a copy of `from` (which is `here`), made in `next`: its merge key and
+/// its full form's key; `next` is left in the state reached. A state whose look is
+/// `here`'s has its keys, unwritten.
 fn transition(
     bound: &Bound,
     from: &Run,
     here: &Here,
     op: &Op,
+    next: &mut Option<Run>,
     rules: &mut u128,
-) -> Result<(u128, u128, Run), String> {
-    let mut run = from.clone();
+) -> Result<(u128, u128), String> {
+    let run = refill(next, from);
     run.apply(op)?;
     *rules |= rules_exercised(&run.harness, bound.setup.shards);
     let state = run.harness.buffer().inspect();
     if bound.reuse_forms && here.look.is(run.harness.buffer(), &state, run.clock()) {
-        return Ok((here.key, here.class, run));
+        return Ok((here.key, here.class));
     }
     let form = run.canonical_of(&state, bound.merge, bound.reconfigure, false)?;
-    Ok((merge_key(&form, bound.merge), form.key, run))
+    Ok((merge_key(&form, bound.merge), form.key))
 }
 
 fn merge_key(form: &Canonical, merge: Merge) -> u128 {

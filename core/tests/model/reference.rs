@@ -113,7 +113,7 @@ struct Episode {
     resume_at: Option<u64>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct ModelShard {
     mode: Mode,
     state: ShardState,
@@ -134,7 +134,7 @@ struct ModelShard {
 }
 
 /// The reference model of a whole buffer.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Model {
     /// What fixes the shards' modes, which a reconfiguration may not change.
     modes: (bool, bool, failover_buffer::ShardFilter),
@@ -174,7 +174,7 @@ pub(crate) struct Model {
 }
 
 /// A shutdown: where it is, and what a cancel puts back.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct ModelShutdown {
     /// The current phase; `None` once cancelled or closed.
     phase: Option<ShutdownPhase>,
@@ -212,6 +212,204 @@ fn mode_of(config: &Config, keyspace: &str, shard: &str) -> Mode {
         Mode::DryRun
     } else {
         Mode::Disabled
+    }
+}
+
+impl Clone for Model {
+    fn clone(&self) -> Self {
+        let Model {
+            modes,
+            proactive_start,
+            size,
+            window,
+            max_failover_duration,
+            min_time_between_failovers,
+            drain_concurrency,
+            drain_backoff,
+            eviction,
+            max_per_shard,
+            order,
+            foreign_victims,
+            max_bytes,
+            max_pause,
+            now,
+            shut_down,
+            closed,
+            shutdown_grace,
+            shutdown,
+            shards,
+            tickets,
+            input_stats,
+            actions,
+        } = self;
+        Model {
+            modes: modes.clone(),
+            proactive_start: *proactive_start,
+            size: *size,
+            window: *window,
+            max_failover_duration: *max_failover_duration,
+            min_time_between_failovers: *min_time_between_failovers,
+            drain_concurrency: *drain_concurrency,
+            drain_backoff: *drain_backoff,
+            eviction: *eviction,
+            max_per_shard: *max_per_shard,
+            order: order.clone(),
+            foreign_victims: foreign_victims.clone(),
+            max_bytes: *max_bytes,
+            max_pause: *max_pause,
+            now: *now,
+            shut_down: *shut_down,
+            closed: *closed,
+            shutdown_grace: *shutdown_grace,
+            shutdown: shutdown.clone(),
+            shards: shards.clone(),
+            tickets: tickets.clone(),
+            input_stats: *input_stats,
+            actions: actions.clone(),
+        }
+    }
+
+    /// Field by field, so that the vectors (tickets, shards and their queues, actions) keep
+    /// their allocations: the exhaustive test refreshes one model per input tried.
+    fn clone_from(&mut self, source: &Self) {
+        let Model {
+            modes,
+            proactive_start,
+            size,
+            window,
+            max_failover_duration,
+            min_time_between_failovers,
+            drain_concurrency,
+            drain_backoff,
+            eviction,
+            max_per_shard,
+            order,
+            foreign_victims,
+            max_bytes,
+            max_pause,
+            now,
+            shut_down,
+            closed,
+            shutdown_grace,
+            shutdown,
+            shards,
+            tickets,
+            input_stats,
+            actions,
+        } = self;
+        modes.clone_from(&source.modes);
+        *proactive_start = source.proactive_start;
+        *size = source.size;
+        *window = source.window;
+        *max_failover_duration = source.max_failover_duration;
+        *min_time_between_failovers = source.min_time_between_failovers;
+        *drain_concurrency = source.drain_concurrency;
+        *drain_backoff = source.drain_backoff;
+        *eviction = source.eviction;
+        *max_per_shard = source.max_per_shard;
+        order.clone_from(&source.order);
+        foreign_victims.clone_from(&source.foreign_victims);
+        *max_bytes = source.max_bytes;
+        *max_pause = source.max_pause;
+        *now = source.now;
+        *shut_down = source.shut_down;
+        *closed = source.closed;
+        *shutdown_grace = source.shutdown_grace;
+        shutdown.clone_from(&source.shutdown);
+        shards.clone_from(&source.shards);
+        tickets.clone_from(&source.tickets);
+        *input_stats = source.input_stats;
+        actions.clone_from(&source.actions);
+    }
+}
+
+impl Clone for ModelShard {
+    fn clone(&self) -> Self {
+        let ModelShard {
+            mode,
+            state,
+            queue,
+            episode,
+            last_end,
+            last_reparent,
+            primary,
+            highest_term,
+            counters,
+            pause,
+            pause_drain,
+        } = self;
+        ModelShard {
+            mode: *mode,
+            state: *state,
+            queue: queue.clone(),
+            episode: episode.clone(),
+            last_end: *last_end,
+            last_reparent: *last_reparent,
+            primary: *primary,
+            highest_term: *highest_term,
+            counters: counters.clone(),
+            pause: *pause,
+            pause_drain: *pause_drain,
+        }
+    }
+
+    /// Keeps the queue's allocation.
+    fn clone_from(&mut self, source: &Self) {
+        let ModelShard {
+            mode,
+            state,
+            queue,
+            episode,
+            last_end,
+            last_reparent,
+            primary,
+            highest_term,
+            counters,
+            pause,
+            pause_drain,
+        } = self;
+        *mode = source.mode;
+        *state = source.state;
+        queue.clone_from(&source.queue);
+        episode.clone_from(&source.episode);
+        *last_end = source.last_end;
+        *last_reparent = source.last_reparent;
+        *primary = source.primary;
+        *highest_term = source.highest_term;
+        counters.clone_from(&source.counters);
+        *pause = source.pause;
+        *pause_drain = source.pause_drain;
+    }
+}
+
+impl Clone for ModelShutdown {
+    fn clone(&self) -> Self {
+        let ModelShutdown {
+            phase,
+            grace,
+            grace_ends,
+            stopped,
+        } = self;
+        ModelShutdown {
+            phase: *phase,
+            grace: *grace,
+            grace_ends: *grace_ends,
+            stopped: stopped.clone(),
+        }
+    }
+
+    /// Keeps the stopped shards' allocation.
+    fn clone_from(&mut self, source: &Self) {
+        let ModelShutdown {
+            phase,
+            grace,
+            grace_ends,
+            stopped,
+        } = self;
+        *phase = source.phase;
+        *grace = source.grace;
+        *grace_ends = source.grace_ends;
+        stopped.clone_from(&source.stopped);
     }
 }
 
@@ -266,18 +464,22 @@ impl Model {
         self.tickets[index].handle = Some(ticket);
     }
 
-    /// The actions queued since the last call, oldest first.
+    /// The actions queued since the last call, oldest first. The queue keeps its
+    /// allocation (an input that queues none allocates nothing).
     pub(crate) fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.actions)
-            .into_iter()
-            .map(|(action, woken)| match (action, woken) {
+        let taken = self
+            .actions
+            .iter()
+            .map(|&(action, woken)| match (action, woken) {
                 (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
                     ticket: self.handle(i),
                     verdict,
                 },
                 (action, _) => action,
             })
-            .collect()
+            .collect();
+        self.actions.clear();
+        taken
     }
 
     /// Queues a `Wake` of ticket `i`.
@@ -1450,41 +1652,46 @@ impl Model {
     }
 
     /// Every timer armed: `(when, shard, why)`. Only buffering shards have timers.
-    pub(crate) fn timers(&self) -> Vec<(u64, usize, TimerKind)> {
-        let mut timers = Vec::new();
-        for (shard, s) in self.shards.iter().enumerate() {
-            if self.visible(shard) != ShardState::Buffering {
-                continue;
-            }
-            if let Some(e) = s
-                .episode
-                .as_ref()
-                .filter(|_| s.state == ShardState::Buffering)
-            {
-                timers.push((
-                    e.start.saturating_add(self.max_failover_duration),
-                    shard,
-                    TimerKind::MaxFailoverDuration,
-                ));
-                if let Some(at) = e.resume_at {
-                    timers.push((at, shard, TimerKind::DrainBackoff));
-                }
-            }
-            if let Some((_, until)) = s.pause {
-                timers.push((until, shard, TimerKind::PauseExpiry));
-            }
-            for &i in &s.queue {
-                timers.push((self.tickets[i].deadline, shard, TimerKind::Window));
-            }
-        }
-        timers
+    pub(crate) fn timers(&self) -> impl Iterator<Item = (u64, usize, TimerKind)> + '_ {
+        // An iterator, not a vector: read after every input the exhaustive test tries.
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(|&(shard, _)| self.visible(shard) == ShardState::Buffering)
+            .flat_map(move |(shard, s)| {
+                let episode = s
+                    .episode
+                    .as_ref()
+                    .filter(|_| s.state == ShardState::Buffering);
+                let max_duration = episode.map(|e| {
+                    (
+                        e.start.saturating_add(self.max_failover_duration),
+                        shard,
+                        TimerKind::MaxFailoverDuration,
+                    )
+                });
+                let backoff = episode
+                    .and_then(|e| e.resume_at)
+                    .map(|at| (at, shard, TimerKind::DrainBackoff));
+                let pause = s
+                    .pause
+                    .map(|(_, until)| (until, shard, TimerKind::PauseExpiry));
+                let windows = s
+                    .queue
+                    .iter()
+                    .map(move |&i| (self.tickets[i].deadline, shard, TimerKind::Window));
+                max_duration
+                    .into_iter()
+                    .chain(backoff)
+                    .chain(pause)
+                    .chain(windows)
+            })
     }
 
     /// When `tick` is next due. A timer at `u64::MAX` (a saturated deadline) is "never".
     pub(crate) fn next_timeout(&self) -> Option<u64> {
         let grace = self.shutdown.as_ref().and_then(|s| s.grace_ends);
         self.timers()
-            .into_iter()
             .map(|(at, _, _)| at)
             .chain(grace)
             .filter(|&at| at != u64::MAX)
