@@ -3,8 +3,9 @@
 //!
 //! Each cluster shard (a primary and its replicas, owning slot ranges) is one buffer shard,
 //! registered once under the name of the slot ranges it owned when first seen (`0-5460`). A
-//! shard is recognised across polls by its nodes: the entry that owns slots and shares a node
-//! with it. Its health stamp: primary = the primary's node id (hashed), term = the primary's
+//! shard is recognised across polls by its nodes: the entry that owns slots and whose
+//! primary was one of the shard's nodes at the last poll (else that shares the most nodes
+//! with it). Its health stamp: primary = the primary's node id (hashed), term = the primary's
 //! `configEpoch` (from `CLUSTER NODES`), serving = `CLUSTER SHARDS` says its health is
 //! `online`. A shard left owning no slot is reported to the buffer as
 //! `TopologyEvent::ShardMissing`, once.
@@ -189,7 +190,8 @@ fn pairs(frame: &Frame) -> Option<HashMap<&str, &Frame>> {
 struct Known {
     routed: Arc<RoutedShard>,
     reporter: Reporter,
-    /// Every node id ever seen in it: a promoted replica keeps the shard its identity.
+    /// Its nodes' ids at the last poll that saw it: a promoted replica was one of them, so
+    /// it keeps the shard its identity.
     nodes: HashSet<String>,
     /// Reported resharded away (it owns no slot).
     gone: bool,
@@ -300,16 +302,14 @@ impl ClusterWatcher {
                 continue;
             }
             let index = self
-                .known
-                .iter()
-                .position(|k| view.nodes.iter().any(|n| k.nodes.contains(&n.id)))
+                .identify(view, &matched)
                 .unwrap_or_else(|| self.register(view));
             if index >= matched.len() {
                 matched.resize(index + 1, None);
             }
             matched[index] = Some(v);
             let known = &mut self.known[index];
-            known.nodes.extend(view.nodes.iter().map(|n| n.id.clone()));
+            known.nodes = view.nodes.iter().map(|n| n.id.clone()).collect();
             for &(a, b) in &view.slots {
                 for slot in a..=b {
                     if let Some(o) = owner.get_mut(usize::from(slot)) {
@@ -361,6 +361,37 @@ impl ClusterWatcher {
                 None => {}
             }
         }
+    }
+
+    /// The known shard a slot-owning entry is, among those not matched yet in this poll:
+    /// the one whose nodes (at the last poll) include the entry's primary, else the one
+    /// sharing the most nodes with it. A replica that moved to another shard (replica
+    /// migration, `CLUSTER REPLICATE`) is then a node of its new shard only, and never
+    /// makes its new shard's entry pass for its old one.
+    fn identify(&self, view: &ShardView, matched: &[Option<usize>]) -> Option<usize> {
+        let free = |i: &usize| matched.get(*i).is_none_or(Option::is_none);
+        let primary = view.nodes.iter().find(|n| n.primary).map(|n| &n.id);
+        if let Some(id) = primary {
+            let by_primary = (0..self.known.len())
+                .filter(free)
+                .find(|&i| self.known[i].nodes.contains(id));
+            if by_primary.is_some() {
+                return by_primary;
+            }
+        }
+        (0..self.known.len())
+            .filter(free)
+            .map(|i| {
+                let shared = view
+                    .nodes
+                    .iter()
+                    .filter(|n| self.known[i].nodes.contains(&n.id))
+                    .count();
+                (i, shared)
+            })
+            .filter(|&(_, shared)| shared > 0)
+            .max_by_key(|&(i, shared)| (shared, std::cmp::Reverse(i)))
+            .map(|(i, _)| i)
     }
 
     fn register(&mut self, view: &ShardView) -> usize {
@@ -605,6 +636,56 @@ mod tests {
             "its slots route to their new owner"
         );
         assert!(map.shards[2].route.current().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_migrates_to_another_shard_moves_no_slot_and_misses_no_shard() {
+        let (mut w, buffer, cluster) = watcher();
+        let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        // Shard 1's replica d moves to shard 2 (replica migration, or `CLUSTER REPLICATE`).
+        let after = vec![
+            view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]),
+            view(&[(0, 5460)], &[("a", 7001, true)]),
+            view(
+                &[(5461, 10922)],
+                &[("b", 7002, true), ("e", 7005, false), ("d", 7004, false)],
+            ),
+        ];
+        w.apply(&after, &epochs);
+        w.apply(&after, &epochs);
+        let map = cluster.map();
+        assert_eq!(map.shards.len(), 3, "no new shard");
+        assert_eq!(map.owner[0], Some(0));
+        assert_eq!(map.owner[5461], Some(1), "shard 2 keeps its slots");
+        assert_eq!(
+            map.shards[1].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7002))),
+            "shard 2 still routes to its own primary"
+        );
+        assert_eq!(
+            map.shards[0].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7001)))
+        );
+        let shard2 = map.shards[1].shard.clone();
+        assert_eq!(buffer.stats(&shard2).starts, 0);
+        // A later failover in shard 2 to the migrated replica is still shard 2's.
+        let mut later = after.clone();
+        later[2] = view(&[(5461, 10922)], &[("d", 7004, true), ("e", 7005, false)]);
+        later.push(view(&[], &[("b", 7002, true)]));
+        let epochs = HashMap::from([("a".into(), 1), ("d".into(), 9), ("c".into(), 3)]);
+        w.apply(&later, &epochs);
+        let map = cluster.map();
+        assert_eq!(map.owner[5461], Some(1));
+        assert_eq!(map.owner[0], Some(0));
+        assert_eq!(
+            map.shards[1].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7004)))
+        );
+        assert_eq!(
+            map.shards[0].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7001)))
+        );
     }
 
     #[test]
