@@ -393,7 +393,14 @@ impl Core {
             }
             return match reply_failover(&reply) {
                 // Redis refused it without running it: safe to retry.
-                Some(e) => Err(failover(e)),
+                Some(e) => {
+                    if let (Routing::Cluster(cluster), "clusterdown") = (&self.routing, e.label()) {
+                        // The watcher's next poll sees the cluster down, so the shard is
+                        // reported not serving, and then serving once the cluster is up.
+                        cluster.request_refresh();
+                    }
+                    Err(failover(e))
+                }
                 None => {
                     count("ok");
                     Ok(reply)

@@ -7,7 +7,8 @@
 //! primary was one of the shard's nodes at the last poll (else that shares the most nodes
 //! with it). Its health stamp: primary = the primary's node id (hashed), term = the primary's
 //! `configEpoch` (from `CLUSTER NODES`), serving = `CLUSTER SHARDS` says its health is
-//! `online`. A shard left owning no slot is reported to the buffer as
+//! `online` and `CLUSTER INFO` says `cluster_state:ok` (a cluster that is down answers
+//! `-CLUSTERDOWN` on every shard, and its coming back up is what ends their buffering). A shard left owning no slot is reported to the buffer as
 //! `TopologyEvent::ShardMissing`, once.
 
 use std::collections::{HashMap, HashSet};
@@ -170,6 +171,16 @@ pub(crate) fn parse_epochs(reply: &Frame) -> HashMap<String, u64> {
         .collect()
 }
 
+/// Whether the reply to `CLUSTER INFO` says the cluster serves (`cluster_state:ok`). A reply
+/// without the field counts as up: only a node that says `fail` stops the shards serving.
+pub(crate) fn parse_cluster_up(reply: &Frame) -> bool {
+    resp::text(reply)
+        .unwrap_or("")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cluster_state:"))
+        .is_none_or(|state| state != "fail")
+}
+
 fn pairs(frame: &Frame) -> Option<HashMap<&str, &Frame>> {
     let Frame::Array(items) = frame else {
         return None;
@@ -208,6 +219,10 @@ pub(crate) struct ClusterWatcher {
     conn: Option<RespConn>,
     known: Vec<Known>,
     timeout: Duration,
+    /// `CLUSTER INFO` said `cluster_state:ok` at the last poll. While it says `fail` (a
+    /// shard's primary is down and `cluster-require-full-coverage` is `yes`, or the node is
+    /// in a minority), every node answers `-CLUSTERDOWN` for every slot: no shard serves.
+    cluster_up: bool,
 }
 
 impl ClusterWatcher {
@@ -226,6 +241,7 @@ impl ClusterWatcher {
             conn: None,
             known: Vec::new(),
             timeout,
+            cluster_up: true,
         }
     }
 
@@ -233,7 +249,8 @@ impl ClusterWatcher {
     /// node answered.
     pub(crate) async fn poll(&mut self) -> bool {
         let answered = match self.ask().await {
-            Some((shards, epochs)) => {
+            Some((shards, epochs, up)) => {
+                self.cluster_up = up;
                 self.apply(&shards, &epochs);
                 true
             }
@@ -243,10 +260,11 @@ impl ClusterWatcher {
         answered
     }
 
-    async fn ask(&mut self) -> Option<(Vec<ShardView>, HashMap<String, u64>)> {
+    async fn ask(&mut self) -> Option<(Vec<ShardView>, HashMap<String, u64>, bool)> {
         let commands = [
             resp::command(&["CLUSTER", "SHARDS"]),
             resp::command(&["CLUSTER", "NODES"]),
+            resp::command(&["CLUSTER", "INFO"]),
         ];
         // The connected node first, then each candidate in turn.
         for _ in 0..=self.candidates.len() {
@@ -257,7 +275,11 @@ impl ClusterWatcher {
             match conn.pipeline(&commands, self.timeout).await {
                 Ok(replies) => {
                     if let Some(shards) = parse_shards(&replies[0]) {
-                        return Some((shards, parse_epochs(&replies[1])));
+                        return Some((
+                            shards,
+                            parse_epochs(&replies[1]),
+                            parse_cluster_up(&replies[2]),
+                        ));
                     }
                     tracing::warn!(node = %conn.peer(), "CLUSTER SHARDS reply not understood");
                     self.conn = None;
@@ -340,9 +362,10 @@ impl ClusterWatcher {
                     match shards[v].nodes.iter().find(|n| n.primary) {
                         Some(p) => {
                             let term = epochs.get(&p.id).copied().unwrap_or(0);
+                            let serving = p.online && self.cluster_up;
                             known
                                 .reporter
-                                .primary_as(p.addr, primary_id(&p.id), term, p.online);
+                                .primary_as(p.addr, primary_id(&p.id), term, serving);
                         }
                         None => known.reporter.no_primary(),
                     }
@@ -490,6 +513,16 @@ mod tests {
             }
         );
         assert!(shards[0].nodes[1].online && !shards[0].nodes[1].primary);
+    }
+
+    #[test]
+    fn cluster_state_fail_is_down_and_anything_else_up() {
+        let info = |text: &'static str| Frame::BulkString(Bytes::from_static(text.as_bytes()));
+        assert!(!parse_cluster_up(&info(
+            "cluster_enabled:1\r\ncluster_state:fail\r\ncluster_slots_assigned:16384\r\n"
+        )));
+        assert!(parse_cluster_up(&info("cluster_state:ok\r\n")));
+        assert!(parse_cluster_up(&Frame::Error("ERR unknown".into())));
     }
 
     #[test]
