@@ -164,6 +164,10 @@ pub(crate) enum Routing {
 /// redirect to the client.
 const MAX_REDIRECTS: usize = 5;
 
+/// How long a command that met `-TRYAGAIN` (a multi-key command on a slot being migrated)
+/// waits before it is sent again; it is sent at most [`MAX_REDIRECTS`] times more.
+const TRYAGAIN_DELAY: Duration = Duration::from_millis(50);
+
 /// How long a command that met `-MOVED` waits for the slot map to be read again.
 const REFRESH_WAIT: Duration = Duration::from_secs(1);
 
@@ -391,6 +395,17 @@ impl Core {
                     continue;
                 }
             }
+            if matches!(self.routing, Routing::Cluster(_))
+                && is_tryagain(&reply)
+                && redirects < MAX_REDIRECTS
+            {
+                // A resharding splits the command's keys for now; it did not run. Not a
+                // failover: the shard is not buffered, the command is sent again shortly,
+                // and the client gets Redis's `-TRYAGAIN` if the migration outlasts that.
+                redirects += 1;
+                tokio::time::sleep(TRYAGAIN_DELAY).await;
+                continue;
+            }
             return match reply_failover(&reply) {
                 // Redis refused it without running it: safe to retry.
                 Some(e) => {
@@ -432,6 +447,10 @@ impl Redirect {
             _ => None,
         }
     }
+}
+
+fn is_tryagain(reply: &Frame) -> bool {
+    matches!(reply, Frame::Error(text) if text.split(' ').next() == Some("TRYAGAIN"))
 }
 
 fn failover(e: FailoverError) -> FailoverError {

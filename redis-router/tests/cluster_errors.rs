@@ -127,3 +127,103 @@ async fn a_healthy_shard_is_served_at_once_when_the_cluster_is_up_again() {
         router.buffer().stats(&shard1)
     );
 }
+
+fn node_id(node: &mut redis::Connection) -> String {
+    redis::cmd("CLUSTER").arg("MYID").query(node).unwrap()
+}
+
+/// A multi-key command on a slot that is half migrated gets `-TRYAGAIN` from Redis: a
+/// resharding, not a failover. The shard's other commands go on being served, nothing is
+/// buffered, and the command itself is answered (with Redis's `-TRYAGAIN`) in well under a
+/// second instead of being held for the buffer's window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_key_command_during_a_slot_migration_does_not_buffer_its_shard() {
+    if !cluster_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let cluster = redis_cluster(1000);
+    let (router, mut c) = cluster_router(&cluster).await;
+    let slot = failover_buffer_redis::slot::key_slot(b"t");
+    let from = cluster.shard_of_slot(slot);
+    let to = (from + 1) % 3;
+    for key in ["{t}a", "{t}b"] {
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg("v")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let (source, target) = (
+        &cluster.nodes[cluster.shards[from].primary],
+        &cluster.nodes[cluster.shards[to].primary],
+    );
+    let (mut src, mut dst) = (source.conn(), target.conn());
+    let (src_id, dst_id) = (node_id(&mut src), node_id(&mut dst));
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&src_id)
+        .query(&mut dst)
+        .unwrap();
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&dst_id)
+        .query(&mut src)
+        .unwrap();
+    // One of the two keys moves: the source has {t}b only.
+    let () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(target.port)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg("{t}a")
+        .query(&mut src)
+        .unwrap();
+
+    let started = Instant::now();
+    let mut mget = c.clone();
+    let split = tokio::spawn(async move {
+        redis::cmd("MGET")
+            .arg("{t}a")
+            .arg("{t}b")
+            .query_async::<Vec<Option<String>>>(&mut mget)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another key of the source shard, in a slot that is not moving.
+    let other = (0..)
+        .map(|i| format!("o{i}"))
+        .find(|k| {
+            cluster.shard_of_key(k) == from
+                && failover_buffer_redis::slot::key_slot(k.as_bytes()) != slot
+        })
+        .unwrap();
+    let served = tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("SET")
+            .arg(&other)
+            .arg("x")
+            .query_async::<()>(&mut c),
+    )
+    .await;
+    let answer = tokio::time::timeout(Duration::from_secs(3), split).await;
+    let shard = router.shards()[from].shard.clone();
+    let stats = router.buffer().stats(&shard);
+    eprintln!("after {:?}: {stats:?}", started.elapsed());
+    served
+        .expect("the shard's other commands are served during the migration")
+        .unwrap();
+    let err = answer
+        .expect("the split MGET is answered at once")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    assert_eq!(stats.starts, 0, "a migration is not a failover: {stats:?}");
+}
