@@ -223,12 +223,10 @@ impl Core {
             .ok_or_else(|| error("CLUSTERDOWN Hash slot not served"))
     }
 
-    /// Where the keys of a command with movable keys are: `COMMAND GETKEYS` on any primary.
+    /// Where the keys of a command with movable keys are: `COMMAND GETKEYS` on a primary.
+    /// Any primary can tell, so one that cannot answer now (a dead primary, not yet failed
+    /// over) is skipped for the next: the command's own shard may well be healthy.
     async fn ask_keys(&self, cluster: &Cluster, command: &Command) -> Result<KeySlot, Frame> {
-        let backend = cluster
-            .any_shard()
-            .and_then(|r| r.route.current())
-            .ok_or_else(|| error("CLUSTERDOWN no primary is known right now"))?;
         let mut parts = vec![
             Frame::BulkString(Bytes::from_static(b"COMMAND")),
             Frame::BulkString(Bytes::from_static(b"GETKEYS")),
@@ -236,16 +234,37 @@ impl Core {
         if let Frame::Array(args) = command.frame() {
             parts.extend(args.iter().cloned());
         }
-        let mut conn = backend
-            .pool
-            .checkout()
-            .await
-            .map_err(|e| connection_failover(&e).to_reply())?;
-        let reply = conn
-            .request(&Frame::Array(parts), self.command_timeout)
-            .await
-            .map_err(|e| connection_failover(&e).to_reply())?;
-        backend.pool.checkin(conn);
+        let request = Frame::Array(parts);
+        let mut failed = FailoverError::NoPrimary;
+        let mut reply = None;
+        for backend in cluster.primaries_in_turn() {
+            let mut conn = match backend.pool.checkout().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    failed = connection_failover(&e);
+                    continue;
+                }
+            };
+            match conn.request(&request, self.command_timeout).await {
+                Ok(answer) => {
+                    backend.pool.checkin(conn);
+                    match reply_failover(&answer) {
+                        Some(e) => failed = e,
+                        None => {
+                            reply = Some(answer);
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    backend.pool.clear();
+                    failed = connection_failover(&e);
+                }
+            }
+        }
+        let Some(reply) = reply else {
+            return Err(failed.to_reply());
+        };
         match reply {
             Frame::Array(keys) => Ok(slot::slot_of_keys(keys.iter().filter_map(|k| match k {
                 Frame::BulkString(b) => Some(&b[..]),

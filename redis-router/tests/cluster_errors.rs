@@ -227,3 +227,47 @@ async fn a_multi_key_command_during_a_slot_migration_does_not_buffer_its_shard()
     assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
     assert_eq!(stats.starts, 0, "a migration is not a failover: {stats:?}");
 }
+
+/// A command whose keys only the server can find (`EVAL`'s numkeys) is asked of a primary
+/// with `COMMAND GETKEYS` first. While another shard's primary is dead, that question must
+/// not go to it and fail the command: the keys here are on a healthy shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_movable_key_command_on_a_healthy_shard_works_while_another_primary_is_dead() {
+    if !cluster_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let mut cluster = redis_cluster(1000);
+    let (router, mut c) = cluster_router(&cluster).await;
+    let healthy = key_of(&cluster, 0);
+    let () = redis::cmd("SET")
+        .arg(&healthy)
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let dead = cluster.shards[2].primary;
+    cluster.nodes[dead].kill();
+    // Before the cluster has promoted the replica (node timeout 1 s, then an election), the
+    // router still routes shard 3 to its dead primary.
+    let killed = Instant::now();
+    let mut failures = Vec::new();
+    for _ in 0..6 {
+        let got = redis::cmd("EVAL")
+            .arg("return redis.call('GET', KEYS[1])")
+            .arg(1)
+            .arg(&healthy)
+            .query_async::<Option<String>>(&mut c)
+            .await;
+        match got {
+            Ok(v) => assert_eq!(v.as_deref(), Some("v")),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let elapsed = killed.elapsed();
+    assert!(
+        router.shards()[2].primary == Some(cluster.addr(dead)),
+        "the dead primary was still routed to during the EVALs ({elapsed:?})"
+    );
+    assert!(failures.is_empty(), "EVALs failed: {failures:?}");
+}
