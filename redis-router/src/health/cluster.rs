@@ -206,6 +206,10 @@ struct Known {
     nodes: HashSet<String>,
     /// Reported resharded away (it owns no slot).
     gone: bool,
+    /// The primary followed (node id) and the newest `configEpoch` it was seen with. Another
+    /// primary with an epoch no newer is a stale view: a promoted replica always takes an
+    /// epoch above every other.
+    followed: Option<(String, u64)>,
 }
 
 /// The cluster watcher's state between polls.
@@ -362,6 +366,27 @@ impl ClusterWatcher {
                     match shards[v].nodes.iter().find(|n| n.primary) {
                         Some(p) => {
                             let term = epochs.get(&p.id).copied().unwrap_or(0);
+                            if known
+                                .followed
+                                .as_ref()
+                                .is_some_and(|(id, newest)| *id != p.id && term <= *newest)
+                            {
+                                // A node that has not heard of the failover yet (or the
+                                // old primary, restarted from its nodes.conf): a newer
+                                // primary was followed already. Nothing moves back to it.
+                                tracing::debug!(
+                                    shard = known.routed.shard.name(),
+                                    primary = %p.addr,
+                                    term,
+                                    "a stale view of the shard's primary; ignored"
+                                );
+                                continue;
+                            }
+                            let newest = match &known.followed {
+                                Some((id, newest)) if *id == p.id => term.max(*newest),
+                                _ => term,
+                            };
+                            known.followed = Some((p.id.clone(), newest));
                             let serving = p.online && self.cluster_up;
                             known
                                 .reporter
@@ -433,6 +458,7 @@ impl ClusterWatcher {
             reporter,
             nodes: HashSet::new(),
             gone: false,
+            followed: None,
         });
         self.known.len() - 1
     }
@@ -718,6 +744,40 @@ mod tests {
         assert_eq!(
             map.shards[0].route.current().map(|b| b.addr),
             Some(SocketAddr::from(([127, 0, 0, 1], 7001)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_view_of_a_replaced_primary_does_not_move_the_route_back() {
+        let (mut w, buffer, cluster) = watcher();
+        let mut epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        let shard = cluster.map().shards[2].shard.clone();
+        // Shard 3's replica f is promoted with a new epoch.
+        let mut after = three_shards();
+        after[0] = view(&[(10923, 16383)], &[("f", 7006, true)]);
+        after.push(view(&[], &[("c", 7003, true)]));
+        epochs.insert("f".into(), 7);
+        w.apply(&after, &epochs);
+        let f = Some(SocketAddr::from(([127, 0, 0, 1], 7006)));
+        assert_eq!(cluster.map().shards[2].route.current().map(|b| b.addr), f);
+        // The watcher then asks a node that has not heard of it yet (or the old primary,
+        // restarted from its nodes.conf): c, epoch 3, still primary there.
+        w.apply(&three_shards(), &epochs);
+        assert_eq!(
+            cluster.map().shards[2].route.current().map(|b| b.addr),
+            f,
+            "no command goes back to the replaced primary"
+        );
+        assert_eq!(buffer.stats(&shard).starts, 0);
+        // A newer primary still moves it.
+        let mut again = three_shards();
+        again[0] = view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]);
+        epochs.insert("c".into(), 8);
+        w.apply(&again, &epochs);
+        assert_eq!(
+            cluster.map().shards[2].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7003)))
         );
     }
 
