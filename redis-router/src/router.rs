@@ -276,17 +276,53 @@ impl Core {
     }
 
     async fn forward(&self, command: &Command) -> Frame {
+        if let Routing::Cluster(cluster) = &self.routing {
+            if is_script_load(command) {
+                return self.broadcast(cluster, command).await;
+            }
+        }
         let (routed, slot) = match self.shard_for(command).await {
             Ok(target) => target,
             Err(reply) => return reply,
         };
+        self.forward_on(&routed, slot, command).await
+    }
+
+    /// Sends `command` to every shard that owns slots, one after the other (each through
+    /// its own buffer): the first error reply, else the last reply. For `SCRIPT LOAD`, whose
+    /// script is run by `EVALSHA` on whatever shard its key is on, and whose reply (the
+    /// script's SHA1) is the same everywhere.
+    async fn broadcast(&self, cluster: &Cluster, command: &Command) -> Frame {
+        let map = cluster.map();
+        let owning: Vec<Arc<RoutedShard>> = (0..map.shards.len())
+            .filter(|i| map.owner.contains(&Some(*i)))
+            .map(|i| Arc::clone(&map.shards[i]))
+            .collect();
+        let mut reply = error("CLUSTERDOWN Hash slot not served");
+        for routed in &owning {
+            reply = self.forward_on(routed, None, command).await;
+            if matches!(reply, Frame::Error(_)) {
+                break;
+            }
+        }
+        reply
+    }
+
+    /// Sends `command` to the primary of `routed` (or of the shard owning `slot`), through
+    /// the buffer.
+    async fn forward_on(
+        &self,
+        routed: &Arc<RoutedShard>,
+        slot: Option<u16>,
+        command: &Command,
+    ) -> Frame {
         let max_attempts = u32::try_from(self.max_attempts).unwrap_or(u32::MAX);
         let result = self
             .buffer
             .run(
                 &routed.shard,
                 max_attempts,
-                || self.attempt(&routed, slot, command),
+                || self.attempt(routed, slot, command),
                 |e: &FailoverError| Some(e.cause()),
             )
             .await;
@@ -466,6 +502,15 @@ impl Redirect {
             _ => None,
         }
     }
+}
+
+/// `SCRIPT LOAD`: keyless, but for the keys of every shard.
+fn is_script_load(command: &Command) -> bool {
+    command.name() == "SCRIPT"
+        && command
+            .args()
+            .next()
+            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"LOAD"))
 }
 
 fn is_tryagain(reply: &Frame) -> bool {
