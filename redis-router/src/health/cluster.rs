@@ -3,9 +3,8 @@
 //!
 //! Each cluster shard (a primary and its replicas, owning slot ranges) is one buffer shard,
 //! registered once under the name of the slot ranges it owned when first seen (`0-5460`). A
-//! shard is recognised across polls by its nodes: the entry that owns slots and whose
-//! primary was one of the shard's nodes at the last poll (else that shares the most nodes
-//! with it). Its health stamp: primary = the primary's node id (hashed), term = the primary's
+//! shard is recognised across polls by its nodes: the entry that owns slots and shares the
+//! most nodes with it as the last poll saw it. Its health stamp: primary = the primary's node id (hashed), term = the primary's
 //! `configEpoch` (from `CLUSTER NODES`), serving = `CLUSTER SHARDS` says its health is
 //! `online` and `CLUSTER INFO` says `cluster_state:ok` (a cluster that is down answers
 //! `-CLUSTERDOWN` on every shard, and its coming back up is what ends their buffering). A shard left owning no slot is reported to the buffer as
@@ -411,35 +410,24 @@ impl ClusterWatcher {
         }
     }
 
-    /// The known shard a slot-owning entry is, among those not matched yet in this poll:
-    /// the one whose nodes (at the last poll) include the entry's primary, else the one
-    /// sharing the most nodes with it. A replica that moved to another shard (replica
-    /// migration, `CLUSTER REPLICATE`) is then a node of its new shard only, and never
-    /// makes its new shard's entry pass for its old one.
+    /// The known shard a slot-owning entry is, among those not matched yet in this poll: the
+    /// one sharing the most nodes with it (nodes as of the last poll that saw the shard),
+    /// and of those, the one its primary was in. A replica that moved to another shard
+    /// (replica migration, `CLUSTER REPLICATE`) is then a node of its new shard only, and
+    /// never makes its new shard's entry pass for its old one.
     fn identify(&self, view: &ShardView, matched: &[Option<usize>]) -> Option<usize> {
-        let free = |i: &usize| matched.get(*i).is_none_or(Option::is_none);
         let primary = view.nodes.iter().find(|n| n.primary).map(|n| &n.id);
-        if let Some(id) = primary {
-            let by_primary = (0..self.known.len())
-                .filter(free)
-                .find(|&i| self.known[i].nodes.contains(id));
-            if by_primary.is_some() {
-                return by_primary;
-            }
-        }
         (0..self.known.len())
-            .filter(free)
+            .filter(|i| matched.get(*i).is_none_or(Option::is_none))
             .map(|i| {
-                let shared = view
-                    .nodes
-                    .iter()
-                    .filter(|n| self.known[i].nodes.contains(&n.id))
-                    .count();
-                (i, shared)
+                let nodes = &self.known[i].nodes;
+                let shared = view.nodes.iter().filter(|n| nodes.contains(&n.id)).count();
+                let has_primary = primary.is_some_and(|id| nodes.contains(id));
+                (i, shared, has_primary)
             })
-            .filter(|&(_, shared)| shared > 0)
-            .max_by_key(|&(i, shared)| (shared, std::cmp::Reverse(i)))
-            .map(|(i, _)| i)
+            .filter(|&(_, shared, _)| shared > 0)
+            .max_by_key(|&(i, shared, has_primary)| (shared, has_primary, std::cmp::Reverse(i)))
+            .map(|(i, _, _)| i)
     }
 
     fn register(&mut self, view: &ShardView) -> usize {
@@ -778,6 +766,44 @@ mod tests {
         assert_eq!(
             cluster.map().shards[2].route.current().map(|b| b.addr),
             Some(SocketAddr::from(([127, 0, 0, 1], 7003)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_of_a_resharded_away_shard_promoted_elsewhere_stays_with_its_new_shard() {
+        let (mut w, _buffer, cluster) = watcher();
+        let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        // Shard 1's slots all move to shard 3; its nodes own nothing.
+        let mut after = vec![
+            view(
+                &[(0, 5460), (10923, 16383)],
+                &[("c", 7003, true), ("f", 7006, false)],
+            ),
+            view(&[(5461, 10922)], &[("b", 7002, true), ("e", 7005, false)]),
+            view(&[], &[("a", 7001, true), ("d", 7004, false)]),
+        ];
+        w.apply(&after, &epochs);
+        assert_eq!(cluster.map().owner[0], Some(2));
+        // a becomes shard 3's replica, then its primary.
+        after[0] = view(
+            &[(0, 5460), (10923, 16383)],
+            &[("c", 7003, true), ("f", 7006, false), ("a", 7001, false)],
+        );
+        after[2] = view(&[], &[("d", 7004, true)]);
+        w.apply(&after, &epochs);
+        after[0] = view(
+            &[(0, 5460), (10923, 16383)],
+            &[("a", 7001, true), ("f", 7006, false), ("c", 7003, false)],
+        );
+        let epochs = HashMap::from([("a".into(), 9), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&after, &epochs);
+        let map = cluster.map();
+        assert_eq!(map.owner[0], Some(2), "still shard 3's slots");
+        assert_eq!(map.owner[16383], Some(2));
+        assert_eq!(
+            map.shards[2].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7001)))
         );
     }
 
