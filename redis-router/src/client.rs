@@ -59,7 +59,8 @@ impl Input {
 /// Serves one client until it hangs up, sends malformed RESP, or sends `QUIT`.
 ///
 /// Commands are answered one at a time, in order (pipelined commands are read ahead and
-/// queued). While a command is being answered, possibly held by the buffer, the
+/// queued). Replies go out in order too: together when pipelined, and without waiting
+/// for a later command that takes long (one held by the buffer). While a command is being answered, possibly held by the buffer, the
 /// connection is still read: if the client hangs up, the command's future is dropped,
 /// which cancels a held request and frees its slot, so a write is never sent for a client
 /// that gave up. As Redis does, a closed read side counts as a hang-up.
@@ -104,6 +105,14 @@ pub(crate) async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) 
                         break None;
                     }
                 }
+                // Replies already answered go out meanwhile: this command may be held
+                // for seconds. Cancel-safe: `write_buf` takes out of `out` only what it
+                // wrote.
+                written = write.write_buf(&mut out), if !out.is_empty() => {
+                    if matches!(written, Ok(0) | Err(_)) {
+                        return;
+                    }
+                }
             }
         };
         let Some(reply) = reply else {
@@ -115,7 +124,8 @@ pub(crate) async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) 
             Reply::Frame(frame) => encode_reply(frame, &mut out),
             Reply::Quit => encode_reply(Frame::SimpleString("OK".into()), &mut out),
         }
-        // Pipelined replies go out together, once no command is waiting.
+        // Pipelined replies go out together, once no command is waiting, or while the next
+        // one is being answered (above).
         if quit || input.queued.is_empty() {
             if write.write_all(&out).await.is_err() {
                 return;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+use crate::route::Backend;
 use crate::router::RoutedShard;
 use crate::slot::{KeySpecs, SLOTS};
 
@@ -89,6 +90,25 @@ impl Cluster {
             .find(|&i| map.shards[i].route.current().is_some())
             .unwrap_or(owning[start % owning.len()]);
         Some(Arc::clone(&map.shards[pick]))
+    }
+
+    /// The primaries routed to, each once, starting from the next in turn (as
+    /// [`any_shard`](Self::any_shard) takes them).
+    pub(crate) fn primaries_in_turn(&self) -> Vec<Arc<Backend>> {
+        let map = self.map();
+        let routed: Vec<Arc<Backend>> = (0..map.shards.len())
+            .filter(|i| map.owner.contains(&Some(*i)))
+            .filter_map(|i| map.shards[i].route.current())
+            .collect();
+        if routed.is_empty() {
+            return routed;
+        }
+        let start = self.next_any.fetch_add(1, Ordering::Relaxed) % routed.len();
+        routed[start..]
+            .iter()
+            .chain(&routed[..start])
+            .cloned()
+            .collect()
     }
 
     /// Whether `addr` is a node of `shard` (its primary or a replica).

@@ -47,6 +47,10 @@ const CONNECTION_STATE: &[&str] = &[
     "SYNC",
     "PSYNC",
     "REPLCONF",
+    // Count the replicas that acknowledged the last write of *their* connection: on a
+    // pooled one that did not write, they report replicas that lack the client's write.
+    "WAIT",
+    "WAITAOF",
 ];
 
 impl Command {

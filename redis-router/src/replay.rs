@@ -6,7 +6,8 @@
 //! * the connection failed before the command was sent (refused, or a pooled connection
 //!   found closed before writing), or no primary was known;
 //! * the reply is an error Redis gives without executing: see
-//!   [`FAILOVER_REPLIES`](crate::classify::FAILOVER_REPLIES).
+//!   [`FAILOVER_REPLIES`](crate::classify::FAILOVER_REPLIES) (and Cluster's `TRYAGAIN`,
+//!   sent again shortly without buffering).
 //!
 //! A command whose connection died after it was sent (reset, closed, timed out) is answered
 //! with an error naming that uncertainty, unless it is on the allow-list of this

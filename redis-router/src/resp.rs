@@ -271,37 +271,72 @@ impl From<io::Error> for ProtocolError {
 #[derive(Debug, Default)]
 pub struct ClientCodec {
     inner: Resp2,
+    /// How far the request at the front of the buffer has been checked.
+    scan: Option<Scan>,
+    /// Argument headers examined so far (a test's measure of the guard's work).
+    #[cfg(test)]
+    examined: usize,
+}
+
+/// The guard's progress through the request at the front of the buffer: offsets count
+/// from the buffer's start, which moves only when a whole request is taken out.
+#[derive(Debug, Clone, Copy)]
+struct Scan {
+    /// Arguments not yet seen whole.
+    args_left: i64,
+    /// Where the next argument's `$L\r\n` starts.
+    at: usize,
 }
 
 impl ClientCodec {
     /// Checks that `src` starts with a well-formed request prefix: `*N\r\n` then up to N
-    /// `$L\r\n<L bytes>\r\n`. `Ok(())` means well formed so far (maybe incomplete).
-    fn guard(src: &[u8]) -> Result<(), ProtocolError> {
+    /// `$L\r\n<L bytes>\r\n`. `Ok(true)`: a whole request is there; `Ok(false)`: well
+    /// formed so far, incomplete.
+    ///
+    /// The check resumes where the last call stopped ([`Scan`]), so a request arriving in
+    /// many pieces is scanned once, not once per piece.
+    fn guard(&mut self, src: &[u8]) -> Result<bool, ProtocolError> {
         if src.len() > MAX_CLIENT_FRAME {
             return Err(ProtocolError(format!(
                 "request larger than {MAX_CLIENT_FRAME} bytes"
             )));
         }
-        let Some(&first) = src.first() else {
-            return Ok(());
+        let mut scan = match self.scan {
+            Some(scan) => scan,
+            None => {
+                let Some(&first) = src.first() else {
+                    return Ok(false);
+                };
+                if first != b'*' {
+                    return Err(ProtocolError(format!(
+                        "expected '*', got '{}' (this proxy accepts RESP arrays of bulk strings only, not inline commands)",
+                        char::from(first).escape_default()
+                    )));
+                }
+                let Some((count, at)) = Self::length_line(src, 0)? else {
+                    return Ok(false);
+                };
+                if count < 1 {
+                    return Err(ProtocolError(
+                        "a request is an array of at least one bulk string".into(),
+                    ));
+                }
+                Scan {
+                    args_left: count,
+                    at,
+                }
+            }
         };
-        if first != b'*' {
-            return Err(ProtocolError(format!(
-                "expected '*', got '{}' (this proxy accepts RESP arrays of bulk strings only, not inline commands)",
-                char::from(first).escape_default()
-            )));
-        }
-        let Some((count, mut at)) = Self::length_line(src, 0)? else {
-            return Ok(());
-        };
-        if count < 1 {
-            return Err(ProtocolError(
-                "a request is an array of at least one bulk string".into(),
-            ));
-        }
-        for _ in 0..count {
-            let Some(&kind) = src.get(at) else {
-                return Ok(());
+        let complete = loop {
+            if scan.args_left == 0 {
+                break true;
+            }
+            #[cfg(test)]
+            {
+                self.examined += 1;
+            }
+            let Some(&kind) = src.get(scan.at) else {
+                break false;
             };
             if kind != b'$' {
                 return Err(ProtocolError(format!(
@@ -309,18 +344,21 @@ impl ClientCodec {
                     char::from(kind).escape_default()
                 )));
             }
-            let Some((len, body)) = Self::length_line(src, at)? else {
-                return Ok(());
+            let Some((len, body)) = Self::length_line(src, scan.at)? else {
+                break false;
             };
             if len < 0 {
                 return Err(ProtocolError("invalid bulk length".into()));
             }
-            at = body.saturating_add(len as usize).saturating_add(2);
-            if at > src.len() {
-                return Ok(());
+            let next = body.saturating_add(len as usize).saturating_add(2);
+            if next > src.len() {
+                break false;
             }
-        }
-        Ok(())
+            scan.at = next;
+            scan.args_left -= 1;
+        };
+        self.scan = Some(scan);
+        Ok(complete)
     }
 
     /// Parses the `*N\r\n` or `$L\r\n` line at `at`: `(N, index after the line)`.
@@ -346,10 +384,24 @@ impl Decoder for ClientCodec {
     type Error = ProtocolError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        Self::guard(src)?;
-        self.inner
+        match self.guard(src) {
+            Ok(true) => {}
+            // Parsed only once whole: parsing each piece again would be quadratic too.
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                self.scan = None;
+                return Err(e);
+            }
+        }
+        let decoded = self
+            .inner
             .decode(src)
-            .map_err(|e| ProtocolError(e.to_string()))
+            .map_err(|e| ProtocolError(e.to_string()));
+        if !matches!(decoded, Ok(None)) {
+            // A request was taken out of the buffer (or the connection is done).
+            self.scan = None;
+        }
+        decoded
     }
 }
 
@@ -397,6 +449,56 @@ mod tests {
     fn an_oversized_bulk_length_is_refused() {
         let err = decode(b"*1\r\n$99999999999\r\n").unwrap_err();
         assert!(err.to_string().contains("invalid length"), "{err}");
+    }
+
+    #[test]
+    fn a_request_arriving_in_pieces_is_checked_once_not_once_per_piece() {
+        // A large MSET, as a client loading data sends it, arriving 100 bytes at a time.
+        let args = 20_000;
+        let mut request = format!("*{}\r\n$4\r\nMSET\r\n", args + 1).into_bytes();
+        for i in 0..args {
+            let arg = format!("k{i:05}");
+            request.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        let mut codec = ClientCodec::default();
+        let mut buf = BytesMut::new();
+        let mut decoded = None;
+        let pieces = request.chunks(100).count();
+        for piece in request.chunks(100) {
+            buf.extend_from_slice(piece);
+            if let Some(frame) = codec.decode(&mut buf).unwrap() {
+                decoded = Some(frame);
+            }
+        }
+        let Some(Frame::Array(parts)) = decoded else {
+            panic!("the request decodes");
+        };
+        assert_eq!(parts.len(), args + 1);
+        // Each argument's header once, plus one per piece that ends inside it. Rescanning
+        // from the start on every piece is quadratic: a 25 MB MSET kept a worker busy for
+        // minutes.
+        assert!(
+            codec.examined <= args + 1 + pieces,
+            "{} argument headers examined for {} arguments in {pieces} pieces",
+            codec.examined,
+            args + 1
+        );
+    }
+
+    #[test]
+    fn pipelined_requests_decode_one_after_the_other() {
+        let mut codec = ClientCodec::default();
+        let mut buf =
+            BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(command(&["PING"])));
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(command(&["GET", "k"]))
+        );
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\n$4\r\nPING\r\n");
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(command(&["PING"])));
+        assert!(buf.is_empty());
     }
 
     #[test]

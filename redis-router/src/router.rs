@@ -164,6 +164,10 @@ pub(crate) enum Routing {
 /// redirect to the client.
 const MAX_REDIRECTS: usize = 5;
 
+/// How long a command that met `-TRYAGAIN` (a multi-key command on a slot being migrated)
+/// waits before it is sent again; it is sent at most [`MAX_REDIRECTS`] times more.
+const TRYAGAIN_DELAY: Duration = Duration::from_millis(50);
+
 /// How long a command that met `-MOVED` waits for the slot map to be read again.
 const REFRESH_WAIT: Duration = Duration::from_secs(1);
 
@@ -219,12 +223,10 @@ impl Core {
             .ok_or_else(|| error("CLUSTERDOWN Hash slot not served"))
     }
 
-    /// Where the keys of a command with movable keys are: `COMMAND GETKEYS` on any primary.
+    /// Where the keys of a command with movable keys are: `COMMAND GETKEYS` on a primary.
+    /// Any primary can tell, so one that cannot answer now (a dead primary, not yet failed
+    /// over) is skipped for the next: the command's own shard may well be healthy.
     async fn ask_keys(&self, cluster: &Cluster, command: &Command) -> Result<KeySlot, Frame> {
-        let backend = cluster
-            .any_shard()
-            .and_then(|r| r.route.current())
-            .ok_or_else(|| error("CLUSTERDOWN no primary is known right now"))?;
         let mut parts = vec![
             Frame::BulkString(Bytes::from_static(b"COMMAND")),
             Frame::BulkString(Bytes::from_static(b"GETKEYS")),
@@ -232,16 +234,37 @@ impl Core {
         if let Frame::Array(args) = command.frame() {
             parts.extend(args.iter().cloned());
         }
-        let mut conn = backend
-            .pool
-            .checkout()
-            .await
-            .map_err(|e| connection_failover(&e).to_reply())?;
-        let reply = conn
-            .request(&Frame::Array(parts), self.command_timeout)
-            .await
-            .map_err(|e| connection_failover(&e).to_reply())?;
-        backend.pool.checkin(conn);
+        let request = Frame::Array(parts);
+        let mut failed = FailoverError::NoPrimary;
+        let mut reply = None;
+        for backend in cluster.primaries_in_turn() {
+            let mut conn = match backend.pool.checkout().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    failed = connection_failover(&e);
+                    continue;
+                }
+            };
+            match conn.request(&request, self.command_timeout).await {
+                Ok(answer) => {
+                    backend.pool.checkin(conn);
+                    match reply_failover(&answer) {
+                        Some(e) => failed = e,
+                        None => {
+                            reply = Some(answer);
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    backend.pool.clear();
+                    failed = connection_failover(&e);
+                }
+            }
+        }
+        let Some(reply) = reply else {
+            return Err(failed.to_reply());
+        };
         match reply {
             Frame::Array(keys) => Ok(slot::slot_of_keys(keys.iter().filter_map(|k| match k {
                 Frame::BulkString(b) => Some(&b[..]),
@@ -253,17 +276,53 @@ impl Core {
     }
 
     async fn forward(&self, command: &Command) -> Frame {
+        if let Routing::Cluster(cluster) = &self.routing {
+            if is_script_load(command) {
+                return self.broadcast(cluster, command).await;
+            }
+        }
         let (routed, slot) = match self.shard_for(command).await {
             Ok(target) => target,
             Err(reply) => return reply,
         };
+        self.forward_on(&routed, slot, command).await
+    }
+
+    /// Sends `command` to every shard that owns slots, one after the other (each through
+    /// its own buffer): the first error reply, else the last reply. For `SCRIPT LOAD`, whose
+    /// script is run by `EVALSHA` on whatever shard its key is on, and whose reply (the
+    /// script's SHA1) is the same everywhere.
+    async fn broadcast(&self, cluster: &Cluster, command: &Command) -> Frame {
+        let map = cluster.map();
+        let owning: Vec<Arc<RoutedShard>> = (0..map.shards.len())
+            .filter(|i| map.owner.contains(&Some(*i)))
+            .map(|i| Arc::clone(&map.shards[i]))
+            .collect();
+        let mut reply = error("CLUSTERDOWN Hash slot not served");
+        for routed in &owning {
+            reply = self.forward_on(routed, None, command).await;
+            if matches!(reply, Frame::Error(_)) {
+                break;
+            }
+        }
+        reply
+    }
+
+    /// Sends `command` to the primary of `routed` (or of the shard owning `slot`), through
+    /// the buffer.
+    async fn forward_on(
+        &self,
+        routed: &Arc<RoutedShard>,
+        slot: Option<u16>,
+        command: &Command,
+    ) -> Frame {
         let max_attempts = u32::try_from(self.max_attempts).unwrap_or(u32::MAX);
         let result = self
             .buffer
             .run(
                 &routed.shard,
                 max_attempts,
-                || self.attempt(&routed, slot, command),
+                || self.attempt(routed, slot, command),
                 |e: &FailoverError| Some(e.cause()),
             )
             .await;
@@ -391,9 +450,27 @@ impl Core {
                     continue;
                 }
             }
+            if matches!(self.routing, Routing::Cluster(_))
+                && is_tryagain(&reply)
+                && redirects < MAX_REDIRECTS
+            {
+                // A resharding splits the command's keys for now; it did not run. Not a
+                // failover: the shard is not buffered, the command is sent again shortly,
+                // and the client gets Redis's `-TRYAGAIN` if the migration outlasts that.
+                redirects += 1;
+                tokio::time::sleep(TRYAGAIN_DELAY).await;
+                continue;
+            }
             return match reply_failover(&reply) {
                 // Redis refused it without running it: safe to retry.
-                Some(e) => Err(failover(e)),
+                Some(e) => {
+                    if let (Routing::Cluster(cluster), "clusterdown") = (&self.routing, e.label()) {
+                        // The watcher's next poll sees the cluster down, so the shard is
+                        // reported not serving, and then serving once the cluster is up.
+                        cluster.request_refresh();
+                    }
+                    Err(failover(e))
+                }
                 None => {
                     count("ok");
                     Ok(reply)
@@ -425,6 +502,19 @@ impl Redirect {
             _ => None,
         }
     }
+}
+
+/// `SCRIPT LOAD`: keyless, but for the keys of every shard.
+fn is_script_load(command: &Command) -> bool {
+    command.name() == "SCRIPT"
+        && command
+            .args()
+            .next()
+            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"LOAD"))
+}
+
+fn is_tryagain(reply: &Frame) -> bool {
+    matches!(reply, Frame::Error(text) if text.split(' ').next() == Some("TRYAGAIN"))
 }
 
 fn failover(e: FailoverError) -> FailoverError {

@@ -137,3 +137,49 @@ async fn commands_go_by_slot_and_a_migrating_slot_is_followed_without_buffering(
         );
     }
 }
+
+/// `SCRIPT LOAD` has no key, but the script is for commands that have one: `EVALSHA` goes
+/// to its key's shard, which must know the script. A cluster client sends `SCRIPT LOAD` to
+/// every primary; so does the router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loaded_script_runs_on_every_shard() {
+    if !cluster_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let cluster = redis_cluster(1000);
+    let router = Router::start(RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        Topology::Cluster {
+            seeds: vec![cluster.addr(0)],
+        },
+    ))
+    .await
+    .unwrap();
+    let client = redis::Client::open(format!("redis://{}/", router.local_addr())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return redis.call('INCR', KEYS[1])")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for shard in 0..3 {
+        let key = (0..)
+            .map(|i| format!("s{i}"))
+            .find(|k| cluster.shard_of_key(k) == shard)
+            .unwrap();
+        let n: redis::RedisResult<i64> = redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(1)
+            .arg(&key)
+            .query_async(&mut c)
+            .await;
+        assert_eq!(
+            n.map_err(|e| e.to_string()),
+            Ok(1),
+            "EVALSHA on shard {}",
+            shard + 1
+        );
+    }
+}

@@ -93,3 +93,51 @@ async fn a_client_that_hangs_up_cancels_its_held_write() {
         "never written"
     );
 }
+
+/// Replies are sent in order, but a reply that is ready does not wait for the next
+/// pipelined command: a multiplexing client (one connection for many callers) gets the
+/// answer to its first command while the `SET` it pipelined behind it is held by the
+/// buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_reply_is_sent_while_the_command_pipelined_behind_it_is_held() {
+    if !redis_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let server = redis_server(&[]);
+    let router = Router::start(RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        Topology::Fixed(vec![server.addr()]),
+    ))
+    .await
+    .unwrap();
+    // The only server turns replica (of nobody): commands sent to it are held.
+    let nobody = free_port().to_string();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&nobody)
+        .query(&mut server.conn())
+        .unwrap();
+
+    let addr = router.local_addr();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        // MULTI is answered by the router at once (refused); the SET is held.
+        s.write_all(b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+            .unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            if let Err(e) = s.read_exact(&mut byte) {
+                return (s, Err(e));
+            }
+            line.push(byte[0]);
+        }
+        (s, Ok(String::from_utf8_lossy(&line).into_owned()))
+    });
+    let (_client, read) = first.await.unwrap();
+    assert_eq!(router.stats().buffered, 1, "the SET is held");
+    let line = read.expect("the MULTI's reply arrives while the SET is held");
+    assert!(line.starts_with("-ERR failover-buffer: MULTI"), "{line}");
+}

@@ -3,10 +3,11 @@
 //!
 //! Each cluster shard (a primary and its replicas, owning slot ranges) is one buffer shard,
 //! registered once under the name of the slot ranges it owned when first seen (`0-5460`). A
-//! shard is recognised across polls by its nodes: the entry that owns slots and shares a node
-//! with it. Its health stamp: primary = the primary's node id (hashed), term = the primary's
+//! shard is recognised across polls by its nodes: the entry that owns slots and shares the
+//! most nodes with it as the last poll saw it. Its health stamp: primary = the primary's node id (hashed), term = the primary's
 //! `configEpoch` (from `CLUSTER NODES`), serving = `CLUSTER SHARDS` says its health is
-//! `online`. A shard left owning no slot is reported to the buffer as
+//! `online` and `CLUSTER INFO` says `cluster_state:ok` (a cluster that is down answers
+//! `-CLUSTERDOWN` on every shard, and its coming back up is what ends their buffering). A shard left owning no slot is reported to the buffer as
 //! `TopologyEvent::ShardMissing`, once.
 
 use std::collections::{HashMap, HashSet};
@@ -169,6 +170,16 @@ pub(crate) fn parse_epochs(reply: &Frame) -> HashMap<String, u64> {
         .collect()
 }
 
+/// Whether the reply to `CLUSTER INFO` says the cluster serves (`cluster_state:ok`). A reply
+/// without the field counts as up: only a node that says `fail` stops the shards serving.
+pub(crate) fn parse_cluster_up(reply: &Frame) -> bool {
+    resp::text(reply)
+        .unwrap_or("")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cluster_state:"))
+        .is_none_or(|state| state != "fail")
+}
+
 fn pairs(frame: &Frame) -> Option<HashMap<&str, &Frame>> {
     let Frame::Array(items) = frame else {
         return None;
@@ -189,10 +200,15 @@ fn pairs(frame: &Frame) -> Option<HashMap<&str, &Frame>> {
 struct Known {
     routed: Arc<RoutedShard>,
     reporter: Reporter,
-    /// Every node id ever seen in it: a promoted replica keeps the shard its identity.
+    /// Its nodes' ids at the last poll that saw it: a promoted replica was one of them, so
+    /// it keeps the shard its identity.
     nodes: HashSet<String>,
     /// Reported resharded away (it owns no slot).
     gone: bool,
+    /// The primary followed (node id) and the newest `configEpoch` it was seen with. Another
+    /// primary with an epoch no newer is a stale view: a promoted replica always takes an
+    /// epoch above every other.
+    followed: Option<(String, u64)>,
 }
 
 /// The cluster watcher's state between polls.
@@ -206,6 +222,10 @@ pub(crate) struct ClusterWatcher {
     conn: Option<RespConn>,
     known: Vec<Known>,
     timeout: Duration,
+    /// `CLUSTER INFO` said `cluster_state:ok` at the last poll. While it says `fail` (a
+    /// shard's primary is down and `cluster-require-full-coverage` is `yes`, or the node is
+    /// in a minority), every node answers `-CLUSTERDOWN` for every slot: no shard serves.
+    cluster_up: bool,
 }
 
 impl ClusterWatcher {
@@ -224,6 +244,7 @@ impl ClusterWatcher {
             conn: None,
             known: Vec::new(),
             timeout,
+            cluster_up: true,
         }
     }
 
@@ -231,7 +252,8 @@ impl ClusterWatcher {
     /// node answered.
     pub(crate) async fn poll(&mut self) -> bool {
         let answered = match self.ask().await {
-            Some((shards, epochs)) => {
+            Some((shards, epochs, up)) => {
+                self.cluster_up = up;
                 self.apply(&shards, &epochs);
                 true
             }
@@ -241,10 +263,11 @@ impl ClusterWatcher {
         answered
     }
 
-    async fn ask(&mut self) -> Option<(Vec<ShardView>, HashMap<String, u64>)> {
+    async fn ask(&mut self) -> Option<(Vec<ShardView>, HashMap<String, u64>, bool)> {
         let commands = [
             resp::command(&["CLUSTER", "SHARDS"]),
             resp::command(&["CLUSTER", "NODES"]),
+            resp::command(&["CLUSTER", "INFO"]),
         ];
         // The connected node first, then each candidate in turn.
         for _ in 0..=self.candidates.len() {
@@ -255,7 +278,11 @@ impl ClusterWatcher {
             match conn.pipeline(&commands, self.timeout).await {
                 Ok(replies) => {
                     if let Some(shards) = parse_shards(&replies[0]) {
-                        return Some((shards, parse_epochs(&replies[1])));
+                        return Some((
+                            shards,
+                            parse_epochs(&replies[1]),
+                            parse_cluster_up(&replies[2]),
+                        ));
                     }
                     tracing::warn!(node = %conn.peer(), "CLUSTER SHARDS reply not understood");
                     self.conn = None;
@@ -300,16 +327,14 @@ impl ClusterWatcher {
                 continue;
             }
             let index = self
-                .known
-                .iter()
-                .position(|k| view.nodes.iter().any(|n| k.nodes.contains(&n.id)))
+                .identify(view, &matched)
                 .unwrap_or_else(|| self.register(view));
             if index >= matched.len() {
                 matched.resize(index + 1, None);
             }
             matched[index] = Some(v);
             let known = &mut self.known[index];
-            known.nodes.extend(view.nodes.iter().map(|n| n.id.clone()));
+            known.nodes = view.nodes.iter().map(|n| n.id.clone()).collect();
             for &(a, b) in &view.slots {
                 for slot in a..=b {
                     if let Some(o) = owner.get_mut(usize::from(slot)) {
@@ -340,9 +365,31 @@ impl ClusterWatcher {
                     match shards[v].nodes.iter().find(|n| n.primary) {
                         Some(p) => {
                             let term = epochs.get(&p.id).copied().unwrap_or(0);
+                            if known
+                                .followed
+                                .as_ref()
+                                .is_some_and(|(id, newest)| *id != p.id && term <= *newest)
+                            {
+                                // A node that has not heard of the failover yet (or the
+                                // old primary, restarted from its nodes.conf): a newer
+                                // primary was followed already. Nothing moves back to it.
+                                tracing::debug!(
+                                    shard = known.routed.shard.name(),
+                                    primary = %p.addr,
+                                    term,
+                                    "a stale view of the shard's primary; ignored"
+                                );
+                                continue;
+                            }
+                            let newest = match &known.followed {
+                                Some((id, newest)) if *id == p.id => term.max(*newest),
+                                _ => term,
+                            };
+                            known.followed = Some((p.id.clone(), newest));
+                            let serving = p.online && self.cluster_up;
                             known
                                 .reporter
-                                .primary_as(p.addr, primary_id(&p.id), term, p.online);
+                                .primary_as(p.addr, primary_id(&p.id), term, serving);
                         }
                         None => known.reporter.no_primary(),
                     }
@@ -363,6 +410,26 @@ impl ClusterWatcher {
         }
     }
 
+    /// The known shard a slot-owning entry is, among those not matched yet in this poll: the
+    /// one sharing the most nodes with it (nodes as of the last poll that saw the shard),
+    /// and of those, the one its primary was in. A replica that moved to another shard
+    /// (replica migration, `CLUSTER REPLICATE`) is then a node of its new shard only, and
+    /// never makes its new shard's entry pass for its old one.
+    fn identify(&self, view: &ShardView, matched: &[Option<usize>]) -> Option<usize> {
+        let primary = view.nodes.iter().find(|n| n.primary).map(|n| &n.id);
+        (0..self.known.len())
+            .filter(|i| matched.get(*i).is_none_or(Option::is_none))
+            .map(|i| {
+                let nodes = &self.known[i].nodes;
+                let shared = view.nodes.iter().filter(|n| nodes.contains(&n.id)).count();
+                let has_primary = primary.is_some_and(|id| nodes.contains(id));
+                (i, shared, has_primary)
+            })
+            .filter(|&(_, shared, _)| shared > 0)
+            .max_by_key(|&(i, shared, has_primary)| (shared, has_primary, std::cmp::Reverse(i)))
+            .map(|(i, _, _)| i)
+    }
+
     fn register(&mut self, view: &ShardView) -> usize {
         let name = view.name();
         let shard = self.buffer.register_shard("redis", &name);
@@ -379,6 +446,7 @@ impl ClusterWatcher {
             reporter,
             nodes: HashSet::new(),
             gone: false,
+            followed: None,
         });
         self.known.len() - 1
     }
@@ -459,6 +527,16 @@ mod tests {
             }
         );
         assert!(shards[0].nodes[1].online && !shards[0].nodes[1].primary);
+    }
+
+    #[test]
+    fn cluster_state_fail_is_down_and_anything_else_up() {
+        let info = |text: &'static str| Frame::BulkString(Bytes::from_static(text.as_bytes()));
+        assert!(!parse_cluster_up(&info(
+            "cluster_enabled:1\r\ncluster_state:fail\r\ncluster_slots_assigned:16384\r\n"
+        )));
+        assert!(parse_cluster_up(&info("cluster_state:ok\r\n")));
+        assert!(parse_cluster_up(&Frame::Error("ERR unknown".into())));
     }
 
     #[test]
@@ -605,6 +683,128 @@ mod tests {
             "its slots route to their new owner"
         );
         assert!(map.shards[2].route.current().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_migrates_to_another_shard_moves_no_slot_and_misses_no_shard() {
+        let (mut w, buffer, cluster) = watcher();
+        let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        // Shard 1's replica d moves to shard 2 (replica migration, or `CLUSTER REPLICATE`).
+        let after = vec![
+            view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]),
+            view(&[(0, 5460)], &[("a", 7001, true)]),
+            view(
+                &[(5461, 10922)],
+                &[("b", 7002, true), ("e", 7005, false), ("d", 7004, false)],
+            ),
+        ];
+        w.apply(&after, &epochs);
+        w.apply(&after, &epochs);
+        let map = cluster.map();
+        assert_eq!(map.shards.len(), 3, "no new shard");
+        assert_eq!(map.owner[0], Some(0));
+        assert_eq!(map.owner[5461], Some(1), "shard 2 keeps its slots");
+        assert_eq!(
+            map.shards[1].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7002))),
+            "shard 2 still routes to its own primary"
+        );
+        assert_eq!(
+            map.shards[0].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7001)))
+        );
+        let shard2 = map.shards[1].shard.clone();
+        assert_eq!(buffer.stats(&shard2).starts, 0);
+        // A later failover in shard 2 to the migrated replica is still shard 2's.
+        let mut later = after.clone();
+        later[2] = view(&[(5461, 10922)], &[("d", 7004, true), ("e", 7005, false)]);
+        later.push(view(&[], &[("b", 7002, true)]));
+        let epochs = HashMap::from([("a".into(), 1), ("d".into(), 9), ("c".into(), 3)]);
+        w.apply(&later, &epochs);
+        let map = cluster.map();
+        assert_eq!(map.owner[5461], Some(1));
+        assert_eq!(map.owner[0], Some(0));
+        assert_eq!(
+            map.shards[1].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7004)))
+        );
+        assert_eq!(
+            map.shards[0].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7001)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_view_of_a_replaced_primary_does_not_move_the_route_back() {
+        let (mut w, buffer, cluster) = watcher();
+        let mut epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        let shard = cluster.map().shards[2].shard.clone();
+        // Shard 3's replica f is promoted with a new epoch.
+        let mut after = three_shards();
+        after[0] = view(&[(10923, 16383)], &[("f", 7006, true)]);
+        after.push(view(&[], &[("c", 7003, true)]));
+        epochs.insert("f".into(), 7);
+        w.apply(&after, &epochs);
+        let f = Some(SocketAddr::from(([127, 0, 0, 1], 7006)));
+        assert_eq!(cluster.map().shards[2].route.current().map(|b| b.addr), f);
+        // The watcher then asks a node that has not heard of it yet (or the old primary,
+        // restarted from its nodes.conf): c, epoch 3, still primary there.
+        w.apply(&three_shards(), &epochs);
+        assert_eq!(
+            cluster.map().shards[2].route.current().map(|b| b.addr),
+            f,
+            "no command goes back to the replaced primary"
+        );
+        assert_eq!(buffer.stats(&shard).starts, 0);
+        // A newer primary still moves it.
+        let mut again = three_shards();
+        again[0] = view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]);
+        epochs.insert("c".into(), 8);
+        w.apply(&again, &epochs);
+        assert_eq!(
+            cluster.map().shards[2].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7003)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_of_a_resharded_away_shard_promoted_elsewhere_stays_with_its_new_shard() {
+        let (mut w, _buffer, cluster) = watcher();
+        let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&three_shards(), &epochs);
+        // Shard 1's slots all move to shard 3; its nodes own nothing.
+        let mut after = vec![
+            view(
+                &[(0, 5460), (10923, 16383)],
+                &[("c", 7003, true), ("f", 7006, false)],
+            ),
+            view(&[(5461, 10922)], &[("b", 7002, true), ("e", 7005, false)]),
+            view(&[], &[("a", 7001, true), ("d", 7004, false)]),
+        ];
+        w.apply(&after, &epochs);
+        assert_eq!(cluster.map().owner[0], Some(2));
+        // a becomes shard 3's replica, then its primary.
+        after[0] = view(
+            &[(0, 5460), (10923, 16383)],
+            &[("c", 7003, true), ("f", 7006, false), ("a", 7001, false)],
+        );
+        after[2] = view(&[], &[("d", 7004, true)]);
+        w.apply(&after, &epochs);
+        after[0] = view(
+            &[(0, 5460), (10923, 16383)],
+            &[("a", 7001, true), ("f", 7006, false), ("c", 7003, false)],
+        );
+        let epochs = HashMap::from([("a".into(), 9), ("b".into(), 2), ("c".into(), 3)]);
+        w.apply(&after, &epochs);
+        let map = cluster.map();
+        assert_eq!(map.owner[0], Some(2), "still shard 3's slots");
+        assert_eq!(map.owner[16383], Some(2));
+        assert_eq!(
+            map.shards[2].route.current().map(|b| b.addr),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7001)))
+        );
     }
 
     #[test]
