@@ -137,6 +137,15 @@ async fn a_ready_reply_is_sent_while_the_command_pipelined_behind_it_is_held() {
         (s, Ok(String::from_utf8_lossy(&line).into_owned()))
     });
     let (_client, read) = first.await.unwrap();
+    // The reply may be written before the SET's error comes back and it is held: wait
+    // (bounded) for the hold. The reply arriving within its 3 s read timeout, well inside
+    // the SET's 10 s window, already shows it did not wait for the SET.
+    for _ in 0..100 {
+        if router.stats().buffered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(router.stats().buffered, 1, "the SET is held");
     let line = read.expect("the MULTI's reply arrives while the SET is held");
     assert!(line.starts_with("-ERR failover-buffer: MULTI"), "{line}");
