@@ -203,77 +203,24 @@ pub struct Buffer {
     shutdown: Option<Shutdown>,
 }
 
-impl Clone for Buffer {
-    fn clone(&self) -> Self {
-        let Buffer {
-            config,
-            limits,
-            shards,
-            names,
-            pool,
-            active,
-            timers,
-            actions,
-            now,
-            last_tick,
-            shut_down,
-            closed,
-            input_stats,
-            shutdown,
-        } = self;
-        Buffer {
-            config: config.clone(),
-            limits: *limits,
-            shards: shards.clone(),
-            names: names.clone(),
-            pool: pool.clone(),
-            active: active.clone(),
-            timers: timers.clone(),
-            actions: actions.clone(),
-            now: *now,
-            last_tick: *last_tick,
-            shut_down: *shut_down,
-            closed: *closed,
-            input_stats: *input_stats,
-            shutdown: shutdown.clone(),
-        }
-    }
-
-    /// The same copy as `clone`, into this buffer's allocations: it allocates only where
-    /// `source` holds more (shards, slots, timers, histograms) than this buffer did.
-    fn clone_from(&mut self, source: &Self) {
-        let Buffer {
-            config,
-            limits,
-            shards,
-            names,
-            pool,
-            active,
-            timers,
-            actions,
-            now,
-            last_tick,
-            shut_down,
-            closed,
-            input_stats,
-            shutdown,
-        } = self;
-        config.clone_from(&source.config);
-        *limits = source.limits;
-        shards.clone_from(&source.shards);
-        names.clone_from(&source.names);
-        pool.clone_from(&source.pool);
-        active.clone_from(&source.active);
-        timers.clone_from(&source.timers);
-        actions.clone_from(&source.actions);
-        *now = source.now;
-        *last_tick = source.last_tick;
-        *shut_down = source.shut_down;
-        *closed = source.closed;
-        *input_stats = source.input_stats;
-        shutdown.clone_from(&source.shutdown);
-    }
-}
+// `clone_from` makes the same copy as `clone`, into this buffer's allocations: it allocates only where
+// `source` holds more (shards, slots, timers, histograms) than this buffer did.
+clone_field_by_field!(Buffer {
+    config,
+    limits,
+    shards,
+    names,
+    pool,
+    active,
+    timers,
+    actions,
+    now,
+    last_tick,
+    shut_down,
+    closed,
+    input_stats,
+    shutdown
+});
 
 impl Buffer {
     /// A buffer with no shards, or the first problem with `config`.

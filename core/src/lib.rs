@@ -30,6 +30,9 @@ extern crate alloc;
 #[cfg(doc)]
 extern crate std;
 
+#[macro_use]
+mod clone;
+
 mod action;
 mod buffer;
 mod check;

@@ -194,52 +194,17 @@ pub(crate) struct Pool {
 /// Buffer identities, per process; 0 is never handed out (forged tickets carry it).
 static NEXT_BUFFER: AtomicU32 = AtomicU32::new(1);
 
-impl Clone for Pool {
-    fn clone(&self) -> Self {
-        let Pool {
-            entries,
-            all,
-            held_by,
-            bytes_by,
-            bytes,
-            sizes,
-            next_generation,
-            buffer,
-        } = self;
-        Pool {
-            entries: entries.clone(),
-            all: *all,
-            held_by: held_by.clone(),
-            bytes_by: bytes_by.clone(),
-            bytes: *bytes,
-            sizes: sizes.clone(),
-            next_generation: *next_generation,
-            buffer: *buffer,
-        }
-    }
-
-    /// Reuses the slab's and the vectors' allocations.
-    fn clone_from(&mut self, source: &Self) {
-        let Pool {
-            entries,
-            all,
-            held_by,
-            bytes_by,
-            bytes,
-            sizes,
-            next_generation,
-            buffer,
-        } = self;
-        entries.clone_from(&source.entries);
-        *all = source.all;
-        held_by.clone_from(&source.held_by);
-        bytes_by.clone_from(&source.bytes_by);
-        *bytes = source.bytes;
-        sizes.clone_from(&source.sizes);
-        *next_generation = source.next_generation;
-        *buffer = source.buffer;
-    }
-}
+// `clone_from` reuses the slab's and the vectors' allocations.
+clone_field_by_field!(Pool {
+    entries,
+    all,
+    held_by,
+    bytes_by,
+    bytes,
+    sizes,
+    next_generation,
+    buffer
+});
 
 impl Pool {
     pub(crate) fn with_capacity(capacity: usize) -> Self {

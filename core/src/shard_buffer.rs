@@ -71,21 +71,7 @@ pub(crate) struct Active {
     pos: Vec<u32>,
 }
 
-impl Clone for Active {
-    fn clone(&self) -> Self {
-        let Active { list, pos } = self;
-        Active {
-            list: list.clone(),
-            pos: pos.clone(),
-        }
-    }
-
-    fn clone_from(&mut self, source: &Self) {
-        let Active { list, pos } = self;
-        list.clone_from(&source.list);
-        pos.clone_from(&source.pos);
-    }
-}
+clone_field_by_field!(Active { list, pos });
 
 impl Active {
     pub(crate) fn register(&mut self) {
@@ -207,52 +193,17 @@ pub(crate) struct Detail {
     hold: Hold,
 }
 
-impl Clone for Detail {
-    fn clone(&self) -> Self {
-        let Detail {
-            queue,
-            drain_in_flight,
-            drain_excess,
-            episode,
-            last_end,
-            stats,
-            waits,
-            hold,
-        } = self;
-        Detail {
-            queue: *queue,
-            drain_in_flight: *drain_in_flight,
-            drain_excess: *drain_excess,
-            episode: *episode,
-            last_end: *last_end,
-            stats: *stats,
-            waits: waits.clone(),
-            hold: *hold,
-        }
-    }
-
-    /// Reuses the histograms already allocated here (see `WaitHistograms::clone_from`).
-    fn clone_from(&mut self, source: &Self) {
-        let Detail {
-            queue,
-            drain_in_flight,
-            drain_excess,
-            episode,
-            last_end,
-            stats,
-            waits,
-            hold,
-        } = self;
-        *queue = source.queue;
-        *drain_in_flight = source.drain_in_flight;
-        *drain_excess = source.drain_excess;
-        *episode = source.episode;
-        *last_end = source.last_end;
-        *stats = source.stats;
-        waits.clone_from(&source.waits);
-        *hold = source.hold;
-    }
-}
+// `clone_from` reuses the histograms already allocated here (see `WaitHistograms::clone_from`).
+clone_field_by_field!(Detail {
+    queue,
+    drain_in_flight,
+    drain_excess,
+    episode,
+    last_end,
+    stats,
+    waits,
+    hold
+});
 
 impl Detail {
     /// A shard that never failed over.
@@ -282,45 +233,16 @@ pub(crate) struct ShardBuffer {
     detail: Option<Box<Detail>>,
 }
 
-impl Clone for ShardBuffer {
-    fn clone(&self) -> Self {
-        let ShardBuffer {
-            mode,
-            state,
-            last_reparent,
-            primary,
-            highest_term,
-            detail,
-        } = self;
-        ShardBuffer {
-            mode: *mode,
-            state: *state,
-            last_reparent: *last_reparent,
-            primary: *primary,
-            highest_term: *highest_term,
-            detail: detail.clone(),
-        }
-    }
-
-    /// Keeps this shard's detail allocation when both have one (`Option` and `Box` clone
-    /// into what they hold).
-    fn clone_from(&mut self, source: &Self) {
-        let ShardBuffer {
-            mode,
-            state,
-            last_reparent,
-            primary,
-            highest_term,
-            detail,
-        } = self;
-        *mode = source.mode;
-        *state = source.state;
-        *last_reparent = source.last_reparent;
-        *primary = source.primary;
-        *highest_term = source.highest_term;
-        detail.clone_from(&source.detail);
-    }
-}
+// `clone_from` keeps this shard's detail allocation when both have one (`Option` and `Box` clone
+// into what they hold).
+clone_field_by_field!(ShardBuffer {
+    mode,
+    state,
+    last_reparent,
+    primary,
+    highest_term,
+    detail
+});
 
 impl fmt::Debug for ShardBuffer {
     /// The machine's state, flat, whether or not its detail is allocated (the explorer's

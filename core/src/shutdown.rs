@@ -117,31 +117,11 @@ pub(crate) struct Shutdown {
     pub(crate) stopped: Vec<(ShardId, Unstop)>,
 }
 
-impl Clone for Shutdown {
-    fn clone(&self) -> Self {
-        let Shutdown {
-            plan,
-            grace,
-            stopped,
-        } = self;
-        Shutdown {
-            plan: plan.clone(),
-            grace: *grace,
-            stopped: stopped.clone(),
-        }
-    }
-
-    fn clone_from(&mut self, source: &Self) {
-        let Shutdown {
-            plan,
-            grace,
-            stopped,
-        } = self;
-        plan.clone_from(&source.plan);
-        *grace = source.grace;
-        stopped.clone_from(&source.stopped);
-    }
-}
+clone_field_by_field!(Shutdown {
+    plan,
+    grace,
+    stopped
+});
 
 impl Shutdown {
     pub(crate) fn new(grace: Duration) -> Shutdown {

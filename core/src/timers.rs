@@ -44,31 +44,11 @@ pub(crate) struct Timers {
     live: usize,
 }
 
-impl Clone for Timers {
-    fn clone(&self) -> Self {
-        let Timers {
-            heap,
-            current,
-            live,
-        } = self;
-        Timers {
-            heap: heap.clone(),
-            current: current.clone(),
-            live: *live,
-        }
-    }
-
-    fn clone_from(&mut self, source: &Self) {
-        let Timers {
-            heap,
-            current,
-            live,
-        } = self;
-        heap.clone_from(&source.heap);
-        current.clone_from(&source.current);
-        *live = source.live;
-    }
-}
+clone_field_by_field!(Timers {
+    heap,
+    current,
+    live
+});
 
 impl Timers {
     /// Room for `additional` more shards without growing.

@@ -23,12 +23,9 @@ fn send_set(router: std::net::SocketAddr, key: &str) -> TcpStream {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_hangs_up_cancels_its_held_write() {
-    if !redis_available() {
-        return;
-    }
-    let _serial = serial().await;
+/// A router in front of one server that has just turned replica (of nobody): every write
+/// sent through the router meets `-READONLY` and is held, until the server is promoted.
+async fn router_before_a_read_only_server() -> (Process, Router) {
     let server = redis_server(&[]);
     let router = Router::start(RouterConfig::new(
         "127.0.0.1:0".parse().unwrap(),
@@ -36,13 +33,22 @@ async fn a_client_that_hangs_up_cancels_its_held_write() {
     ))
     .await
     .unwrap();
-    // The only server turns replica (of nobody): writes meet -READONLY and are held.
     let nobody = free_port().to_string();
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
         .arg(&nobody)
         .query(&mut server.conn())
         .unwrap();
+    (server, router)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_cancels_its_held_write() {
+    if !redis_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let (server, router) = router_before_a_read_only_server().await;
 
     let addr = router.local_addr();
     let (gone, waiting) =
@@ -104,20 +110,7 @@ async fn a_ready_reply_is_sent_while_the_command_pipelined_behind_it_is_held() {
         return;
     }
     let _serial = serial().await;
-    let server = redis_server(&[]);
-    let router = Router::start(RouterConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Topology::Fixed(vec![server.addr()]),
-    ))
-    .await
-    .unwrap();
-    // The only server turns replica (of nobody): commands sent to it are held.
-    let nobody = free_port().to_string();
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("127.0.0.1")
-        .arg(&nobody)
-        .query(&mut server.conn())
-        .unwrap();
+    let (_server, router) = router_before_a_read_only_server().await;
 
     let addr = router.local_addr();
     let first = tokio::task::spawn_blocking(move || {

@@ -92,65 +92,21 @@ pub struct DrainPlan {
     stats: DrainStats,
 }
 
-impl Clone for DrainPlan {
-    fn clone(&self) -> Self {
-        let DrainPlan {
-            phases,
-            records,
-            entered,
-            point_of_no_return,
-            state,
-            deadline,
-            begun_at,
-            ended_at,
-            now,
-            actions,
-            stats,
-        } = self;
-        DrainPlan {
-            phases: phases.clone(),
-            records: records.clone(),
-            entered: *entered,
-            point_of_no_return: *point_of_no_return,
-            state: *state,
-            deadline: *deadline,
-            begun_at: *begun_at,
-            ended_at: *ended_at,
-            now: *now,
-            actions: actions.clone(),
-            stats: *stats,
-        }
-    }
-
-    /// The same copy as `clone`, into this plan's allocations (its phases, records and
-    /// pending actions).
-    fn clone_from(&mut self, source: &Self) {
-        let DrainPlan {
-            phases,
-            records,
-            entered,
-            point_of_no_return,
-            state,
-            deadline,
-            begun_at,
-            ended_at,
-            now,
-            actions,
-            stats,
-        } = self;
-        phases.clone_from(&source.phases);
-        records.clone_from(&source.records);
-        *entered = source.entered;
-        *point_of_no_return = source.point_of_no_return;
-        *state = source.state;
-        *deadline = source.deadline;
-        *begun_at = source.begun_at;
-        *ended_at = source.ended_at;
-        *now = source.now;
-        actions.clone_from(&source.actions);
-        *stats = source.stats;
-    }
-}
+// `clone_from` makes the same copy as `clone`, into this plan's allocations (its phases, records and
+// pending actions).
+clone_field_by_field!(DrainPlan {
+    phases,
+    records,
+    entered,
+    point_of_no_return,
+    state,
+    deadline,
+    begun_at,
+    ended_at,
+    now,
+    actions,
+    stats
+});
 
 impl DrainPlan {
     /// A plan of `phases`, in order, not begun. An empty plan is allowed: it finishes as
