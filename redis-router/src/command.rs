@@ -51,6 +51,11 @@ const CONNECTION_STATE: &[&str] = &[
     // pooled one that did not write, they report replicas that lack the client's write.
     "WAIT",
     "WAITAOF",
+    // Lets the connection's next command reach a slot being imported. The router follows
+    // `-ASK` redirects itself (sending `ASKING` on the connection it redirects to), so a
+    // client never needs it; forwarded, the flag would be spent by whichever command next
+    // used that pooled connection, likely another client's.
+    "ASKING",
 ];
 
 impl Command {
@@ -98,5 +103,25 @@ impl Command {
         } else {
             Handling::Forward
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(parts: &[&str]) -> Command {
+        Command::from_frame(crate::resp::command(parts)).unwrap()
+    }
+
+    #[test]
+    fn asking_is_refused_because_its_flag_would_reach_another_clients_command() {
+        assert_eq!(command(&["asking"]).handling(), Handling::Unsupported);
+    }
+
+    #[test]
+    fn ordinary_commands_are_forwarded_and_quit_closes() {
+        assert_eq!(command(&["GET", "k"]).handling(), Handling::Forward);
+        assert_eq!(command(&["quit"]).handling(), Handling::Quit);
     }
 }
