@@ -32,6 +32,17 @@ impl SlotMap {
             members: Vec::new(),
         }
     }
+
+    /// The indices in `shards` of the shards that own at least one slot, ascending.
+    pub(crate) fn owning(&self) -> Vec<usize> {
+        let mut owns = vec![false; self.shards.len()];
+        for index in self.owner.iter().flatten() {
+            if let Some(o) = owns.get_mut(*index) {
+                *o = true;
+            }
+        }
+        (0..owns.len()).filter(|i| owns[*i]).collect()
+    }
 }
 
 /// What the per-connection tasks share about the cluster.
@@ -78,9 +89,7 @@ impl Cluster {
     /// A shard with a primary routed to, for keyless commands, taken in turn.
     pub(crate) fn any_shard(&self) -> Option<Arc<RoutedShard>> {
         let map = self.map();
-        let owning: Vec<usize> = (0..map.shards.len())
-            .filter(|i| map.owner.contains(&Some(*i)))
-            .collect();
+        let owning = map.owning();
         if owning.is_empty() {
             return None;
         }
@@ -96,8 +105,9 @@ impl Cluster {
     /// [`any_shard`](Self::any_shard) takes them).
     pub(crate) fn primaries_in_turn(&self) -> Vec<Arc<Backend>> {
         let map = self.map();
-        let routed: Vec<Arc<Backend>> = (0..map.shards.len())
-            .filter(|i| map.owner.contains(&Some(*i)))
+        let routed: Vec<Arc<Backend>> = map
+            .owning()
+            .into_iter()
             .filter_map(|i| map.shards[i].route.current())
             .collect();
         if routed.is_empty() {

@@ -1,5 +1,7 @@
 //! A client's command: its frame, its name, and what the proxy does with it.
 
+use bytes::Bytes;
+
 use crate::resp::Frame;
 
 /// One command from a client: the frame forwarded as is, and its upper-cased name.
@@ -92,6 +94,21 @@ impl Command {
             Frame::BulkString(b) => Some(&b[..]),
             _ => None,
         })
+    }
+
+    /// The same command with the part at `index` (0 is the name) replaced by `value`; the
+    /// command itself if it has no such part.
+    pub fn with_argument(&self, index: usize, value: Bytes) -> Command {
+        let mut frame = self.frame.clone();
+        if let Frame::Array(parts) = &mut frame {
+            if let Some(part) = parts.get_mut(index) {
+                *part = Frame::BulkString(value);
+            }
+        }
+        Command {
+            frame,
+            name: self.name.clone(),
+        }
     }
 
     /// What the proxy does with it.

@@ -48,6 +48,7 @@ mod client;
 mod cluster;
 pub mod command;
 pub mod health;
+mod keyspace;
 pub mod pool;
 pub mod replay;
 pub mod resp;

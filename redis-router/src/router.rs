@@ -19,6 +19,7 @@ use crate::health::Reporter;
 use crate::health::cluster::{self as cluster_health, ClusterError, ClusterWatcher};
 use crate::health::fixed::FixedWatcher;
 use crate::health::sentinel::{self, SentinelError, SentinelWatcher};
+use crate::keyspace::{Keyspace, Merge, ScanCursor, scan_on_node, scan_reply, split_scan_reply};
 use crate::replay::ReplayPolicy;
 use crate::resp::{self, Frame};
 use crate::route::{Backends, Route};
@@ -277,8 +278,11 @@ impl Core {
 
     async fn forward(&self, command: &Command) -> Frame {
         if let Routing::Cluster(cluster) = &self.routing {
-            if is_script_load(command) {
-                return self.broadcast(cluster, command).await;
+            match Keyspace::of(command) {
+                Some(Keyspace::Everywhere) => return self.broadcast(cluster, command).await,
+                Some(Keyspace::Scan) => return self.scan(cluster, command).await,
+                Some(how) => return self.merge(cluster, command, how).await,
+                None => {}
             }
         }
         let (routed, slot) = match self.shard_for(command).await {
@@ -289,23 +293,84 @@ impl Core {
     }
 
     /// Sends `command` to every shard that owns slots, one after the other (each through
-    /// its own buffer): the first error reply, else the last reply. For `SCRIPT LOAD`, whose
-    /// script is run by `EVALSHA` on whatever shard its key is on, and whose reply (the
-    /// script's SHA1) is the same everywhere.
+    /// its own buffer): the first error reply, else the last reply. For commands whose
+    /// effect is per node and whose reply is the same everywhere (`SCRIPT LOAD`, whose
+    /// script `EVALSHA` runs on whatever shard its key is on; `FLUSHALL`): see
+    /// [`Keyspace::Everywhere`].
     async fn broadcast(&self, cluster: &Cluster, command: &Command) -> Frame {
         let map = cluster.map();
-        let owning: Vec<Arc<RoutedShard>> = (0..map.shards.len())
-            .filter(|i| map.owner.contains(&Some(*i)))
-            .map(|i| Arc::clone(&map.shards[i]))
-            .collect();
         let mut reply = error("CLUSTERDOWN Hash slot not served");
-        for routed in &owning {
-            reply = self.forward_on(routed, None, command).await;
+        for i in map.owning() {
+            reply = self.forward_on(&map.shards[i], None, command).await;
             if matches!(reply, Frame::Error(_)) {
                 break;
             }
         }
         reply
+    }
+
+    /// `DBSIZE` or `KEYS` of the whole cluster: every shard owning slots asked in turn, the
+    /// answers merged (see [`Merge`]).
+    async fn merge(&self, cluster: &Cluster, command: &Command, how: Keyspace) -> Frame {
+        let map = cluster.map();
+        let owning = map.owning();
+        if owning.is_empty() {
+            return error("CLUSTERDOWN Hash slot not served");
+        }
+        let mut merge = Merge::new(how);
+        for i in owning {
+            let reply = self.forward_on(&map.shards[i], None, command).await;
+            if let Err(reply) = merge.add(reply) {
+                return reply;
+            }
+        }
+        merge.finish()
+    }
+
+    /// A `SCAN` of the whole cluster: the batch of the shard the client's cursor names (or
+    /// of the next one owning slots), and a cursor for what follows (see [`ScanCursor`]).
+    async fn scan(&self, cluster: &Cluster, command: &Command) -> Frame {
+        let Some(arg) = command.args().next() else {
+            return error("ERR wrong number of arguments for 'scan' command");
+        };
+        let Some(cursor) = ScanCursor::parse(arg) else {
+            return error("ERR invalid cursor");
+        };
+        let map = cluster.map();
+        let owning = map.owning();
+        // The shard named, or (it owns no slot now) the next one that does, from its start.
+        if owning.is_empty() {
+            return error("CLUSTERDOWN Hash slot not served");
+        }
+        let Some(&shard) = owning.iter().find(|&&i| i >= cursor.shard) else {
+            // A cursor past the last shard (that shard lost its slots): the end.
+            return scan_reply(0, Frame::Array(Vec::new()));
+        };
+        let node = if shard == cursor.shard {
+            cursor.node
+        } else {
+            0
+        };
+        let reply = self
+            .forward_on(&map.shards[shard], None, &scan_on_node(command, node))
+            .await;
+        let (next, keys) = match split_scan_reply(reply) {
+            Ok(split) => split,
+            Err(reply) => return reply,
+        };
+        let next = match ScanCursor::after(shard, next, &owning) {
+            None => 0,
+            Some(next) => match next.encode() {
+                Some(n) => n,
+                None => {
+                    return error(&format!(
+                        "ERR failover-buffer: the SCAN cursor {} of shard {shard} does not fit in the router's cursor",
+                        next.node
+                    ));
+                }
+            },
+        };
+        scan_reply(next, keys)
     }
 
     /// Sends `command` to the primary of `routed` (or of the shard owning `slot`), through
@@ -502,15 +567,6 @@ impl Redirect {
             _ => None,
         }
     }
-}
-
-/// `SCRIPT LOAD`: keyless, but for the keys of every shard.
-fn is_script_load(command: &Command) -> bool {
-    command.name() == "SCRIPT"
-        && command
-            .args()
-            .next()
-            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"LOAD"))
 }
 
 fn is_tryagain(reply: &Frame) -> bool {

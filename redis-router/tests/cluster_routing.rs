@@ -5,10 +5,26 @@
 mod support;
 
 use failover_buffer_redis::{Router, RouterConfig, Topology};
+use redis::aio::MultiplexedConnection;
 use support::*;
 
 fn id(node: &mut redis::Connection) -> String {
     redis::cmd("CLUSTER").arg("MYID").query(node).unwrap()
+}
+
+/// A router in front of `cluster` (seeded with its first node), and a client of it.
+async fn router_before(cluster: &ClusterNodes) -> (Router, MultiplexedConnection) {
+    let router = Router::start(RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        Topology::Cluster {
+            seeds: vec![cluster.addr(0)],
+        },
+    ))
+    .await
+    .unwrap();
+    let client = redis::Client::open(format!("redis://{}/", router.local_addr())).unwrap();
+    let c = client.get_multiplexed_async_connection().await.unwrap();
+    (router, c)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,15 +34,7 @@ async fn commands_go_by_slot_and_a_migrating_slot_is_followed_without_buffering(
     }
     let _serial = serial().await;
     let cluster = redis_cluster(1000);
-    let seeds = vec![cluster.addr(0)];
-    let router = Router::start(RouterConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Topology::Cluster { seeds },
-    ))
-    .await
-    .unwrap();
-    let client = redis::Client::open(format!("redis://{}/", router.local_addr())).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let (router, mut c) = router_before(&cluster).await;
 
     // Keys in different slots: Redis's own error. With a hash tag: one slot, served.
     let crossslot = redis::cmd("MSET")
@@ -148,16 +156,7 @@ async fn a_loaded_script_runs_on_every_shard() {
     }
     let _serial = serial().await;
     let cluster = redis_cluster(1000);
-    let router = Router::start(RouterConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Topology::Cluster {
-            seeds: vec![cluster.addr(0)],
-        },
-    ))
-    .await
-    .unwrap();
-    let client = redis::Client::open(format!("redis://{}/", router.local_addr())).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let (_router, mut c) = router_before(&cluster).await;
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg("return redis.call('INCR', KEYS[1])")
@@ -181,5 +180,86 @@ async fn a_loaded_script_runs_on_every_shard() {
             "EVALSHA on shard {}",
             shard + 1
         );
+    }
+}
+
+/// Each node answers `SCAN`, `KEYS`, `DBSIZE` and `FLUSHALL` for its own slots. The router
+/// asks every shard and answers for the whole cluster, as one server would; a `SCAN` went
+/// to a different shard on each call, its cursor continued on the wrong node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_keys_dbsize_and_flushall_answer_for_the_whole_cluster() {
+    if !cluster_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let cluster = redis_cluster(1000);
+    let (_router, mut c) = router_before(&cluster).await;
+    let written: std::collections::BTreeSet<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &written {
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    for shard in 0..3 {
+        assert!(
+            written.iter().any(|k| cluster.shard_of_key(k) == shard),
+            "every shard holds some of the keys"
+        );
+    }
+
+    let mut scanned = std::collections::BTreeSet::new();
+    let mut cursor = 0u64;
+    let mut calls = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(25)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        scanned.extend(keys);
+        calls += 1;
+        assert!(calls < 1_000, "the iteration ends");
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let missed: Vec<&String> = written.difference(&scanned).collect();
+    assert!(
+        missed.is_empty() && scanned.len() == written.len(),
+        "SCAN returns every key of every shard and no other: {} of 300 missed (e.g. {:?}), {} returned",
+        missed.len(),
+        &missed[..missed.len().min(5)],
+        scanned.len()
+    );
+
+    let size: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, 300);
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("k*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let listed = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        (listed, keys.len()),
+        (300, 300),
+        "KEYS lists every shard's keys, once"
+    );
+
+    let () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    let size: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, 0);
+    for shard in &cluster.shards {
+        let mut node = cluster.nodes[shard.primary].conn();
+        let left: u64 = redis::cmd("DBSIZE").query(&mut node).unwrap();
+        assert_eq!(left, 0, "FLUSHALL reached the primary of {}", shard.name);
     }
 }
