@@ -1258,11 +1258,13 @@ impl Buffer {
     /// on a cancel the reverts and `Cancelled`. For logs and a shutdown handle's progress;
     /// the buffer's decisions are all in [`poll_action`](Self::poll_action). Unpolled steps
     /// wait here (a handful per shutdown).
+    #[inline]
     pub fn poll_shutdown_action(&mut self) -> Option<DrainAction> {
         self.shutdown.as_mut()?.plan.poll_action()
     }
 
     /// The next action to carry out, oldest first.
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -1270,6 +1272,7 @@ impl Buffer {
     /// When [`tick`](Self::tick) is next due, if any timer is armed: the earliest
     /// [`next_deadline`](Self::next_deadline), or the end of a shutdown's grace. O(1),
     /// however many shards buffer.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let grace = self
             .shutdown
