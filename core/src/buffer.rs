@@ -606,7 +606,16 @@ impl Buffer {
     /// Evicts the other shards' requests a newcomer made way for (`OldestAnywhere`): the
     /// `victims` oldest queued requests of the buffer, re-indexing each victim's shard's
     /// next deadline.
+    #[inline]
     fn evict_foreign(&mut self, now: Timestamp, victims: usize) {
+        // Nearly always none (only `OldestAnywhere` on a full buffer makes any).
+        if victims != 0 {
+            self.evict_foreign_slow(now, victims);
+        }
+    }
+
+    #[inline(never)]
+    fn evict_foreign_slow(&mut self, now: Timestamp, victims: usize) {
         for _ in 0..victims {
             let Some(slot) = self.pool.all().head() else {
                 return;

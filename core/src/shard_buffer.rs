@@ -741,8 +741,10 @@ impl ShardBuffer {
         let deadline = now.plus_nanos(ctx.limits.window);
         let d = self.dm();
         let ticket = ctx.pool.push_back(&mut d.queue, id, now, deadline, bytes);
-        d.stats.bytes_held = ctx.pool.bytes_by(id);
-        d.stats.peak_bytes = d.stats.peak_bytes.max(d.stats.bytes_held);
+        if bytes != 0 {
+            d.stats.bytes_held = ctx.pool.bytes_by(id);
+            d.stats.peak_bytes = d.stats.peak_bytes.max(d.stats.bytes_held);
+        }
         d.episode.first_hold.get_or_insert(now);
         d.stats.buffered += 1;
         d.stats.last_requests_in_flight_max = d
