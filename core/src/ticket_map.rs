@@ -220,6 +220,28 @@ mod tests {
     }
 
     #[test]
+    fn slots_taken_in_order_grow_the_table_in_steps_never_past_its_reserve() {
+        let mut map = TicketMap::with_capacity(100);
+        let reserved = map.slots.capacity();
+        map.insert(Ticket::from_parts(0, 1), 0);
+        assert_eq!(map.slots.len(), GROWTH, "one growth serves the next slots");
+        for slot in 1..reserved as u32 {
+            map.insert(Ticket::from_parts(slot, u64::from(slot) + 1), slot);
+        }
+        // Filled to its reserve in steps, and never copied (a reserved table is reserved so
+        // that a filling buffer never copies it).
+        assert_eq!(map.slots.len(), reserved);
+        assert_eq!(map.slots.capacity(), reserved);
+        let last = Ticket::from_parts(reserved as u32 - 1, reserved as u64);
+        assert_eq!(map.get(last), Some(&(reserved as u32 - 1)));
+        // Past the reserve it grows as a vector does, and still finds every entry.
+        let beyond = Ticket::from_parts(reserved as u32 + 5, 1_000);
+        map.insert(beyond, 7);
+        assert_eq!(map.get(beyond), Some(&7));
+        assert_eq!(map.len(), reserved + 1);
+    }
+
+    #[test]
     fn pop_empties_the_map() {
         let mut map = TicketMap::new();
         for slot in [5, 0, 9] {
