@@ -101,17 +101,24 @@ impl Handoff {
         ticket.id().checked_add(1)
     }
 
-    /// Under the lock: marks `ticket` released to retry. False if its slot has no place
-    /// here: the verdict then stays in the waiter table.
-    fn publish(&self, ticket: Ticket) -> bool {
+    /// Whether `ticket`'s release to retry can be handed over here (its slot has a place).
+    /// If not, the verdict stays in the waiter table.
+    #[inline]
+    fn has_place(&self, ticket: Ticket) -> bool {
+        self.mark(ticket).is_some()
+    }
+
+    /// Under the lock: marks `ticket` released to retry. Does nothing if it has no place
+    /// here ([`has_place`](Self::has_place)).
+    #[inline]
+    fn publish(&self, ticket: Ticket) {
         let slot = ticket.slot() as usize;
         let (Some(chunk), Some(mark)) = (self.chunks.get(slot / HANDOFF_CHUNK), self.mark(ticket))
         else {
-            return false;
+            return;
         };
         let chunk = chunk.get_or_init(Self::chunk);
         chunk[slot % HANDOFF_CHUNK].store(mark, Ordering::Release);
-        true
     }
 
     /// Whether `ticket` has been released to retry through the handoff. With or without
@@ -148,8 +155,9 @@ pub(crate) struct State {
     pub(crate) waiters: WaiterMap,
     /// Indexed by `ShardId::index()`.
     pub(crate) cells: Vec<Arc<ShardCell>>,
-    /// The deadline the driver is sleeping towards, as it last read it. An input that moves
-    /// the core's deadline earlier than this must wake the driver.
+    /// The deadline the driver is sleeping towards, as it last read it, or the earliest one
+    /// an input has woken it for since (it reads the deadline again when it runs). An input
+    /// that moves the core's deadline earlier than this must wake the driver.
     pub(crate) armed: Option<Timestamp>,
     /// `Action::Closed` has been seen.
     pub(crate) closed: bool,
@@ -221,7 +229,7 @@ impl Wakeups {
         }
         // A thread unwinding from a panic (a guard or the driver dropped by it) sends no
         // telemetry: a second panic from a hook would abort the process.
-        if !std::thread::panicking() {
+        if !self.report.is_empty() && !std::thread::panicking() {
             self.report.emit();
         }
     }
@@ -340,7 +348,14 @@ impl Shared {
     /// Now, on tokio's clock, as a core timestamp.
     pub(crate) fn now(&self) -> Timestamp {
         let since = crate::sync::now().saturating_duration_since(self.origin);
-        Timestamp::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+        // In 64 bits (saturating where the 128 bits of `as_nanos` would not fit a u64): the
+        // clock is read for every input.
+        Timestamp::from_nanos(
+            since
+                .as_secs()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(since.subsec_nanos())),
+        )
     }
 
     /// A core timestamp on tokio's clock.
@@ -415,6 +430,12 @@ impl State {
         if let Some(next) = self.core.poll_timeout() {
             if self.armed.is_none_or(|armed| next < armed) {
                 wakeups.driver = true;
+                // The driver, once woken, reads the deadline again under this lock (and
+                // sets `armed` to what it read), so it will see `next` or an earlier one:
+                // later inputs whose deadline is not earlier need not wake it again. (While
+                // a failover fills the buffer the driver may not run for a while, and every
+                // request would otherwise notify it again.)
+                self.armed = Some(next);
             }
         }
     }
@@ -425,15 +446,25 @@ impl State {
             wakeups.events.extend(EpisodeEvent::from_action(&action));
         }
         match action {
-            Action::Wake { ticket, verdict } => match self.waiters.get_mut(ticket) {
-                // A release to retry leaves the table: the future finds it in the handoff.
-                Some(Waiter::Waiting(waker))
-                    if verdict == Verdict::Retry && handoff.publish(ticket) =>
-                {
-                    let waker = waker.take();
-                    self.waiters.remove(ticket);
+            // A release to retry leaves the table: the future finds it in the handoff. (The
+            // path of every request a drain releases: one look-up of its waiter, which
+            // leaves with it.)
+            Action::Wake {
+                ticket,
+                verdict: Verdict::Retry,
+            } if handoff.has_place(ticket) => match self.waiters.remove(ticket) {
+                Some(Waiter::Waiting(waker)) => {
+                    handoff.publish(ticket);
                     wakeups.wake(waker);
                 }
+                // Unreachable (a ticket is woken once): as in the arm below, the verdict
+                // is kept for the future to collect under the lock.
+                Some(Waiter::Woken(_)) => {
+                    self.waiters.insert(ticket, Waiter::Woken(Verdict::Retry));
+                }
+                None => self.lost_waiter(now, ticket, Verdict::Retry),
+            },
+            Action::Wake { ticket, verdict } => match self.waiters.get_mut(ticket) {
                 Some(waiter) => {
                     if let Waiter::Waiting(waker) =
                         std::mem::replace(waiter, Waiter::Woken(verdict))
@@ -441,16 +472,7 @@ impl State {
                         wakeups.wake(waker);
                     }
                 }
-                None => {
-                    // Every `Wait` ticket gets a waiter before the actions of its input are
-                    // carried out, and a waiter leaves only by ending its ticket, so this is
-                    // unreachable. Should it happen, a released request nobody will run must
-                    // not hold its slot (and the drain) forever: hand it back.
-                    debug_assert!(false, "woken {ticket:?} has no waiter");
-                    if verdict == Verdict::Retry {
-                        let _ = self.core.cancel(now, ticket);
-                    }
-                }
+                None => self.lost_waiter(now, ticket, verdict),
             },
             Action::FailoverStarted { shard, .. }
             | Action::DrainPaused { shard, .. }
@@ -463,6 +485,18 @@ impl State {
                 wakeups.closed = true;
             }
             _ => {}
+        }
+    }
+
+    /// A woken ticket with no waiter. Every `Wait` ticket gets a waiter before the actions
+    /// of its input are carried out, and a waiter leaves only by ending its ticket, so this
+    /// is unreachable. Should it happen, a released request nobody will run must not hold
+    /// its slot (and the drain) forever: it is handed back.
+    #[cold]
+    fn lost_waiter(&mut self, now: Timestamp, ticket: Ticket, verdict: Verdict) {
+        debug_assert!(false, "woken {ticket:?} has no waiter");
+        if verdict == Verdict::Retry {
+            let _ = self.core.cancel(now, ticket);
         }
     }
 

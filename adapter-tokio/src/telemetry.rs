@@ -170,6 +170,21 @@ impl Report {
         }
     }
 
+    /// Whether there is nothing to send (always, without the features): most inputs of a
+    /// drain have nothing to say.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        #[cfg(feature = "tracing")]
+        if !self.actions.is_empty() || self.registered.is_some() || self.shutdown.is_some() {
+            return false;
+        }
+        #[cfg(feature = "metrics")]
+        if !self.metrics.is_empty() || !self.samples.is_empty() {
+            return false;
+        }
+        true
+    }
+
     /// Sends everything, outside the lock.
     pub(crate) fn emit(self) {
         #[cfg(feature = "tracing")]

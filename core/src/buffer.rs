@@ -606,7 +606,16 @@ impl Buffer {
     /// Evicts the other shards' requests a newcomer made way for (`OldestAnywhere`): the
     /// `victims` oldest queued requests of the buffer, re-indexing each victim's shard's
     /// next deadline.
+    #[inline]
     fn evict_foreign(&mut self, now: Timestamp, victims: usize) {
+        // Nearly always none (only `OldestAnywhere` on a full buffer makes any).
+        if victims != 0 {
+            self.evict_foreign_slow(now, victims);
+        }
+    }
+
+    #[inline(never)]
+    fn evict_foreign_slow(&mut self, now: Timestamp, victims: usize) {
         for _ in 0..victims {
             let Some(slot) = self.pool.all().head() else {
                 return;
@@ -1258,11 +1267,13 @@ impl Buffer {
     /// on a cancel the reverts and `Cancelled`. For logs and a shutdown handle's progress;
     /// the buffer's decisions are all in [`poll_action`](Self::poll_action). Unpolled steps
     /// wait here (a handful per shutdown).
+    #[inline]
     pub fn poll_shutdown_action(&mut self) -> Option<DrainAction> {
         self.shutdown.as_mut()?.plan.poll_action()
     }
 
     /// The next action to carry out, oldest first.
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -1270,6 +1281,7 @@ impl Buffer {
     /// When [`tick`](Self::tick) is next due, if any timer is armed: the earliest
     /// [`next_deadline`](Self::next_deadline), or the end of a shutdown's grace. O(1),
     /// however many shards buffer.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let grace = self
             .shutdown

@@ -153,6 +153,7 @@ impl Histogram {
     }
 
     /// Counts one sample of `nanos` nanoseconds.
+    #[inline]
     pub(crate) fn record_nanos(&mut self, nanos: u64) {
         let bucket = &mut self.buckets[Self::index_of(nanos)];
         *bucket = bucket.saturating_add(1);

@@ -432,6 +432,26 @@ impl Pool {
         Some(self.ticket_at(slot))
     }
 
+    /// Takes the oldest entry off `queue` and gives it `status`, leaving it live: a drain's
+    /// release, in one visit of the slot. Returns its ticket and when it was queued.
+    #[inline]
+    pub(crate) fn release_front(
+        &mut self,
+        queue: &mut Queue,
+        status: Held,
+    ) -> Option<(Ticket, Timestamp)> {
+        let slot = queue.head()?;
+        self.unlink(queue, slot);
+        let e = &mut self.entries[slot as usize];
+        e.status = status;
+        let ticket = Ticket {
+            slot,
+            buffer: self.buffer,
+            generation: e.generation,
+        };
+        Some((ticket, e.held_at))
+    }
+
     /// Unlinks a queued entry from anywhere in `queue` (and from the buffer-wide FIFO), in
     /// O(1).
     pub(crate) fn unlink(&mut self, queue: &mut Queue, slot: u32) {
@@ -510,14 +530,17 @@ impl Pool {
     /// Ends a ticket, freeing its slot. It must not be linked in a queue.
     pub(crate) fn remove(&mut self, slot: u32) -> u64 {
         let e = self.entries.remove(slot as usize);
-        let bytes = self.sizes.get_mut(slot as usize).map_or(0, core::mem::take);
         if let Some(n) = self.held_by.get_mut(e.shard.index()) {
             *n = n.saturating_sub(1);
         }
-        if let Some(b) = self.bytes_by.get_mut(e.shard.index()) {
-            *b = b.saturating_sub(bytes);
+        let bytes = self.sizes.get_mut(slot as usize).map_or(0, core::mem::take);
+        // Most requests carry no size: nothing more to count.
+        if bytes != 0 {
+            if let Some(b) = self.bytes_by.get_mut(e.shard.index()) {
+                *b = b.saturating_sub(bytes);
+            }
+            self.bytes = self.bytes.saturating_sub(bytes);
         }
-        self.bytes = self.bytes.saturating_sub(bytes);
         bytes
     }
 

@@ -206,6 +206,32 @@ clone_field_by_field!(Detail {
 });
 
 impl Detail {
+    /// A held request, queued at `held_at`, left the queue now with its verdict: notes
+    /// when, and counts its wait under `outcome`.
+    #[inline]
+    fn note_verdict(&mut self, now: Timestamp, held_at: Timestamp, outcome: WaitOutcome) {
+        self.episode.last_release = now;
+        self.waits.record_wait(outcome, now.nanos_since(held_at));
+    }
+
+    /// Ends a ticket of this shard, freeing its slot and its bytes.
+    #[inline]
+    fn free(&mut self, slot: u32, pool: &mut Pool) {
+        let bytes = pool.remove(slot);
+        if bytes != 0 {
+            self.stats.bytes_held = self.stats.bytes_held.saturating_sub(bytes);
+        }
+    }
+
+    /// Forgets drain retries above the limit that have finished.
+    #[inline]
+    fn shrink_excess(&mut self, limits: &Limits) {
+        self.drain_excess = self.drain_excess.min(
+            self.drain_in_flight
+                .saturating_sub(limits.drain_concurrency),
+        );
+    }
+
     /// A shard that never failed over.
     const EMPTY: Detail = Detail {
         queue: Queue::EMPTY,
@@ -552,8 +578,9 @@ impl ShardBuffer {
         ctx: &mut Ctx<'_>,
     ) -> Admission {
         let was_draining = self.phase() == ShardState::Draining;
-        self.dm().drain_in_flight -= 1;
-        self.shrink_excess(ctx.limits);
+        let d = self.dm();
+        d.drain_in_flight -= 1;
+        d.shrink_excess(ctx.limits);
         if was_draining {
             self.pause(id, now, ctx);
         }
@@ -661,10 +688,8 @@ impl ShardBuffer {
     /// A held request (in `slot`, not yet freed) left the queue now with its verdict:
     /// notes when, and counts its wait under `outcome`.
     fn note_verdict(&mut self, slot: u32, now: Timestamp, outcome: WaitOutcome, pool: &Pool) {
-        let waited = now.nanos_since(pool.entry(slot).held_at);
-        let d = self.dm();
-        d.episode.last_release = now;
-        d.waits.record_wait(outcome, waited);
+        let held_at = pool.entry(slot).held_at;
+        self.dm().note_verdict(now, held_at, outcome);
     }
 
     /// Queues a request in a buffering, enabled shard, making room if the buffer is full.
@@ -716,8 +741,10 @@ impl ShardBuffer {
         let deadline = now.plus_nanos(ctx.limits.window);
         let d = self.dm();
         let ticket = ctx.pool.push_back(&mut d.queue, id, now, deadline, bytes);
-        d.stats.bytes_held = ctx.pool.bytes_by(id);
-        d.stats.peak_bytes = d.stats.peak_bytes.max(d.stats.bytes_held);
+        if bytes != 0 {
+            d.stats.bytes_held = ctx.pool.bytes_by(id);
+            d.stats.peak_bytes = d.stats.peak_bytes.max(d.stats.bytes_held);
+        }
         d.episode.first_hold.get_or_insert(now);
         d.stats.buffered += 1;
         d.stats.last_requests_in_flight_max = d
@@ -892,73 +919,69 @@ impl ShardBuffer {
 
     /// Releases queued requests in FIFO order while fewer than `drain_concurrency` retries
     /// run, and goes idle once all have finished.
+    ///
+    /// Runs for every retry done in a drain, so the drain's state is reached once (not
+    /// through a lookup of the shard's detail per field), and each released entry is
+    /// unlinked, marked and read in one visit of its slot.
     pub(crate) fn release(&mut self, now: Timestamp, ctx: &mut Ctx<'_>, id: ShardId) {
-        if self.d().hold.pause.is_some() {
+        // A draining shard has its detail (its episode or pause made it); this allocates
+        // nothing then.
+        let d = self.detail.get_or_insert_with(|| Box::new(Detail::EMPTY));
+        if d.hold.pause.is_some() {
             // Paused: nothing is released until the pause ends.
             return;
         }
-        let reason = match self.d().hold.pause_drain {
-            true => ReleaseReason::PauseEnded,
-            false => ReleaseReason::Drain(
-                self.d()
-                    .episode
-                    .last_stop
-                    .unwrap_or(StopReason::NewPrimarySeen),
-            ),
-        };
-        loop {
+        let verdict = d.episode.release;
+        let (limit, status, outcome) = match verdict {
+            Verdict::Retry => {
+                let reason = match d.hold.pause_drain {
+                    true => ReleaseReason::PauseEnded,
+                    false => ReleaseReason::Drain(
+                        d.episode.last_stop.unwrap_or(StopReason::NewPrimarySeen),
+                    ),
+                };
+                (
+                    ctx.limits.drain_concurrency,
+                    Held::Retrying(reason),
+                    WaitOutcome::of_release(reason),
+                )
+            }
             // A failure never reaches the primary, so it takes no share of the concurrency.
-            let retry = self.d().episode.release == Verdict::Retry;
-            if retry && self.d().drain_in_flight >= ctx.limits.drain_concurrency {
-                break;
-            }
-            let Some(ticket) = ctx.pool.pop_front(&mut self.dm().queue) else {
+            Verdict::Fail(_) => (usize::MAX, Held::Queued, WaitOutcome::ShardMissing),
+        };
+        while d.drain_in_flight < limit {
+            let Some((ticket, held_at)) = ctx.pool.release_front(&mut d.queue, status) else {
                 break;
             };
-            self.dm().stats.drained += 1;
-            let outcome = match self.d().episode.release {
-                Verdict::Retry => WaitOutcome::of_release(reason),
-                Verdict::Fail(_) => WaitOutcome::ShardMissing,
-            };
-            self.note_verdict(ticket.slot, now, outcome, ctx.pool);
-            match self.d().episode.release {
-                Verdict::Retry => {
-                    ctx.pool.set_status(ticket.slot, Held::Retrying(reason));
-                    self.dm().drain_in_flight += 1;
-                }
+            d.stats.drained += 1;
+            d.note_verdict(now, held_at, outcome);
+            match verdict {
+                Verdict::Retry => d.drain_in_flight += 1,
                 // A failure ends the ticket at once.
-                Verdict::Fail(_) => self.free(ticket.slot, ctx),
+                Verdict::Fail(_) => d.free(ticket.slot, ctx.pool),
             }
-            ctx.out.push_back(Action::Wake {
-                ticket,
-                verdict: self.d().episode.release,
-            });
+            ctx.out.push_back(Action::Wake { ticket, verdict });
         }
-        if self.d().queue.is_empty() && self.d().drain_in_flight == 0 {
+        if d.queue.is_empty() && d.drain_in_flight == 0 {
             self.state = ShardState::Idle;
             // The episode as its clients saw it: first hold to last release, pauses included.
             // (A pause's own drain is no episode's.)
-            if !core::mem::take(&mut self.dm().hold.pause_drain) {
-                self.dm().stats.last_failover_held_duration = match self.d().episode.first_hold {
-                    Some(first) => self
-                        .d()
-                        .episode
-                        .last_release
-                        .saturating_duration_since(first),
+            if !core::mem::take(&mut d.hold.pause_drain) {
+                d.stats.last_failover_held_duration = match d.episode.first_hold {
+                    Some(first) => d.episode.last_release.saturating_duration_since(first),
                     None => Duration::ZERO,
                 };
             }
             ctx.out.push_back(Action::Metric(Metric::DrainFinished {
                 shard: id,
-                duration: now.saturating_duration_since(self.d().episode.drain_start),
+                duration: now.saturating_duration_since(d.episode.drain_start),
             }));
         }
     }
 
     /// Ends a ticket of this shard, freeing its slot and its bytes.
     fn free(&mut self, slot: u32, ctx: &mut Ctx<'_>) {
-        let bytes = ctx.pool.remove(slot);
-        self.dm().stats.bytes_held = self.dm().stats.bytes_held.saturating_sub(bytes);
+        self.dm().free(slot, ctx.pool);
     }
 
     /// What a shutdown's stop changes in a buffering shard's episode, kept so that a
@@ -994,15 +1017,6 @@ impl ShardBuffer {
         self.tick(id, now, ctx);
     }
 
-    /// Forgets drain retries above the limit that have finished.
-    fn shrink_excess(&mut self, limits: &Limits) {
-        self.dm().drain_excess = self.dm().drain_excess.min(
-            self.d()
-                .drain_in_flight
-                .saturating_sub(limits.drain_concurrency),
-        );
-    }
-
     /// A live ticket of this shard ends: its retry finished, or its client gave up.
     pub(crate) fn finish(
         &mut self,
@@ -1027,9 +1041,11 @@ impl ShardBuffer {
             }
             Held::Retrying(ReleaseReason::Window) => self.free(slot, ctx),
             Held::Retrying(ReleaseReason::Drain(_) | ReleaseReason::PauseEnded) => {
-                self.free(slot, ctx);
-                self.dm().drain_in_flight -= 1;
-                self.shrink_excess(ctx.limits);
+                // The path of every retry done in a drain: the detail is reached once.
+                let d = self.dm();
+                d.free(slot, ctx.pool);
+                d.drain_in_flight -= 1;
+                d.shrink_excess(ctx.limits);
             }
         }
         if self.state == ShardState::Draining {

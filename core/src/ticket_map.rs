@@ -5,13 +5,17 @@ use alloc::vec::Vec;
 
 use crate::ticket::Ticket;
 
+/// Slots a [`TicketMap`] grows by at a time.
+const GROWTH: usize = 64;
+
 /// Per-ticket values (an adapter's waiters), kept in a `Vec` indexed by [`Ticket::slot`]: a
 /// lookup is an index and a comparison, with no hashing.
 ///
 /// Slots are dense (below the buffer's `size`) and reused once their ticket has ended, so
 /// every entry remembers its whole ticket and a lookup with any other ticket (an older one of
 /// the same slot, another buffer's, a forged one) finds nothing. The vector grows to the
-/// highest slot used and is never shrunk, except by [`pop`](Self::pop).
+/// highest slot used (rounded up, a few dozen slots at a time) and is never shrunk, except
+/// by [`pop`](Self::pop).
 ///
 /// An adapter may still hold an entry for a ticket that has ended when its slot is reused:
 /// a newcomer that evicts the oldest request takes its slot in the same input, before the
@@ -85,7 +89,7 @@ impl<T> TicketMap<T> {
     pub fn insert(&mut self, ticket: Ticket, value: T) -> Option<T> {
         let slot = ticket.slot() as usize;
         if slot >= self.slots.len() {
-            self.slots.resize_with(slot + 1, || None);
+            self.grow(slot);
         }
         match self.slots[slot].replace((ticket, value)) {
             None => {
@@ -98,6 +102,21 @@ impl<T> TicketMap<T> {
                 None
             }
         }
+    }
+
+    /// Makes room for `slot`, [`GROWTH`] slots at a time (a buffer's slots are handed out
+    /// in order as it fills, so an adapter inserting each new request's waiter would
+    /// otherwise grow the table at every insert), but never past the capacity reserved
+    /// while `slot` is within it: a table reserved for a buffer's whole size is never
+    /// copied.
+    #[cold]
+    fn grow(&mut self, slot: usize) {
+        let capacity = self.slots.capacity();
+        let mut len = (slot + 1).next_multiple_of(GROWTH);
+        if slot < capacity {
+            len = len.min(capacity);
+        }
+        self.slots.resize_with(len, || None);
     }
 
     /// `ticket`'s value, if it has one.
@@ -198,6 +217,28 @@ mod tests {
         map.insert(t, 'a');
         assert_eq!(map.insert(t, 'b'), Some('a'));
         assert_eq!(map.len(), 1);
+    }
+
+    #[test]
+    fn slots_taken_in_order_grow_the_table_in_steps_never_past_its_reserve() {
+        let mut map = TicketMap::with_capacity(100);
+        let reserved = map.slots.capacity();
+        map.insert(Ticket::from_parts(0, 1), 0);
+        assert_eq!(map.slots.len(), GROWTH, "one growth serves the next slots");
+        for slot in 1..reserved as u32 {
+            map.insert(Ticket::from_parts(slot, u64::from(slot) + 1), slot);
+        }
+        // Filled to its reserve in steps, and never copied (a reserved table is reserved so
+        // that a filling buffer never copies it).
+        assert_eq!(map.slots.len(), reserved);
+        assert_eq!(map.slots.capacity(), reserved);
+        let last = Ticket::from_parts(reserved as u32 - 1, reserved as u64);
+        assert_eq!(map.get(last), Some(&(reserved as u32 - 1)));
+        // Past the reserve it grows as a vector does, and still finds every entry.
+        let beyond = Ticket::from_parts(reserved as u32 + 5, 1_000);
+        map.insert(beyond, 7);
+        assert_eq!(map.get(beyond), Some(&7));
+        assert_eq!(map.len(), reserved + 1);
     }
 
     #[test]
