@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -18,6 +19,26 @@ pub struct Backend {
     pub id: PrimaryId,
     /// Its connections.
     pub pool: Pool,
+    /// Connections to it that failed under a command, counted (see
+    /// [`connection_failed`](Self::connection_failed)).
+    failures: AtomicU64,
+}
+
+impl Backend {
+    /// Notes that a connection to this server failed under a command (refused, reset,
+    /// closed, timed out): the command's path saw it stop serving, if only for a moment.
+    /// The health watcher reads the count, so that its next report of this server as a
+    /// serving primary says "not serving" first (see `health::Reporter`): a buffering episode
+    /// that such a failure started then ends as soon as a later probe finds the server
+    /// serving, instead of running to `max_failover_duration` while nothing changes.
+    pub fn connection_failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times [`connection_failed`](Self::connection_failed) was called.
+    pub fn connection_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
 }
 
 /// A stable identity hashed to the buffer's `u64`: 64-bit FNV-1a of the text, the same on
@@ -57,6 +78,7 @@ impl Backends {
                 addr,
                 id: primary_id(&addr.to_string()),
                 pool: Pool::new(addr, self.pool_size, self.connect_timeout),
+                failures: AtomicU64::new(0),
             })
         }))
     }

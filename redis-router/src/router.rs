@@ -15,10 +15,10 @@ use crate::classify::{FailoverError, connection_failover, reply_failover};
 use crate::client;
 use crate::cluster::Cluster;
 use crate::command::{Command, Handling};
-use crate::health::Reporter;
 use crate::health::cluster::{self as cluster_health, ClusterError, ClusterWatcher};
 use crate::health::fixed::FixedWatcher;
 use crate::health::sentinel::{self, SentinelError, SentinelWatcher};
+use crate::health::{Reporter, Seen};
 use crate::keyspace::{Keyspace, Merge, ScanCursor, scan_on_node, scan_reply, split_scan_reply};
 use crate::replay::ReplayPolicy;
 use crate::resp::{self, Frame};
@@ -447,7 +447,10 @@ impl Core {
             let mut conn = match backend.pool.checkout().await {
                 Ok(conn) => conn,
                 // Nothing was sent: always safe to retry.
-                Err(e) => return Err(failover(connection_failover(&e))),
+                Err(e) => {
+                    backend.connection_failed();
+                    return Err(failover(connection_failover(&e)));
+                }
             };
             let sent = if ask.take().is_some() {
                 let asking = resp::command(&["ASKING"]);
@@ -464,6 +467,7 @@ impl Core {
                 }
                 Err(e) if !e.sent || self.replay.may_replay(command) => {
                     backend.pool.clear();
+                    backend.connection_failed();
                     return Err(failover(connection_failover(&e)));
                 }
                 Err(e) => {
@@ -640,6 +644,7 @@ impl Router {
                     shard.clone(),
                     Arc::clone(&route),
                     Arc::clone(&backends),
+                    Seen::ByProbe,
                 );
                 match &config.topology {
                     Topology::Sentinel { sentinels, master } => {

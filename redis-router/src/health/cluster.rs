@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use failover_buffer_tokio::{FailoverBuffer, TopologyEvent};
 
-use super::Reporter;
+use super::{Reporter, Seen};
 use crate::cluster::{Cluster, SlotMap};
 use crate::resp::{self, Frame, RespConn};
 use crate::route::{Backends, Route, primary_id};
@@ -440,6 +440,7 @@ impl ClusterWatcher {
             shard.clone(),
             Arc::clone(&route),
             Arc::clone(&self.backends),
+            Seen::ByClusterView,
         );
         self.known.push(Known {
             routed: Arc::new(RoutedShard { shard, route }),

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod fixed;
 pub mod sentinel;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,17 @@ use failover_buffer_tokio::{FailoverBuffer, HealthStamp, PrimaryId, Shard};
 
 use crate::resp::{self, Frame, RespConn};
 use crate::route::{Backends, Route};
+
+/// How a watcher knows that a primary serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// It asks the primary itself (`ROLE`), each poll: a serving report comes from a probe
+    /// made after the previous report.
+    ByProbe,
+    /// It reads the cluster's view of it (`CLUSTER SHARDS`): gossip calls a dead node online
+    /// until its node timeout, so a serving report is no proof that it answers now.
+    ByClusterView,
+}
 
 /// Turns what a watcher sees into a route change and a health stamp, in that order.
 #[derive(Debug)]
@@ -33,6 +45,11 @@ pub(crate) struct Reporter {
     pub(crate) backends: Arc<Backends>,
     last: Option<HealthStamp>,
     last_addr: Option<SocketAddr>,
+    /// How this reporter's watcher knows that a primary serves.
+    seen: Seen,
+    /// Per server, its [`connection_failures`](crate::route::Backend::connection_failures)
+    /// as of the last report of it as primary.
+    failures_seen: HashMap<SocketAddr, u64>,
 }
 
 impl Reporter {
@@ -41,14 +58,17 @@ impl Reporter {
         shard: Shard,
         route: Arc<Route>,
         backends: Arc<Backends>,
+        seen: Seen,
     ) -> Reporter {
         Reporter {
+            seen,
             buffer,
             shard,
             route,
             backends,
             last: None,
             last_addr: None,
+            failures_seen: HashMap::new(),
         }
     }
 
@@ -60,12 +80,34 @@ impl Reporter {
 
     /// [`primary`](Self::primary), with an identity other than the address (a cluster node
     /// id).
+    ///
+    /// With a watcher that probes the primary ([`Seen::ByProbe`]), a primary found serving
+    /// is reported *not* serving once if a command's connection to it failed since its last
+    /// report ([`Backend::connection_failed`]): the command's path saw what the probe may
+    /// have missed. The next report, from a probe made after this one, says serving if
+    /// nothing failed meanwhile, and the buffer ends the episode the failure started (the
+    /// same primary came back). Without this, a one-off reset of a healthy primary's
+    /// connections held its shard's commands for the whole window (10 s by default) and
+    /// buffered new ones up to `max_failover_duration`: no report changed, so nothing ended
+    /// the episode (`tests/connection_blip.rs`). A primary that keeps failing commands
+    /// stays not serving; a dead one fails the probe as before. With the cluster's view
+    /// ([`Seen::ByClusterView`]) a serving report proves nothing about a failed connection
+    /// (a killed primary stays online in it for the node timeout, and an episode ended on
+    /// that view sent commands to the dead primary, unbuffered), so it is reported as seen.
+    ///
+    /// [`Backend::connection_failed`]: crate::route::Backend::connection_failed
     pub(crate) fn primary_as(&mut self, addr: SocketAddr, id: PrimaryId, term: u64, serving: bool) {
         let backend = self.backends.get(addr);
+        let failures = backend.connection_failures();
+        let seen = self
+            .failures_seen
+            .insert(addr, failures)
+            .unwrap_or(failures);
+        let commands_failed = failures != seen && self.seen == Seen::ByProbe;
         let stamp = HealthStamp {
             primary: id,
             term,
-            serving,
+            serving: serving && !commands_failed,
         };
         // Route first: the report below may release held requests at once.
         if self.route.set(Arc::clone(&backend)) {
