@@ -15,10 +15,10 @@ use crate::classify::{FailoverError, connection_failover, reply_failover};
 use crate::client;
 use crate::cluster::Cluster;
 use crate::command::{Command, Handling};
+use crate::health::Reporter;
 use crate::health::cluster::{self as cluster_health, ClusterError, ClusterWatcher};
 use crate::health::fixed::FixedWatcher;
 use crate::health::sentinel::{self, SentinelError, SentinelWatcher};
-use crate::health::{Reporter, Seen};
 use crate::keyspace::{Keyspace, Merge, ScanCursor, scan_on_node, scan_reply, split_scan_reply};
 use crate::replay::ReplayPolicy;
 use crate::resp::{self, Frame};
@@ -644,7 +644,6 @@ impl Router {
                     shard.clone(),
                     Arc::clone(&route),
                     Arc::clone(&backends),
-                    Seen::ByProbe,
                 );
                 match &config.topology {
                     Topology::Sentinel { sentinels, master } => {

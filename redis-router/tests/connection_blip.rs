@@ -1,16 +1,18 @@
 //! A healthy primary whose connections to the router are reset once (`CLIENT KILL` of the
-//! router's command connections, not of its health probe): the failed commands start a
+//! router's command connections, not of its health watcher's): the failed commands start a
 //! buffering episode, and nothing about the primary changes. The router reports the primary
-//! not serving once (its commands saw it fail) and serving again at the next probe, so the
-//! episode ends within a few polls. Before, no report changed: the held commands waited for
-//! the whole window (10 s) and new ones were held until `max_failover_duration`.
+//! not serving (its commands saw it fail) until a probe of it made after that report finds
+//! it serving, so the episode ends within a few polls. Before, no report changed: the held
+//! commands waited for the whole window (10 s) and new ones were held until
+//! `max_failover_duration`. The same in front of a cluster, whose view the watcher reads
+//! and which it probes only for a primary its commands saw fail.
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use failover_buffer_redis::{Router, RouterConfig, Topology};
-use failover_buffer_tokio::StopReason;
+use failover_buffer_tokio::{ShardStats, StopReason};
 use support::*;
 
 const CONNECTIONS: usize = 20;
@@ -67,7 +69,70 @@ async fn a_reset_of_a_healthy_primarys_connections_is_a_short_pause_not_a_whole_
         }
     }
     let report = load.await.unwrap();
-    let stats = router.stats();
+    assert_a_short_pause(&report, &router.stats(), resets);
+    assert_eq!(role(primary.addr()).as_deref(), Some("master"));
+}
+
+/// In front of a cluster: the reset is on shard 2's primary; only that shard buffers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_of_a_healthy_cluster_primarys_connections_is_a_short_pause() {
+    if !cluster_available() {
+        return;
+    }
+    let _serial = serial().await;
+    let cluster = redis_cluster(1000);
+    let router = Router::start(RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        Topology::Cluster {
+            seeds: vec![cluster.addr(0)],
+        },
+    ))
+    .await
+    .unwrap();
+    let target = cluster.shards[1].clone();
+    let shard_stats = |i: usize| {
+        let shards = router.shards();
+        let route = shards
+            .iter()
+            .find(|s| s.shard.name() == cluster.shards[i].name)
+            .expect("the shard is registered");
+        router.buffer().stats(&route.shard)
+    };
+    let load = tokio::spawn(run_cluster_load(
+        Instant::now(),
+        router.local_addr(),
+        CONNECTIONS,
+        LOAD,
+        "blip",
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let primary = &cluster.nodes[target.primary];
+    let mut resets = 0;
+    for _ in 0..10 {
+        resets += reset_command_connections(primary);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if shard_stats(1).starts > 0 {
+            break;
+        }
+    }
+    let report = load.await.unwrap();
+    assert_a_short_pause(&report, &shard_stats(1), resets);
+    for other in [0, 2] {
+        assert_eq!(
+            shard_stats(other).starts,
+            0,
+            "shard {} never buffered",
+            other + 1
+        );
+    }
+    assert_eq!(role(primary.addr()).as_deref(), Some("master"));
+}
+
+/// The reset started buffering, the episode ended because the primary was seen serving again
+/// (not by the window or the maximum duration), no command waited anywhere near the window,
+/// and the only failures are commands whose connection was reset after they were sent and
+/// that may not be replayed (`INCR`), reported as uncertain.
+fn assert_a_short_pause(report: &LoadReport, stats: &ShardStats, resets: usize) {
     let longest = report.quantile(1.0, |_| true);
     eprintln!(
         "{resets} connections reset; {} commands, {} errors, longest {longest:?}; \
@@ -98,11 +163,8 @@ async fn a_reset_of_a_healthy_primarys_connections_is_a_short_pause_not_a_whole_
         longest < Duration::from_secs(2),
         "no command waited anywhere near the 10 s window: {longest:?}"
     );
-    // A command whose connection was reset after it was sent, and that may not be replayed
-    // (`INCR`), fails as uncertain; nothing else fails.
     for op in report.errors() {
         let error = op.error.as_deref().unwrap_or_default();
         assert!(error.contains("may or may not have run"), "{error}");
     }
-    assert_eq!(role(primary.addr()).as_deref(), Some("master"));
 }

@@ -15,7 +15,7 @@ pub mod cluster;
 pub mod fixed;
 pub mod sentinel;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,17 +24,6 @@ use failover_buffer_tokio::{FailoverBuffer, HealthStamp, PrimaryId, Shard};
 
 use crate::resp::{self, Frame, RespConn};
 use crate::route::{Backends, Route};
-
-/// How a watcher knows that a primary serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Seen {
-    /// It asks the primary itself (`ROLE`), each poll: a serving report comes from a probe
-    /// made after the previous report.
-    ByProbe,
-    /// It reads the cluster's view of it (`CLUSTER SHARDS`): gossip calls a dead node online
-    /// until its node timeout, so a serving report is no proof that it answers now.
-    ByClusterView,
-}
 
 /// Turns what a watcher sees into a route change and a health stamp, in that order.
 #[derive(Debug)]
@@ -45,11 +34,12 @@ pub(crate) struct Reporter {
     pub(crate) backends: Arc<Backends>,
     last: Option<HealthStamp>,
     last_addr: Option<SocketAddr>,
-    /// How this reporter's watcher knows that a primary serves.
-    seen: Seen,
     /// Per server, its [`connection_failures`](crate::route::Backend::connection_failures)
     /// as of the last report of it as primary.
     failures_seen: HashMap<SocketAddr, u64>,
+    /// Servers reported not serving because commands failed on them, until a probe finds
+    /// them serving again.
+    unconfirmed: HashSet<SocketAddr>,
 }
 
 impl Reporter {
@@ -58,10 +48,8 @@ impl Reporter {
         shard: Shard,
         route: Arc<Route>,
         backends: Arc<Backends>,
-        seen: Seen,
     ) -> Reporter {
         Reporter {
-            seen,
             buffer,
             shard,
             route,
@@ -69,6 +57,7 @@ impl Reporter {
             last: None,
             last_addr: None,
             failures_seen: HashMap::new(),
+            unconfirmed: HashSet::new(),
         }
     }
 
@@ -79,35 +68,69 @@ impl Reporter {
     }
 
     /// [`primary`](Self::primary), with an identity other than the address (a cluster node
-    /// id).
+    /// id). `serving` comes from a probe of `addr` made after the last report.
+    pub(crate) fn primary_as(&mut self, addr: SocketAddr, id: PrimaryId, term: u64, serving: bool) {
+        self.primary_seen(addr, id, term, serving, true);
+    }
+
+    /// Whether a report of `addr` as primary needs a probe of it first: commands failed on
+    /// it since its last report, or no probe has found it serving since they did (see
+    /// [`primary_seen`](Self::primary_seen)).
+    pub(crate) fn suspects(&self, addr: SocketAddr) -> bool {
+        self.unconfirmed.contains(&addr)
+            || self
+                .failures_seen
+                .get(&addr)
+                .is_some_and(|&seen| seen != self.backends.get(addr).connection_failures())
+    }
+
+    /// `addr` is the primary with `term`; `serving` says whether it accepts writes now, and
+    /// `probed` whether that includes a probe of `addr` itself made after the last report
+    /// (the cluster watcher reads the cluster's view, and probes only a [suspect](Self::suspects)).
     ///
-    /// With a watcher that probes the primary ([`Seen::ByProbe`]), a primary found serving
-    /// is reported *not* serving once if a command's connection to it failed since its last
-    /// report ([`Backend::connection_failed`]): the command's path saw what the probe may
-    /// have missed. The next report, from a probe made after this one, says serving if
-    /// nothing failed meanwhile, and the buffer ends the episode the failure started (the
-    /// same primary came back). Without this, a one-off reset of a healthy primary's
-    /// connections held its shard's commands for the whole window (10 s by default) and
-    /// buffered new ones up to `max_failover_duration`: no report changed, so nothing ended
-    /// the episode (`tests/connection_blip.rs`). A primary that keeps failing commands
-    /// stays not serving; a dead one fails the probe as before. With the cluster's view
-    /// ([`Seen::ByClusterView`]) a serving report proves nothing about a failed connection
-    /// (a killed primary stays online in it for the node timeout, and an episode ended on
-    /// that view sent commands to the dead primary, unbuffered), so it is reported as seen.
+    /// A command's failed connection is evidence as well ([`Backend::connection_failed`]):
+    /// the command's path saw what the watcher may have missed. So a primary on which
+    /// commands failed since its last report is reported *not* serving, and stays so until a
+    /// probe made after that report finds it serving with no command failed meanwhile: the
+    /// buffer then sees the same primary come back and ends the episode the failures
+    /// started. Without this, a one-off reset of a healthy primary's connections held its
+    /// shard's commands for the whole window (10 s by default) and buffered new ones up to
+    /// `max_failover_duration`, since no report changed (`tests/connection_blip.rs`). A
+    /// report without a probe does not end it: the cluster's view calls a killed primary
+    /// online until its node timeout (tried: an episode ended on it sent commands to the
+    /// dead node, unbuffered).
     ///
     /// [`Backend::connection_failed`]: crate::route::Backend::connection_failed
-    pub(crate) fn primary_as(&mut self, addr: SocketAddr, id: PrimaryId, term: u64, serving: bool) {
+    pub(crate) fn primary_seen(
+        &mut self,
+        addr: SocketAddr,
+        id: PrimaryId,
+        term: u64,
+        serving: bool,
+        probed: bool,
+    ) {
         let backend = self.backends.get(addr);
         let failures = backend.connection_failures();
         let seen = self
             .failures_seen
             .insert(addr, failures)
             .unwrap_or(failures);
-        let commands_failed = failures != seen && self.seen == Seen::ByProbe;
+        let serving = if failures != seen {
+            self.unconfirmed.insert(addr);
+            false
+        } else if self.unconfirmed.contains(&addr) {
+            let confirmed = probed && serving;
+            if confirmed {
+                self.unconfirmed.remove(&addr);
+            }
+            confirmed
+        } else {
+            serving
+        };
         let stamp = HealthStamp {
             primary: id,
             term,
-            serving: serving && !commands_failed,
+            serving,
         };
         // Route first: the report below may release held requests at once.
         if self.route.set(Arc::clone(&backend)) {
@@ -174,6 +197,16 @@ impl Reporter {
 pub(crate) struct Role {
     pub(crate) master: bool,
     pub(crate) replid: String,
+}
+
+/// Whether the server at `addr` answers, on a new connection, that it is a primary.
+pub(crate) async fn probe_primary(addr: SocketAddr, timeout: Duration) -> bool {
+    match RespConn::connect(addr, timeout).await {
+        Ok(mut conn) => query_role(&mut conn, timeout)
+            .await
+            .is_some_and(|role| role.master),
+        Err(_) => false,
+    }
 }
 
 /// Asks `conn`'s server for its role and replication id.
