@@ -345,16 +345,13 @@ fn explore_with(
     reconfigure: bool,
     pause: bool,
 ) -> Explored {
-    let bound = Bound {
-        setup,
-        steps: Steps { unit_ms: STEP_MS },
-        depth,
-        merge,
-        reconfigure,
-        pause,
-        reuse_forms: true,
-    };
-    explore_printing(name, &bound)
+    explore_printing(
+        name,
+        &Bound {
+            merge,
+            ..bound(setup, depth, reconfigure, pause)
+        },
+    )
 }
 
 /// Explores `bound`, printing the states found per depth; panics with the shortest failing
@@ -551,28 +548,75 @@ fn reusing_the_forms_of_unchanged_states_loses_no_state() {
         ("2 shards, 2 slots", setup(2, 2, 2), 4, false),
     ] {
         let bound = |reuse_forms| Bound {
-            setup: setup.clone(),
-            steps: Steps { unit_ms: STEP_MS },
-            depth,
-            merge: Merge::Full,
-            reconfigure,
-            pause: true,
             reuse_forms,
+            ..bound(setup.clone(), depth, reconfigure, true)
         };
         let reusing = explore_printing(name, &bound(true));
         let writing = explore_printing(name, &bound(false));
-        assert_eq!(reusing.new_per_depth, writing.new_per_depth, "{name}");
         assert_eq!(reusing.transitions, writing.transitions, "{name}");
-        let paths = |e: &Explored| {
-            let mut classes: Vec<_> = e.classes.iter().map(|(&c, &n)| (c, e.path(n))).collect();
-            classes.sort_by_key(|&(c, _)| c);
-            classes
-        };
-        assert!(
-            paths(&reusing) == paths(&writing),
-            "{name}: other states or paths"
-        );
+        assert_same_states(name, &reusing, &writing);
     }
+}
+
+/// An input that is the mirror image of one tried before it in the same state (on a shard
+/// that mirrors an earlier one, or from the second primary where a shard knows none) is
+/// left out (`canonical`, "Inputs left out"): trying every input must find the same
+/// states, by the same shortest paths, after more inputs tried (and, in the merging check,
+/// the structural exploration, which tries every input, the same full forms).
+#[test]
+fn leaving_out_mirrored_inputs_loses_no_state() {
+    for (name, setup, depth, reconfigure, pause) in [
+        // Reconfiguring: rule 6 is off, so only the primaries are mirrored.
+        ("1 shard, 2 slots", setup(1, 2, 1), 5, true, true),
+        ("2 shards, 2 slots", setup(2, 2, 2), 4, false, true),
+        ("2 shards, 2 slots", setup(2, 2, 2), 5, false, false),
+        (
+            "2 shards, 1 slot, no proactive start",
+            reactive(2, 1, 1),
+            4,
+            false,
+            true,
+        ),
+    ] {
+        let bound = |mirror_inputs| Bound {
+            mirror_inputs,
+            ..bound(setup.clone(), depth, reconfigure, pause)
+        };
+        let leaving_out = explore_printing(name, &bound(true));
+        let trying_all = explore_printing(name, &bound(false));
+        assert!(
+            leaving_out.transitions < trying_all.transitions,
+            "{name}: no input left out"
+        );
+        assert_same_states(name, &leaving_out, &trying_all);
+    }
+}
+
+/// A bound explored on the full form, with the forms of unchanged states reused and
+/// mirrored inputs left out.
+fn bound(setup: SetUp, depth: usize, reconfigure: bool, pause: bool) -> Bound {
+    Bound {
+        setup,
+        steps: Steps { unit_ms: STEP_MS },
+        depth,
+        merge: Merge::Full,
+        reconfigure,
+        pause,
+        reuse_forms: true,
+        mirror_inputs: true,
+    }
+}
+
+/// The two explorations found the same states at each depth, each by the same shortest
+/// input sequence.
+fn assert_same_states(name: &str, a: &Explored, b: &Explored) {
+    assert_eq!(a.new_per_depth, b.new_per_depth, "{name}");
+    let paths = |e: &Explored| {
+        let mut classes: Vec<_> = e.classes.iter().map(|(&c, &n)| (c, e.path(n))).collect();
+        classes.sort_by_key(|&(c, _)| c);
+        classes
+    };
+    assert!(paths(a) == paths(b), "{name}: other states or paths");
 }
 
 /// Rule 6 (interchangeable shards) applies only to an alphabet that never reconfigures, so

@@ -48,6 +48,11 @@ pub(crate) struct Bound {
     /// state's form instead of writing one (see [`Look`]); off only to check that this
     /// loses nothing.
     pub(crate) reuse_forms: bool,
+    /// Whether an input that is the mirror image of one tried before it in the same state
+    /// (on a shard that mirrors an earlier one, or from a primary that mirrors the first)
+    /// is left out (see `canonical`, "Inputs left out"); only with [`Merge::Full`], whose
+    /// rules 6 and 8 it rests on. Off only to check that this loses nothing.
+    pub(crate) mirror_inputs: bool,
 }
 
 /// Which canonical form states are merged on (see `canonical`).
@@ -263,8 +268,16 @@ impl Run {
         (!self.end_of_time).then_some(self.clock_ns)
     }
 
-    fn live(&self, form: &Canonical) -> Live {
+    /// What the alphabet needs to know of this state (whose state and form are `state`
+    /// and `form`); with `mirror_inputs`, which inputs mirror others.
+    fn live(&self, state: &State, form: &Canonical, mirror_inputs: bool) -> Live {
         let b = self.harness.buffer();
+        let no_primary = state
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.primary.is_none())
+            .fold(0u8, |bits, (i, _)| bits | 1 << i.min(7));
         let terms_known = b
             .shards()
             .filter(|&id| b.highest_term(id).is_some())
@@ -277,6 +290,8 @@ impl Run {
             terms_known,
             timer_ahead: b.poll_timeout().is_some_and(|at| at >= b.now()),
             end_of_time: self.end_of_time,
+            mirrors: if mirror_inputs { form.mirrors } else { 0 },
+            no_primary: if mirror_inputs { no_primary } else { 0 },
         }
     }
 }
@@ -452,7 +467,11 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
         let form = run
             .canonical_of(&state, bound.merge, bound.reconfigure, false)
             .expect("a state read once reads again");
-        let live = run.live(&form);
+        let live = run.live(
+            &state,
+            &form,
+            bound.mirror_inputs && bound.merge == Merge::Full,
+        );
         let here = Here {
             look: Look::of(
                 run.harness.buffer(),
