@@ -9,7 +9,7 @@
 //! expanded by cloning it once per input, so a transition costs one input whatever its
 //! depth. Keeping harnesses (about 10 KB each) for a whole frontier instead would need
 //! gigabytes at the depths the two-shard bounds reach. A depth's frontier is expanded by
-//! several threads, merged in frontier order.
+//! several threads, in chunks merged in frontier order.
 //!
 //! Every transition goes through `Harness::apply`, which compares the core with the
 //! reference model (answer, actions, timers, slots, ticket statuses, counters), checks
@@ -23,6 +23,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
@@ -305,10 +306,10 @@ fn threads() -> usize {
         .max(1)
 }
 
-/// What one thread found expanding its share of a depth's frontier, in frontier order.
+/// What one thread found expanding a chunk of a depth's frontier, in frontier order.
 #[derive(Default)]
 struct Expansion {
-    /// New states (not seen at an earlier depth, nor earlier in this share): their key,
+    /// New states (not seen at an earlier depth, nor earlier in this chunk): their key,
     /// full form's key, parent node and input.
     found: Vec<(u128, u128, u32, Op)>,
     transitions: u64,
@@ -318,7 +319,7 @@ struct Expansion {
     /// as strings per input tried was a thirtieth of a transition. The same name at two
     /// addresses is only listed twice, and merged as a string in [`Explored::kinds`].
     kinds: Vec<&'static str>,
-    /// The first failure in this share: its parent node, its last input, the error.
+    /// The first failure in this chunk: its parent node, its last input, the error.
     failure: Option<(u32, Op, String)>,
 }
 
@@ -326,11 +327,11 @@ struct Expansion {
 ///
 /// Each state is kept as the input that first reached it and its parent, rebuilt from its
 /// parent when expanded (see the module's doc), and expanded by cloning it once per input.
-/// A depth's frontier is split into as many contiguous shares as there are threads; each
-/// thread expands its share against the states of earlier depths, and the shares are then
-/// merged in frontier order, so the states found, the path kept to each (the first in
-/// frontier and alphabet order) and the counterexample reported do not depend on the
-/// number of threads.
+/// A depth's frontier is cut into contiguous chunks, which the threads take in turn (see
+/// [`expand_in_parallel`]); each is expanded against the states of earlier depths, and the
+/// chunks are then merged in frontier order, so the states found, the path kept to each
+/// (the first in frontier and alphabet order) and the counterexample reported do not
+/// depend on the number of threads.
 pub(crate) fn explore(
     bound: &Bound,
     mut progress: impl FnMut(usize, usize, usize),
@@ -360,18 +361,7 @@ pub(crate) fn explore(
     let mut frontier: Vec<u32> = vec![0];
     let threads = threads();
     for depth in 0..bound.depth {
-        let share = frontier.len().div_ceil(threads).max(1);
-        let (seen_before, nodes_before) = (&seen, &nodes);
-        let expansions: Vec<Expansion> = std::thread::scope(|scope| {
-            let workers: Vec<_> = frontier
-                .chunks(share)
-                .map(|states| scope.spawn(move || expand(bound, nodes_before, states, seen_before)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("an expansion thread panicked"))
-                .collect()
-        });
+        let expansions = expand_in_parallel(bound, &nodes, &frontier, &seen, threads);
         let mut next = Vec::new();
         for e in expansions {
             explored.transitions += e.transitions;
@@ -432,6 +422,62 @@ fn replay(setup: &SetUp, ops: &[Op]) -> Result<Run, String> {
     }
     Ok(run)
 }
+
+/// Expands `frontier` on `threads` threads: it is cut into chunks (several per thread, so
+/// that a thread whose chunks cost more, or which the machine runs less, does not keep
+/// the other waiting), each thread takes the next chunk left until none is, and the
+/// chunks' expansions come back in frontier order.
+fn expand_in_parallel(
+    bound: &Bound,
+    nodes: &[Node],
+    frontier: &[u32],
+    seen: &Keys,
+    threads: usize,
+) -> Vec<Expansion> {
+    const CHUNKS_PER_THREAD: usize = 16;
+    let chunk = frontier
+        .len()
+        .div_ceil(threads * CHUNKS_PER_THREAD)
+        .max(MIN_CHUNK);
+    let chunks: Vec<&[u32]> = frontier.chunks(chunk).collect();
+    let next = AtomicUsize::new(0);
+    // The first chunk known to fail: a later one cannot hold the first failure.
+    let failed = AtomicUsize::new(usize::MAX);
+    let (chunks, next, failed) = (&chunks, &next, &failed);
+    let mut done: Vec<(usize, Expansion)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(chunks.len()))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(states) = chunks.get(i) else {
+                            return mine;
+                        };
+                        if i > failed.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let e = expand(bound, nodes, states, seen);
+                        if e.failure.is_some() {
+                            failed.fetch_min(i, Ordering::Relaxed);
+                        }
+                        mine.push((i, e));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an expansion thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|&(i, _)| i);
+    done.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The fewest states a chunk of a frontier holds: each chunk rebuilds its first parent,
+/// and its new states are deduplicated against each other's only when merged.
+const MIN_CHUNK: usize = 256;
 
 /// Tries every input in each of `states`, in order, stopping at the first failure.
 fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansion {
