@@ -773,6 +773,70 @@ fn form(setup: &SetUp, ops: &[Op]) -> String {
 
 const FAIL: Option<Cause> = Some(Cause::Reparent);
 
+/// `Buffer::inspect_into`, which the explorer reads every state with, reads what `inspect`
+/// reads, into a state read before that held more or fewer shards, queued tickets and
+/// live tickets, or a shutdown.
+#[test]
+fn inspect_into_reads_what_inspect_reads() {
+    let mut earlier: Vec<failover_buffer::inspect::State> = Vec::new();
+    for (shards, ops) in [
+        (2, &[][..]),
+        (
+            2,
+            &[
+                Op::Request {
+                    shard: 0,
+                    cause: FAIL,
+                },
+                Op::Request {
+                    shard: 1,
+                    cause: FAIL,
+                },
+                Op::Request {
+                    shard: 1,
+                    cause: None,
+                },
+            ][..],
+        ),
+        (
+            1,
+            &[
+                Op::Request {
+                    shard: 0,
+                    cause: FAIL,
+                },
+                Op::Shutdown,
+            ][..],
+        ),
+        (
+            2,
+            &[
+                Op::Request {
+                    shard: 1,
+                    cause: FAIL,
+                },
+                Op::Health {
+                    shard: 1,
+                    primary: 1,
+                    term: Term::Newer,
+                    serving: true,
+                },
+            ][..],
+        ),
+    ] {
+        let mut h = Harness::new(&setup(shards, 2, 1)).expect("valid set-up");
+        for op in ops {
+            h.apply(op).expect("a passing sequence");
+        }
+        let fresh = h.buffer().inspect();
+        for state in &mut earlier {
+            h.buffer().inspect_into(state);
+            assert_eq!(*state, fresh, "after {ops:?}");
+        }
+        earlier.push(fresh);
+    }
+}
+
 #[test]
 fn states_that_differ_by_a_shift_of_time_merge() {
     let s = setup(1, 2, 1);

@@ -457,7 +457,7 @@ struct Read<'a> {
     config: u128,
     /// The harness clock minus `now`; `None` at the end of time.
     clock: Option<i128>,
-    pool: &'a Pool,
+    pool: &'a Pool<'a>,
 }
 
 impl Read<'_> {
@@ -737,7 +737,7 @@ fn reason(e: &mut Enc, name: &str, r: Option<StopReason>) {
 /// `now`, so all it can ever tell is which of the tickets queued now have deadlines at or
 /// before it: that set (by rank) is kept instead of the instant, and an empty set is the
 /// same as no tick at all.
-fn last_tick(e: &mut Enc, t: Option<Timestamp>, pool: &Pool, norm: &Norm) {
+fn last_tick(e: &mut Enc, t: Option<Timestamp>, pool: &Pool<'_>, norm: &Norm) {
     let Some(t) = t.filter(|_| norm.full) else {
         norm.maybe(e, "last_tick", t);
         return;
@@ -837,17 +837,17 @@ fn timestamp_nanos(atom: &str) -> Option<u64> {
 }
 
 /// The live tickets, oldest first (rule 1: a ticket's rank is its name).
-struct Pool {
-    live: Vec<Held>,
+struct Pool<'a> {
+    live: &'a [Held],
     /// The harness index of the most recently ended ticket: generations are handed out
     /// 1, 2, 3, ..., so the n-th ticket issued (the harness's index n) has generation n + 1,
     /// and the newest one not live has ended.
     last_ended: Option<usize>,
 }
 
-impl Pool {
-    fn read(state: &State) -> Pool {
-        let live = state.tickets.clone();
+impl<'a> Pool<'a> {
+    fn read(state: &'a State) -> Pool<'a> {
+        let live = &state.tickets[..];
         let last_ended = (1..=state.tickets_issued)
             .rev()
             .find(|g| !live.iter().any(|h| h.ticket.id() == *g))
@@ -888,7 +888,7 @@ impl Pool {
         past.dedup();
         e.open("live", 5);
         e.n("len", self.live.len() as i128);
-        for held in &self.live {
+        for held in self.live {
             let queued = held.status == TicketStatus::Queued;
             let in_drain = matches!(
                 held.status,
@@ -925,7 +925,7 @@ impl Pool {
 fn shard(
     e: &mut Enc,
     s: &inspect::Shard,
-    pool: &Pool,
+    pool: &Pool<'_>,
     norm: &Norm,
     revivable: Option<bool>,
 ) -> Result<(), String> {

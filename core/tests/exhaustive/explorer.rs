@@ -489,6 +489,8 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
     // every state and every input, so their allocations are reused.
     let mut here_run: Option<Run> = None;
     let mut next: Option<Run> = None;
+    // The state an input leads to, read into the allocations of the one read before.
+    let mut read: Option<State> = None;
     for &node in states {
         let Node { parent: p, op } = nodes[node as usize];
         if parent.as_ref().is_none_or(|(n, _)| *n != p) {
@@ -541,7 +543,7 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
                 out.kinds.push(kind);
             }
             let step = catch_unwind(AssertUnwindSafe(|| {
-                transition(bound, run, &here, &op, &mut next, &mut out.rules)
+                transition(bound, run, &here, &op, &mut next, &mut read, &mut out.rules)
             }));
             let error = match step {
                 Ok(Ok((key, class))) => {
@@ -594,7 +596,8 @@ fn refill<'a>(slot: &'a mut Option<Run>, from: &Run) -> &'a mut Run {
 }
 
 /// Applies `op` to a copy of `from` (which is `here`), made in `next`: its merge key and
-/// its full form's key; `next` is left in the state reached. A state whose look is
+/// its full form's key; `next` is left in the state reached, read into `read` (whose
+/// allocations `Buffer::inspect_into` reuses). A state whose look is
 /// `here`'s has its keys, unwritten.
 fn transition(
     bound: &Bound,
@@ -602,16 +605,24 @@ fn transition(
     here: &Here,
     op: &Op,
     next: &mut Option<Run>,
+    read: &mut Option<State>,
     rules: &mut u128,
 ) -> Result<(u128, u128), String> {
     let run = refill(next, from);
     run.apply(op)?;
     *rules |= rules_exercised(&run.harness, bound.setup.shards);
-    let state = run.harness.buffer().inspect();
-    if bound.reuse_forms && here.look.is(run.harness.buffer(), &state, run.clock()) {
+    let buffer = run.harness.buffer();
+    let state = match read {
+        Some(state) => {
+            buffer.inspect_into(state);
+            state
+        }
+        None => read.insert(buffer.inspect()),
+    };
+    if bound.reuse_forms && here.look.is(buffer, state, run.clock()) {
         return Ok((here.key, here.class));
     }
-    let form = run.canonical_of(&state, bound.merge, bound.reconfigure, false)?;
+    let form = run.canonical_of(state, bound.merge, bound.reconfigure, false)?;
     Ok((merge_key(&form, bound.merge), form.key))
 }
 
