@@ -202,8 +202,9 @@
 //! 4.74 to 4.82 s after (3.0 and 1.6 µs an input), the same 203,980 states and 2,969,932
 //! inputs tried. Reading the state into a `State` kept from the last input (an
 //! `inspect_into`) measured nothing in user time then (5.31 to 5.62 s against 5.36 to 5.53
-//! s, five runs each) and was not kept at first (see below), nor was writing only the
-//! permutations whose shards' part of the form ties with the least (nothing either). Every check per transition is as it was, and the
+//! s, five runs each) and was not kept at first, nor was writing only the permutations
+//! whose shards' part of the form ties with the least (nothing either); both are kept
+//! since, on instruction counts (see below). Every check per transition is as it was, and the
 //! states, paths and inputs tried are the same at every bound (the tests above, and the
 //! counts `larger_bounds` prints). What is left is spread: writing the forms (a quarter of
 //! a transition, a quarter of that in the fingerprint), the harness's checks (a third:
@@ -222,12 +223,18 @@
 //! over every word; the state an input leads to is read with `Buffer::inspect_into`, into
 //! the `State` read last (its lists kept), and the form borrows its tickets instead of
 //! copying them (3.6% fewer instructions; `inspect_into_reads_what_inspect_reads` pins it);
-//! the model compares a shard's counters all at once before naming any (3.4% fewer); and
-//! the harness keeps the kinds of timer due at `next_deadline` as a bit set, not a vector.
-//! To 7 inputs on one thread: 5.17 to 5.45 s of user CPU before, 4.35 to 4.59 s after (1.8
-//! and 1.6 µs an input at that load), 2,969,932 and 2,799,664 inputs tried, the same
-//! 203,980 states; 2.044e9 and 1.733e9 instructions to 5 inputs (129,782 and 118,879
-//! inputs; 15.7 and 14.6 thousand an input). The threads also take a depth's frontier in
+//! the model compares a shard's counters all at once before naming any (3.4% fewer); the
+//! harness keeps the kinds of timer due at `next_deadline` as a bit set, not a vector; and
+//! with two shards of one mode, whose two forms differ only in the order their own forms
+//! are written in, one after the other, only the form of the lesser order is written
+//! (both, as before, when the two orders give the same words: 4.1% fewer; the states and
+//! keys are the same). To 7 inputs on one thread: 5.17 to 5.45 s of user CPU before, 4.35
+//! to 4.59 s after all but the last of these (1.8 and 1.6 µs an input at that load), and
+//! 4.99 to 6.14 s against 4.03 to 4.42 s with it, the binaries in turn at load average 1.5
+//! to 1.9; 2,969,932 and 2,799,664 inputs tried, the same 203,980 states; 2.044e9 and
+//! 1.661e9 instructions to 5 inputs (129,782 and 118,879 inputs; 15.7 and 14.0 thousand an
+//! input: a fifth fewer in all). The figures of depths 10 and 12 below were measured before
+//! the last of these cuts. The threads also take a depth's frontier in
 //! chunks (sixteen per thread), the next one left each, instead of one half each, so that
 //! neither waits on the other at the end of a depth when the machine runs one less. The
 //! three planted bugs below were planted again and found by the same shortest sequences.

@@ -104,6 +104,7 @@
 //! exploration that leaves out nothing.
 
 use std::cell::RefCell;
+use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
@@ -499,10 +500,30 @@ impl Read<'_> {
             enc.reset(print);
             shard(enc, sh, self.pool, norm, saved)?;
         }
+        // Two shards of one mode: the two forms agree up to the shards' own forms, written
+        // one after the other in either order, and then the same length; so unless the two
+        // orders give the same words, the first difference between the forms lies there,
+        // and only the least order's form need be written.
+        let all: &[Vec<usize>] = if n == 2 && all.len() == 2 && shards[0].mode == shards[1].mode {
+            let (a, b) = (&each[0].words, &each[1].words);
+            // `perm[0]` is shard 0's new place: 0 keeps the order, 1 swaps.
+            let keeping = |keep: bool| all.iter().position(|p| (p[0] == 0) == keep);
+            let least = match a.iter().chain(b).cmp(b.iter().chain(a)) {
+                Ordering::Less => keeping(true),
+                Ordering::Greater => keeping(false),
+                Ordering::Equal => None,
+            };
+            match least {
+                Some(i) => std::slice::from_ref(&all[i]),
+                None => &all[..],
+            }
+        } else {
+            &all[..]
+        };
         let mut found = false;
         // Every permutation tried so far wrote the same words, and how many were tried.
         let (mut all_same, mut tried) = (true, 0);
-        for perm in all.iter() {
+        for perm in all {
             // perm[old] = new; only permutations that keep every shard's mode.
             if (0..n).any(|i| shards[i].mode != shards[perm[i]].mode) {
                 continue;
