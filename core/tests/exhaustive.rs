@@ -89,11 +89,12 @@
 //! sequence, printed op by op.
 //!
 //! **Bounds reached.** `.ci/run` runs `cargo test --release -p failover-buffer --test
-//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 192.6 s of user CPU over two
-//! threads, 100.8 s wall on the shared 2-core machine at load average 2.0 to 2.4, 833 MB
-//! (`/usr/bin/time -v` around the test binary), since the two-shard row went from 9 inputs
-//! to 10 (at 9 it took 80.6 s of CPU and 48.7 s wall, two rounds of cuts earlier; see
-//! "Limits" for the two-shard row alone before and after the last round):
+//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 168.5 s of user CPU over two
+//! threads, 106.6 s wall on the shared 2-core machine at load average 1.8 to 2.5 (the job
+//! got 159% of the two cores), 832 MB (`/usr/bin/time -v` around the test binary), since
+//! the two-shard row went from 9 inputs to 10 (at 9 it took 80.6 s of CPU and 48.7 s wall,
+//! two rounds of cuts earlier; see "Limits" for the two-shard row alone before and after
+//! the last round):
 //!
 //! | set-up (drain concurrency) | alphabet | states | depth | inputs tried |
 //! |---|---|---|---|---|
@@ -233,26 +234,29 @@
 //! 4.99 to 6.14 s against 4.03 to 4.42 s with it, the binaries in turn at load average 1.5
 //! to 1.9; 2,969,932 and 2,799,664 inputs tried, the same 203,980 states; 2.044e9 and
 //! 1.661e9 instructions to 5 inputs (129,782 and 118,879 inputs; 15.7 and 14.0 thousand an
-//! input: a fifth fewer in all). The figures of depths 10 and 12 below were measured before
-//! the last of these cuts. The threads also take a depth's frontier in
+//! input: a fifth fewer in all). The two-shard row alone to 10 inputs, under "Limits", was
+//! measured before the last of these cuts. The threads also take a depth's frontier in
 //! chunks (sixteen per thread), the next one left each, instead of one half each, so that
 //! neither waits on the other at the end of a depth when the machine runs one less. The
 //! three planted bugs below were planted again and found by the same shortest sequences.
 //!
 //! **Limits.** The target, every state of two shards, two slots to 12 inputs within
-//! 2 minutes, is reached, but in ten minutes here (about six and a half on two free cores),
-//! not two: `EXHAUSTIVE_DEPTH=12 cargo test --release -p failover-buffer --test exhaustive
-//! -- --ignored --exact two_shards_two_slots --nocapture` passed on 2026-12-01 with the cuts
-//! above in 763 s of user CPU over two threads, 604 s wall (the job got 126% of the two
-//! cores: the shared machine's load average was 2.1 to 3.7), 1.57 GB: **13,327,783 states,
-//! every sequence of 12 inputs, 415,949,208 inputs tried**, each checked as above (it first
-//! passed on 2026-11-30, before the allocation-free clones, in 1,349 s of CPU and 711 s
+//! 2 minutes, is reached, but in seven and a half minutes here (about six on two free
+//! cores), not two: `EXHAUSTIVE_DEPTH=12 cargo test --release -p failover-buffer --test
+//! exhaustive -- --ignored --exact two_shards_two_slots --nocapture` passed on 2026-12-01
+//! with every cut above in 691.8 s of user CPU over two threads, 451.9 s wall (the job got
+//! 154% of the two cores: the shared machine's load average was 2.4 to 2.8), 1.61 GB:
+//! **13,327,783 states, every sequence of 12 inputs, 415,949,208 inputs tried**, each
+//! checked as above (before the last cut of the round, 763 s of CPU and 604 s wall at 126%,
+//! load 2.1 to 3.7; it first passed on 2026-11-30, before the allocation-free clones, in
+//! 1,349 s of CPU and 711 s
 //! wall, 427,795,776 inputs tried before mirrored inputs were left out). Without
 //! reconfigure and pause, at drain concurrency 2, the new states per depth are 7, 52, 375,
 //! 2,229, 10,929, 43,756, 146,631, 421,894, 1,034,881, 2,152,518, 3,796,237 and 5,718,273
 //! for depths 1 to 12, a ratio falling from 7.4 to 1.5. So `.ci/run` explores 10 inputs
-//! (3,813,273 states, 88,051,949 inputs tried; the whole of `larger_bounds` took 192.6 s of
-//! user CPU over two threads, 100.8 s wall at load average 2.0 to 2.4, 833 MB), and 12
+//! (3,813,273 states, 88,051,949 inputs tried; the whole of `larger_bounds` took 168.5 s of
+//! user CPU over two threads, 106.6 s wall at load average 1.8 to 2.5, 832 MB, and 192.6 s
+//! and 100.8 s before the last cut of the round), and 12
 //! stays a command to run by hand (after a change to the core's rules, say). The two-shard
 //! row alone to 10 inputs, on two threads, the test binaries of before and after the last
 //! round in turn: 179.0 s of user CPU and 95.5 s wall before (the job got 188% of the two
@@ -264,7 +268,7 @@
 //! they skip an input on one shard after an input on the other because the two are declared
 //! independent, which is the very cross-shard isolation this two-shard bound exists to
 //! check on the real core. What would close it is a transition about three times cheaper
-//! than the 1.6 µs of the last round but one; the last round made the work about 15%
+//! than the 1.6 µs of the round before the last; the last round made the work about a fifth
 //! smaller (fewer inputs, and fewer instructions each), and what is left is spread over
 //! the checks (a third, `check_invariants` a tenth), the form (a fifth), the copy of the
 //! state (a sixth, mostly the core's own `clone_from`) and shutting new states down (a
