@@ -201,6 +201,29 @@ impl Buffer {
     /// A copy of the buffer's whole state (see [`inspect`](crate::inspect)). Read-only; it
     /// allocates the copy.
     pub fn inspect(&self) -> State {
-        self.inspect_state()
+        self.inspect_state(Spare::default())
     }
+
+    /// [`inspect`](Buffer::inspect) into `state`, whose allocations (its lists of shards,
+    /// queues and tickets) it reuses: what `state` held before is overwritten whole. For
+    /// tools that read many states in turn, such as the exhaustive explorer, which reads
+    /// one after every input it tries.
+    pub fn inspect_into(&self, state: &mut State) {
+        let spare = Spare {
+            active: core::mem::take(&mut state.active),
+            shards: core::mem::take(&mut state.shards),
+            tickets: core::mem::take(&mut state.tickets),
+        };
+        *state = self.inspect_state(spare);
+    }
+}
+
+/// The allocations of an earlier [`State`] that [`Buffer::inspect_into`] fills again
+/// (empty for [`Buffer::inspect`]).
+#[derive(Default)]
+pub(crate) struct Spare {
+    pub(crate) active: Vec<ShardId>,
+    /// Each shard's queue is reused too.
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) tickets: Vec<Held>,
 }

@@ -1101,21 +1101,27 @@ impl Harness {
             // Several timers may fall due at once; `next_deadline` names one of the shards
             // concerned and, for it, the timer named first: max failover duration, then the
             // drain back-off, then the operator pause's bound, then the window.
-            let due: Vec<TimerKind> = self
-                .model
-                .timers()
-                .filter(|&(at, shard, _)| at == d.at.as_nanos() && shard == d.shard.index())
-                .map(|(_, _, kind)| kind)
-                .collect();
-            let first = [
+            const ORDER: [TimerKind; 4] = [
                 TimerKind::MaxFailoverDuration,
                 TimerKind::DrainBackoff,
                 TimerKind::PauseExpiry,
                 TimerKind::Window,
-            ]
-            .into_iter()
-            .find(|k| due.contains(k));
+            ];
+            // The kinds the model has due then for that shard, as bits in `ORDER`'s order
+            // (a set, not a vector: this runs after every input the exhaustive test tries).
+            let due = self
+                .model
+                .timers()
+                .filter(|&(at, shard, _)| at == d.at.as_nanos() && shard == d.shard.index())
+                .fold(0u8, |bits, (_, _, kind)| {
+                    bits | ORDER.iter().position(|&k| k == kind).map_or(0, |i| 1 << i)
+                });
+            let first = (due != 0).then(|| ORDER[due.trailing_zeros() as usize]);
             if first != Some(d.kind) || Some(d.at) != timeout {
+                let due: Vec<TimerKind> = (0..ORDER.len())
+                    .filter(|i| due & (1 << i) != 0)
+                    .map(|i| ORDER[i])
+                    .collect();
                 return Err(format!(
                     "next_deadline {d:?}; the model has {due:?} due then for that shard"
                 ));

@@ -2,11 +2,19 @@
 //! sees them; see [`crate::inspect`]).
 
 use super::Buffer;
-use crate::inspect::{Shutdown, State};
+use alloc::vec::Vec;
+
+use crate::inspect::{Shutdown, Spare, State};
 use crate::shutdown::ShutdownPhase;
 
 impl Buffer {
-    pub(crate) fn inspect_state(&self) -> State {
+    /// The state, written into `spare`'s allocations.
+    pub(crate) fn inspect_state(&self, spare: Spare) -> State {
+        let Spare {
+            active: mut active_list,
+            shards: mut shards_read,
+            tickets: held,
+        } = spare;
         // Every field named: one added to `Buffer` does not compile here until it is
         // copied or its omission explained (see `inspect::State`).
         let Buffer {
@@ -31,9 +39,24 @@ impl Buffer {
             shut_down: *shut_down,
             closed: *closed,
             pending_actions: actions.len(),
-            active: active.list.clone(),
-            shards: shards.iter().map(|s| s.inspect(pool)).collect(),
-            tickets: pool.inspect_tickets(),
+            active: {
+                active_list.clone_from(&active.list);
+                active_list
+            },
+            shards: {
+                shards_read.truncate(shards.len());
+                for (i, s) in shards.iter().enumerate() {
+                    match shards_read.get_mut(i) {
+                        Some(read) => {
+                            let queue = core::mem::take(&mut read.queue);
+                            *read = s.inspect(pool, queue);
+                        }
+                        None => shards_read.push(s.inspect(pool, Vec::new())),
+                    }
+                }
+                shards_read
+            },
+            tickets: pool.inspect_tickets(held),
             tickets_issued: pool.tickets_issued(),
             shutdown: shutdown.as_ref().map(|s| Shutdown {
                 // The plan's wait for retries is built with the grace (`shutdown::plan`).

@@ -9,7 +9,8 @@ use crate::ticket::Ticket;
 
 impl Pool {
     /// Every live entry, in order of issue.
-    pub(crate) fn inspect_tickets(&self) -> Vec<Held> {
+    /// The live tickets, oldest first, written into `held`'s allocation.
+    pub(crate) fn inspect_tickets(&self, mut held: Vec<Held>) -> Vec<Held> {
         // Every field named (see `inspect::State` for what is left out, and why).
         let Pool {
             entries,
@@ -22,36 +23,34 @@ impl Pool {
             next_generation: _,
             buffer,
         } = self;
-        let mut held: Vec<Held> = entries
-            .iter()
-            .map(|(slot, e)| {
-                let Entry {
+        held.clear();
+        held.extend(entries.iter().map(|(slot, e)| {
+            let Entry {
+                generation,
+                deadline,
+                held_at,
+                prev: _,
+                next: _,
+                all_prev: _,
+                all_next: _,
+                shard,
+                status,
+            } = *e;
+            Held {
+                // Slots are below the pool's size, a `u32` (as `iter` reads them).
+                ticket: Ticket {
+                    slot: slot as u32,
+                    buffer: *buffer,
                     generation,
-                    deadline,
-                    held_at,
-                    prev: _,
-                    next: _,
-                    all_prev: _,
-                    all_next: _,
-                    shard,
-                    status,
-                } = *e;
-                Held {
-                    // Slots are below the pool's size, a `u32` (as `iter` reads them).
-                    ticket: Ticket {
-                        slot: slot as u32,
-                        buffer: *buffer,
-                        generation,
-                    },
-                    shard,
-                    status: status.public(),
-                    deadline,
-                    held_at,
-                    // Slots are below the pool's size, a `u32`.
-                    bytes: self.bytes_of(slot as u32),
-                }
-            })
-            .collect();
+                },
+                shard,
+                status: status.public(),
+                deadline,
+                held_at,
+                // Slots are below the pool's size, a `u32`.
+                bytes: self.bytes_of(slot as u32),
+            }
+        }));
         held.sort_unstable_by_key(|h| h.ticket.generation);
         held
     }
@@ -61,10 +60,13 @@ impl Pool {
         self.next_generation - 1
     }
 
-    /// The tickets of `queue`, head first.
-    pub(crate) fn inspect_queue(&self, queue: &Queue) -> Vec<Ticket> {
-        self.walk(queue, self.entries.len())
-            .map(|slot| self.ticket_at(slot))
-            .collect()
+    /// The tickets of `queue`, head first, written into `read`'s allocation.
+    pub(crate) fn inspect_queue(&self, queue: &Queue, mut read: Vec<Ticket>) -> Vec<Ticket> {
+        read.clear();
+        read.extend(
+            self.walk(queue, self.entries.len())
+                .map(|slot| self.ticket_at(slot)),
+        );
+        read
     }
 }

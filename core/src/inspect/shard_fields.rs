@@ -5,9 +5,12 @@ use super::{Detail, Episode, ShardBuffer, Unstop};
 use crate::inspect;
 use crate::pause::{Hold, Pause};
 use crate::queue::Pool;
+use crate::ticket::Ticket;
+use alloc::vec::Vec;
 
 impl ShardBuffer {
-    pub(crate) fn inspect(&self, pool: &Pool) -> inspect::Shard {
+    /// The shard's state, its queue written into `queue`'s allocation.
+    pub(crate) fn inspect(&self, pool: &Pool, queue_read: Vec<Ticket>) -> inspect::Shard {
         // Every field named: one added does not compile here until it is copied or its
         // omission explained. Whether the detail is allocated is not state: a shard without
         // it reads as one that never failed over. The wait histograms are read by no rule.
@@ -45,7 +48,7 @@ impl ShardBuffer {
         inspect::Shard {
             mode: *mode,
             state: *state,
-            queue: pool.inspect_queue(queue),
+            queue: pool.inspect_queue(queue, queue_read),
             drain_in_flight: *drain_in_flight,
             drain_excess: *drain_excess,
             episode: inspect::Episode {

@@ -30,6 +30,12 @@ pub(crate) struct Live {
     /// An input at the end of time was given: every later input is stamped
     /// `Timestamp::MAX`, so the clock inputs are all one (a tick at the same instant).
     pub(crate) end_of_time: bool,
+    /// Bit `i`: shard `i` is the mirror image of an earlier shard (`Canonical::mirrors`,
+    /// rule 6): its inputs are left out, those of the earlier shard stand for them.
+    pub(crate) mirrors: u8,
+    /// Bit `i`: shard `i` knows no primary, so a stamp from the alphabet's second primary
+    /// is the mirror image of one from its first (rule 8), and is left out.
+    pub(crate) no_primary: u8,
 }
 
 /// The time steps: one clock unit forward, none, one back (a clock regression), a pause
@@ -62,8 +68,10 @@ pub(crate) fn inputs(
 ) -> Vec<Op> {
     let shards = setup.shards as u8;
     let mut ops = Vec::new();
+    // The shards whose inputs are tried: not the mirror image of an earlier one.
+    let tried = |shard: u8| live.mirrors & (1 << shard) == 0;
     // Requests: a first attempt and each failover cause, on every shard.
-    for shard in 0..shards {
+    for shard in (0..shards).filter(|&s| tried(s)) {
         ops.push(Op::Request { shard, cause: None });
         for cause in CAUSES {
             ops.push(Op::Request {
@@ -75,9 +83,14 @@ pub(crate) fn inputs(
     // Health stamps: older, same and newer term, serving or not, from two primaries (so a
     // stamp is from the known primary, from another, or the first seen). Before any stamp
     // "older" is term 0, which behaves as "same" does (term 1) up to the terms' values.
-    for shard in 0..shards {
+    for shard in (0..shards).filter(|&s| tried(s)) {
         let known = live.terms_known & (1 << shard) != 0;
-        for primary in 0..2 {
+        let primaries = if live.no_primary & (1 << shard) != 0 {
+            1
+        } else {
+            2
+        };
+        for primary in 0..primaries {
             for term in [Term::Older, Term::Same, Term::Newer] {
                 if term == Term::Older && !known {
                     continue;
@@ -93,7 +106,7 @@ pub(crate) fn inputs(
             }
         }
     }
-    for shard in 0..shards {
+    for shard in (0..shards).filter(|&s| tried(s)) {
         for event in [Topo::ShardMissing, Topo::TrafficSwitched] {
             ops.push(Op::Topology { shard, event });
         }
@@ -104,7 +117,7 @@ pub(crate) fn inputs(
         // so it runs out within a few ticks (a pause of the default ten minutes would be a
         // new state at every tick until then).
         let q = (steps.unit_ms / 250) as u8;
-        for shard in 0..shards {
+        for shard in (0..shards).filter(|&s| tried(s)) {
             ops.extend([
                 Op::Pause {
                     shard,
@@ -193,7 +206,7 @@ pub(crate) fn inputs(
         }
         // A failover request stamped `Timestamp::MAX` on each shard (once: afterwards a
         // request is one).
-        for shard in 0..shards {
+        for shard in (0..shards).filter(|&s| tried(s)) {
             ops.push(Op::EndOfTime { shard });
         }
     }

@@ -88,8 +88,23 @@
 //!    past `poll_timeout` back into the clock. Without this rule a drain waiting on a retry
 //!    while time passes, or a shard that is not ticked, is a new state at every step, and
 //!    the state space has no end.
+//!
+//! **Inputs left out.** Rules 6 and 8 also apply to inputs, with the full form only. A
+//! state whose full form is the same under every permutation rule 6 tries is its own
+//! image under swapping two shards of the same mode (`Canonical::mirrors`); an input on
+//! the second of them is then the image of the same input on the first, in a state with
+//! the same form, so it has the same checks (up to the renaming) and leads to a state with
+//! the same form: it is left out (`alphabet::inputs`, `Live::mirrors`). Likewise, on a
+//! shard that knows no primary, a stamp from the alphabet's second primary is the image of
+//! the same stamp from its first under rule 8 (`Live::no_primary`). Either is what merging
+//! two states already assumes (an input in the image state is never tried), and since the
+//! input left out comes after its image in the alphabet's order, the paths kept are the
+//! same. `leaving_out_mirrored_inputs_loses_no_state` explores with and without them and
+//! requires the same states by the same paths; the merging check compares against an
+//! exploration that leaves out nothing.
 
 use std::cell::RefCell;
+use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
@@ -119,6 +134,12 @@ pub(crate) struct Canonical {
     pub(crate) last_ended: Option<usize>,
     /// The harness clock minus the buffer's `now`, in nanoseconds.
     pub(crate) clock_offset: i128,
+    /// Bit `k`: shard `k` is the mirror image of an earlier shard. Rule 6 applies, and
+    /// every permutation of shards of the same mode writes the same full form, so the
+    /// state is its own image under swapping shard `k` with the first of its mode: an
+    /// input on shard `k` is, up to that renaming, the same input on that earlier shard
+    /// (see `alphabet::inputs`).
+    pub(crate) mirrors: u8,
 }
 
 /// The canonical form of `buffer` with the harness clock at `clock_ns` (`None`: at the
@@ -170,7 +191,8 @@ pub(crate) fn canonical_of(
         clock: clock_ns.map(|_| clock_offset),
         pool: &pool,
     };
-    let (key, text) = read.form(&norm, print)?;
+    let (key, text, mirrored) = read.form(&norm, print)?;
+    let mirrors = if mirrored { mirror_shards(state) } else { 0 };
     let structural_key = if structural {
         norm.full = false;
         Some(read.form(&norm, false)?.0)
@@ -190,7 +212,17 @@ pub(crate) fn canonical_of(
         released: pool.live.len() - queued,
         last_ended: pool.last_ended,
         clock_offset,
+        mirrors,
     })
+}
+
+/// The shards with an earlier shard of the same mode, as bits: in a state that is its own
+/// image under every permutation rule 6 tries, each is a mirror image of that shard.
+fn mirror_shards(state: &State) -> u8 {
+    let shards = &state.shards;
+    (0..shards.len().min(8))
+        .filter(|&k| shards[..k].iter().any(|s| s.mode == shards[k].mode))
+        .fold(0, |bits, k| bits | 1 << k)
 }
 
 fn duration_nanos(d: std::time::Duration) -> u64 {
@@ -426,7 +458,7 @@ struct Read<'a> {
     config: u128,
     /// The harness clock minus `now`; `None` at the end of time.
     clock: Option<i128>,
-    pool: &'a Pool,
+    pool: &'a Pool<'a>,
 }
 
 impl Read<'_> {
@@ -435,7 +467,9 @@ impl Read<'_> {
     ///
     /// The forms are written into buffers kept per thread ([`Scratch`]), not allocated per
     /// call.
-    fn form(&self, norm: &Norm, print: bool) -> Result<(u128, String), String> {
+    /// Also whether every permutation tried wrote the same form as the identity (and one
+    /// other than the identity was tried): the state is then its own image under them.
+    fn form(&self, norm: &Norm, print: bool) -> Result<(u128, String, bool), String> {
         SCRATCH.with(|scratch| self.form_in(&mut scratch.borrow_mut(), norm, print))
     }
 
@@ -444,7 +478,7 @@ impl Read<'_> {
         scratch: &mut Scratch,
         norm: &Norm,
         print: bool,
-    ) -> Result<(u128, String), String> {
+    ) -> Result<(u128, String, bool), String> {
         let Scratch {
             each,
             candidate,
@@ -466,14 +500,40 @@ impl Read<'_> {
             enc.reset(print);
             shard(enc, sh, self.pool, norm, saved)?;
         }
+        // Two shards of one mode: the two forms agree up to the shards' own forms, written
+        // one after the other in either order, and then the same length; so unless the two
+        // orders give the same words, the first difference between the forms lies there,
+        // and only the least order's form need be written.
+        let all: &[Vec<usize>] = if n == 2 && all.len() == 2 && shards[0].mode == shards[1].mode {
+            let (a, b) = (&each[0].words, &each[1].words);
+            // `perm[0]` is shard 0's new place: 0 keeps the order, 1 swaps.
+            let keeping = |keep: bool| all.iter().position(|p| (p[0] == 0) == keep);
+            let least = match a.iter().chain(b).cmp(b.iter().chain(a)) {
+                Ordering::Less => keeping(true),
+                Ordering::Greater => keeping(false),
+                Ordering::Equal => None,
+            };
+            match least {
+                Some(i) => std::slice::from_ref(&all[i]),
+                None => &all[..],
+            }
+        } else {
+            &all[..]
+        };
         let mut found = false;
-        for perm in all.iter() {
+        // Every permutation tried so far wrote the same words, and how many were tried.
+        let (mut all_same, mut tried) = (true, 0);
+        for perm in all {
             // perm[old] = new; only permutations that keep every shard's mode.
             if (0..n).any(|i| shards[i].mode != shards[perm[i]].mode) {
                 continue;
             }
+            tried += 1;
             candidate.reset(print);
             self.write(candidate, each, norm, perm)?;
+            if found && candidate.words != best.words {
+                all_same = false;
+            }
             if !found || candidate.words < best.words {
                 std::mem::swap(candidate, best);
                 found = true;
@@ -485,6 +545,7 @@ impl Read<'_> {
         Ok((
             fingerprint_words(&best.words),
             best.text.take().unwrap_or_default(),
+            all_same && tried > 1,
         ))
     }
 
@@ -697,7 +758,7 @@ fn reason(e: &mut Enc, name: &str, r: Option<StopReason>) {
 /// `now`, so all it can ever tell is which of the tickets queued now have deadlines at or
 /// before it: that set (by rank) is kept instead of the instant, and an empty set is the
 /// same as no tick at all.
-fn last_tick(e: &mut Enc, t: Option<Timestamp>, pool: &Pool, norm: &Norm) {
+fn last_tick(e: &mut Enc, t: Option<Timestamp>, pool: &Pool<'_>, norm: &Norm) {
     let Some(t) = t.filter(|_| norm.full) else {
         norm.maybe(e, "last_tick", t);
         return;
@@ -797,17 +858,17 @@ fn timestamp_nanos(atom: &str) -> Option<u64> {
 }
 
 /// The live tickets, oldest first (rule 1: a ticket's rank is its name).
-struct Pool {
-    live: Vec<Held>,
+struct Pool<'a> {
+    live: &'a [Held],
     /// The harness index of the most recently ended ticket: generations are handed out
     /// 1, 2, 3, ..., so the n-th ticket issued (the harness's index n) has generation n + 1,
     /// and the newest one not live has ended.
     last_ended: Option<usize>,
 }
 
-impl Pool {
-    fn read(state: &State) -> Pool {
-        let live = state.tickets.clone();
+impl<'a> Pool<'a> {
+    fn read(state: &'a State) -> Pool<'a> {
+        let live = &state.tickets[..];
         let last_ended = (1..=state.tickets_issued)
             .rev()
             .find(|g| !live.iter().any(|h| h.ticket.id() == *g))
@@ -848,7 +909,7 @@ impl Pool {
         past.dedup();
         e.open("live", 5);
         e.n("len", self.live.len() as i128);
-        for held in &self.live {
+        for held in self.live {
             let queued = held.status == TicketStatus::Queued;
             let in_drain = matches!(
                 held.status,
@@ -885,7 +946,7 @@ impl Pool {
 fn shard(
     e: &mut Enc,
     s: &inspect::Shard,
-    pool: &Pool,
+    pool: &Pool<'_>,
     norm: &Norm,
     revivable: Option<bool>,
 ) -> Result<(), String> {
@@ -1128,30 +1189,55 @@ fn term(e: &mut Enc, name: &str, t: Option<u64>, highest: Option<u64>, full: boo
     }
 }
 
-/// A 128-bit fingerprint of a form: four independent multiply-xorshift lanes over its
-/// words (a SipHash of them was a twelfth of a transition), two over each word's low half
-/// and two over its high half, so that each chain of dependent multiplications is half
-/// as long as with two lanes over both halves (the fingerprint was then a tenth of a
-/// transition); each 64-bit half of the result mixes one lane of each half, through a
-/// full avalanche.
+/// A 128-bit fingerprint of a form: two 64-bit hashes of its words, each a folded
+/// multiply (the 128-bit product of two 64-bit operands, its halves xored, as wyhash and
+/// foldhash do) of each word's two halves, with the running value xored into one operand.
+/// Each hash runs four lanes over every fourth word, so that four chains of dependent
+/// multiplications run side by side, each a quarter as long (the four multiply-xorshift
+/// lanes before, each over every word, a SipHash before them, were a tenth and a twelfth
+/// of a transition). Each half of the result mixes its hash's four lanes and the length
+/// through a full avalanche; the two hashes use other constants and swap the halves.
 fn fingerprint_words(words: &[i128]) -> u128 {
-    let (mut a, mut b): (u64, u64) = (0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344);
-    let (mut c, mut d): (u64, u64) = (0xa409_3822_299f_31d0, 0x082e_fa98_ec4e_6c89);
-    for &w in words {
+    const A: [u64; 4] = [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    ];
+    const B: [u64; 4] = [
+        0x4528_21e6_38d0_1377,
+        0xbe54_66cf_34e9_0c6c,
+        0xc0ac_29b7_c97c_50dd,
+        0x3f84_d5b5_b547_0917,
+    ];
+    const KA: u64 = 0x9e37_79b9_7f4a_7c15;
+    const KB: u64 = 0xd6e8_feb8_6659_fd93;
+    let (mut a, mut b) = (A, B);
+    let mut chunks = words.chunks_exact(4);
+    for chunk in &mut chunks {
+        for lane in 0..4 {
+            let w = chunk[lane];
+            let (lo, hi) = (w as u64, (w >> 64) as u64);
+            a[lane] = fold(a[lane] ^ lo ^ A[lane], hi ^ KA);
+            b[lane] = fold(b[lane] ^ hi ^ B[lane], lo ^ KB);
+        }
+    }
+    for (lane, &w) in chunks.remainder().iter().enumerate() {
         let (lo, hi) = (w as u64, (w >> 64) as u64);
-        a = (a ^ lo).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        a ^= a >> 29;
-        b = (b.rotate_left(23) ^ lo).wrapping_mul(0xd6e8_feb8_6659_fd93);
-        b ^= b >> 32;
-        c = (c ^ hi).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        c ^= c >> 29;
-        d = (d.rotate_left(23) ^ hi).wrapping_mul(0x94d0_49bb_1331_11eb);
-        d ^= d >> 32;
+        a[lane] = fold(a[lane] ^ lo ^ A[lane], hi ^ KA);
+        b[lane] = fold(b[lane] ^ hi ^ B[lane], lo ^ KB);
     }
     let len = words.len() as u64;
-    let high = avalanche(a ^ avalanche(c) ^ len);
-    let low = avalanche(b.wrapping_add(avalanche(d)).wrapping_add(len));
-    (u128::from(high) << 64) | u128::from(low)
+    let mix = |l: [u64; 4], k: u64| {
+        avalanche(fold(l[0] ^ l[1].rotate_left(29), l[2] ^ l[3].rotate_left(43) ^ k) ^ len)
+    };
+    (u128::from(mix(a, KB)) << 64) | u128::from(mix(b, KA))
+}
+
+/// The 128-bit product of `x` and `y`, its two halves xored.
+fn fold(x: u64, y: u64) -> u64 {
+    let p = u128::from(x) * u128::from(y);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// splitmix64's finaliser: every input bit flips about half the output bits.

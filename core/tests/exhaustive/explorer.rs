@@ -9,7 +9,7 @@
 //! expanded by cloning it once per input, so a transition costs one input whatever its
 //! depth. Keeping harnesses (about 10 KB each) for a whole frontier instead would need
 //! gigabytes at the depths the two-shard bounds reach. A depth's frontier is expanded by
-//! several threads, merged in frontier order.
+//! several threads, in chunks merged in frontier order.
 //!
 //! Every transition goes through `Harness::apply`, which compares the core with the
 //! reference model (answer, actions, timers, slots, ticket statuses, counters), checks
@@ -23,6 +23,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
@@ -48,6 +49,11 @@ pub(crate) struct Bound {
     /// state's form instead of writing one (see [`Look`]); off only to check that this
     /// loses nothing.
     pub(crate) reuse_forms: bool,
+    /// Whether an input that is the mirror image of one tried before it in the same state
+    /// (on a shard that mirrors an earlier one, or from a primary that mirrors the first)
+    /// is left out (see `canonical`, "Inputs left out"); only with [`Merge::Full`], whose
+    /// rules 6 and 8 it rests on. Off only to check that this loses nothing.
+    pub(crate) mirror_inputs: bool,
 }
 
 /// Which canonical form states are merged on (see `canonical`).
@@ -263,8 +269,16 @@ impl Run {
         (!self.end_of_time).then_some(self.clock_ns)
     }
 
-    fn live(&self, form: &Canonical) -> Live {
+    /// What the alphabet needs to know of this state (whose state and form are `state`
+    /// and `form`); with `mirror_inputs`, which inputs mirror others.
+    fn live(&self, state: &State, form: &Canonical, mirror_inputs: bool) -> Live {
         let b = self.harness.buffer();
+        let no_primary = state
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.primary.is_none())
+            .fold(0u8, |bits, (i, _)| bits | 1 << i.min(7));
         let terms_known = b
             .shards()
             .filter(|&id| b.highest_term(id).is_some())
@@ -277,6 +291,8 @@ impl Run {
             terms_known,
             timer_ahead: b.poll_timeout().is_some_and(|at| at >= b.now()),
             end_of_time: self.end_of_time,
+            mirrors: if mirror_inputs { form.mirrors } else { 0 },
+            no_primary: if mirror_inputs { no_primary } else { 0 },
         }
     }
 }
@@ -290,10 +306,10 @@ fn threads() -> usize {
         .max(1)
 }
 
-/// What one thread found expanding its share of a depth's frontier, in frontier order.
+/// What one thread found expanding a chunk of a depth's frontier, in frontier order.
 #[derive(Default)]
 struct Expansion {
-    /// New states (not seen at an earlier depth, nor earlier in this share): their key,
+    /// New states (not seen at an earlier depth, nor earlier in this chunk): their key,
     /// full form's key, parent node and input.
     found: Vec<(u128, u128, u32, Op)>,
     transitions: u64,
@@ -303,7 +319,7 @@ struct Expansion {
     /// as strings per input tried was a thirtieth of a transition. The same name at two
     /// addresses is only listed twice, and merged as a string in [`Explored::kinds`].
     kinds: Vec<&'static str>,
-    /// The first failure in this share: its parent node, its last input, the error.
+    /// The first failure in this chunk: its parent node, its last input, the error.
     failure: Option<(u32, Op, String)>,
 }
 
@@ -311,11 +327,11 @@ struct Expansion {
 ///
 /// Each state is kept as the input that first reached it and its parent, rebuilt from its
 /// parent when expanded (see the module's doc), and expanded by cloning it once per input.
-/// A depth's frontier is split into as many contiguous shares as there are threads; each
-/// thread expands its share against the states of earlier depths, and the shares are then
-/// merged in frontier order, so the states found, the path kept to each (the first in
-/// frontier and alphabet order) and the counterexample reported do not depend on the
-/// number of threads.
+/// A depth's frontier is cut into contiguous chunks, which the threads take in turn (see
+/// [`expand_in_parallel`]); each is expanded against the states of earlier depths, and the
+/// chunks are then merged in frontier order, so the states found, the path kept to each
+/// (the first in frontier and alphabet order) and the counterexample reported do not
+/// depend on the number of threads.
 pub(crate) fn explore(
     bound: &Bound,
     mut progress: impl FnMut(usize, usize, usize),
@@ -345,18 +361,7 @@ pub(crate) fn explore(
     let mut frontier: Vec<u32> = vec![0];
     let threads = threads();
     for depth in 0..bound.depth {
-        let share = frontier.len().div_ceil(threads).max(1);
-        let (seen_before, nodes_before) = (&seen, &nodes);
-        let expansions: Vec<Expansion> = std::thread::scope(|scope| {
-            let workers: Vec<_> = frontier
-                .chunks(share)
-                .map(|states| scope.spawn(move || expand(bound, nodes_before, states, seen_before)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("an expansion thread panicked"))
-                .collect()
-        });
+        let expansions = expand_in_parallel(bound, &nodes, &frontier, &seen, threads);
         let mut next = Vec::new();
         for e in expansions {
             explored.transitions += e.transitions;
@@ -418,6 +423,62 @@ fn replay(setup: &SetUp, ops: &[Op]) -> Result<Run, String> {
     Ok(run)
 }
 
+/// Expands `frontier` on `threads` threads: it is cut into chunks (several per thread, so
+/// that a thread whose chunks cost more, or which the machine runs less, does not keep
+/// the other waiting), each thread takes the next chunk left until none is, and the
+/// chunks' expansions come back in frontier order.
+fn expand_in_parallel(
+    bound: &Bound,
+    nodes: &[Node],
+    frontier: &[u32],
+    seen: &Keys,
+    threads: usize,
+) -> Vec<Expansion> {
+    const CHUNKS_PER_THREAD: usize = 16;
+    let chunk = frontier
+        .len()
+        .div_ceil(threads * CHUNKS_PER_THREAD)
+        .max(MIN_CHUNK);
+    let chunks: Vec<&[u32]> = frontier.chunks(chunk).collect();
+    let next = AtomicUsize::new(0);
+    // The first chunk known to fail: a later one cannot hold the first failure.
+    let failed = AtomicUsize::new(usize::MAX);
+    let (chunks, next, failed) = (&chunks, &next, &failed);
+    let mut done: Vec<(usize, Expansion)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(chunks.len()))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(states) = chunks.get(i) else {
+                            return mine;
+                        };
+                        if i > failed.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let e = expand(bound, nodes, states, seen);
+                        if e.failure.is_some() {
+                            failed.fetch_min(i, Ordering::Relaxed);
+                        }
+                        mine.push((i, e));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an expansion thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|&(i, _)| i);
+    done.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The fewest states a chunk of a frontier holds: each chunk rebuilds its first parent,
+/// and its new states are deduplicated against each other's only when merged.
+const MIN_CHUNK: usize = 256;
+
 /// Tries every input in each of `states`, in order, stopping at the first failure.
 fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansion {
     let mut out = Expansion::default();
@@ -428,6 +489,8 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
     // every state and every input, so their allocations are reused.
     let mut here_run: Option<Run> = None;
     let mut next: Option<Run> = None;
+    // The state an input leads to, read into the allocations of the one read before.
+    let mut read: Option<State> = None;
     for &node in states {
         let Node { parent: p, op } = nodes[node as usize];
         if parent.as_ref().is_none_or(|(n, _)| *n != p) {
@@ -452,7 +515,11 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
         let form = run
             .canonical_of(&state, bound.merge, bound.reconfigure, false)
             .expect("a state read once reads again");
-        let live = run.live(&form);
+        let live = run.live(
+            &state,
+            &form,
+            bound.mirror_inputs && bound.merge == Merge::Full,
+        );
         let here = Here {
             look: Look::of(
                 run.harness.buffer(),
@@ -476,7 +543,7 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
                 out.kinds.push(kind);
             }
             let step = catch_unwind(AssertUnwindSafe(|| {
-                transition(bound, run, &here, &op, &mut next, &mut out.rules)
+                transition(bound, run, &here, &op, &mut next, &mut read, &mut out.rules)
             }));
             let error = match step {
                 Ok(Ok((key, class))) => {
@@ -529,7 +596,8 @@ fn refill<'a>(slot: &'a mut Option<Run>, from: &Run) -> &'a mut Run {
 }
 
 /// Applies `op` to a copy of `from` (which is `here`), made in `next`: its merge key and
-/// its full form's key; `next` is left in the state reached. A state whose look is
+/// its full form's key; `next` is left in the state reached, read into `read` (whose
+/// allocations `Buffer::inspect_into` reuses). A state whose look is
 /// `here`'s has its keys, unwritten.
 fn transition(
     bound: &Bound,
@@ -537,16 +605,24 @@ fn transition(
     here: &Here,
     op: &Op,
     next: &mut Option<Run>,
+    read: &mut Option<State>,
     rules: &mut u128,
 ) -> Result<(u128, u128), String> {
     let run = refill(next, from);
     run.apply(op)?;
     *rules |= rules_exercised(&run.harness, bound.setup.shards);
-    let state = run.harness.buffer().inspect();
-    if bound.reuse_forms && here.look.is(run.harness.buffer(), &state, run.clock()) {
+    let buffer = run.harness.buffer();
+    let state = match read {
+        Some(state) => {
+            buffer.inspect_into(state);
+            state
+        }
+        None => read.insert(buffer.inspect()),
+    };
+    if bound.reuse_forms && here.look.is(buffer, state, run.clock()) {
         return Ok((here.key, here.class));
     }
-    let form = run.canonical_of(&state, bound.merge, bound.reconfigure, false)?;
+    let form = run.canonical_of(state, bound.merge, bound.reconfigure, false)?;
     Ok((merge_key(&form, bound.merge), form.key))
 }
 
