@@ -1791,122 +1791,116 @@ impl Model {
 
     /// Compares a shard's counters with the core's, field by field.
     pub(crate) fn compare_stats(&self, shard: usize, core: &ShardStats) -> Result<(), String> {
-        let c = &self.shards[shard].counters;
-        if Self::stats_agree(c, core) && self.held_bytes(Some(shard)) == core.bytes_held {
+        // First only whether they agree, as they almost always do: this runs after every
+        // input the exhaustive explorer tries.
+        let mut agree = true;
+        self.each_counter(shard, core, |_, model, core| agree &= model == core);
+        if agree {
             return Ok(());
         }
-        let by = |counts: &[u64; 5], i: usize| counts[i];
         let mut diffs = Vec::new();
-        let mut check = |name: &str, model: u64, core: u64| {
+        self.each_counter(shard, core, |name, model, core| {
             if model != core {
-                diffs.push(format!("{name}: model {model}, core {core}"));
+                let name = name.join(" ");
+                diffs.push(format!("{}: model {model}, core {core}", name.trim()));
             }
-        };
-        check("starts", c.starts, core.starts);
-        for &r in StopReason::ALL {
-            check(r.as_str(), by(&c.stops, r.index()), core.stops[r]);
-        }
-        check("buffered", c.buffered, core.buffered);
-        check(
-            "buffered_dry_run",
-            c.buffered_dry_run,
-            core.buffered_dry_run,
-        );
-        check("drained", c.drained, core.drained);
-        // A counter by reason is named (formatted) only when it differs: this runs after
-        // every input the exhaustive explorer tries.
-        for &r in EvictReason::ALL {
-            let (model, core) = (by(&c.evicted, r.index()), core.evicted[r]);
-            if model != core {
-                check(&format!("evicted {r}"), model, core);
-            }
-        }
-        for &r in SkipReason::ALL {
-            let (model, core) = (by(&c.skipped, r.index()), core.skipped[r]);
-            if model != core {
-                check(&format!("skipped {r}"), model, core);
-            }
-        }
-        check("drains_paused", c.drains_paused, core.drains_paused);
-        check(
-            "last_requests_in_flight_max",
-            c.in_flight_max,
-            core.last_requests_in_flight_max,
-        );
-        check(
-            "last_requests_dry_run_max",
-            c.dry_run_max,
-            core.last_requests_dry_run_max,
-        );
-        check(
-            "last_failover_duration",
-            nanos(c.last_failover_duration),
-            nanos(core.last_failover_duration),
-        );
-        check(
-            "last_failover_held_duration",
-            nanos(c.last_failover_held_duration),
-            nanos(core.last_failover_held_duration),
-        );
-        check(
-            "failover_duration_sum",
-            nanos(c.failover_duration_sum),
-            nanos(core.failover_duration_sum),
-        );
-        check("utilization_sum", c.utilization_sum, core.utilization_sum);
-        check(
-            "utilization_dry_run_sum",
-            c.utilization_dry_run_sum,
-            core.utilization_dry_run_sum,
-        );
-        check("bytes_held", self.held_bytes(Some(shard)), core.bytes_held);
-        check("peak_bytes", c.peak_bytes, core.peak_bytes);
-        check("pauses_started", c.pauses_started, core.pauses_started);
-        for &r in PauseEnd::ALL {
-            let (model, core) = (c.pauses_ended[r.index()], core.pauses_ended[r]);
-            if model != core {
-                check(&format!("pauses_ended {r}"), model, core);
-            }
-        }
+        });
         if diffs.is_empty() {
             Ok(())
         } else {
             Err(diffs.join("; "))
         }
     }
-}
 
-impl Model {
-    /// Every counter [`Model::compare_stats`] compares but the bytes held, equal (durations
-    /// compared whole, so never equal where `compare_stats` finds a difference): the
-    /// comparison without its messages, made after every input the exhaustive test tries.
-    fn stats_agree(c: &Counters, core: &ShardStats) -> bool {
-        c.starts == core.starts
-            && StopReason::ALL
-                .iter()
-                .all(|&r| c.stops[r.index()] == core.stops[r])
-            && c.buffered == core.buffered
-            && c.buffered_dry_run == core.buffered_dry_run
-            && c.drained == core.drained
-            && EvictReason::ALL
-                .iter()
-                .all(|&r| c.evicted[r.index()] == core.evicted[r])
-            && SkipReason::ALL
-                .iter()
-                .all(|&r| c.skipped[r.index()] == core.skipped[r])
-            && c.drains_paused == core.drains_paused
-            && c.in_flight_max == core.last_requests_in_flight_max
-            && c.dry_run_max == core.last_requests_dry_run_max
-            && c.last_failover_duration == core.last_failover_duration
-            && c.last_failover_held_duration == core.last_failover_held_duration
-            && c.failover_duration_sum == core.failover_duration_sum
-            && c.utilization_sum == core.utilization_sum
-            && c.utilization_dry_run_sum == core.utilization_dry_run_sum
-            && c.peak_bytes == core.peak_bytes
-            && c.pauses_started == core.pauses_started
-            && PauseEnd::ALL
-                .iter()
-                .all(|&r| c.pauses_ended[r.index()] == core.pauses_ended[r])
+    /// Every counter of a shard, the model's beside the core's: `visit(name, model, core)`,
+    /// the name in two static parts (a counter by reason: its name and the reason's).
+    #[inline(always)]
+    fn each_counter(
+        &self,
+        shard: usize,
+        core: &ShardStats,
+        mut visit: impl FnMut([&'static str; 2], u64, u64),
+    ) {
+        let c = &self.shards[shard].counters;
+        visit(["starts", ""], c.starts, core.starts);
+        for &r in StopReason::ALL {
+            visit(["", r.as_str()], c.stops[r.index()], core.stops[r]);
+        }
+        visit(["buffered", ""], c.buffered, core.buffered);
+        visit(
+            ["buffered_dry_run", ""],
+            c.buffered_dry_run,
+            core.buffered_dry_run,
+        );
+        visit(["drained", ""], c.drained, core.drained);
+        for &r in EvictReason::ALL {
+            visit(
+                ["evicted", r.as_str()],
+                c.evicted[r.index()],
+                core.evicted[r],
+            );
+        }
+        for &r in SkipReason::ALL {
+            visit(
+                ["skipped", r.as_str()],
+                c.skipped[r.index()],
+                core.skipped[r],
+            );
+        }
+        visit(["drains_paused", ""], c.drains_paused, core.drains_paused);
+        visit(
+            ["last_requests_in_flight_max", ""],
+            c.in_flight_max,
+            core.last_requests_in_flight_max,
+        );
+        visit(
+            ["last_requests_dry_run_max", ""],
+            c.dry_run_max,
+            core.last_requests_dry_run_max,
+        );
+        visit(
+            ["last_failover_duration", ""],
+            nanos(c.last_failover_duration),
+            nanos(core.last_failover_duration),
+        );
+        visit(
+            ["last_failover_held_duration", ""],
+            nanos(c.last_failover_held_duration),
+            nanos(core.last_failover_held_duration),
+        );
+        visit(
+            ["failover_duration_sum", ""],
+            nanos(c.failover_duration_sum),
+            nanos(core.failover_duration_sum),
+        );
+        visit(
+            ["utilization_sum", ""],
+            c.utilization_sum,
+            core.utilization_sum,
+        );
+        visit(
+            ["utilization_dry_run_sum", ""],
+            c.utilization_dry_run_sum,
+            core.utilization_dry_run_sum,
+        );
+        visit(
+            ["bytes_held", ""],
+            self.held_bytes(Some(shard)),
+            core.bytes_held,
+        );
+        visit(["peak_bytes", ""], c.peak_bytes, core.peak_bytes);
+        visit(
+            ["pauses_started", ""],
+            c.pauses_started,
+            core.pauses_started,
+        );
+        for &r in PauseEnd::ALL {
+            visit(
+                ["pauses_ended", r.as_str()],
+                c.pauses_ended[r.index()],
+                core.pauses_ended[r],
+            );
+        }
     }
 }
 
