@@ -140,13 +140,16 @@ pub(crate) fn scan_reply(cursor: u64, keys: Frame) -> Frame {
     ])
 }
 
-/// Merges the shards' replies to a [`Keyspace::Sum`] or [`Keyspace::Concat`] command, in
-/// shard order: an error reply is returned as is, as is a reply of an unexpected kind.
+/// Merges the shards' replies to a [`Keyspace::Everywhere`], [`Keyspace::Sum`] or
+/// [`Keyspace::Concat`] command, in shard order: an error reply is returned as is, as is a
+/// count or a key list of an unexpected kind.
 #[derive(Debug)]
 pub(crate) struct Merge {
     how: Keyspace,
     sum: i64,
     keys: Vec<Frame>,
+    /// The last reply, for [`Keyspace::Everywhere`].
+    last: Option<Frame>,
 }
 
 impl Merge {
@@ -155,12 +158,18 @@ impl Merge {
             how,
             sum: 0,
             keys: Vec::new(),
+            last: None,
         }
     }
 
     /// Adds one shard's reply; `Err` is the reply to give the client at once instead.
     pub(crate) fn add(&mut self, reply: Frame) -> Result<(), Frame> {
         match (self.how, reply) {
+            (_, reply @ Frame::Error(_)) => Err(reply),
+            (Keyspace::Everywhere, reply) => {
+                self.last = Some(reply);
+                Ok(())
+            }
             (Keyspace::Sum, Frame::Integer(n)) => {
                 self.sum = self.sum.saturating_add(n);
                 Ok(())
@@ -173,11 +182,13 @@ impl Merge {
         }
     }
 
-    /// The merged reply.
+    /// The merged reply (for [`Keyspace::Everywhere`], the last shard's; `Null` if none
+    /// answered).
     pub(crate) fn finish(self) -> Frame {
         match self.how {
+            Keyspace::Everywhere => self.last.unwrap_or(Frame::Null),
             Keyspace::Sum => Frame::Integer(self.sum),
-            _ => Frame::Array(self.keys),
+            Keyspace::Concat | Keyspace::Scan => Frame::Array(self.keys),
         }
     }
 }
@@ -303,6 +314,14 @@ mod tests {
             keys.finish(),
             Frame::Array(vec![bulk("a"), bulk("b"), bulk("c")])
         );
+    }
+
+    #[test]
+    fn a_command_sent_everywhere_answers_with_the_last_reply() {
+        let mut everywhere = Merge::new(Keyspace::Everywhere);
+        everywhere.add(bulk("sha")).unwrap();
+        everywhere.add(bulk("sha")).unwrap();
+        assert_eq!(everywhere.finish(), bulk("sha"));
     }
 
     #[test]

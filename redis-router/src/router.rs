@@ -219,9 +219,7 @@ impl Core {
             KeySlot::Slot(s) => Some(s),
             _ => None,
         };
-        routed
-            .map(|r| (r, slot))
-            .ok_or_else(|| error("CLUSTERDOWN Hash slot not served"))
+        routed.map(|r| (r, slot)).ok_or_else(cluster_down)
     }
 
     /// Where the keys of a command with movable keys are: `COMMAND GETKEYS` on a primary.
@@ -279,9 +277,8 @@ impl Core {
     async fn forward(&self, command: &Command) -> Frame {
         if let Routing::Cluster(cluster) = &self.routing {
             match Keyspace::of(command) {
-                Some(Keyspace::Everywhere) => return self.broadcast(cluster, command).await,
                 Some(Keyspace::Scan) => return self.scan(cluster, command).await,
-                Some(how) => return self.merge(cluster, command, how).await,
+                Some(how) => return self.fan_out(cluster, command, how).await,
                 None => {}
             }
         }
@@ -293,29 +290,13 @@ impl Core {
     }
 
     /// Sends `command` to every shard that owns slots, one after the other (each through
-    /// its own buffer): the first error reply, else the last reply. For commands whose
-    /// effect is per node and whose reply is the same everywhere (`SCRIPT LOAD`, whose
-    /// script `EVALSHA` runs on whatever shard its key is on; `FLUSHALL`): see
-    /// [`Keyspace::Everywhere`].
-    async fn broadcast(&self, cluster: &Cluster, command: &Command) -> Frame {
-        let map = cluster.map();
-        let mut reply = error("CLUSTERDOWN Hash slot not served");
-        for i in map.owning() {
-            reply = self.forward_on(&map.shards[i], None, command).await;
-            if matches!(reply, Frame::Error(_)) {
-                break;
-            }
-        }
-        reply
-    }
-
-    /// `DBSIZE` or `KEYS` of the whole cluster: every shard owning slots asked in turn, the
-    /// answers merged (see [`Merge`]).
-    async fn merge(&self, cluster: &Cluster, command: &Command, how: Keyspace) -> Frame {
+    /// its own buffer), and merges the replies (see [`Merge`]): `FLUSHALL` or `SCRIPT LOAD`
+    /// everywhere (the first error, else the last reply), `DBSIZE` summed, `KEYS` joined.
+    async fn fan_out(&self, cluster: &Cluster, command: &Command, how: Keyspace) -> Frame {
         let map = cluster.map();
         let owning = map.owning();
         if owning.is_empty() {
-            return error("CLUSTERDOWN Hash slot not served");
+            return cluster_down();
         }
         let mut merge = Merge::new(how);
         for i in owning {
@@ -338,10 +319,10 @@ impl Core {
         };
         let map = cluster.map();
         let owning = map.owning();
-        // The shard named, or (it owns no slot now) the next one that does, from its start.
         if owning.is_empty() {
-            return error("CLUSTERDOWN Hash slot not served");
+            return cluster_down();
         }
+        // The shard named, or (it owns no slot now) the next one that does, from its start.
         let Some(&shard) = owning.iter().find(|&&i| i >= cursor.shard) else {
             // A cursor past the last shard (that shard lost its slots): the end.
             return scan_reply(0, Frame::Array(Vec::new()));
@@ -584,6 +565,11 @@ fn failover(e: FailoverError) -> FailoverError {
 
 fn count(outcome: &'static str) {
     metrics::counter!("redis_router_commands", "outcome" => outcome).increment(1);
+}
+
+/// Redis Cluster's own reply when no shard serves the slot (or, here, any slot).
+fn cluster_down() -> Frame {
+    error("CLUSTERDOWN Hash slot not served")
 }
 
 fn error(text: &str) -> Frame {

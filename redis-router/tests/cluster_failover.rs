@@ -47,9 +47,8 @@ fn shard<'a>(router: &'a [ShardRoute], cluster: &ClusterNodes, index: usize) -> 
 }
 
 fn stats(router: &Router, cluster: &ClusterNodes) -> Vec<ShardStats> {
-    let shards = router.shards();
     (0..cluster.shards.len())
-        .map(|i| router.buffer().stats(&shard(&shards, cluster, i).shard))
+        .map(|i| shard_stats(router, cluster, i))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use failover_buffer_redis::{Router, RouterConfig, Topology};
+use failover_buffer_redis::Router;
 use redis::aio::MultiplexedConnection;
 use support::*;
 
@@ -14,14 +14,7 @@ fn id(node: &mut redis::Connection) -> String {
 
 /// A router in front of `cluster` (seeded with its first node), and a client of it.
 async fn router_before(cluster: &ClusterNodes) -> (Router, MultiplexedConnection) {
-    let router = Router::start(RouterConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Topology::Cluster {
-            seeds: vec![cluster.addr(0)],
-        },
-    ))
-    .await
-    .unwrap();
+    let router = cluster_router(cluster).await;
     let client = redis::Client::open(format!("redis://{}/", router.local_addr())).unwrap();
     let c = client.get_multiplexed_async_connection().await.unwrap();
     (router, c)

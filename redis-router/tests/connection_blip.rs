@@ -81,23 +81,8 @@ async fn a_reset_of_a_healthy_cluster_primarys_connections_is_a_short_pause() {
     }
     let _serial = serial().await;
     let cluster = redis_cluster(1000);
-    let router = Router::start(RouterConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Topology::Cluster {
-            seeds: vec![cluster.addr(0)],
-        },
-    ))
-    .await
-    .unwrap();
+    let router = cluster_router(&cluster).await;
     let target = cluster.shards[1].clone();
-    let shard_stats = |i: usize| {
-        let shards = router.shards();
-        let route = shards
-            .iter()
-            .find(|s| s.shard.name() == cluster.shards[i].name)
-            .expect("the shard is registered");
-        router.buffer().stats(&route.shard)
-    };
     let load = tokio::spawn(run_cluster_load(
         Instant::now(),
         router.local_addr(),
@@ -111,15 +96,15 @@ async fn a_reset_of_a_healthy_cluster_primarys_connections_is_a_short_pause() {
     for _ in 0..10 {
         resets += reset_command_connections(primary);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if shard_stats(1).starts > 0 {
+        if shard_stats(&router, &cluster, 1).starts > 0 {
             break;
         }
     }
     let report = load.await.unwrap();
-    assert_a_short_pause(&report, &shard_stats(1), resets);
+    assert_a_short_pause(&report, &shard_stats(&router, &cluster, 1), resets);
     for other in [0, 2] {
         assert_eq!(
-            shard_stats(other).starts,
+            shard_stats(&router, &cluster, other).starts,
             0,
             "shard {} never buffered",
             other + 1

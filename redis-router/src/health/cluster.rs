@@ -264,16 +264,20 @@ impl ClusterWatcher {
         answered
     }
 
-    /// Asks each primary in `shards` that a shard's reporter [suspects](Reporter::suspects)
-    /// (commands failed on it) whether it is a primary, on a new connection: the cluster's
-    /// view alone calls a killed primary online until its node timeout.
+    /// Asks each primary in `shards` that a shard's reporter has
+    /// [suspected](Reporter::suspected) (commands failed on it) whether it is a primary, on
+    /// a new connection: the cluster's view alone calls a killed primary online until its
+    /// node timeout.
     async fn probe_suspects(&self, shards: &[ShardView]) -> HashMap<SocketAddr, bool> {
+        let suspected: HashSet<SocketAddr> = self
+            .known
+            .iter()
+            .flat_map(|k| k.reporter.suspected())
+            .collect();
         let mut probed = HashMap::new();
         for view in shards {
             for node in view.nodes.iter().filter(|n| n.primary) {
-                if !probed.contains_key(&node.addr)
-                    && self.known.iter().any(|k| k.reporter.suspects(node.addr))
-                {
+                if suspected.contains(&node.addr) && !probed.contains_key(&node.addr) {
                     probed.insert(node.addr, probe_primary(node.addr, self.timeout).await);
                 }
             }

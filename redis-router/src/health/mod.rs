@@ -73,20 +73,22 @@ impl Reporter {
         self.primary_seen(addr, id, term, serving, true);
     }
 
-    /// Whether a report of `addr` as primary needs a probe of it first: commands failed on
-    /// it since its last report, or no probe has found it serving since they did (see
-    /// [`primary_seen`](Self::primary_seen)).
-    pub(crate) fn suspects(&self, addr: SocketAddr) -> bool {
-        self.unconfirmed.contains(&addr)
-            || self
-                .failures_seen
-                .get(&addr)
-                .is_some_and(|&seen| seen != self.backends.get(addr).connection_failures())
+    /// The servers whose next report as primary needs a probe of them first: commands
+    /// failed on them since their last report, or no probe has found them serving since
+    /// they did (see [`primary_seen`](Self::primary_seen)). Only servers this reporter has
+    /// reported are looked at, so a poll asks each shard about a few servers, not about
+    /// every node.
+    pub(crate) fn suspected(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        let failed_since = self.failures_seen.iter().filter_map(|(&addr, &seen)| {
+            (seen != self.backends.get(addr).connection_failures()).then_some(addr)
+        });
+        self.unconfirmed.iter().copied().chain(failed_since)
     }
 
     /// `addr` is the primary with `term`; `serving` says whether it accepts writes now, and
     /// `probed` whether that includes a probe of `addr` itself made after the last report
-    /// (the cluster watcher reads the cluster's view, and probes only a [suspect](Self::suspects)).
+    /// (the cluster watcher reads the cluster's view, and probes only a server
+    /// [suspected](Self::suspected)).
     ///
     /// A command's failed connection is evidence as well ([`Backend::connection_failed`]):
     /// the command's path saw what the watcher may have missed. So a primary on which
@@ -233,4 +235,48 @@ pub(crate) async fn query_role(conn: &mut RespConn, timeout: Duration) -> Option
         .trim()
         .to_owned();
     Some(Role { master, replid })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_primary_whose_commands_failed_serves_again_only_once_a_later_probe_says_so() {
+        let buffer = FailoverBuffer::new(failover_buffer_tokio::Config {
+            enabled: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let shard = buffer.register_shard("redis", "r");
+        let backends = Arc::new(Backends::new(1, Duration::from_millis(100)));
+        let route = Arc::new(Route::default());
+        let mut reporter = Reporter::new(buffer, shard, route, Arc::clone(&backends));
+        let addr: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let id = backends.get(addr).id;
+        let serving = |r: &Reporter| r.last.map(|stamp| stamp.serving);
+
+        reporter.primary_seen(addr, id, 1, true, false);
+        assert_eq!(serving(&reporter), Some(true));
+        assert_eq!(reporter.suspected().count(), 0);
+
+        backends.get(addr).connection_failed();
+        assert_eq!(reporter.suspected().collect::<Vec<_>>(), vec![addr]);
+        reporter.primary_seen(addr, id, 1, true, true);
+        assert_eq!(serving(&reporter), Some(false), "a command saw it fail");
+        reporter.primary_seen(addr, id, 1, true, false);
+        assert_eq!(
+            serving(&reporter),
+            Some(false),
+            "a report without a probe does not say it serves again"
+        );
+        assert_eq!(reporter.suspected().collect::<Vec<_>>(), vec![addr]);
+        reporter.primary_seen(addr, id, 1, true, true);
+        assert_eq!(
+            serving(&reporter),
+            Some(true),
+            "a later probe found it serving"
+        );
+        assert_eq!(reporter.suspected().count(), 0);
+    }
 }

@@ -674,6 +674,34 @@ pub fn redis_cluster_of(primaries: usize, node_timeout_ms: u64) -> ClusterNodes 
     cluster
 }
 
+/// A router in front of `cluster`, seeded with its first node, with the default
+/// configuration.
+pub async fn cluster_router(cluster: &ClusterNodes) -> failover_buffer_redis::Router {
+    failover_buffer_redis::Router::start(failover_buffer_redis::RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        failover_buffer_redis::Topology::Cluster {
+            seeds: vec![cluster.addr(0)],
+        },
+    ))
+    .await
+    .unwrap()
+}
+
+/// The buffer's counters, in `router`, of the cluster's shard `index` (0-based), found by
+/// name.
+pub fn shard_stats(
+    router: &failover_buffer_redis::Router,
+    cluster: &ClusterNodes,
+    index: usize,
+) -> failover_buffer_tokio::ShardStats {
+    let shards = router.shards();
+    let route = shards
+        .iter()
+        .find(|s| s.shard.name() == cluster.shards[index].name)
+        .expect("the shard is registered");
+    router.buffer().stats(&route.shard)
+}
+
 impl ClusterNodes {
     /// A node that is up, to ask.
     pub fn live_node(&self) -> SocketAddr {
