@@ -638,12 +638,19 @@ mod tests {
         ]
     }
 
+    impl ClusterWatcher {
+        /// A poll that read `shards` and `epochs` off the cluster and probed no server.
+        fn apply_unprobed(&mut self, shards: &[ShardView], epochs: &HashMap<String, u64>) {
+            self.apply(shards, epochs, &HashMap::new());
+        }
+    }
+
     #[tokio::test]
     async fn each_cluster_shard_is_one_buffer_shard_registered_in_slot_order() {
         let (mut w, buffer, cluster) = watcher();
         let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
-        w.apply(&three_shards(), &epochs, &HashMap::new());
-        w.apply(&three_shards(), &epochs, &HashMap::new());
+        w.apply_unprobed(&three_shards(), &epochs);
+        w.apply_unprobed(&three_shards(), &epochs);
         let map = cluster.map();
         let names: Vec<&str> = map.shards.iter().map(|s| s.shard.name()).collect();
         assert_eq!(
@@ -664,7 +671,7 @@ mod tests {
     async fn a_promoted_replica_keeps_its_shard_and_its_epoch_is_the_new_term() {
         let (mut w, buffer, cluster) = watcher();
         let mut epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
-        w.apply(&three_shards(), &epochs, &HashMap::new());
+        w.apply_unprobed(&three_shards(), &epochs);
         let shard = cluster.map().shards[2].shard.clone();
         // The primary of shard 3 is killed and its replica promoted with a new epoch; the
         // dead primary is listed alone, owning nothing.
@@ -674,7 +681,7 @@ mod tests {
         epochs.insert("f".into(), 7);
         let held = hold(&buffer, &shard);
         tokio::task::yield_now().await;
-        w.apply(&after, &epochs, &HashMap::new());
+        w.apply_unprobed(&after, &epochs);
         assert_eq!(held.await.unwrap(), Ok(true), "released by the new primary");
         let map = cluster.map();
         assert_eq!(map.shards.len(), 3, "no new shard");
@@ -689,7 +696,7 @@ mod tests {
     async fn a_shard_whose_slots_all_moved_away_is_resharded_away() {
         let (mut w, buffer, cluster) = watcher();
         let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
-        w.apply(&three_shards(), &epochs, &HashMap::new());
+        w.apply_unprobed(&three_shards(), &epochs);
         let shard = cluster.map().shards[2].shard.clone();
         let held = hold(&buffer, &shard);
         tokio::task::yield_now().await;
@@ -702,7 +709,7 @@ mod tests {
             view(&[(5461, 10922)], &[("b", 7002, true), ("e", 7005, false)]),
             view(&[], &[("c", 7003, true), ("f", 7006, false)]),
         ];
-        w.apply(&after, &epochs, &HashMap::new());
+        w.apply_unprobed(&after, &epochs);
         assert_eq!(
             held.await.unwrap(),
             Err(failover_buffer_tokio::BufferError::ShardMissing),
@@ -721,7 +728,7 @@ mod tests {
     async fn a_replica_that_migrates_to_another_shard_moves_no_slot_and_misses_no_shard() {
         let (mut w, buffer, cluster) = watcher();
         let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
-        w.apply(&three_shards(), &epochs, &HashMap::new());
+        w.apply_unprobed(&three_shards(), &epochs);
         // Shard 1's replica d moves to shard 2 (replica migration, or `CLUSTER REPLICATE`).
         let after = vec![
             view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]),
@@ -731,8 +738,8 @@ mod tests {
                 &[("b", 7002, true), ("e", 7005, false), ("d", 7004, false)],
             ),
         ];
-        w.apply(&after, &epochs, &HashMap::new());
-        w.apply(&after, &epochs, &HashMap::new());
+        w.apply_unprobed(&after, &epochs);
+        w.apply_unprobed(&after, &epochs);
         let map = cluster.map();
         assert_eq!(map.shards.len(), 3, "no new shard");
         assert_eq!(map.owner[0], Some(0));
@@ -753,7 +760,7 @@ mod tests {
         later[2] = view(&[(5461, 10922)], &[("d", 7004, true), ("e", 7005, false)]);
         later.push(view(&[], &[("b", 7002, true)]));
         let epochs = HashMap::from([("a".into(), 1), ("d".into(), 9), ("c".into(), 3)]);
-        w.apply(&later, &epochs, &HashMap::new());
+        w.apply_unprobed(&later, &epochs);
         let map = cluster.map();
         assert_eq!(map.owner[5461], Some(1));
         assert_eq!(map.owner[0], Some(0));
@@ -771,19 +778,19 @@ mod tests {
     async fn a_stale_view_of_a_replaced_primary_does_not_move_the_route_back() {
         let (mut w, buffer, cluster) = watcher();
         let mut epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
-        w.apply(&three_shards(), &epochs, &HashMap::new());
+        w.apply_unprobed(&three_shards(), &epochs);
         let shard = cluster.map().shards[2].shard.clone();
         // Shard 3's replica f is promoted with a new epoch.
         let mut after = three_shards();
         after[0] = view(&[(10923, 16383)], &[("f", 7006, true)]);
         after.push(view(&[], &[("c", 7003, true)]));
         epochs.insert("f".into(), 7);
-        w.apply(&after, &epochs, &HashMap::new());
+        w.apply_unprobed(&after, &epochs);
         let f = Some(SocketAddr::from(([127, 0, 0, 1], 7006)));
         assert_eq!(cluster.map().shards[2].route.current().map(|b| b.addr), f);
         // The watcher then asks a node that has not heard of it yet (or the old primary,
         // restarted from its nodes.conf): c, epoch 3, still primary there.
-        w.apply(&three_shards(), &epochs, &HashMap::new());
+        w.apply_unprobed(&three_shards(), &epochs);
         assert_eq!(
             cluster.map().shards[2].route.current().map(|b| b.addr),
             f,
@@ -794,7 +801,7 @@ mod tests {
         let mut again = three_shards();
         again[0] = view(&[(10923, 16383)], &[("c", 7003, true), ("f", 7006, false)]);
         epochs.insert("c".into(), 8);
-        w.apply(&again, &epochs, &HashMap::new());
+        w.apply_unprobed(&again, &epochs);
         assert_eq!(
             cluster.map().shards[2].route.current().map(|b| b.addr),
             Some(SocketAddr::from(([127, 0, 0, 1], 7003)))
@@ -805,7 +812,7 @@ mod tests {
     async fn a_node_of_a_resharded_away_shard_promoted_elsewhere_stays_with_its_new_shard() {
         let (mut w, _buffer, cluster) = watcher();
         let epochs = HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
-        w.apply(&three_shards(), &epochs, &HashMap::new());
+        w.apply_unprobed(&three_shards(), &epochs);
         // Shard 1's slots all move to shard 3; its nodes own nothing.
         let mut after = vec![
             view(
@@ -815,7 +822,7 @@ mod tests {
             view(&[(5461, 10922)], &[("b", 7002, true), ("e", 7005, false)]),
             view(&[], &[("a", 7001, true), ("d", 7004, false)]),
         ];
-        w.apply(&after, &epochs, &HashMap::new());
+        w.apply_unprobed(&after, &epochs);
         assert_eq!(cluster.map().owner[0], Some(2));
         // a becomes shard 3's replica, then its primary.
         after[0] = view(
@@ -823,13 +830,13 @@ mod tests {
             &[("c", 7003, true), ("f", 7006, false), ("a", 7001, false)],
         );
         after[2] = view(&[], &[("d", 7004, true)]);
-        w.apply(&after, &epochs, &HashMap::new());
+        w.apply_unprobed(&after, &epochs);
         after[0] = view(
             &[(0, 5460), (10923, 16383)],
             &[("a", 7001, true), ("f", 7006, false), ("c", 7003, false)],
         );
         let epochs = HashMap::from([("a".into(), 9), ("b".into(), 2), ("c".into(), 3)]);
-        w.apply(&after, &epochs, &HashMap::new());
+        w.apply_unprobed(&after, &epochs);
         let map = cluster.map();
         assert_eq!(map.owner[0], Some(2), "still shard 3's slots");
         assert_eq!(map.owner[16383], Some(2));
