@@ -17,7 +17,16 @@ use std::time::{Duration, Instant};
 /// so loudly and returns `false` (the test then skips), except under `CI=true`, where it
 /// panics: CI installs them, so their absence there is a failure.
 pub fn redis_available() -> bool {
-    let found = ["redis-server", "redis-sentinel"].iter().all(|bin| {
+    installed(
+        &["redis-server", "redis-sentinel"],
+        "redis-server redis-sentinel",
+    )
+}
+
+/// Whether every one of `bins` runs (`--version`); if not, says which Debian `packages` to
+/// install, loudly, and panics under `CI=true` (see [`redis_available`]).
+fn installed(bins: &[&str], packages: &str) -> bool {
+    let found = bins.iter().all(|bin| {
         Command::new(bin)
             .arg("--version")
             .stdout(Stdio::null())
@@ -26,7 +35,10 @@ pub fn redis_available() -> bool {
             .is_ok_and(|s| s.success())
     });
     if !found {
-        let msg = "redis-server/redis-sentinel not found: install them (apt-get install redis-server redis-sentinel); .ci/run does";
+        let msg = format!(
+            "{} not found: install them (apt-get install {packages}); .ci/run does",
+            bins.join("/")
+        );
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{msg}");
         }
@@ -570,22 +582,7 @@ pub struct ClusterShard {
 
 /// Whether `redis-server` and `redis-cli` are installed (see [`redis_available`]).
 pub fn cluster_available() -> bool {
-    let found = ["redis-server", "redis-cli"].iter().all(|bin| {
-        Command::new(bin)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if !found {
-        let msg = "redis-server/redis-cli not found: install them (apt-get install redis-server redis-tools); .ci/run does";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("\n*** SKIPPED: {msg} ***\n");
-    }
-    found
+    installed(&["redis-server", "redis-cli"], "redis-server redis-tools")
 }
 
 /// Three primaries and three replicas (`cluster-node-timeout` `node_timeout_ms`,
