@@ -26,7 +26,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use failover_buffer::{EvictReason, Reason, ShardId, SkipReason, StopReason};
+use failover_buffer::{EvictReason, Reason, SkipReason, StopReason};
 
 use super::alphabet::{self, Live, Steps};
 use super::canonical::{Canonical, Look, canonical_of};
@@ -547,7 +547,8 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
             }));
             let error = match step {
                 Ok(Ok((key, class))) => {
-                    if seen.contains(&key) || !found_here.insert(key) {
+                    // Back where it was tried (about half the inputs): a state seen.
+                    if key == here.key || seen.contains(&key) || !found_here.insert(key) {
                         continue;
                     }
                     // A new state: from it, shutting down must end every request.
@@ -610,7 +611,6 @@ fn transition(
 ) -> Result<(u128, u128), String> {
     let run = refill(next, from);
     run.apply(op)?;
-    *rules |= rules_exercised(&run.harness, bound.setup.shards);
     let buffer = run.harness.buffer();
     let state = match read {
         Some(state) => {
@@ -619,6 +619,7 @@ fn transition(
         }
         None => read.insert(buffer.inspect()),
     };
+    *rules |= rules_exercised(buffer.is_closed(), state);
     if bound.reuse_forms && here.look.is(buffer, state, run.clock()) {
         return Ok((here.key, here.class));
     }
@@ -651,19 +652,16 @@ fn message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// The rules some counter shows were exercised, one bit each (see [`rule_name`]): a start,
+/// The rules the counters of a state (as read, `closed` being `Buffer::is_closed`) show
+/// were exercised, one bit each (see [`rule_name`]): a start,
 /// each stop, eviction and skip reason, a paused drain, a drain, a dry-run hold, a closed
 /// buffer. A guard against an exploration that quietly tests nothing. Read after every
 /// transition, so it is a mask, named only once the exploration ends (formatting a name
 /// per counter per transition was a thirteenth of a transition).
-fn rules_exercised(h: &Harness, shards: usize) -> u128 {
-    let b = h.buffer();
-    let mut bits = u128::from(b.is_closed()) << CLOSED;
+fn rules_exercised(closed: bool, state: &State) -> u128 {
+    let mut bits = u128::from(closed) << CLOSED;
     let mut hit = |bit: usize, count: u64| bits |= u128::from(count > 0) << bit;
-    for shard in 0..shards {
-        let Some(s) = b.shard_stats(ShardId::from_index(shard as u32)) else {
-            continue;
-        };
+    for s in state.shards.iter().map(|shard| &shard.stats) {
         hit(START, s.starts);
         hit(DRAINED, s.drained);
         hit(DRAIN_PAUSED, s.drains_paused);

@@ -297,7 +297,11 @@ impl Clone for Model {
             input_stats,
             actions,
         } = self;
-        modes.clone_from(&source.modes);
+        // Fixed at set-up (a reconfiguration may not change them), so nearly always the
+        // same: comparing the filter is cheaper than cloning it into a new one.
+        if *modes != source.modes {
+            modes.clone_from(&source.modes);
+        }
         *proactive_start = source.proactive_start;
         *size = source.size;
         *window = source.window;
@@ -467,19 +471,22 @@ impl Model {
     /// The actions queued since the last call, oldest first. The queue keeps its
     /// allocation (an input that queues none allocates nothing).
     pub(crate) fn take_actions(&mut self) -> Vec<Action> {
-        let taken = self
-            .actions
-            .iter()
-            .map(|&(action, woken)| match (action, woken) {
-                (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
-                    ticket: self.handle(i),
-                    verdict,
-                },
-                (action, _) => action,
-            })
-            .collect();
-        self.actions.clear();
+        let mut taken = Vec::new();
+        self.take_actions_into(&mut taken);
         taken
+    }
+
+    /// [`Model::take_actions`], appended to `into` (whose allocation the harness keeps from
+    /// one input to the next).
+    pub(crate) fn take_actions_into(&mut self, into: &mut Vec<Action>) {
+        into.extend(self.actions.iter().map(|&(action, woken)| match (action, woken) {
+            (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
+                ticket: self.handle(i),
+                verdict,
+            },
+            (action, _) => action,
+        }));
+        self.actions.clear();
     }
 
     /// Queues a `Wake` of ticket `i`.
