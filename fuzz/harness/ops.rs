@@ -1121,13 +1121,12 @@ impl Harness {
             ];
             // The kinds the model has due then for that shard, as bits in `ORDER`'s order
             // (a set, not a vector: this runs after every input the exhaustive test tries).
-            let due = self
-                .model
-                .timers()
-                .filter(|&(at, shard, _)| at == d.at.as_nanos() && shard == d.shard.index())
-                .fold(0u8, |bits, (_, _, kind)| {
-                    bits | ORDER.iter().position(|&k| k == kind).map_or(0, |i| 1 << i)
-                });
+            let mut due = 0u8;
+            self.model.each_timer(|at, shard, kind| {
+                if at == d.at.as_nanos() && shard == d.shard.index() {
+                    due |= ORDER.iter().position(|&k| k == kind).map_or(0, |i| 1 << i);
+                }
+            });
             let first = (due != 0).then(|| ORDER[due.trailing_zeros() as usize]);
             if first != Some(d.kind) || Some(d.at) != timeout {
                 let due: Vec<TimerKind> = (0..ORDER.len())

@@ -360,6 +360,7 @@ pub(crate) fn explore(
     };
     let mut frontier: Vec<u32> = vec![0];
     let threads = threads();
+    let print = std::env::var_os("EXHAUSTIVE_PRINT").is_some();
     for depth in 0..bound.depth {
         let expansions = expand_in_parallel(bound, &nodes, &frontier, &seen, threads);
         let mut next = Vec::new();
@@ -379,7 +380,7 @@ pub(crate) fn explore(
                 let node = u32::try_from(nodes.len()).expect("fewer than 2^32 states");
                 explored.classes.entry(class).or_insert(node);
                 nodes.push(Node { parent, op });
-                if std::env::var_os("EXHAUSTIVE_PRINT").is_some() {
+                if print {
                     let ops = path_to(&nodes, node);
                     let form = replay(&bound.setup, &ops)
                         .and_then(|run| run.canonical(bound.merge, bound.reconfigure, true));
