@@ -821,10 +821,12 @@ const FAIL: Option<Cause> = Some(Cause::Reparent);
 
 /// `Buffer::inspect_into`, which the explorer reads every state with, reads what `inspect`
 /// reads, into a state read before that held more or fewer shards, queued tickets and
-/// live tickets, or a shutdown.
+/// live tickets, or a shutdown; and `Buffer::inspect_is`, which it asks first whether an
+/// input left the state as it was, says whether `inspect` would read a given state.
 #[test]
 fn inspect_into_reads_what_inspect_reads() {
     let mut earlier: Vec<failover_buffer::inspect::State> = Vec::new();
+    let mut read: Vec<failover_buffer::inspect::State> = Vec::new();
     for (shards, ops) in [
         (2, &[][..]),
         (
@@ -879,6 +881,39 @@ fn inspect_into_reads_what_inspect_reads() {
             h.buffer().inspect_into(state);
             assert_eq!(*state, fresh, "after {ops:?}");
         }
+        assert!(h.buffer().inspect_is(&fresh), "after {ops:?}");
+        for other in &read {
+            assert!(
+                *other != fresh && !h.buffer().inspect_is(other),
+                "after {ops:?}"
+            );
+        }
+        // The same state but one field of it: a ticket's deadline, a shard's counter, the
+        // clock, the shutdown's grace.
+        let mut changed = fresh.clone();
+        if let Some(t) = changed.tickets.first_mut() {
+            t.deadline = t
+                .deadline
+                .saturating_add(std::time::Duration::from_nanos(1));
+            assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+            changed = fresh.clone();
+        }
+        if let Some(s) = changed.shards.last_mut() {
+            s.stats.buffered += 1;
+            assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+            changed = fresh.clone();
+        }
+        if let Some(shutdown) = &mut changed.shutdown {
+            let ns = std::time::Duration::from_nanos(1);
+            shutdown.grace = shutdown.grace.checked_sub(ns).unwrap_or(ns);
+            assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+            changed = fresh.clone();
+        }
+        changed.now = changed
+            .now
+            .saturating_add(std::time::Duration::from_nanos(1));
+        assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+        read.push(fresh.clone());
         earlier.push(fresh);
     }
 }

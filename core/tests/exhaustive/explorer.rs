@@ -521,6 +521,8 @@ fn expand(bound: &Bound, nodes: &[Node], states: &[u32], seen: &Keys) -> Expansi
             &form,
             bound.mirror_inputs && bound.merge == Merge::Full,
         );
+        // The rules this state shows, which every input that leaves it as it was shows too.
+        out.rules |= rules_exercised(&state);
         let here = Here {
             look: Look::of(
                 run.harness.buffer(),
@@ -598,9 +600,9 @@ fn refill<'a>(slot: &'a mut Option<Run>, from: &Run) -> &'a mut Run {
 }
 
 /// Applies `op` to a copy of `from` (which is `here`), made in `next`: its merge key and
-/// its full form's key; `next` is left in the state reached, read into `read` (whose
-/// allocations `Buffer::inspect_into` reuses). A state whose look is
-/// `here`'s has its keys, unwritten.
+/// its full form's key; `next` is left in the state reached. A state whose look is
+/// `here`'s has its keys, unwritten and unread; any other is read into `read` (whose
+/// allocations `Buffer::inspect_into` reuses).
 fn transition(
     bound: &Bound,
     from: &Run,
@@ -613,6 +615,11 @@ fn transition(
     let run = refill(next, from);
     run.apply(op)?;
     let buffer = run.harness.buffer();
+    // Its state as it was (counters included): the rules it shows are `here`'s, already
+    // counted (see `expand`).
+    if bound.reuse_forms && here.look.is(buffer, run.clock()) {
+        return Ok((here.key, here.class));
+    }
     let state = match read {
         Some(state) => {
             buffer.inspect_into(state);
@@ -620,10 +627,7 @@ fn transition(
         }
         None => read.insert(buffer.inspect()),
     };
-    *rules |= rules_exercised(buffer.is_closed(), state);
-    if bound.reuse_forms && here.look.is(buffer, state, run.clock()) {
-        return Ok((here.key, here.class));
-    }
+    *rules |= rules_exercised(state);
     let form = run.canonical_of(state, bound.merge, bound.reconfigure, false)?;
     Ok((merge_key(&form, bound.merge), form.key))
 }
@@ -653,14 +657,14 @@ fn message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// The rules the counters of a state (as read, `closed` being `Buffer::is_closed`) show
-/// were exercised, one bit each (see [`rule_name`]): a start,
+/// The rules the counters of a state (as read) show were exercised, one bit each (see
+/// [`rule_name`]): a start,
 /// each stop, eviction and skip reason, a paused drain, a drain, a dry-run hold, a closed
 /// buffer. A guard against an exploration that quietly tests nothing. Read after every
 /// transition, so it is a mask, named only once the exploration ends (formatting a name
 /// per counter per transition was a thirteenth of a transition).
-fn rules_exercised(closed: bool, state: &State) -> u128 {
-    let mut bits = u128::from(closed) << CLOSED;
+fn rules_exercised(state: &State) -> u128 {
+    let mut bits = u128::from(state.closed) << CLOSED;
     let mut hit = |bit: usize, count: u64| bits |= u128::from(count > 0) << bit;
     for s in state.shards.iter().map(|shard| &shard.stats) {
         hit(START, s.starts);

@@ -479,13 +479,17 @@ impl Model {
     /// [`Model::take_actions`], appended to `into` (whose allocation the harness keeps from
     /// one input to the next).
     pub(crate) fn take_actions_into(&mut self, into: &mut Vec<Action>) {
-        into.extend(self.actions.iter().map(|&(action, woken)| match (action, woken) {
-            (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
-                ticket: self.handle(i),
-                verdict,
-            },
-            (action, _) => action,
-        }));
+        into.extend(
+            self.actions
+                .iter()
+                .map(|&(action, woken)| match (action, woken) {
+                    (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
+                        ticket: self.handle(i),
+                        verdict,
+                    },
+                    (action, _) => action,
+                }),
+        );
         self.actions.clear();
     }
 
@@ -1666,7 +1670,11 @@ impl Model {
             if self.visible(shard) != ShardState::Buffering {
                 continue;
             }
-            if let Some(e) = s.episode.as_ref().filter(|_| s.state == ShardState::Buffering) {
+            if let Some(e) = s
+                .episode
+                .as_ref()
+                .filter(|_| s.state == ShardState::Buffering)
+            {
                 visit(
                     e.start.saturating_add(self.max_failover_duration),
                     shard,
