@@ -284,13 +284,14 @@
 //! by another chunk too).
 //!
 //! **Limits.** The target, every state of two shards, two slots to 12 inputs within
-//! 2 minutes, is reached, but in about four minutes on two free cores, not two:
+//! 2 minutes, is reached, but in three and a half minutes on two free cores, not two:
 //! `EXHAUSTIVE_DEPTH=12 cargo test --release -p failover-buffer --test exhaustive --
 //! --ignored --exact two_shards_two_slots --nocapture` passed on 2026-12-01 with every cut
-//! above in 399.9 s of user CPU over two threads, 231.3 s wall (the job got 173% of the two
-//! cores; the machine ran nothing else until its last minute, load average 0.3 to 3.2),
-//! 1.62 GB (`/usr/bin/time` around the test binary): **13,327,783 states, every sequence
-//! of 12 inputs, 415,949,208 inputs tried**, each checked as above (the round before, 691.8
+//! above in 388.3 s of user CPU over two threads, 198.6 s wall (the job got 196% of the two
+//! cores: the machine ran nothing else, load average 1.2 to 2.0), 1.58 GB (`/usr/bin/time`
+//! around the test binary): **13,327,783 states, every sequence of 12 inputs, 415,949,208
+//! inputs tried**, each checked as above (before the parent's rebuild from its line, 399.9
+//! s of CPU and 231.3 s wall, the machine busy in its last minute; the round before, 691.8
 //! s of CPU and 451.9 s wall on the shared machine at load average 2.4 to 2.8, where the
 //! job got 154%; two rounds before, 763 s of CPU and 604 s wall at 126%, load 2.1 to 3.7; it
 //! first passed on 2026-11-30, before the allocation-free clones, in 1,349 s of CPU and 711
@@ -301,7 +302,7 @@
 //! (3,813,273 states, 88,051,949 inputs tried: 83.6 s of CPU and 43.2 s wall alone, the
 //! whole of `larger_bounds` 95.3 s and 49.2 s, see above), and 12 stays a command to run by
 //! hand (after a change to the core's rules, say). Two minutes on two cores is 240 s of
-//! CPU, 0.58 µs an input tried: a transition about 1.7 times cheaper than the 0.96 µs of
+//! CPU, 0.58 µs an input tried: a transition about 1.6 times cheaper than the 0.93 µs of
 //! this run (more on a shared machine, where the job gets less than its two cores: 154% in
 //! the round before). A partial-order reduction would not close the gap in a way worth having:
 //! sleep sets prune inputs, not states (every one of the 13 million must still be reached),
@@ -760,8 +761,8 @@ fn larger_bounds() {
         depth(6),
     );
     // Two shards: their space is about the product of two shards' spaces, and grows one and
-    // a half- to sevenfold per input, so it is explored to a depth (10: 12 takes about four
-    // minutes on two free cores, see "Limits").
+    // a half- to sevenfold per input, so it is explored to a depth (10: 12 takes three and a
+    // half minutes on two free cores, see "Limits").
     explore_without_reconfiguring_or_pausing(
         "2 shards, 2 slots, drain concurrency 2",
         setup(2, 2, 2),
