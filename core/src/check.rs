@@ -36,9 +36,13 @@ impl fmt::Display for InvariantViolation {
 
 impl core::error::Error for InvariantViolation {}
 
+/// Shards whose counts [`Buffer::check_invariants`] keeps on the stack.
+const INLINE_SHARDS: usize = 8;
+
 impl Buffer {
-    /// Checks every invariant of DESIGN §8 that one state can show. O(held + shards), and
-    /// one allocation (a count per shard).
+    /// Checks every invariant of DESIGN §8 that one state can show. O(held + shards); it
+    /// allocates a count per shard only beyond eight shards (the exhaustive explorer checks
+    /// after every input it tries, on two).
     ///
     /// 1. Slots: held ≤ size (or, after a reconfiguration shrank the size, nothing queued
     ///    while retries released before hold more), and held = queued + released-not-done,
@@ -93,7 +97,15 @@ impl Buffer {
         }
         // Entries held, drain retries running and bytes held, per shard, in one pass over the
         // pool (a pass per shard made the check O(shards × held)).
-        let mut per_shard = alloc::vec![(0usize, 0usize, 0u64); p.shards.len()];
+        let mut inline = [(0usize, 0usize, 0u64); INLINE_SHARDS];
+        let mut spilled;
+        let per_shard: &mut [(usize, usize, u64)] = match inline.get_mut(..p.shards.len()) {
+            Some(counts) => counts,
+            None => {
+                spilled = alloc::vec![(0usize, 0usize, 0u64); p.shards.len()];
+                &mut spilled
+            }
+        };
         for (slot, e) in p.pool.iter() {
             if let Some((held, in_drain, bytes)) = per_shard.get_mut(e.shard.index()) {
                 *held += 1;

@@ -218,6 +218,28 @@ impl Buffer {
     }
 }
 
+impl Buffer {
+    /// Whether [`inspect`](Buffer::inspect) would read `state` now: the same answer as
+    /// `buffer.inspect() == *state`, without writing a copy. For tools that ask whether an
+    /// input left the state as it was, such as the exhaustive explorer (about half the
+    /// inputs it tries do).
+    ///
+    /// ```
+    /// use failover_buffer::{Buffer, Config, FailoverCause, Timestamp};
+    ///
+    /// let mut buffer = Buffer::new(Config { enabled: true, ..Config::default() })?;
+    /// let shard = buffer.register_shard("commerce", "0");
+    /// let before = buffer.inspect();
+    /// assert!(buffer.inspect_is(&before));
+    /// buffer.request(Timestamp::from_secs(1), shard, Some(FailoverCause::Reparent))?;
+    /// assert!(!buffer.inspect_is(&before));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inspect_is(&self, state: &State) -> bool {
+        self.state_is(state)
+    }
+}
+
 /// The allocations of an earlier [`State`] that [`Buffer::inspect_into`] fills again
 /// (empty for [`Buffer::inspect`]).
 #[derive(Default)]

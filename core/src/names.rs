@@ -65,10 +65,10 @@ impl Clone for Names {
         if *shards != source.shards {
             shards.clone_from(&source.shards);
         }
+        // The index maps each keyspace's name to its place in `keyspaces`, so the same
+        // keyspaces in the same order have the same index.
         if *keyspaces != source.keyspaces {
             keyspaces.clone_from(&source.keyspaces);
-        }
-        if *keyspace_index != source.keyspace_index {
             keyspace_index.clone_from(&source.keyspace_index);
         }
     }

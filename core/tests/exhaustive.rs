@@ -89,12 +89,14 @@
 //! sequence, printed op by op.
 //!
 //! **Bounds reached.** `.ci/run` runs `cargo test --release -p failover-buffer --test
-//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 168.5 s of user CPU over two
-//! threads, 106.6 s wall on the shared 2-core machine at load average 1.8 to 2.5 (the job
-//! got 159% of the two cores), 832 MB (`/usr/bin/time -v` around the test binary), since
-//! the two-shard row went from 9 inputs to 10 (at 9 it took 80.6 s of CPU and 48.7 s wall,
-//! two rounds of cuts earlier; see "Limits" for the two-shard row alone before and after
-//! the last round):
+//! exhaustive -- --ignored --exact larger_bounds --nocapture`: 95.3 s of user CPU over two
+//! threads, 49.2 s wall on the 2-core machine while it ran nothing else (load average 1.8
+//! to 2.0, this job's own two threads), 835 MB (`/usr/bin/time` around the test binary, on
+//! 2026-12-01; 168.5 s of CPU and 106.6 s wall a round earlier, on the shared machine at
+//! load average 1.8 to 2.5, where the job got 159% of the two cores, and 111.2 s and 57.4 s
+//! for that round's binary on the quiet machine), since the two-shard row went from 9
+//! inputs to 10 (at 9 it took 80.6 s of CPU and 48.7 s wall, three rounds of cuts earlier;
+//! see "Limits" for the two-shard row alone):
 //!
 //! | set-up (drain concurrency) | alphabet | states | depth | inputs tried |
 //! |---|---|---|---|---|
@@ -234,45 +236,88 @@
 //! 4.99 to 6.14 s against 4.03 to 4.42 s with it, the binaries in turn at load average 1.5
 //! to 1.9; 2,969,932 and 2,799,664 inputs tried, the same 203,980 states; 2.044e9 and
 //! 1.661e9 instructions to 5 inputs (129,782 and 118,879 inputs; 15.7 and 14.0 thousand an
-//! input: a fifth fewer in all). The two-shard row alone to 10 inputs, under "Limits", was
-//! measured before the last of these cuts. The threads also take a depth's frontier in
-//! chunks (sixteen per thread), the next one left each, instead of one half each, so that
-//! neither waits on the other at the end of a depth when the machine runs one less. The
-//! three planted bugs below were planted again and found by the same shortest sequences.
+//! input: a fifth fewer in all). The two-shard row alone to 10 inputs, on two threads, the
+//! test binaries of before and after the round (but its last cut) in turn, on the shared
+//! machine: 179.0 s of user CPU and 95.5 s wall before (the job got 188% of the two cores),
+//! 137.5 s and 94.3 s after (147%: the load average rose to 3.2 meanwhile), and 144.3 s and
+//! 123.9 s once more after (118%, at load 3.2 to 3.4): a quarter less CPU, 91,376,663 and
+//! 88,051,949 inputs tried, 777 and 835 MB; `larger_bounds` took 192.6 s and 100.8 s before
+//! the round's last cut, 168.5 s and 106.6 s after. The threads also take a depth's
+//! frontier in chunks (sixteen per thread), the next one left each, instead of one half
+//! each, so that neither waits on the other at the end of a depth when the machine runs
+//! one less. The three planted bugs below were planted again and found by the same
+//! shortest sequences.
+//!
+//! The round after (2026-12-01), measured the same way (callgrind to 5 inputs on one
+//! thread; the test binaries of just before and after, in turn, on a then quiet machine,
+//! load average 1.2 to 2.0): `check_invariants` keeps its per-shard counts on the stack up
+//! to eight shards (it allocated a vector per call); the harness keeps its actions' vectors
+//! from one input to the next; `Names::clone_from` compares the keyspace index only when
+//! the keyspaces differ (it is derived from them), and the model compares its fixed filter
+//! instead of cloning it; the explorer reads the rules exercised off the state it read
+//! anyway (7.0% fewer instructions with the above); the model's timers are visited instead
+//! of iterated through chained iterators (2.2%); and the state an input led to is first
+//! compared with the one it was tried in where it is, with `Buffer::inspect_is` (the core's
+//! `inspect` feature: whether `inspect` would read a given state, every field named as
+//! `inspect` names them), so the half of the inputs that lead back are neither read into a
+//! copy nor compared copy to copy, and the rules they show, their state's own, are counted
+//! once per state (2.6%; `inspect_into_reads_what_inspect_reads` pins it, and fails if it
+//! ignores a shard's counters). In all 1.691e9 to 1.497e9 instructions to 5 inputs (11.4%
+//! fewer, 12.6 thousand an input); to 7 inputs on one thread 2.87 to 3.05 s of user CPU
+//! before, 2.50 to 2.58 s after (three runs each, 0.9 µs an input); the two-shard row to 10
+//! inputs on two threads 94.1 s of CPU and 48.8 s wall before, 83.6 s and 43.2 s after;
+//! `larger_bounds` 111.2 s and 57.4 s before, 95.3 s and 49.2 s after. The states and
+//! inputs tried are the same at every bound. After these figures, a new parent of the
+//! frontier is rebuilt from the last state its input sequence shares with the previous
+//! parent's, kept along the way, instead of replayed from the initial state (replays applied
+//! 1,162,709 inputs beside 32,464,163 tried to 9 inputs, the more the deeper): 0.6% fewer
+//! instructions to 7 inputs (3.497e10 to 3.475e10, 203,980 states), 0.2% to 5. Writing the
+//! per-shard view in place and reusing the shutdown's list in `inspect_into` measured 0.2%
+//! and were not kept. What is
+//! left, to 5 inputs: the harness's checks a third (`check_invariants` a tenth, the model's
+//! counters a twentieth), writing forms a quarter (for the 61% of inputs whose state
+//! changed; the fingerprint a fifteenth of all, at two folded multiplications a word),
+//! copying the state a fifth (the core's `clone_from` 13%, the model's 5%), reading and
+//! comparing states a tenth, and shutting new states down an eighth (a sixteenth to 9
+//! inputs, where a new state comes once in twenty inputs, and is shut down 1.36 times on
+//! two threads: each chunk of a depth shuts down the new states it finds, some of them found
+//! by another chunk too).
 //!
 //! **Limits.** The target, every state of two shards, two slots to 12 inputs within
-//! 2 minutes, is reached, but in seven and a half minutes here (about six on two free
-//! cores), not two: `EXHAUSTIVE_DEPTH=12 cargo test --release -p failover-buffer --test
-//! exhaustive -- --ignored --exact two_shards_two_slots --nocapture` passed on 2026-12-01
-//! with every cut above in 691.8 s of user CPU over two threads, 451.9 s wall (the job got
-//! 154% of the two cores: the shared machine's load average was 2.4 to 2.8), 1.61 GB:
-//! **13,327,783 states, every sequence of 12 inputs, 415,949,208 inputs tried**, each
-//! checked as above (before the last cut of the round, 763 s of CPU and 604 s wall at 126%,
-//! load 2.1 to 3.7; it first passed on 2026-11-30, before the allocation-free clones, in
-//! 1,349 s of CPU and 711 s
-//! wall, 427,795,776 inputs tried before mirrored inputs were left out). Without
+//! 2 minutes, is reached, but in three and a half minutes on two free cores, not two:
+//! `EXHAUSTIVE_DEPTH=12 cargo test --release -p failover-buffer --test exhaustive --
+//! --ignored --exact two_shards_two_slots --nocapture` passed on 2026-12-01 with every cut
+//! above in 388.3 s of user CPU over two threads, 198.6 s wall (the job got 196% of the two
+//! cores: the machine ran nothing else, load average 1.2 to 2.0), 1.58 GB (`/usr/bin/time`
+//! around the test binary): **13,327,783 states, every sequence of 12 inputs, 415,949,208
+//! inputs tried**, each checked as above (before the parent's rebuild from its line, 399.9
+//! s of CPU and 231.3 s wall, the machine busy in its last minute; the round before, 691.8
+//! s of CPU and 451.9 s wall on the shared machine at load average 2.4 to 2.8, where the
+//! job got 154%; two rounds before, 763 s of CPU and 604 s wall at 126%, load 2.1 to 3.7; it
+//! first passed on 2026-11-30, before the allocation-free clones, in 1,349 s of CPU and 711
+//! s wall, 427,795,776 inputs tried before mirrored inputs were left out). Without
 //! reconfigure and pause, at drain concurrency 2, the new states per depth are 7, 52, 375,
 //! 2,229, 10,929, 43,756, 146,631, 421,894, 1,034,881, 2,152,518, 3,796,237 and 5,718,273
 //! for depths 1 to 12, a ratio falling from 7.4 to 1.5. So `.ci/run` explores 10 inputs
-//! (3,813,273 states, 88,051,949 inputs tried; the whole of `larger_bounds` took 168.5 s of
-//! user CPU over two threads, 106.6 s wall at load average 1.8 to 2.5, 832 MB, and 192.6 s
-//! and 100.8 s before the last cut of the round), and 12
-//! stays a command to run by hand (after a change to the core's rules, say). The two-shard
-//! row alone to 10 inputs, on two threads, the test binaries of before and after the last
-//! round in turn: 179.0 s of user CPU and 95.5 s wall before (the job got 188% of the two
-//! cores), 137.5 s and 94.3 s after (147%: the load average rose to 3.2 meanwhile), and
-//! 144.3 s and 123.9 s once more after (118%, at load 3.2 to 3.4): a quarter less CPU,
-//! 91,376,663 and 88,051,949 inputs tried, 777 and 835 MB. A
-//! partial-order reduction would not close the gap in a way worth having: sleep
-//! sets prune inputs, not states (every one of the 13 million must still be reached), and
-//! they skip an input on one shard after an input on the other because the two are declared
-//! independent, which is the very cross-shard isolation this two-shard bound exists to
-//! check on the real core. What would close it is a transition about three times cheaper
-//! than the 1.6 µs of the round before the last; the last round made the work about a fifth
-//! smaller (fewer inputs, and fewer instructions each), and what is left is spread over
-//! the checks (a third, `check_invariants` a tenth), the form (a fifth), the copy of the
-//! state (a sixth, mostly the core's own `clone_from`) and shutting new states down (a
-//! twelfth), none of them more than a third.
+//! (3,813,273 states, 88,051,949 inputs tried: 83.6 s of CPU and 43.2 s wall alone, the
+//! whole of `larger_bounds` 95.3 s and 49.2 s, see above), and 12 stays a command to run by
+//! hand (after a change to the core's rules, say). Two minutes on two cores is 240 s of
+//! CPU, 0.58 µs an input tried: a transition about 1.6 times cheaper than the 0.93 µs of
+//! this run (more on a shared machine, where the job gets less than its two cores: 154% in
+//! the round before). A partial-order reduction would not close the gap in a way worth having:
+//! sleep sets prune inputs, not states (every one of the 13 million must still be reached),
+//! and they skip an input on one shard after an input on the other because the two are
+//! declared independent, which is the very cross-shard isolation this two-shard bound
+//! exists to check on the real core. Nor would the cuts that look largest: an input that is
+//! refused, or leads back to its state, is shown to change nothing by its copy, its checks
+//! and the comparison of its state; trying it on the state itself and undoing it, or
+//! skipping its checks, would rest either on the core's promise that a refused input changes
+//! nothing (the very thing checked) or on comparing the whole buffer and model with a saved
+//! copy, which costs about what the copy does; checking only the shards an input touched
+//! would likewise need the untouched ones shown unchanged (the slab, the buffer-wide queue
+//! and the timers are shared); sharing unchanged shard details between copies would change
+//! the core's clone for every user, not just this test. What is left is spread (see the
+//! last round above), none of it more than a third.
 //! States are merged on the core's state, and the model is compared
 //! along the shortest sequence to each one: a core bug that would make two states the model
 //! tells apart look alike is found only if some explored transition shows it (the harness
@@ -716,8 +761,8 @@ fn larger_bounds() {
         depth(6),
     );
     // Two shards: their space is about the product of two shards' spaces, and grows one and
-    // a half- to sevenfold per input, so it is explored to a depth (10: 12 takes ten
-    // minutes, see "Limits").
+    // a half- to sevenfold per input, so it is explored to a depth (10: 12 takes three and a
+    // half minutes on two free cores, see "Limits").
     explore_without_reconfiguring_or_pausing(
         "2 shards, 2 slots, drain concurrency 2",
         setup(2, 2, 2),
@@ -821,10 +866,12 @@ const FAIL: Option<Cause> = Some(Cause::Reparent);
 
 /// `Buffer::inspect_into`, which the explorer reads every state with, reads what `inspect`
 /// reads, into a state read before that held more or fewer shards, queued tickets and
-/// live tickets, or a shutdown.
+/// live tickets, or a shutdown; and `Buffer::inspect_is`, which it asks first whether an
+/// input left the state as it was, says whether `inspect` would read a given state.
 #[test]
 fn inspect_into_reads_what_inspect_reads() {
     let mut earlier: Vec<failover_buffer::inspect::State> = Vec::new();
+    let mut read: Vec<failover_buffer::inspect::State> = Vec::new();
     for (shards, ops) in [
         (2, &[][..]),
         (
@@ -879,6 +926,39 @@ fn inspect_into_reads_what_inspect_reads() {
             h.buffer().inspect_into(state);
             assert_eq!(*state, fresh, "after {ops:?}");
         }
+        assert!(h.buffer().inspect_is(&fresh), "after {ops:?}");
+        for other in &read {
+            assert!(
+                *other != fresh && !h.buffer().inspect_is(other),
+                "after {ops:?}"
+            );
+        }
+        // The same state but one field of it: a ticket's deadline, a shard's counter, the
+        // clock, the shutdown's grace.
+        let mut changed = fresh.clone();
+        if let Some(t) = changed.tickets.first_mut() {
+            t.deadline = t
+                .deadline
+                .saturating_add(std::time::Duration::from_nanos(1));
+            assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+            changed = fresh.clone();
+        }
+        if let Some(s) = changed.shards.last_mut() {
+            s.stats.buffered += 1;
+            assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+            changed = fresh.clone();
+        }
+        if let Some(shutdown) = &mut changed.shutdown {
+            let ns = std::time::Duration::from_nanos(1);
+            shutdown.grace = shutdown.grace.checked_sub(ns).unwrap_or(ns);
+            assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+            changed = fresh.clone();
+        }
+        changed.now = changed
+            .now
+            .saturating_add(std::time::Duration::from_nanos(1));
+        assert!(!h.buffer().inspect_is(&changed), "after {ops:?}");
+        read.push(fresh.clone());
         earlier.push(fresh);
     }
 }

@@ -426,6 +426,10 @@ pub(crate) struct Harness {
     transcript: Option<Vec<Step>>,
     /// `Op::Request`s applied so far: which of [`REQUEST_BYTES`] the next one carries.
     requests: usize,
+    /// The allocations of the last input's actions, the core's and the model's, refilled
+    /// by the next (not part of the state: a clone starts with none, and `clone_from`
+    /// keeps its own). The exhaustive test applies one input per transition it tries.
+    spare: (Vec<Action>, Vec<Action>),
 }
 
 impl Clone for Harness {
@@ -443,6 +447,7 @@ impl Clone for Harness {
             end_of_time,
             transcript,
             requests,
+            spare: _,
         } = self;
         Harness {
             buffer: buffer.clone(),
@@ -457,6 +462,7 @@ impl Clone for Harness {
             end_of_time: *end_of_time,
             transcript: transcript.clone(),
             requests: *requests,
+            spare: (Vec::new(), Vec::new()),
         }
     }
 
@@ -475,6 +481,7 @@ impl Clone for Harness {
             end_of_time,
             transcript,
             requests,
+            spare: _,
         } = self;
         buffer.clone_from(&source.buffer);
         model.clone_from(&source.model);
@@ -580,6 +587,7 @@ impl Harness {
             end_of_time: false,
             transcript: Some(Vec::new()),
             requests: 0,
+            spare: (Vec::new(), Vec::new()),
         })
     }
 
@@ -915,8 +923,11 @@ impl Harness {
         is_tick: bool,
         ended_by_input: Option<(Ticket, bool)>,
     ) -> Result<(), String> {
-        let mut actions: Vec<Action> = std::iter::from_fn(|| self.buffer.poll_action()).collect();
-        let mut expected = self.model.take_actions();
+        let (mut actions, mut expected) = std::mem::take(&mut self.spare);
+        actions.clear();
+        actions.extend(std::iter::from_fn(|| self.buffer.poll_action()));
+        expected.clear();
+        self.model.take_actions_into(&mut expected);
         if per_shard_order {
             // An input that visits several shards may visit them in any order.
             let key = |a: &Action| self.shard_of(a);
@@ -939,10 +950,11 @@ impl Harness {
         if let Some(transcript) = &mut self.transcript {
             transcript.push(Step {
                 outcome: anonymous_outcome(outcome),
-                actions: actions.into_iter().map(anonymous_action).collect(),
+                actions: actions.iter().copied().map(anonymous_action).collect(),
                 timeout: self.buffer.poll_timeout(),
             });
         }
+        self.spare = (actions, expected);
         Ok(())
     }
 
@@ -1109,13 +1121,12 @@ impl Harness {
             ];
             // The kinds the model has due then for that shard, as bits in `ORDER`'s order
             // (a set, not a vector: this runs after every input the exhaustive test tries).
-            let due = self
-                .model
-                .timers()
-                .filter(|&(at, shard, _)| at == d.at.as_nanos() && shard == d.shard.index())
-                .fold(0u8, |bits, (_, _, kind)| {
-                    bits | ORDER.iter().position(|&k| k == kind).map_or(0, |i| 1 << i)
-                });
+            let mut due = 0u8;
+            self.model.each_timer(|at, shard, kind| {
+                if at == d.at.as_nanos() && shard == d.shard.index() {
+                    due |= ORDER.iter().position(|&k| k == kind).map_or(0, |i| 1 << i);
+                }
+            });
             let first = (due != 0).then(|| ORDER[due.trailing_zeros() as usize]);
             if first != Some(d.kind) || Some(d.at) != timeout {
                 let due: Vec<TimerKind> = (0..ORDER.len())

@@ -72,4 +72,68 @@ impl Buffer {
             }),
         }
     }
+
+    /// Whether [`inspect_state`](Self::inspect_state) would read `read`, without writing a
+    /// copy; every field named, as there.
+    pub(crate) fn state_is(&self, read: &State) -> bool {
+        let Buffer {
+            config: _,
+            limits: _,
+            shards,
+            names: _,
+            pool,
+            active,
+            timers: _,
+            actions,
+            now,
+            last_tick,
+            shut_down,
+            closed,
+            input_stats: _,
+            shutdown,
+        } = self;
+        let State {
+            now: read_now,
+            last_tick: read_last_tick,
+            shut_down: read_shut_down,
+            closed: read_closed,
+            pending_actions,
+            active: read_active,
+            shards: read_shards,
+            tickets,
+            tickets_issued,
+            shutdown: read_shutdown,
+        } = read;
+        *now == *read_now
+            && *last_tick == *read_last_tick
+            && *shut_down == *read_shut_down
+            && *closed == *read_closed
+            && actions.len() == *pending_actions
+            && active.list == *read_active
+            && shards.len() == read_shards.len()
+            && shards
+                .iter()
+                .zip(read_shards)
+                .all(|(s, read)| s.is(pool, read))
+            && pool.tickets_issued() == *tickets_issued
+            && pool.tickets_are(tickets)
+            && match (shutdown, read_shutdown) {
+                (None, None) => true,
+                (Some(s), Some(read)) => {
+                    let Shutdown { grace, stopped } = read;
+                    s.plan
+                        .phase(ShutdownPhase::WaitForRetries.id())
+                        .map_or(core::time::Duration::ZERO, |p| p.max_wait_duration())
+                        == *grace
+                        && s.stopped.len() == stopped.len()
+                        && s.stopped
+                            .iter()
+                            .zip(stopped)
+                            .all(|((id, unstop), (read_id, read))| {
+                                id == read_id && unstop.inspect() == *read
+                            })
+                }
+                _ => false,
+            }
+    }
 }

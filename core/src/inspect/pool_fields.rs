@@ -55,6 +55,50 @@ impl Pool {
         held
     }
 
+    /// Whether [`inspect_tickets`](Self::inspect_tickets) would read `held` (sorted by
+    /// generation, as it reads them), without writing a copy.
+    pub(crate) fn tickets_are(&self, held: &[Held]) -> bool {
+        let Pool {
+            entries,
+            all: _,
+            held_by: _,
+            bytes_by: _,
+            bytes: _,
+            sizes: _,
+            next_generation: _,
+            buffer,
+        } = self;
+        entries.len() == held.len()
+            && entries.iter().all(|(slot, e)| {
+                let Entry {
+                    generation,
+                    deadline,
+                    held_at,
+                    prev: _,
+                    next: _,
+                    all_prev: _,
+                    all_next: _,
+                    shard,
+                    status,
+                } = *e;
+                let read = Held {
+                    ticket: Ticket {
+                        slot: slot as u32,
+                        buffer: *buffer,
+                        generation,
+                    },
+                    shard,
+                    status: status.public(),
+                    deadline,
+                    held_at,
+                    bytes: self.bytes_of(slot as u32),
+                };
+                // Generations are unique: the one read with this generation, if any.
+                held.binary_search_by_key(&generation, |h| h.ticket.generation)
+                    .is_ok_and(|i| held[i] == read)
+            })
+    }
+
     /// Tickets issued so far: generations are handed out from 1.
     pub(crate) fn tickets_issued(&self) -> u64 {
         self.next_generation - 1
@@ -68,5 +112,13 @@ impl Pool {
                 .map(|slot| self.ticket_at(slot)),
         );
         read
+    }
+
+    /// Whether [`inspect_queue`](Self::inspect_queue) would read `read`.
+    pub(crate) fn queue_is(&self, queue: &Queue, read: &[Ticket]) -> bool {
+        let mut slots = self.walk(queue, self.entries.len());
+        read.iter()
+            .all(|&t| slots.next().is_some_and(|slot| self.ticket_at(slot) == t))
+            && slots.next().is_none()
     }
 }

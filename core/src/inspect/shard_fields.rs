@@ -84,6 +84,95 @@ impl ShardBuffer {
     }
 }
 
+impl ShardBuffer {
+    /// Whether [`inspect`](Self::inspect) would read `read`, without writing a copy; every
+    /// field named, as there.
+    pub(crate) fn is(&self, pool: &Pool, read: &inspect::Shard) -> bool {
+        let ShardBuffer {
+            mode,
+            state,
+            last_reparent,
+            primary,
+            highest_term,
+            detail: _,
+        } = self;
+        let Detail {
+            queue,
+            drain_in_flight,
+            drain_excess,
+            episode,
+            last_end,
+            stats,
+            waits: _,
+            hold,
+        } = self.d();
+        let Episode {
+            start,
+            start_term,
+            saw_not_serving,
+            stopped,
+            last_stop,
+            release,
+            drain_start,
+            resume_at,
+            first_hold,
+            last_release,
+        } = *episode;
+        let Hold { pause, pause_drain } = *hold;
+        let inspect::Shard {
+            mode: read_mode,
+            state: read_state,
+            queue: read_queue,
+            drain_in_flight: read_drain_in_flight,
+            drain_excess: read_drain_excess,
+            episode: read_episode,
+            last_end: read_last_end,
+            pause: read_pause,
+            pause_drain: read_pause_drain,
+            last_reparent: read_last_reparent,
+            primary: read_primary,
+            highest_term: read_highest_term,
+            stats: read_stats,
+        } = read;
+        *mode == *read_mode
+            && *state == *read_state
+            && *drain_in_flight == *read_drain_in_flight
+            && *drain_excess == *read_drain_excess
+            && *read_episode
+                == inspect::Episode {
+                    start,
+                    start_term,
+                    saw_not_serving,
+                    stopped,
+                    last_stop,
+                    release,
+                    drain_start,
+                    resume_at,
+                    first_hold,
+                    last_release,
+                }
+            && *last_end == *read_last_end
+            && *read_pause
+                == pause.map(
+                    |Pause {
+                         since,
+                         until,
+                         under,
+                     }| inspect::Pause {
+                        since,
+                        until,
+                        under,
+                    },
+                )
+            && pause_drain == *read_pause_drain
+            && *last_reparent == *read_last_reparent
+            && *primary == *read_primary
+            && *highest_term == *read_highest_term
+            && *stats == *read_stats
+            && pool.queue_is(queue, read_queue)
+    }
+}
+
 impl Unstop {
     pub(crate) fn inspect(&self) -> inspect::Unstop {
         let Unstop {

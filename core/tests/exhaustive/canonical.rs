@@ -309,11 +309,11 @@ impl Look {
         }
     }
 
-    /// Whether `buffer`, whose state is `state`, with the harness clock at `clock_ns`, has
-    /// this look.
-    pub(crate) fn is(&self, buffer: &Buffer, state: &State, clock_ns: Option<i64>) -> bool {
+    /// Whether `buffer`, with the harness clock at `clock_ns`, has this look: its state
+    /// compared where it is (`Buffer::inspect_is`), not read into a copy first.
+    pub(crate) fn is(&self, buffer: &Buffer, clock_ns: Option<i64>) -> bool {
         self.clock_ns == clock_ns
-            && self.state == *state
+            && buffer.inspect_is(&self.state)
             && self.config == *buffer.config()
             && match (&self.plan, buffer.shutdown_plan()) {
                 (None, None) => true,

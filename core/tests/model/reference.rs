@@ -297,7 +297,11 @@ impl Clone for Model {
             input_stats,
             actions,
         } = self;
-        modes.clone_from(&source.modes);
+        // Fixed at set-up (a reconfiguration may not change them), so nearly always the
+        // same: comparing the filter is cheaper than cloning it into a new one.
+        if *modes != source.modes {
+            modes.clone_from(&source.modes);
+        }
         *proactive_start = source.proactive_start;
         *size = source.size;
         *window = source.window;
@@ -467,19 +471,26 @@ impl Model {
     /// The actions queued since the last call, oldest first. The queue keeps its
     /// allocation (an input that queues none allocates nothing).
     pub(crate) fn take_actions(&mut self) -> Vec<Action> {
-        let taken = self
-            .actions
-            .iter()
-            .map(|&(action, woken)| match (action, woken) {
-                (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
-                    ticket: self.handle(i),
-                    verdict,
-                },
-                (action, _) => action,
-            })
-            .collect();
-        self.actions.clear();
+        let mut taken = Vec::new();
+        self.take_actions_into(&mut taken);
         taken
+    }
+
+    /// [`Model::take_actions`], appended to `into` (whose allocation the harness keeps from
+    /// one input to the next).
+    pub(crate) fn take_actions_into(&mut self, into: &mut Vec<Action>) {
+        into.extend(
+            self.actions
+                .iter()
+                .map(|&(action, woken)| match (action, woken) {
+                    (Action::Wake { verdict, .. }, Some(i)) => Action::Wake {
+                        ticket: self.handle(i),
+                        verdict,
+                    },
+                    (action, _) => action,
+                }),
+        );
+        self.actions.clear();
     }
 
     /// Queues a `Wake` of ticket `i`.
@@ -1651,51 +1662,47 @@ impl Model {
         self.now
     }
 
-    /// Every timer armed: `(when, shard, why)`. Only buffering shards have timers.
-    pub(crate) fn timers(&self) -> impl Iterator<Item = (u64, usize, TimerKind)> + '_ {
-        // An iterator, not a vector: read after every input the exhaustive test tries.
-        self.shards
-            .iter()
-            .enumerate()
-            .filter(|&(shard, _)| self.visible(shard) == ShardState::Buffering)
-            .flat_map(move |(shard, s)| {
-                let episode = s
-                    .episode
-                    .as_ref()
-                    .filter(|_| s.state == ShardState::Buffering);
-                let max_duration = episode.map(|e| {
-                    (
-                        e.start.saturating_add(self.max_failover_duration),
-                        shard,
-                        TimerKind::MaxFailoverDuration,
-                    )
-                });
-                let backoff = episode
-                    .and_then(|e| e.resume_at)
-                    .map(|at| (at, shard, TimerKind::DrainBackoff));
-                let pause = s
-                    .pause
-                    .map(|(_, until)| (until, shard, TimerKind::PauseExpiry));
-                let windows = s
-                    .queue
-                    .iter()
-                    .map(move |&i| (self.tickets[i].deadline, shard, TimerKind::Window));
-                max_duration
-                    .into_iter()
-                    .chain(backoff)
-                    .chain(pause)
-                    .chain(windows)
-            })
+    /// Every timer armed, as `visit(when, shard, why)`. Only buffering shards have timers.
+    /// Visited, not listed nor iterated: read after every input the exhaustive test tries
+    /// (an iterator of chained per-shard iterators was a fortieth of a transition).
+    pub(crate) fn each_timer(&self, mut visit: impl FnMut(u64, usize, TimerKind)) {
+        for (shard, s) in self.shards.iter().enumerate() {
+            if self.visible(shard) != ShardState::Buffering {
+                continue;
+            }
+            if let Some(e) = s
+                .episode
+                .as_ref()
+                .filter(|_| s.state == ShardState::Buffering)
+            {
+                visit(
+                    e.start.saturating_add(self.max_failover_duration),
+                    shard,
+                    TimerKind::MaxFailoverDuration,
+                );
+                if let Some(at) = e.resume_at {
+                    visit(at, shard, TimerKind::DrainBackoff);
+                }
+            }
+            if let Some((_, until)) = s.pause {
+                visit(until, shard, TimerKind::PauseExpiry);
+            }
+            for &i in &s.queue {
+                visit(self.tickets[i].deadline, shard, TimerKind::Window);
+            }
+        }
     }
 
     /// When `tick` is next due. A timer at `u64::MAX` (a saturated deadline) is "never".
     pub(crate) fn next_timeout(&self) -> Option<u64> {
         let grace = self.shutdown.as_ref().and_then(|s| s.grace_ends);
-        self.timers()
-            .map(|(at, _, _)| at)
-            .chain(grace)
-            .filter(|&at| at != u64::MAX)
-            .min()
+        let mut next = grace.filter(|&at| at != u64::MAX);
+        self.each_timer(|at, _, _| {
+            if at != u64::MAX && next.is_none_or(|n| at < n) {
+                next = Some(at);
+            }
+        });
+        next
     }
 
     /// `Buffer::free_slots`.
