@@ -59,11 +59,7 @@ impl Buffer {
             tickets: pool.inspect_tickets(held),
             tickets_issued: pool.tickets_issued(),
             shutdown: shutdown.as_ref().map(|s| Shutdown {
-                // The plan's wait for retries is built with the grace (`shutdown::plan`).
-                grace: s
-                    .plan
-                    .phase(ShutdownPhase::WaitForRetries.id())
-                    .map_or(core::time::Duration::ZERO, |p| p.max_wait_duration()),
+                grace: shutdown_grace(s),
                 stopped: s
                     .stopped
                     .iter()
@@ -121,10 +117,7 @@ impl Buffer {
                 (None, None) => true,
                 (Some(s), Some(read)) => {
                     let Shutdown { grace, stopped } = read;
-                    s.plan
-                        .phase(ShutdownPhase::WaitForRetries.id())
-                        .map_or(core::time::Duration::ZERO, |p| p.max_wait_duration())
-                        == *grace
+                    shutdown_grace(s) == *grace
                         && s.stopped.len() == stopped.len()
                         && s.stopped
                             .iter()
@@ -136,4 +129,12 @@ impl Buffer {
                 _ => false,
             }
     }
+}
+
+/// The shutdown's grace: its plan's wait for retries is built with it (`shutdown::plan`).
+fn shutdown_grace(shutdown: &crate::shutdown::Shutdown) -> core::time::Duration {
+    shutdown
+        .plan
+        .phase(ShutdownPhase::WaitForRetries.id())
+        .map_or(core::time::Duration::ZERO, |p| p.max_wait_duration())
 }

@@ -24,33 +24,7 @@ impl Pool {
             buffer,
         } = self;
         held.clear();
-        held.extend(entries.iter().map(|(slot, e)| {
-            let Entry {
-                generation,
-                deadline,
-                held_at,
-                prev: _,
-                next: _,
-                all_prev: _,
-                all_next: _,
-                shard,
-                status,
-            } = *e;
-            Held {
-                // Slots are below the pool's size, a `u32` (as `iter` reads them).
-                ticket: Ticket {
-                    slot: slot as u32,
-                    buffer: *buffer,
-                    generation,
-                },
-                shard,
-                status: status.public(),
-                deadline,
-                held_at,
-                // Slots are below the pool's size, a `u32`.
-                bytes: self.bytes_of(slot as u32),
-            }
-        }));
+        held.extend(entries.iter().map(|(slot, e)| self.held(*buffer, slot, e)));
         held.sort_unstable_by_key(|h| h.ticket.generation);
         held
     }
@@ -70,33 +44,40 @@ impl Pool {
         } = self;
         entries.len() == held.len()
             && entries.iter().all(|(slot, e)| {
-                let Entry {
-                    generation,
-                    deadline,
-                    held_at,
-                    prev: _,
-                    next: _,
-                    all_prev: _,
-                    all_next: _,
-                    shard,
-                    status,
-                } = *e;
-                let read = Held {
-                    ticket: Ticket {
-                        slot: slot as u32,
-                        buffer: *buffer,
-                        generation,
-                    },
-                    shard,
-                    status: status.public(),
-                    deadline,
-                    held_at,
-                    bytes: self.bytes_of(slot as u32),
-                };
+                let read = self.held(*buffer, slot, e);
                 // Generations are unique: the one read with this generation, if any.
-                held.binary_search_by_key(&generation, |h| h.ticket.generation)
+                held.binary_search_by_key(&read.ticket.generation, |h| h.ticket.generation)
                     .is_ok_and(|i| held[i] == read)
             })
+    }
+
+    /// What [`inspect_tickets`](Self::inspect_tickets) reads of the entry in `slot`: every
+    /// field named (the links are the queues', read through them).
+    fn held(&self, buffer: u32, slot: usize, e: &Entry) -> Held {
+        let Entry {
+            generation,
+            deadline,
+            held_at,
+            prev: _,
+            next: _,
+            all_prev: _,
+            all_next: _,
+            shard,
+            status,
+        } = *e;
+        Held {
+            // Slots are below the pool's size, a `u32` (as `iter` reads them).
+            ticket: Ticket {
+                slot: slot as u32,
+                buffer,
+                generation,
+            },
+            shard,
+            status: status.public(),
+            deadline,
+            held_at,
+            bytes: self.bytes_of(slot as u32),
+        }
     }
 
     /// Tickets issued so far: generations are handed out from 1.

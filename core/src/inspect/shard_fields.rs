@@ -32,18 +32,6 @@ impl ShardBuffer {
             waits: _,
             hold,
         } = self.d();
-        let Episode {
-            start,
-            start_term,
-            saw_not_serving,
-            stopped,
-            last_stop,
-            release,
-            drain_start,
-            resume_at,
-            first_hold,
-            last_release,
-        } = *episode;
         let Hold { pause, pause_drain } = *hold;
         inspect::Shard {
             mode: *mode,
@@ -51,30 +39,9 @@ impl ShardBuffer {
             queue: pool.inspect_queue(queue, queue_read),
             drain_in_flight: *drain_in_flight,
             drain_excess: *drain_excess,
-            episode: inspect::Episode {
-                start,
-                start_term,
-                saw_not_serving,
-                stopped,
-                last_stop,
-                release,
-                drain_start,
-                resume_at,
-                first_hold,
-                last_release,
-            },
+            episode: episode.inspect(),
             last_end: *last_end,
-            pause: pause.map(
-                |Pause {
-                     since,
-                     until,
-                     under,
-                 }| inspect::Pause {
-                    since,
-                    until,
-                    under,
-                },
-            ),
+            pause: pause.map(Pause::inspect),
             pause_drain,
             last_reparent: *last_reparent,
             primary: *primary,
@@ -106,18 +73,6 @@ impl ShardBuffer {
             waits: _,
             hold,
         } = self.d();
-        let Episode {
-            start,
-            start_term,
-            saw_not_serving,
-            stopped,
-            last_stop,
-            release,
-            drain_start,
-            resume_at,
-            first_hold,
-            last_release,
-        } = *episode;
         let Hold { pause, pause_drain } = *hold;
         let inspect::Shard {
             mode: read_mode,
@@ -138,38 +93,61 @@ impl ShardBuffer {
             && *state == *read_state
             && *drain_in_flight == *read_drain_in_flight
             && *drain_excess == *read_drain_excess
-            && *read_episode
-                == inspect::Episode {
-                    start,
-                    start_term,
-                    saw_not_serving,
-                    stopped,
-                    last_stop,
-                    release,
-                    drain_start,
-                    resume_at,
-                    first_hold,
-                    last_release,
-                }
+            && *read_episode == episode.inspect()
             && *last_end == *read_last_end
-            && *read_pause
-                == pause.map(
-                    |Pause {
-                         since,
-                         until,
-                         under,
-                     }| inspect::Pause {
-                        since,
-                        until,
-                        under,
-                    },
-                )
+            && *read_pause == pause.map(Pause::inspect)
             && pause_drain == *read_pause_drain
             && *last_reparent == *read_last_reparent
             && *primary == *read_primary
             && *highest_term == *read_highest_term
             && *stats == *read_stats
             && pool.queue_is(queue, read_queue)
+    }
+}
+
+impl Episode {
+    /// The episode as [`inspect`](ShardBuffer::inspect) reads it: every field named.
+    fn inspect(&self) -> inspect::Episode {
+        let Episode {
+            start,
+            start_term,
+            saw_not_serving,
+            stopped,
+            last_stop,
+            release,
+            drain_start,
+            resume_at,
+            first_hold,
+            last_release,
+        } = *self;
+        inspect::Episode {
+            start,
+            start_term,
+            saw_not_serving,
+            stopped,
+            last_stop,
+            release,
+            drain_start,
+            resume_at,
+            first_hold,
+            last_release,
+        }
+    }
+}
+
+impl Pause {
+    /// The operator pause as [`inspect`](ShardBuffer::inspect) reads it.
+    fn inspect(self) -> inspect::Pause {
+        let Pause {
+            since,
+            until,
+            under,
+        } = self;
+        inspect::Pause {
+            since,
+            until,
+            under,
+        }
     }
 }
 
